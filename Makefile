@@ -1,0 +1,44 @@
+# decsweep: `make demo` and `make test` install what is missing, build, and run.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+VPY := $(VENV)/bin/python
+TORCH_VERSION := 2.11.0
+VENV_STAMP := $(VENV)/.decsweep-torch-$(TORCH_VERSION)
+
+# torch-sys builds against the PyTorch wheel inside .venv (headers and shared libraries).
+# Recursive so it is read after the venv exists.
+export LIBTORCH = $(shell cat $(VENV)/libtorch-path 2>/dev/null)
+export DECSWEEP_PYTHON := $(VPY)
+CARGO ?= cargo
+
+.PHONY: build venv test demo bench-train clean-venv
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy
+	$(VPY) -c 'import os, torch; print(os.path.dirname(torch.__file__))' > $(VENV)/libtorch-path
+	touch $@
+
+build: $(VENV_STAMP)
+	$(CARGO) build --release --workspace --bins
+
+test: $(VENV_STAMP)
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace
+
+demo: build
+	./target/release/decsweep data synth --out target/demo/mosi-synth.safetensors --seed 0
+	./target/release/decsweep-worker train --data target/demo/mosi-synth.safetensors \
+		--pipeline dec --seed 0 --set epochs_ae=20 --set epochs_dec=10 --set epochs_ft=60 \
+		--out target/demo/trial-dec
+
+bench-train: build
+	./target/release/decsweep-worker bench-train --python $(VPY)
+
+clean-venv:
+	rm -rf $(VENV)

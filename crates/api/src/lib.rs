@@ -1,0 +1,10 @@
+//! Vocabulary shared by every decsweep crate: the pipeline parameters (their names are the same
+//! in sweep specs, `--set`, CSV columns and the HTTP API), their defaults and the stages that
+//! read them, and the JSON bodies of the coordinator's HTTP API. No torch here: the coordinator
+//! links this crate.
+
+pub mod params;
+pub mod wire;
+
+pub use params::{Domain, ParamError, ParamSpec, ParamValue, Params, Pipeline, SplitMode, Stage, ZeroLabel, SPECS};
+pub use wire::TrialStatus;

@@ -1,0 +1,529 @@
+//! The pipeline's parameters: one typed struct, one registry describing every field.
+//!
+//! DESIGN.md fixes the names; they are never renamed. Each parameter records the stages that
+//! read it, so a stage's checkpoint key can be derived from exactly the parameters it depends on
+//! and a sweep spec can be told when it varies a parameter its pipeline never reads.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A parameter value as it travels in specs, `--set`, CSV and JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl ParamValue {
+    /// Reads a `--set` right-hand side: an integer, else a float, else a string.
+    pub fn parse_loose(text: &str) -> ParamValue {
+        let t = text.trim();
+        if let Ok(i) = t.parse::<i64>() {
+            ParamValue::Int(i)
+        } else if let Ok(f) = t.parse::<f64>() {
+            ParamValue::Float(f)
+        } else {
+            ParamValue::Str(t.to_string())
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            ParamValue::Int(i) => Some(*i as f64),
+            ParamValue::Float(f) => Some(*f),
+            ParamValue::Str(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Int(i) => write!(f, "{i}"),
+            // `{}` on f64 prints the shortest text that reads back to the same value.
+            ParamValue::Float(x) => write!(f, "{x}"),
+            ParamValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParamError {
+    #[error("unknown parameter `{name}`; valid parameters are: {}", valid_names().join(", "))]
+    Unknown { name: String },
+    #[error("parameter `{name}` expects {expected}, got `{got}`")]
+    WrongType { name: String, expected: String, got: String },
+    #[error("parameter `{name}` = {got} is out of range: expected {expected}")]
+    OutOfRange { name: String, expected: String, got: String },
+    #[error("`--set` expects key=value, got `{0}`")]
+    Syntax(String),
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// A stage of the pipeline. Upstream stages come first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Preprocessing and splits.
+    Data,
+    /// Autoencoder pretraining (reconstruction + disentanglement).
+    Ae,
+    /// Semi-supervised deep embedded clustering.
+    Dec,
+    /// Supervised classifier training (the baseline, or fine-tuning after DEC).
+    Finetune,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Data => "data",
+            Stage::Ae => "ae",
+            Stage::Dec => "dec",
+            Stage::Finetune => "finetune",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which training pipeline a trial runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pipeline {
+    /// The classifier trained from scratch on the labeled part.
+    Baseline,
+    /// AE pretraining → semi-supervised DEC → fine-tuning of the transferred encoders.
+    Dec,
+}
+
+impl Pipeline {
+    pub const ALL: [Pipeline; 2] = [Pipeline::Baseline, Pipeline::Dec];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Pipeline::Baseline => "baseline",
+            Pipeline::Dec => "dec",
+        }
+    }
+
+    /// The stages this pipeline runs, upstream first.
+    pub fn stages(self) -> &'static [Stage] {
+        match self {
+            Pipeline::Baseline => &[Stage::Data, Stage::Finetune],
+            Pipeline::Dec => &[Stage::Data, Stage::Ae, Stage::Dec, Stage::Finetune],
+        }
+    }
+
+    /// Whether this pipeline reads the parameter at all.
+    pub fn reads(self, spec: &ParamSpec) -> bool {
+        spec.stages.iter().any(|s| self.stages().contains(s))
+    }
+}
+
+impl FromStr for Pipeline {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "baseline" => Ok(Pipeline::Baseline),
+            "dec" => Ok(Pipeline::Dec),
+            other => Err(format!("unknown pipeline `{other}`; expected one of: baseline, dec")),
+        }
+    }
+}
+
+impl fmt::Display for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What happens to utterances whose sentiment score is exactly 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroLabel {
+    Drop,
+    Negative,
+    Positive,
+}
+
+/// Where the train/validation/test partition comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitMode {
+    /// Seeded stratified split as in the paper; rows the file marks as test stay held out.
+    Random,
+    /// The file's own `split` tensor (train / valid / test).
+    Dataset,
+}
+
+/// The type and valid range of a parameter.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Domain {
+    /// A real number in `[min, max]`, with `min` excluded when `min_open`.
+    Float { min: f64, max: f64, min_open: bool },
+    /// An integer in `[min, max]`.
+    Int { min: i64, max: i64 },
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+}
+
+impl Domain {
+    fn describe(&self) -> String {
+        match self {
+            Domain::Float { min, max, min_open } => {
+                let lo = if *min_open { "(" } else { "[" };
+                if max.is_infinite() {
+                    format!("a number in {lo}{min}, ∞)")
+                } else {
+                    format!("a number in {lo}{min}, {max}]")
+                }
+            }
+            Domain::Int { min, max } if *max == i64::MAX => format!("an integer ≥ {min}"),
+            Domain::Int { min, max } => format!("an integer in [{min}, {max}]"),
+            Domain::Choice(words) => format!("one of {}", words.join(", ")),
+        }
+    }
+}
+
+/// One parameter's entry in the registry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub domain: Domain,
+    /// Stages that read this parameter directly.
+    pub stages: &'static [Stage],
+    pub doc: &'static str,
+}
+
+impl ParamSpec {
+    /// Converts and range-checks a value for this parameter.
+    pub fn check(&self, value: &ParamValue) -> Result<ParamValue, ParamError> {
+        let wrong = || ParamError::WrongType {
+            name: self.name.to_string(),
+            expected: self.domain.describe(),
+            got: value.to_string(),
+        };
+        let out_of_range = || ParamError::OutOfRange {
+            name: self.name.to_string(),
+            expected: self.domain.describe(),
+            got: value.to_string(),
+        };
+        match self.domain {
+            Domain::Float { min, max, min_open } => {
+                let x = value.as_f64().ok_or_else(wrong)?;
+                let above = if min_open { x > min } else { x >= min };
+                if !(x.is_finite() && above && x <= max) {
+                    return Err(out_of_range());
+                }
+                Ok(ParamValue::Float(x))
+            }
+            Domain::Int { min, max } => {
+                let i = match value {
+                    ParamValue::Int(i) => *i,
+                    ParamValue::Float(f) if f.fract() == 0.0 && f.is_finite() => *f as i64,
+                    _ => return Err(wrong()),
+                };
+                if i < min || i > max {
+                    return Err(out_of_range());
+                }
+                Ok(ParamValue::Int(i))
+            }
+            Domain::Choice(words) => match value {
+                ParamValue::Str(s) if words.contains(&s.as_str()) => Ok(value.clone()),
+                ParamValue::Str(_) => Err(out_of_range()),
+                _ => Err(wrong()),
+            },
+        }
+    }
+}
+
+const ARCH: &[Stage] = &[Stage::Ae, Stage::Dec, Stage::Finetune];
+const POSITIVE: Domain = Domain::Float { min: 0.0, max: f64::INFINITY, min_open: true };
+const NON_NEGATIVE: Domain = Domain::Float { min: 0.0, max: f64::INFINITY, min_open: false };
+const COUNT: Domain = Domain::Int { min: 1, max: i64::MAX };
+
+/// Declares the `Params` struct, its paper defaults and the registry in one place so the three
+/// can never drift apart.
+macro_rules! params {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, $domain:expr, $stages:expr; )*) => {
+        /// Every parameter of a trial. `Default` gives the paper's settings.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Params {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Default for Params {
+            fn default() -> Self {
+                Params { $( $name: $default, )* }
+            }
+        }
+
+        /// The registry, in declaration order.
+        pub const SPECS: &[ParamSpec] = &[
+            $( ParamSpec {
+                name: stringify!($name),
+                domain: $domain,
+                stages: $stages,
+                doc: concat!($($doc),*),
+            }, )*
+        ];
+
+        impl Params {
+            /// The value of a parameter by name.
+            pub fn get(&self, name: &str) -> Result<ParamValue, ParamError> {
+                match name {
+                    $( stringify!($name) => Ok(self.$name.to_value()), )*
+                    _ => Err(ParamError::Unknown { name: name.to_string() }),
+                }
+            }
+
+            /// Sets a parameter by name, converting and range-checking the value.
+            pub fn set(&mut self, name: &str, value: &ParamValue) -> Result<(), ParamError> {
+                let spec = spec(name)?;
+                let checked = spec.check(value)?;
+                match name {
+                    $( stringify!($name) => self.$name = <$ty as ParamType>::from_value(&checked), )*
+                    _ => unreachable!("spec() accepted an unregistered name"),
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+params! {
+    /// Fraction of the training rows whose labels are kept. Registered with the stages that use
+    /// labels, not with `data`: the train/validation partition does not depend on it, so an AE
+    /// checkpoint is shared across label fractions.
+    label_fraction: f64 = 0.4, Domain::Float { min: 0.0, max: 1.0, min_open: true }, &[Stage::Dec, Stage::Finetune];
+    /// What a sentiment score of exactly 0 becomes: drop the row, or count it negative/positive.
+    zero_label: ZeroLabel = ZeroLabel::Drop, Domain::Choice(&["drop", "negative", "positive"]), &[Stage::Data];
+    /// `random`: seeded stratified split (file test rows stay held out); `dataset`: the file's split.
+    split: SplitMode = SplitMode::Random, Domain::Choice(&["random", "dataset"]), &[Stage::Data];
+    /// Fraction of rows held out for validation by the random split.
+    val_fraction: f64 = 0.2, Domain::Float { min: 0.0, max: 0.9, min_open: true }, &[Stage::Data];
+    /// Time steps every sequence is padded or truncated to.
+    seq_len: i64 = 30, COUNT, &[Stage::Data];
+    /// Width of each modality's Transformer encoder.
+    d_model: i64 = 128, COUNT, ARCH;
+    /// Attention heads per encoder layer (must divide d_model).
+    n_heads: i64 = 4, COUNT, ARCH;
+    /// Transformer layers per modality encoder.
+    n_layers: i64 = 2, COUNT, ARCH;
+    /// Hidden width of each encoder layer's feed-forward block.
+    ff_dim: i64 = 256, COUNT, ARCH;
+    /// Dropout in encoders and classifier head.
+    dropout: f64 = 0.1, Domain::Float { min: 0.0, max: 0.95, min_open: false }, ARCH;
+    /// Width of the autoencoder's fused latent z.
+    latent_dim: i64 = 64, COUNT, &[Stage::Ae, Stage::Dec];
+    /// Number of DEC clusters K.
+    n_clusters: i64 = 2, Domain::Int { min: 2, max: 1024 }, &[Stage::Dec];
+    /// Degrees of freedom of the Student-t kernel of Q.
+    dof: f64 = 1.0, POSITIVE, &[Stage::Dec];
+    /// Epochs between recomputations of the target distribution P.
+    p_update: i64 = 1, COUNT, &[Stage::Dec];
+    /// Weight of the reconstruction term during AE pretraining.
+    alpha_ae: f64 = 1.0, NON_NEGATIVE, &[Stage::Ae];
+    /// Weight of the disentanglement term during AE pretraining.
+    gamma_ae: f64 = 0.001, NON_NEGATIVE, &[Stage::Ae];
+    /// Weight of the clustering term KL(P‖Q) in the DEC loss (1 in equation 8; 0 ablates it).
+    cluster_weight: f64 = 1.0, NON_NEGATIVE, &[Stage::Dec];
+    /// Weight α of the reconstruction term in the DEC loss (equation 8).
+    alpha: f64 = 0.1, NON_NEGATIVE, &[Stage::Dec];
+    /// Weight β of the supervised term in the DEC loss (equation 8).
+    beta: f64 = 0.5, NON_NEGATIVE, &[Stage::Dec];
+    /// Weight γ of the disentanglement term in the DEC loss (equation 8).
+    gamma: f64 = 0.0, NON_NEGATIVE, &[Stage::Dec];
+    /// Adam learning rate of AE pretraining.
+    lr_ae: f64 = 5e-4, POSITIVE, &[Stage::Ae];
+    /// Adam learning rate of the DEC stage.
+    lr_dec: f64 = 1e-4, POSITIVE, &[Stage::Dec];
+    /// Adam learning rate of the classifier (baseline and fine-tune).
+    lr_ft: f64 = 4e-5, POSITIVE, &[Stage::Finetune];
+    /// Adam (L2) weight decay of the classifier.
+    weight_decay: f64 = 1e-2, NON_NEGATIVE, &[Stage::Finetune];
+    /// Mini-batch size of every stage.
+    batch_size: i64 = 128, COUNT, &[Stage::Ae, Stage::Dec, Stage::Finetune];
+    /// Epochs of AE pretraining.
+    epochs_ae: i64 = 200, COUNT, &[Stage::Ae];
+    /// Epochs of the DEC stage.
+    epochs_dec: i64 = 100, COUNT, &[Stage::Dec];
+    /// Epochs of classifier training.
+    epochs_ft: i64 = 500, COUNT, &[Stage::Finetune];
+}
+
+/// The registry entry of a parameter.
+pub fn spec(name: &str) -> Result<&'static ParamSpec, ParamError> {
+    SPECS
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| ParamError::Unknown { name: name.to_string() })
+}
+
+/// Every parameter name, in registry order.
+pub fn valid_names() -> Vec<&'static str> {
+    SPECS.iter().map(|s| s.name).collect()
+}
+
+impl Params {
+    /// Applies one `key=value` assignment as given on a command line.
+    pub fn apply_assignment(&mut self, assignment: &str) -> Result<(), ParamError> {
+        let (key, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| ParamError::Syntax(assignment.to_string()))?;
+        self.set(key.trim(), &ParamValue::parse_loose(value))
+    }
+
+    /// Checks constraints that involve more than one parameter.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        if self.d_model % self.n_heads != 0 {
+            return Err(ParamError::Inconsistent(format!(
+                "d_model ({}) must be divisible by n_heads ({})",
+                self.d_model, self.n_heads
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every parameter as `name → value`, in name order.
+    pub fn to_map(&self) -> BTreeMap<&'static str, ParamValue> {
+        SPECS.iter().map(|s| (s.name, self.get(s.name).expect("registered"))).collect()
+    }
+
+    /// The parameters `stage` and its upstream stages read in `pipeline`: exactly what a
+    /// checkpoint of that stage depends on besides the dataset and the seed.
+    pub fn stage_inputs(&self, pipeline: Pipeline, stage: Stage) -> BTreeMap<&'static str, ParamValue> {
+        let upto: Vec<Stage> = pipeline.stages().iter().copied().filter(|s| *s <= stage).collect();
+        SPECS
+            .iter()
+            .filter(|s| s.stages.iter().any(|st| upto.contains(st)))
+            .map(|s| (s.name, self.get(s.name).expect("registered")))
+            .collect()
+    }
+}
+
+/// Conversion between a field's Rust type and a [`ParamValue`] already checked by its spec.
+trait ParamType: Sized {
+    fn to_value(&self) -> ParamValue;
+    fn from_value(v: &ParamValue) -> Self;
+}
+
+impl ParamType for f64 {
+    fn to_value(&self) -> ParamValue {
+        ParamValue::Float(*self)
+    }
+    fn from_value(v: &ParamValue) -> Self {
+        v.as_f64().expect("checked by spec")
+    }
+}
+
+impl ParamType for i64 {
+    fn to_value(&self) -> ParamValue {
+        ParamValue::Int(*self)
+    }
+    fn from_value(v: &ParamValue) -> Self {
+        match v {
+            ParamValue::Int(i) => *i,
+            _ => unreachable!("checked by spec"),
+        }
+    }
+}
+
+/// Enums stored as their lowercase serde names.
+macro_rules! word_param {
+    ($ty:ty) => {
+        impl ParamType for $ty {
+            fn to_value(&self) -> ParamValue {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(s)) => ParamValue::Str(s),
+                    _ => unreachable!("unit enum serialises to a string"),
+                }
+            }
+            fn from_value(v: &ParamValue) -> Self {
+                serde_json::from_value(serde_json::Value::String(v.to_string())).expect("checked by spec")
+            }
+        }
+    };
+}
+word_param!(ZeroLabel);
+word_param!(SplitMode);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_papers() {
+        let p = Params::default();
+        assert_eq!((p.epochs_ft, p.lr_ft, p.weight_decay, p.batch_size), (500, 4e-5, 1e-2, 128));
+        assert_eq!((p.epochs_ae, p.lr_ae, p.alpha_ae, p.gamma_ae), (200, 5e-4, 1.0, 0.001));
+        assert_eq!((p.epochs_dec, p.lr_dec, p.alpha, p.beta, p.gamma), (100, 1e-4, 0.1, 0.5, 0.0));
+        assert_eq!((p.label_fraction, p.seq_len, p.d_model, p.n_clusters), (0.4, 30, 128, 2));
+        p.validate().unwrap();
+    }
+
+    #[test]
+    fn every_registered_name_round_trips_through_get_and_set() {
+        let mut p = Params::default();
+        for s in SPECS {
+            let v = p.get(s.name).unwrap();
+            p.set(s.name, &v).unwrap();
+        }
+        assert_eq!(p, Params::default());
+        assert_eq!(SPECS.len(), p.to_map().len(), "duplicate names in the registry");
+    }
+
+    #[test]
+    fn assignments_convert_and_check() {
+        let mut p = Params::default();
+        p.apply_assignment("lr_ft=1e-3").unwrap();
+        p.apply_assignment("epochs_ft = 7").unwrap();
+        p.apply_assignment("alpha=1").unwrap();
+        p.apply_assignment("zero_label=positive").unwrap();
+        assert_eq!((p.lr_ft, p.epochs_ft, p.alpha, p.zero_label), (1e-3, 7, 1.0, ZeroLabel::Positive));
+
+        let unknown = p.apply_assignment("learning_rate=1").unwrap_err();
+        assert!(unknown.to_string().contains("lr_ft"), "lists valid keys: {unknown}");
+        assert!(matches!(p.apply_assignment("label_fraction=0"), Err(ParamError::OutOfRange { .. })));
+        assert!(matches!(p.apply_assignment("label_fraction=1.5"), Err(ParamError::OutOfRange { .. })));
+        assert!(matches!(p.apply_assignment("epochs_ft=2.5"), Err(ParamError::WrongType { .. })));
+        assert!(matches!(p.apply_assignment("zero_label=maybe"), Err(ParamError::OutOfRange { .. })));
+        assert!(matches!(p.apply_assignment("lr_ft=fast"), Err(ParamError::WrongType { .. })));
+        assert!(matches!(p.apply_assignment("lr_ft"), Err(ParamError::Syntax(_))));
+        p.apply_assignment("n_heads=3").unwrap();
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn stage_inputs_follow_the_pipeline() {
+        let p = Params::default();
+        let ae = p.stage_inputs(Pipeline::Dec, Stage::Ae);
+        assert!(ae.contains_key("lr_ae") && ae.contains_key("seq_len") && ae.contains_key("d_model"));
+        assert!(!ae.contains_key("beta") && !ae.contains_key("lr_ft"));
+        assert!(!ae.contains_key("label_fraction"), "AE checkpoints are shared across label fractions");
+        assert!(p.stage_inputs(Pipeline::Dec, Stage::Dec).contains_key("label_fraction"));
+        let ft = p.stage_inputs(Pipeline::Baseline, Stage::Finetune);
+        assert!(ft.contains_key("lr_ft") && !ft.contains_key("lr_ae") && !ft.contains_key("beta"));
+        assert!(Pipeline::Dec.reads(spec("beta").unwrap()));
+        assert!(!Pipeline::Baseline.reads(spec("beta").unwrap()));
+    }
+
+    #[test]
+    fn params_serde_rejects_unknown_fields() {
+        let p: Params = serde_json::from_str(r#"{"lr_ft": 0.01}"#).unwrap();
+        assert_eq!(p.lr_ft, 0.01);
+        assert!(serde_json::from_str::<Params>(r#"{"lr": 0.01}"#).is_err());
+    }
+}

@@ -1,0 +1,268 @@
+//! JSON bodies of the coordinator's HTTP API (`/v1/...`), shared by the coordinator, the worker
+//! agent and the CLI. Endpoints are listed in `crates/coordinator` (and its OpenAPI document).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ParamValue, Params, Pipeline, Stage};
+
+/// Path prefix of every versioned endpoint.
+pub const API_PREFIX: &str = "/v1";
+
+/// Lifecycle of a trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Pruned,
+}
+
+impl TrialStatus {
+    pub const ALL: [TrialStatus; 5] =
+        [TrialStatus::Pending, TrialStatus::Running, TrialStatus::Completed, TrialStatus::Failed, TrialStatus::Pruned];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TrialStatus::Pending => "pending",
+            TrialStatus::Running => "running",
+            TrialStatus::Completed => "completed",
+            TrialStatus::Failed => "failed",
+            TrialStatus::Pruned => "pruned",
+        }
+    }
+
+    /// Whether the trial will not run again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TrialStatus::Completed | TrialStatus::Failed | TrialStatus::Pruned)
+    }
+}
+
+impl std::str::FromStr for TrialStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TrialStatus::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| format!("unknown trial status `{s}`"))
+    }
+}
+
+/// `POST /v1/studies`: create a study from a sweep spec, or return the existing one when a study
+/// of that name was created from the same spec text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateStudy {
+    /// The spec's TOML text.
+    pub spec: String,
+    /// Where the spec file lives on the coordinator's filesystem: relative dataset paths are
+    /// resolved against it, and errors name it.
+    pub spec_path: String,
+}
+
+/// Counts of a study's trials by status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    pub pending: u64,
+    pub running: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub pruned: u64,
+}
+
+impl StatusCounts {
+    pub fn total(&self) -> u64 {
+        self.pending + self.running + self.completed + self.failed + self.pruned
+    }
+
+    pub fn finished(&self) -> u64 {
+        self.completed + self.failed + self.pruned
+    }
+}
+
+/// A study as listed by `GET /v1/studies` and `GET /v1/studies/{name}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudyInfo {
+    pub name: String,
+    pub created_at: String,
+    pub dataset_sha256: String,
+    pub counts: StatusCounts,
+    /// Whether `POST /v1/studies` created it now (false: it already existed with this spec).
+    #[serde(default)]
+    pub created: bool,
+}
+
+/// A trial as listed by `GET /v1/studies/{name}/trials` and `GET /v1/trials/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialInfo {
+    pub id: i64,
+    pub study: String,
+    /// `baseline`, `dec` or `command`.
+    pub pipeline: String,
+    /// The parameters the pipeline reads.
+    pub params: BTreeMap<String, ParamValue>,
+    pub seed: u64,
+    pub config_id: String,
+    pub label: Option<String>,
+    pub status: TrialStatus,
+    pub attempts: u32,
+    pub worker: Option<String>,
+    pub error: Option<String>,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// `POST /v1/lease`: ask for a trial. The call waits up to `wait_ms` for one to become
+/// available (long polling); `204 No Content` means none did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    /// A name unique to the worker process (host, pid, slot).
+    pub worker: String,
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// What a leased trial runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TrialJob {
+    /// One of decsweep's pipelines.
+    Model { pipeline: Pipeline, params: Params },
+    /// An external program: run `argv` with `env` added in `workdir`; its last stdout line is a
+    /// JSON object of metrics.
+    Command { argv: Vec<String>, env: BTreeMap<String, String>, workdir: Option<String> },
+}
+
+/// The dataset a trial reads, fetched from `GET /v1/datasets/{sha256}` and verified.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// `200` answer to a lease request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Identifies this attempt; every later call about the trial names it.
+    pub lease_id: String,
+    pub trial_id: i64,
+    pub study: String,
+    pub job: TrialJob,
+    pub seed: u64,
+    pub attempt: u32,
+    pub dataset: Option<DatasetRef>,
+    /// The lease expires this long after the last heartbeat.
+    pub ttl_ms: u64,
+}
+
+/// `POST /v1/leases/{lease_id}/heartbeat` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    pub ttl_ms: u64,
+}
+
+/// `POST /v1/leases/{lease_id}/progress`: one epoch of one stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochProgress {
+    pub stage: Stage,
+    pub epoch: u32,
+    pub epochs: u32,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_accuracy: Option<f64>,
+}
+
+/// One element of `GET /v1/trials/{id}/curves`: an epoch of one stage of one attempt, as the
+/// worker reported it with `progress`. Losses are `None` where the worker sent a non-finite value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialCurvePoint {
+    pub attempt: u32,
+    pub stage: Stage,
+    pub epoch: u32,
+    pub epochs: u32,
+    pub train_loss: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+}
+
+/// What the coordinator wants the worker to do after an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressAction {
+    Continue,
+    /// Stop the trial and report it pruned.
+    Prune,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProgressReply {
+    pub action: ProgressAction,
+}
+
+/// `POST /v1/leases/{lease_id}/complete`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompleteTrial {
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// `POST /v1/leases/{lease_id}/fail`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailTrial {
+    pub reason: String,
+    /// False when trying again cannot help (e.g. the parameters are invalid): the trial fails
+    /// for good instead of going back to the queue.
+    pub retryable: bool,
+}
+
+/// `POST /v1/leases/{lease_id}/prune`: the worker stopped the trial after a `prune` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PruneTrial {
+    pub stage: Stage,
+    pub epoch: u32,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Answer to complete / fail / prune: whether this call changed the trial. A repeated call for
+/// the same lease answers `recorded: false` with status 200 (idempotent); a call for a lease
+/// that has been replaced answers 409.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub recorded: bool,
+}
+
+/// Body of every 4xx/5xx answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+    /// Individual problems, e.g. every error in a spec as `path:line:col: message`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_round_trips_through_json() {
+        let lease = Lease {
+            lease_id: "l-1".into(),
+            trial_id: 3,
+            study: "demo".into(),
+            job: TrialJob::Model { pipeline: Pipeline::Dec, params: Params::default() },
+            seed: 4,
+            attempt: 1,
+            dataset: Some(DatasetRef { sha256: "ab".into(), bytes: 10 }),
+            ttl_ms: 30_000,
+        };
+        let text = serde_json::to_string(&lease).unwrap();
+        assert!(text.contains(r#""kind":"model""#) && text.contains(r#""pipeline":"dec""#), "{text}");
+        assert_eq!(serde_json::from_str::<Lease>(&text).unwrap(), lease);
+    }
+
+    #[test]
+    fn statuses_parse_from_their_names() {
+        for s in TrialStatus::ALL {
+            assert_eq!(s.name().parse::<TrialStatus>().unwrap(), s);
+        }
+        assert!(TrialStatus::Pruned.is_terminal() && !TrialStatus::Running.is_terminal());
+    }
+}

@@ -1,0 +1,63 @@
+//! The paper's networks, losses and training stages in tch (libtorch).
+//!
+//! - [`encoder`]: per-modality Transformer encoders;
+//! - [`classifier`]: the sentiment classifier of §3.2;
+//! - [`autoencoder`], [`cluster`], [`losses`]: the semi-supervised DEC network of §3.3;
+//! - [`train`]: the stages (AE pretraining, DEC, classifier) and the two pipelines.
+
+pub mod autoencoder;
+pub mod batch;
+pub mod checkpoint;
+pub mod classifier;
+pub mod cluster;
+pub mod encoder;
+pub mod losses;
+pub mod metrics;
+pub mod train;
+
+use decsweep_api::Params;
+
+pub use batch::Batch;
+pub use checkpoint::Checkpoint;
+pub use metrics::BinaryMetrics;
+pub use train::{
+    Control, EpochRecord, NoCache, PipelineOutcome, StageCache, StageReport, TrainError, TrainSet, Trainer,
+};
+
+/// Shapes of the networks, derived from the trial's parameters and the dataset's feature dims.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    pub input_dims: [i64; 3],
+    pub d_model: i64,
+    pub n_heads: i64,
+    pub n_layers: i64,
+    pub ff_dim: i64,
+    pub dropout: f64,
+    pub latent_dim: i64,
+    pub n_clusters: i64,
+    /// Widths of the classifier head after the concatenated embeddings, before the final logit.
+    /// Chosen so the default model lands near the paper's 851,713 parameters (it reports no
+    /// head widths).
+    pub head_dims: Vec<i64>,
+}
+
+impl ModelConfig {
+    pub fn new(params: &Params, input_dims: [usize; 3]) -> Self {
+        ModelConfig {
+            input_dims: input_dims.map(|d| d as i64),
+            d_model: params.d_model,
+            n_heads: params.n_heads,
+            n_layers: params.n_layers,
+            ff_dim: params.ff_dim,
+            dropout: params.dropout,
+            latent_dim: params.latent_dim,
+            n_clusters: params.n_clusters,
+            head_dims: vec![32, 16],
+        }
+    }
+}
+
+/// Whether libtorch can use a CUDA device in this process.
+pub fn cuda_available() -> bool {
+    tch::Cuda::is_available()
+}

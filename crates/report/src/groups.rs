@@ -1,0 +1,285 @@
+//! Grouping trials into configurations and naming them.
+//!
+//! A group is every trial with the same `(pipeline, config_id)`: the seeds of one configuration.
+//! Statistics use only the group's *aggregated* trials: completed ones, plus pruned ones when
+//! [`crate::ReportOptions::include_pruned`] is set. Pruned trials stop early by design and their
+//! metrics describe a model nobody would keep, so by default they are counted but not averaged;
+//! failed, pending and running trials have no final metrics and are only counted.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use decsweep_api::{ParamValue, Pipeline};
+use tracing::warn;
+
+use crate::format::{cmp_value, same_value};
+use crate::stats::Summary;
+use crate::{ReportOptions, TrialRow, TrialStatus};
+
+/// The trials of one configuration.
+#[derive(Debug)]
+pub(crate) struct Group<'a> {
+    pub pipeline: &'a str,
+    pub config_id: &'a str,
+    /// The parameter values all of the group's trials agree on.
+    pub params: BTreeMap<String, ParamValue>,
+    /// Parameters the group's trials disagree on (a store bug): reported as unknown.
+    pub disputed: BTreeSet<String>,
+    /// Every trial of the group, by (seed, id).
+    pub trials: Vec<&'a TrialRow>,
+    /// The trials statistics are computed from, by (seed, id).
+    pub aggregated: Vec<&'a TrialRow>,
+    /// Human name: pipeline plus the parameters that tell this group apart from the others.
+    pub label: String,
+}
+
+impl<'a> Group<'a> {
+    pub(crate) fn count(&self, status: TrialStatus) -> usize {
+        self.trials.iter().filter(|t| t.status == status).count()
+    }
+
+    /// The finite values of `metric` over the aggregated trials, with the trials they came from.
+    pub(crate) fn values(&self, metric: &str) -> Vec<(&'a TrialRow, f64)> {
+        self.aggregated
+            .iter()
+            .filter_map(|t| t.metrics.get(metric).filter(|x| x.is_finite()).map(|x| (*t, *x)))
+            .collect()
+    }
+
+    pub(crate) fn summary(&self, metric: &str) -> Summary {
+        Summary::of(self.values(metric).into_iter().map(|(_, x)| x))
+    }
+
+    /// A parameter's value, falling back to the registry default for a registered parameter the
+    /// row leaves out (the store may record only what a spec set explicitly).
+    pub(crate) fn param(&self, name: &str) -> Option<ParamValue> {
+        if self.disputed.contains(name) {
+            return None;
+        }
+        self.params.get(name).cloned().or_else(|| decsweep_api::Params::default().get(name).ok())
+    }
+}
+
+/// Groups `trials` by (pipeline, config_id), ordered by pipeline, then parameter values, then
+/// config id, so a label-fraction sweep reads top to bottom in increasing fraction.
+pub(crate) fn group<'a>(trials: &'a [TrialRow], opts: &ReportOptions) -> Vec<Group<'a>> {
+    let mut by_key: BTreeMap<(&str, &str), Vec<&TrialRow>> = BTreeMap::new();
+    for t in trials {
+        by_key.entry((t.pipeline.as_str(), t.config_id.as_str())).or_default().push(t);
+    }
+    let mut groups: Vec<Group> = by_key
+        .into_iter()
+        .map(|((pipeline, config_id), mut members)| {
+            members.sort_by_key(|t| (t.seed, t.id));
+            let aggregated = members.iter().copied().filter(|t| opts.aggregates(t.status)).collect();
+            let (params, disputed) = agreed_params(pipeline, config_id, &members);
+            Group { pipeline, config_id, params, disputed, trials: members, aggregated, label: String::new() }
+        })
+        .collect();
+    groups.sort_by(|a, b| {
+        a.pipeline
+            .cmp(b.pipeline)
+            .then_with(|| cmp_params(&a.params, &b.params))
+            .then_with(|| a.config_id.cmp(b.config_id))
+    });
+    label(&mut groups);
+    groups
+}
+
+/// The parameters every member agrees on. Members of one configuration should agree on all of
+/// them; a disagreement means the store's config ids are wrong, which is logged, and the
+/// parameter is left out of the group rather than reported with one member's value.
+fn agreed_params(
+    pipeline: &str,
+    config_id: &str,
+    members: &[&TrialRow],
+) -> (BTreeMap<String, ParamValue>, BTreeSet<String>) {
+    let mut agreed = BTreeMap::new();
+    let mut disputed = BTreeSet::new();
+    let keys: BTreeSet<&String> = members.iter().flat_map(|t| t.params.keys()).collect();
+    for k in keys {
+        let mut values = members.iter().map(|t| t.params.get(k));
+        let first = values.next().flatten();
+        match first {
+            Some(v) if values.all(|w| w.is_some_and(|w| same_value(v, w))) => {
+                agreed.insert(k.clone(), v.clone());
+            }
+            _ => {
+                warn!(pipeline, config_id, param = k.as_str(), "trials of one configuration disagree on a parameter");
+                disputed.insert(k.clone());
+            }
+        }
+    }
+    (agreed, disputed)
+}
+
+fn cmp_params(a: &BTreeMap<String, ParamValue>, b: &BTreeMap<String, ParamValue>) -> Ordering {
+    for ((ka, va), (kb, vb)) in a.iter().zip(b) {
+        let o = ka.cmp(kb).then_with(|| cmp_value(va, vb));
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Parameters that take at least two different values across the groups whose pipeline reads
+/// them (a registered parameter a group leaves out counts as its default).
+pub(crate) fn varying_params(groups: &[Group]) -> BTreeSet<String> {
+    let keys: BTreeSet<&String> = groups.iter().flat_map(|g| g.params.keys().chain(&g.disputed)).collect();
+    keys.into_iter()
+        .filter(|k| {
+            let mut values = groups.iter().filter(|g| reads(g.pipeline, k)).map(|g| g.param(k));
+            let first = values.next().flatten();
+            first.is_some_and(|f| values.any(|v| v.is_none_or(|v| !same_value(&f, &v))))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Whether `pipeline` reads parameter `name`. Pipelines or parameters the registry does not know
+/// (a `command` pipeline) are assumed to read everything they were given.
+pub(crate) fn reads(pipeline: &str, name: &str) -> bool {
+    match (pipeline.parse::<Pipeline>(), decsweep_api::params::spec(name)) {
+        (Ok(p), Ok(spec)) => p.reads(spec),
+        _ => true,
+    }
+}
+
+/// Names each group "pipeline (k=v, …)" with the varying parameters its pipeline reads (`k=?`
+/// where its trials disagree); groups that would still share a name get their config id
+/// appended.
+fn label(groups: &mut [Group]) {
+    let varying = varying_params(groups);
+    for g in groups.iter_mut() {
+        let shown: Vec<String> = varying
+            .iter()
+            .filter(|k| reads(g.pipeline, k))
+            .filter_map(|k| match g.param(k) {
+                Some(v) => Some(format!("{k}={v}")),
+                None if g.disputed.contains(k) => Some(format!("{k}=?")),
+                None => None,
+            })
+            .collect();
+        g.label =
+            if shown.is_empty() { g.pipeline.to_string() } else { format!("{} ({})", g.pipeline, shown.join(", ")) };
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for g in groups.iter() {
+        *seen.entry(g.label.clone()).or_default() += 1;
+    }
+    for g in groups.iter_mut() {
+        if seen[&g.label] > 1 {
+            g.label = format!("{} [{}]", g.label, g.config_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{trial, TrialSpec};
+
+    #[test]
+    fn groups_by_pipeline_and_config_in_a_readable_order() {
+        let trials = vec![
+            trial(TrialSpec {
+                id: 1,
+                pipeline: "dec",
+                config: "d8",
+                seed: 1,
+                lf: 0.8,
+                acc: Some(0.8),
+                ..Default::default()
+            }),
+            trial(TrialSpec {
+                id: 2,
+                pipeline: "dec",
+                config: "d2",
+                seed: 0,
+                lf: 0.2,
+                acc: Some(0.7),
+                ..Default::default()
+            }),
+            trial(TrialSpec {
+                id: 3,
+                pipeline: "baseline",
+                config: "b2",
+                seed: 0,
+                lf: 0.2,
+                acc: Some(0.6),
+                ..Default::default()
+            }),
+            trial(TrialSpec {
+                id: 4,
+                pipeline: "dec",
+                config: "d8",
+                seed: 0,
+                lf: 0.8,
+                acc: Some(0.9),
+                ..Default::default()
+            }),
+            trial(TrialSpec {
+                id: 5,
+                pipeline: "dec",
+                config: "d8",
+                seed: 2,
+                lf: 0.8,
+                status: TrialStatus::Pruned,
+                acc: Some(0.1),
+            }),
+        ];
+        let groups = group(&trials, &ReportOptions::default());
+        let keys: Vec<_> = groups.iter().map(|g| (g.pipeline, g.config_id)).collect();
+        assert_eq!(keys, [("baseline", "b2"), ("dec", "d2"), ("dec", "d8")]);
+        let d8 = &groups[2];
+        assert_eq!(d8.trials.iter().map(|t| t.id).collect::<Vec<_>>(), [4, 1, 5], "by seed");
+        assert_eq!(d8.aggregated.iter().map(|t| t.id).collect::<Vec<_>>(), [4, 1], "pruned left out");
+        assert_eq!(d8.count(TrialStatus::Pruned), 1);
+        assert_eq!(d8.summary("accuracy").n, 2);
+        assert_eq!(d8.label, "dec (label_fraction=0.8)");
+        assert_eq!(groups[0].label, "baseline (label_fraction=0.2)");
+
+        let with_pruned = group(&trials, &ReportOptions { include_pruned: true });
+        assert_eq!(with_pruned[2].aggregated.len(), 3);
+    }
+
+    #[test]
+    fn labels_show_only_varying_parameters_the_pipeline_reads() {
+        let mut a = trial(TrialSpec { id: 1, pipeline: "dec", config: "a", ..Default::default() });
+        a.params.insert("beta".into(), ParamValue::Float(0.5));
+        let mut b = trial(TrialSpec { id: 2, pipeline: "dec", config: "b", ..Default::default() });
+        b.params.insert("beta".into(), ParamValue::Float(0.0));
+        // The baseline row carries beta too (a store may record every parameter) but never reads it.
+        let mut c = trial(TrialSpec { id: 3, pipeline: "baseline", config: "c", ..Default::default() });
+        c.params.insert("beta".into(), ParamValue::Float(0.5));
+        let trials = [a, b, c];
+        let groups = group(&trials, &ReportOptions::default());
+        let labels: Vec<&str> = groups.iter().map(|g| g.label.as_str()).collect();
+        assert_eq!(labels, ["baseline", "dec (beta=0)", "dec (beta=0.5)"]);
+    }
+
+    #[test]
+    fn identical_labels_are_told_apart_by_config_id() {
+        let trials = [
+            trial(TrialSpec { id: 1, pipeline: "dec", config: "x", ..Default::default() }),
+            trial(TrialSpec { id: 2, pipeline: "dec", config: "y", ..Default::default() }),
+        ];
+        let groups = group(&trials, &ReportOptions::default());
+        assert_eq!(groups[0].label, "dec [x]");
+        assert_eq!(groups[1].label, "dec [y]");
+    }
+
+    #[test]
+    fn disagreeing_members_drop_the_parameter() {
+        let a = trial(TrialSpec { id: 1, pipeline: "dec", config: "x", lf: 0.2, ..Default::default() });
+        let b = trial(TrialSpec { id: 2, pipeline: "dec", config: "x", lf: 0.4, seed: 1, ..Default::default() });
+        let trials = [a, b];
+        let groups = group(&trials, &ReportOptions::default());
+        assert!(!groups[0].params.contains_key("label_fraction"));
+        assert!(groups[0].disputed.contains("label_fraction"));
+        // Neither value, nor the registry default, is claimed for it.
+        assert_eq!(groups[0].param("label_fraction"), None);
+        assert_eq!(groups[0].param("seq_len"), Some(ParamValue::Int(30)), "left out → default");
+    }
+}

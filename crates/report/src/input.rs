@@ -1,0 +1,139 @@
+//! What a report is made from: plain rows, as the coordinator reads them from its store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+
+use decsweep_api::ParamValue;
+use serde::{Deserialize, Serialize};
+
+use crate::ReportError;
+
+/// Where a trial stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Pruned,
+}
+
+impl TrialStatus {
+    pub const ALL: [TrialStatus; 5] =
+        [TrialStatus::Pending, TrialStatus::Running, TrialStatus::Completed, TrialStatus::Failed, TrialStatus::Pruned];
+
+    /// The lowercase word used in CSV and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialStatus::Pending => "pending",
+            TrialStatus::Running => "running",
+            TrialStatus::Completed => "completed",
+            TrialStatus::Failed => "failed",
+            TrialStatus::Pruned => "pruned",
+        }
+    }
+}
+
+impl fmt::Display for TrialStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TrialStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TrialStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+            format!("unknown trial status `{s}`; expected one of: pending, running, completed, failed, pruned")
+        })
+    }
+}
+
+/// One trial: a (pipeline, parameters, seed) and what became of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialRow {
+    pub id: i64,
+    pub pipeline: String,
+    pub params: BTreeMap<String, ParamValue>,
+    pub seed: u64,
+    /// Groups the seeds of one configuration: trials with the same pipeline and `config_id` are
+    /// replicates and are aggregated together.
+    pub config_id: String,
+    pub status: TrialStatus,
+    pub attempts: u32,
+    pub worker: Option<String>,
+    pub error: Option<String>,
+    /// accuracy, f1_weighted, f1_macro, loss, test_*, param_count, time_*_s, cache_reuses,
+    /// pruned_epoch, or whatever a `command` pipeline reports. Accuracies are fractions in [0, 1].
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// One epoch of one stage of one trial, as streamed by the worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub trial_id: i64,
+    pub stage: String,
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+}
+
+/// Everything one report is made from.
+#[derive(Clone, Copy, Debug)]
+pub struct StudyReport<'a> {
+    pub study: &'a str,
+    pub trials: &'a [TrialRow],
+    /// In the order they were recorded: when a re-leased trial streams an epoch again, the later
+    /// point wins.
+    pub curves: &'a [CurvePoint],
+}
+
+impl StudyReport<'_> {
+    /// Refuses input that cannot be reported unambiguously.
+    pub(crate) fn validate(&self) -> Result<(), ReportError> {
+        let mut seen: HashMap<i64, usize> = HashMap::with_capacity(self.trials.len());
+        for (row, t) in self.trials.iter().enumerate() {
+            if let Some(first) = seen.insert(t.id, row) {
+                return Err(ReportError::DuplicateTrialId { id: t.id, first, second: row });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_round_trip_through_str_and_serde() {
+        for st in TrialStatus::ALL {
+            assert_eq!(st.as_str().parse::<TrialStatus>().unwrap(), st);
+            assert_eq!(serde_json::to_string(&st).unwrap(), format!("\"{}\"", st.as_str()));
+        }
+        assert!("done".parse::<TrialStatus>().unwrap_err().contains("completed"));
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused_with_both_rows() {
+        let row = |id| TrialRow {
+            id,
+            pipeline: "dec".into(),
+            params: BTreeMap::new(),
+            seed: 0,
+            config_id: "c".into(),
+            status: TrialStatus::Pending,
+            attempts: 0,
+            worker: None,
+            error: None,
+            metrics: BTreeMap::new(),
+        };
+        let trials = [row(1), row(2), row(1)];
+        let r = StudyReport { study: "s", trials: &trials, curves: &[] };
+        let err = r.validate().unwrap_err();
+        assert!(matches!(err, ReportError::DuplicateTrialId { id: 1, first: 0, second: 2 }), "{err}");
+    }
+}

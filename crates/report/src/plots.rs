@@ -1,0 +1,183 @@
+//! The SVG plots of a report.
+//!
+//! - `accuracy_vs_label_fraction.svg`, written only when `label_fraction` takes two or more
+//!   values across configurations: x = label fraction, y = mean accuracy (%) with its 95% t
+//!   interval as an error bar. One line per pipeline — more precisely per pipeline and setting
+//!   of the *other* varying parameters, so a line never joins configurations that differ in
+//!   anything but the label fraction. Configurations with no aggregated accuracy are left out.
+//! - `curves_<trial_id>.svg`, one per configuration, for its representative trial: the first
+//!   aggregated trial in (seed, id) order that has recorded curve points, i.e. normally the
+//!   lowest seed. Train and validation loss per epoch, one panel per stage in pipeline order
+//!   (ae, dec, finetune, then any other stage by name), like the paper's Figure 3. A stage reused
+//!   from the checkpoint cache has no points in that trial and so no panel. When a re-leased trial
+//!   streamed an epoch twice, the later point (in input order) is drawn.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::groups::{reads, varying_params, Group};
+use crate::svg::{self, Panel, Point, Series};
+use crate::{CurvePoint, TrialRow};
+
+pub(crate) const LABEL_FRACTION_FILE: &str = "accuracy_vs_label_fraction.svg";
+const LABEL_FRACTION: &str = "label_fraction";
+
+/// Okabe–Ito colours, distinguishable with the common colour-vision deficiencies.
+const PALETTE: [&str; 7] = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
+
+/// Stages in the order the pipeline runs them.
+const STAGE_ORDER: [&str; 4] = ["data", "ae", "dec", "finetune"];
+
+pub(crate) fn curves_file(trial_id: i64) -> String {
+    format!("curves_{trial_id}.svg")
+}
+
+/// The accuracy-vs-label-fraction plot, or `None` when the label fraction does not vary.
+pub(crate) fn label_fraction_plot(study: &str, groups: &[Group]) -> Option<String> {
+    let varying = varying_params(groups);
+    if !varying.contains(LABEL_FRACTION) {
+        return None;
+    }
+    // One series per pipeline + the other varying parameters it reads.
+    let mut lines: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+    for g in groups {
+        let Some(x) = g.param(LABEL_FRACTION).and_then(|v| v.as_f64()) else { continue };
+        let acc = g.summary("accuracy");
+        let Some(mean) = acc.mean else { continue };
+        let others: Vec<String> = varying
+            .iter()
+            .filter(|k| k.as_str() != LABEL_FRACTION && reads(g.pipeline, k))
+            .map(|k| format!("{k}={}", g.param(k).map(|v| v.to_string()).unwrap_or_else(|| "?".into())))
+            .collect();
+        let name =
+            if others.is_empty() { g.pipeline.to_string() } else { format!("{} ({})", g.pipeline, others.join(", ")) };
+        let err = acc.ci95.map(|(lo, hi)| (100.0 * lo, 100.0 * hi));
+        lines.entry(name).or_default().push(Point { x, y: 100.0 * mean, err });
+    }
+    let series = lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, mut points))| {
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            Series { name, color: PALETTE[i % PALETTE.len()], dashed: i >= PALETTE.len(), points }
+        })
+        .collect();
+    let panel = Panel {
+        title: "mean accuracy with 95% CI over seeds".into(),
+        x_label: "label fraction".into(),
+        y_label: "accuracy (%)".into(),
+        series,
+    };
+    Some(svg::render(&format!("{study}: accuracy vs label fraction"), &[panel]))
+}
+
+/// The curve plots: (file name, document) for each configuration's representative trial.
+pub(crate) fn curve_plots(study: &str, groups: &[Group], curves: &[CurvePoint]) -> Vec<(String, String)> {
+    let mut by_trial: HashMap<i64, Vec<&CurvePoint>> = HashMap::new();
+    for p in curves {
+        by_trial.entry(p.trial_id).or_default().push(p);
+    }
+    groups
+        .iter()
+        .filter_map(|g| {
+            let (trial, points) = g.aggregated.iter().find_map(|t| by_trial.get(&t.id).map(|p| (*t, p)))?;
+            Some((curves_file(trial.id), curve_plot(study, g, trial, points)))
+        })
+        .collect()
+}
+
+fn curve_plot(study: &str, g: &Group, trial: &TrialRow, points: &[&CurvePoint]) -> String {
+    // stage → epoch → last point for that epoch.
+    let mut stages: BTreeMap<(usize, &str), BTreeMap<u32, &CurvePoint>> = BTreeMap::new();
+    for p in points {
+        let rank = STAGE_ORDER.iter().position(|s| *s == p.stage).unwrap_or(STAGE_ORDER.len());
+        stages.entry((rank, p.stage.as_str())).or_default().insert(p.epoch, p);
+    }
+    let panels: Vec<Panel> = stages
+        .into_iter()
+        .map(|((_, stage), epochs)| {
+            let line = |f: fn(&CurvePoint) -> f64| -> Vec<Point> {
+                epochs.iter().map(|(e, p)| Point { x: f64::from(*e), y: f(p), err: None }).collect()
+            };
+            Panel {
+                title: stage.to_string(),
+                x_label: "epoch".into(),
+                y_label: "loss".into(),
+                series: vec![
+                    Series { name: "train".into(), color: PALETTE[0], dashed: false, points: line(|p| p.train_loss) },
+                    Series { name: "validation".into(), color: PALETTE[1], dashed: true, points: line(|p| p.val_loss) },
+                ],
+            }
+        })
+        .collect();
+    let title = format!("{study}: {} — trial {}, seed {}", g.label, trial.id, trial.seed);
+    svg::render(&title, &panels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::groups::group;
+    use crate::svg::assert_well_formed;
+    use crate::testutil::{curve, trial, TrialSpec};
+    use crate::{ReportOptions, TrialStatus};
+
+    fn t(id: i64, pipeline: &'static str, config: &'static str, seed: u64, lf: f64, acc: f64) -> TrialRow {
+        trial(TrialSpec { id, pipeline, config, seed, lf, acc: Some(acc), ..Default::default() })
+    }
+
+    #[test]
+    fn label_fraction_plot_only_when_it_varies() {
+        let same = [t(1, "dec", "a", 0, 0.4, 0.7), t(2, "baseline", "b", 0, 0.4, 0.6)];
+        assert!(label_fraction_plot("s", &group(&same, &ReportOptions::default())).is_none());
+
+        let trials = [
+            t(1, "dec", "d2", 0, 0.2, 0.70),
+            t(2, "dec", "d2", 1, 0.2, 0.72),
+            t(3, "dec", "d4", 0, 0.4, 0.75),
+            t(4, "baseline", "b2", 0, 0.2, 0.60),
+            t(5, "baseline", "b4", 0, 0.4, 0.65),
+        ];
+        let doc = label_fraction_plot("s<1>", &group(&trials, &ReportOptions::default())).unwrap();
+        assert_well_formed(&doc);
+        assert!(doc.contains(">baseline</text>") && doc.contains(">dec</text>"), "legend per pipeline");
+        assert!(doc.contains("s&lt;1&gt;"));
+    }
+
+    #[test]
+    fn curves_come_from_the_first_aggregated_seed_with_points() {
+        let mut trials = vec![
+            t(10, "dec", "a", 1, 0.4, 0.7),
+            t(11, "dec", "a", 0, 0.4, 0.7), // seed 0 but no curve points
+            t(12, "dec", "a", 2, 0.4, 0.7),
+        ];
+        trials.push(trial(TrialSpec {
+            id: 13,
+            pipeline: "dec",
+            config: "a",
+            seed: 0,
+            status: TrialStatus::Failed,
+            ..Default::default()
+        }));
+        let mut curves = curve(12, "finetune", 5);
+        curves.extend(curve(10, "finetune", 5));
+        curves.extend(curve(10, "ae", 3));
+        curves.extend(curve(10, "custom", 2));
+        curves.extend(curve(13, "ae", 3));
+        // A re-leased trial streams epoch 0 again with a different loss: the later one is drawn.
+        let mut again = curve(10, "ae", 1);
+        again[0].train_loss = 7.5;
+        curves.extend(again);
+        let groups = group(&trials, &ReportOptions::default());
+        let plots = curve_plots("s", &groups, &curves);
+        assert_eq!(plots.len(), 1);
+        let (name, doc) = &plots[0];
+        assert_eq!(name, "curves_10.svg", "seed 0 has no points, failed trial 13 is not aggregated");
+        assert_well_formed(doc);
+        let ae = doc.find(">ae</text>").unwrap();
+        let ft = doc.find(">finetune</text>").unwrap();
+        let custom = doc.find(">custom</text>").unwrap();
+        assert!(ae < ft && ft < custom, "panels in pipeline order");
+        // The y axis of the ae panel reaches the re-streamed 7.5.
+        assert!(doc.contains(">8</text>") || doc.contains(">8.0</text>"), "{doc}");
+    }
+}

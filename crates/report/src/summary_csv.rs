@@ -1,0 +1,194 @@
+//! `summary.csv`: one row per configuration (pipeline, config_id), statistics over its seeds.
+//!
+//! Columns: `pipeline, config_id`, every parameter (the value the group's trials share; empty
+//! when they disagree or do not have it), the trial counts `n_trials, n_completed, n_failed,
+//! n_pruned, n_pending, n_running`, then `seeds` and `trial_ids` (`;`-separated, the aggregated
+//! trials only: completed ones, plus pruned ones with `include_pruned`), then for every metric
+//! `<metric>_n, _mean, _std, _ci95_low, _ci95_high`.
+//!
+//! Each statistic is reproducible from `trials.csv`: take the rows named in `trial_ids`, keep the
+//! metric's finite cells (`<metric>_n` of them), and compute the mean, the sample standard
+//! deviation (n − 1) and mean ± t_{0.975, n−1} · std / √n. With n = 1 the std and interval cells
+//! are empty; with n = 0 the mean is too.
+
+use crate::columns::{metric_names, Headers};
+use crate::format::csv_opt;
+use crate::groups::Group;
+use crate::{ReportError, TrialRow, TrialStatus};
+
+pub(crate) const FILE: &str = "summary.csv";
+
+const LEAD: [&str; 2] = ["pipeline", "config_id"];
+const COUNTS: [(&str, TrialStatus); 5] = [
+    ("n_completed", TrialStatus::Completed),
+    ("n_failed", TrialStatus::Failed),
+    ("n_pruned", TrialStatus::Pruned),
+    ("n_pending", TrialStatus::Pending),
+    ("n_running", TrialStatus::Running),
+];
+const STATS: [&str; 5] = ["n", "mean", "std", "ci95_low", "ci95_high"];
+
+pub(crate) fn render(trials: &[TrialRow], groups: &[Group]) -> Result<String, ReportError> {
+    let mut params: Vec<&String> = groups.iter().flat_map(|g| g.params.keys().chain(&g.disputed)).collect();
+    params.sort();
+    params.dedup();
+    let metrics = metric_names(trials);
+
+    let mut fixed: Vec<&str> = LEAD.to_vec();
+    fixed.push("n_trials");
+    fixed.extend(COUNTS.iter().map(|(c, _)| *c));
+    fixed.extend(["seeds", "trial_ids"]);
+    let mut names = Headers::fixed(&fixed);
+    let param_cols: Vec<String> = params.iter().map(|p| names.claim(p, "param")).collect();
+    let stat_cols: Vec<String> =
+        metrics.iter().flat_map(|m| STATS.map(|s| format!("{m}_{s}"))).map(|c| names.claim(&c, "metric")).collect();
+    let headers: Vec<String> = LEAD
+        .iter()
+        .map(|s| s.to_string())
+        .chain(param_cols)
+        .chain(fixed[LEAD.len()..].iter().map(|s| s.to_string()))
+        .chain(stat_cols)
+        .collect();
+
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&headers).map_err(|e| ReportError::csv(FILE, e))?;
+    for g in groups {
+        let mut rec: Vec<String> = Vec::with_capacity(headers.len());
+        rec.extend([g.pipeline.to_string(), g.config_id.to_string()]);
+        rec.extend(params.iter().map(|p| g.params.get(*p).map(|v| v.to_string()).unwrap_or_default()));
+        rec.push(g.trials.len().to_string());
+        rec.extend(COUNTS.iter().map(|(_, st)| g.count(*st).to_string()));
+        rec.push(join(g.aggregated.iter().map(|t| t.seed.to_string())));
+        rec.push(join(g.aggregated.iter().map(|t| t.id.to_string())));
+        for m in &metrics {
+            let s = g.summary(m);
+            rec.extend([
+                s.n.to_string(),
+                csv_opt(s.mean),
+                csv_opt(s.std),
+                csv_opt(s.ci95.map(|c| c.0)),
+                csv_opt(s.ci95.map(|c| c.1)),
+            ]);
+        }
+        w.write_record(&rec).map_err(|e| ReportError::csv(FILE, e))?;
+    }
+    let bytes = w.into_inner().map_err(|e| ReportError::csv(FILE, e.into_error()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(";")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::groups::group;
+    use crate::testutil::study;
+    use crate::{trials_csv, ReportOptions};
+
+    type Table = (Vec<String>, Vec<HashMap<String, String>>);
+
+    fn parse(text: &str) -> Table {
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let headers: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+        let rows = r
+            .records()
+            .map(|rec| headers.iter().cloned().zip(rec.unwrap().iter().map(str::to_string)).collect())
+            .collect();
+        (headers, rows)
+    }
+
+    /// t_{0.975, df} for df = 1..5 from a printed table, so this check does not lean on the
+    /// crate's own quantile function.
+    const T975: [f64; 5] = [12.706205, 4.302653, 3.182446, 2.776445, 2.570582];
+
+    fn close(got: &str, want: f64, tol: f64, what: &str) {
+        let g: f64 = got.parse().unwrap_or_else(|_| panic!("{what}: `{got}` is not a number"));
+        assert!((g - want).abs() <= tol * want.abs().max(1.0), "{what}: {g} vs {want}");
+    }
+
+    #[test]
+    fn every_number_is_reproducible_from_the_trials_csv_rows_it_names() {
+        let (trials, _) = study();
+        let groups = group(&trials, &ReportOptions::default());
+        let (_, trial_rows) = parse(&trials_csv::render(&trials).unwrap());
+        let (headers, summary) = parse(&render(&trials, &groups).unwrap());
+        let by_id: HashMap<&str, &HashMap<String, String>> = trial_rows.iter().map(|r| (r["id"].as_str(), r)).collect();
+        let metrics: Vec<&str> = headers.iter().filter_map(|h| h.strip_suffix("_mean")).collect();
+        assert_eq!(
+            metrics,
+            [
+                "accuracy",
+                "f1_weighted",
+                "f1_macro",
+                "loss",
+                "param_count",
+                "time_ae_s",
+                "time_finetune_s",
+                "cache_reuses",
+                "pruned_epoch"
+            ]
+        );
+        assert_eq!(summary.len(), 4);
+
+        for row in &summary {
+            let key = (row["pipeline"].as_str(), row["config_id"].as_str());
+            let members: Vec<&HashMap<String, String>> =
+                trial_rows.iter().filter(|t| (t["pipeline"].as_str(), t["config_id"].as_str()) == key).collect();
+            // Counts by status, from trials.csv.
+            for (col, st) in
+                [("n_completed", "completed"), ("n_failed", "failed"), ("n_pruned", "pruned"), ("n_pending", "pending")]
+            {
+                let n = members.iter().filter(|t| t["status"] == st).count();
+                assert_eq!(row[col], n.to_string(), "{key:?} {col}");
+            }
+            assert_eq!(row["n_trials"], members.len().to_string());
+            // trial_ids are exactly the completed members.
+            let ids: Vec<&str> = row["trial_ids"].split(';').collect();
+            let mut completed: Vec<&str> =
+                members.iter().filter(|t| t["status"] == "completed").map(|t| t["id"].as_str()).collect();
+            let mut named = ids.clone();
+            completed.sort();
+            named.sort();
+            assert_eq!(named, completed, "{key:?}");
+            let seeds: Vec<&str> = ids.iter().map(|id| by_id[id]["seed"].as_str()).collect();
+            assert_eq!(row["seeds"], seeds.join(";"));
+            // Parameters equal the named rows'.
+            assert_eq!(row["label_fraction"], by_id[ids[0]]["label_fraction"]);
+
+            for m in &metrics {
+                let xs: Vec<f64> = ids
+                    .iter()
+                    .filter_map(|id| by_id[id].get(*m).and_then(|c| c.parse::<f64>().ok()))
+                    .filter(|x| x.is_finite())
+                    .collect();
+                let n = xs.len();
+                assert_eq!(row[&format!("{m}_n")], n.to_string(), "{key:?} {m}_n");
+                let cell = |s: &str| row[&format!("{m}_{s}")].as_str();
+                if n == 0 {
+                    assert!(["mean", "std", "ci95_low", "ci95_high"].iter().all(|s| cell(s).is_empty()));
+                    continue;
+                }
+                let mean = xs.iter().sum::<f64>() / n as f64;
+                close(cell("mean"), mean, 1e-12, m);
+                if n == 1 {
+                    assert!(cell("std").is_empty() && cell("ci95_low").is_empty() && cell("ci95_high").is_empty());
+                    continue;
+                }
+                let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+                close(cell("std"), sd, 1e-12, m);
+                let half = T975[n - 2] * sd / (n as f64).sqrt();
+                close(cell("ci95_low"), mean - half, 1e-6, m);
+                close(cell("ci95_high"), mean + half, 1e-6, m);
+            }
+        }
+        // dec-lf40: trials 13, 15, 16 completed, 14 pruned, 17 pending; the NaN loss of trial 16
+        // is left out of the loss statistics.
+        let dec40 = summary.iter().find(|r| r["config_id"] == "dec-lf40").unwrap();
+        assert_eq!((dec40["n_completed"].as_str(), dec40["loss_n"].as_str()), ("3", "2"));
+        assert_eq!((dec40["n_pruned"].as_str(), dec40["n_pending"].as_str()), ("1", "1"));
+    }
+}

@@ -1,0 +1,259 @@
+//! A small hand-written SVG writer: just the elements the plots need.
+//!
+//! Every string that reaches the document goes through [`escape`], and every coordinate through
+//! [`coord`], so the output is well-formed XML whatever the labels and data hold.
+
+mod chart;
+mod ticks;
+
+pub(crate) use chart::{render, Panel, Point, Series};
+
+/// Escapes text for XML character data and attribute values.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Control characters other than tab and newline are not allowed in XML 1.0 at all.
+            c if (c as u32) < 0x20 && c != '\t' && c != '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A coordinate with two decimals; a non-finite value (which a caller should have filtered out)
+/// becomes 0 rather than an invalid attribute.
+pub(crate) fn coord(x: f64) -> String {
+    if !x.is_finite() {
+        return "0".to_string();
+    }
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" || s.is_empty() {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Horizontal text alignment.
+#[derive(Clone, Copy)]
+pub(crate) enum Anchor {
+    Start,
+    Middle,
+    End,
+}
+
+impl Anchor {
+    fn as_str(self) -> &'static str {
+        match self {
+            Anchor::Start => "start",
+            Anchor::Middle => "middle",
+            Anchor::End => "end",
+        }
+    }
+}
+
+/// Stroke of a line or polyline.
+#[derive(Clone, Copy)]
+pub(crate) struct Stroke<'a> {
+    pub color: &'a str,
+    pub width: f64,
+    pub dashed: bool,
+}
+
+/// An SVG document under construction.
+pub(crate) struct Svg {
+    width: f64,
+    height: f64,
+    body: String,
+}
+
+impl Svg {
+    pub(crate) fn new(width: f64, height: f64) -> Svg {
+        Svg { width, height, body: String::new() }
+    }
+
+    fn stroke_attrs(s: Stroke) -> String {
+        let dash = if s.dashed { " stroke-dasharray=\"6 4\"" } else { "" };
+        format!("stroke=\"{}\" stroke-width=\"{}\"{dash}", escape(s.color), coord(s.width))
+    }
+
+    pub(crate) fn line(&mut self, (x1, y1): (f64, f64), (x2, y2): (f64, f64), s: Stroke) {
+        self.body.push_str(&format!(
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" {}/>\n",
+            coord(x1),
+            coord(y1),
+            coord(x2),
+            coord(y2),
+            Self::stroke_attrs(s)
+        ));
+    }
+
+    pub(crate) fn polyline(&mut self, points: &[(f64, f64)], s: Stroke) {
+        if points.len() < 2 {
+            return;
+        }
+        let pts: Vec<String> = points.iter().map(|(x, y)| format!("{},{}", coord(*x), coord(*y))).collect();
+        self.body.push_str(&format!(
+            "<polyline points=\"{}\" fill=\"none\" {} stroke-linejoin=\"round\"/>\n",
+            pts.join(" "),
+            Self::stroke_attrs(s)
+        ));
+    }
+
+    pub(crate) fn circle(&mut self, (cx, cy): (f64, f64), r: f64, fill: &str) {
+        self.body.push_str(&format!(
+            "<circle cx=\"{}\" cy=\"{}\" r=\"{}\" fill=\"{}\"/>\n",
+            coord(cx),
+            coord(cy),
+            coord(r),
+            escape(fill)
+        ));
+    }
+
+    pub(crate) fn rect(&mut self, (x, y): (f64, f64), (w, h): (f64, f64), fill: &str, stroke: &str) {
+        self.body.push_str(&format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" stroke=\"{}\"/>\n",
+            coord(x),
+            coord(y),
+            coord(w.max(0.0)),
+            coord(h.max(0.0)),
+            escape(fill),
+            escape(stroke)
+        ));
+    }
+
+    /// Text at (x, y) (the baseline), optionally rotated by `rotate` degrees about that point.
+    pub(crate) fn text(&mut self, (x, y): (f64, f64), text: &str, anchor: Anchor, size: f64, rotate: Option<f64>) {
+        let transform = rotate
+            .map(|deg| format!(" transform=\"rotate({} {} {})\"", coord(deg), coord(x), coord(y)))
+            .unwrap_or_default();
+        self.body.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"{}\" font-size=\"{}\"{transform}>{}</text>\n",
+            coord(x),
+            coord(y),
+            anchor.as_str(),
+            coord(size),
+            escape(text)
+        ));
+    }
+
+    /// Starts a group shifted by (dx, dy); close it with [`Svg::end_group`].
+    pub(crate) fn begin_group(&mut self, dx: f64, dy: f64) {
+        self.body.push_str(&format!("<g transform=\"translate({} {})\">\n", coord(dx), coord(dy)));
+    }
+
+    pub(crate) fn end_group(&mut self) {
+        self.body.push_str("</g>\n");
+    }
+
+    /// The finished document, with a white background.
+    pub(crate) fn finish(self) -> String {
+        let (w, h) = (coord(self.width), coord(self.height));
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
+             font-family=\"Helvetica, Arial, sans-serif\">\n\
+             <rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n{}</svg>\n",
+            self.body
+        )
+    }
+}
+
+/// Checks that `doc` is well-formed XML: every tag closed in order, attributes and entities
+/// valid. Used by the tests of every plot.
+#[cfg(test)]
+pub(crate) fn assert_well_formed(doc: &str) {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(doc);
+    let mut stack: Vec<Vec<u8>> = Vec::new();
+    let mut roots = 0;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                if stack.is_empty() {
+                    roots += 1;
+                }
+                for a in e.attributes() {
+                    let a = a.unwrap_or_else(|err| panic!("bad attribute: {err}\n{doc}"));
+                    a.unescape_value().unwrap_or_else(|err| panic!("bad attribute value: {err}\n{doc}"));
+                }
+                stack.push(e.name().as_ref().to_vec());
+            }
+            Ok(Event::End(e)) => {
+                let open = stack.pop().unwrap_or_else(|| panic!("stray end tag\n{doc}"));
+                assert_eq!(open, e.name().as_ref(), "mismatched end tag\n{doc}");
+            }
+            Ok(Event::Empty(e)) => {
+                assert!(!stack.is_empty(), "element outside the root\n{doc}");
+                for a in e.attributes() {
+                    let a = a.unwrap_or_else(|err| panic!("bad attribute: {err}\n{doc}"));
+                    a.unescape_value().unwrap_or_else(|err| panic!("bad attribute value: {err}\n{doc}"));
+                }
+            }
+            Ok(Event::Text(t)) => {
+                t.unescape().unwrap_or_else(|err| panic!("bad text: {err}\n{doc}"));
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(err) => panic!("not well-formed at {}: {err}\n{doc}", reader.error_position()),
+        }
+    }
+    assert!(stack.is_empty(), "unclosed elements {stack:?}");
+    assert_eq!(roots, 1, "exactly one root element");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_attributes_are_escaped() {
+        assert_eq!(escape("a<b & \"c\" 'd'>"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;");
+        assert_eq!(escape("bell\u{7}"), "bell ");
+        let mut svg = Svg::new(100.0, 50.0);
+        svg.text((1.0, 2.0), "dec (x=<1> & y=\"2\")\u{1}", Anchor::Middle, 12.0, Some(-90.0));
+        svg.begin_group(3.0, 4.0);
+        svg.line((0.0, 0.0), (1.0, f64::NAN), Stroke { color: "#000", width: 1.0, dashed: true });
+        svg.polyline(&[(0.0, 0.0), (1.5, 2.25)], Stroke { color: "red\"", width: 2.0, dashed: false });
+        svg.circle((1.0, 1.0), 2.0, "blue");
+        svg.rect((0.0, 0.0), (-5.0, 3.0), "none", "black");
+        svg.end_group();
+        let doc = svg.finish();
+        assert_well_formed(&doc);
+        assert!(doc.contains("dec (x=&lt;1&gt; &amp; y=&quot;2&quot;) </text>"), "{doc}");
+    }
+
+    #[test]
+    fn coordinates_are_short_and_finite() {
+        assert_eq!(coord(1.0), "1");
+        assert_eq!(coord(1.256), "1.26");
+        assert_eq!(coord(-0.001), "0");
+        assert_eq!(coord(f64::INFINITY), "0");
+        assert_eq!(coord(120.5), "120.5");
+    }
+
+    #[test]
+    #[should_panic]
+    fn the_checker_rejects_bad_nesting() {
+        assert_well_formed("<svg><g></svg></g>");
+    }
+
+    #[test]
+    #[should_panic]
+    fn the_checker_rejects_unclosed_elements() {
+        assert_well_formed("<svg><g>");
+    }
+
+    #[test]
+    #[should_panic]
+    fn the_checker_rejects_raw_ampersands() {
+        assert_well_formed("<svg><text>a & b</text></svg>");
+    }
+}

@@ -1,0 +1,125 @@
+//! `table.md`: GitHub-flavoured Markdown.
+
+use super::{Cell, Model, RESULT_HEADERS};
+
+pub(crate) const FILE: &str = "table.md";
+
+const COMPARISON_HEADERS: [&str; 7] =
+    ["dec", "baseline", "pairs", "Δ accuracy (pp)", "95% CI (pp)", "p (paired t)", "p (Wilcoxon)"];
+
+/// Escapes text so it renders literally inside a table cell.
+///
+/// `|` would end the cell and a newline the row. Emphasis and link characters are escaped too,
+/// except `_` between two letters or digits, which GFM never treats as emphasis: parameter names
+/// like `label_fraction` stay readable in the raw file.
+pub(crate) fn escape(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '_' => {
+                let word = |j: Option<usize>| j.and_then(|j| chars.get(j)).is_some_and(|c| c.is_alphanumeric());
+                if !(word(i.checked_sub(1)) && word(Some(i + 1))) {
+                    out.push('\\');
+                }
+                out.push('_');
+            }
+            '\\' | '|' | '*' | '`' | '[' | ']' | '<' | '>' | '#' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn cell(c: &Cell) -> String {
+    match c {
+        Cell::Text(t) => escape(t),
+        // Our own formatted numbers: "<0.001" is no HTML tag and renders as written.
+        Cell::Num(n) => n.clone(),
+        Cell::MeanStd(m, Some(s)) => format!("{m} ± {s}"),
+        Cell::MeanStd(m, None) => m.clone(),
+        Cell::Interval(lo, hi) => format!("[{lo}, {hi}]"),
+        Cell::Range(lo, hi) => format!("{lo}–{hi}"),
+        Cell::Missing => "–".to_string(),
+    }
+}
+
+/// A table whose first `text_cols` columns are left-aligned text and the rest right-aligned
+/// numbers.
+fn table(out: &mut String, headers: &[&str], text_cols: usize, rows: impl Iterator<Item = Vec<String>>) {
+    out.push_str(&format!("| {} |\n", headers.iter().map(|h| escape(h)).collect::<Vec<_>>().join(" | ")));
+    let align: Vec<&str> = (0..headers.len()).map(|i| if i < text_cols { ":---" } else { "---:" }).collect();
+    out.push_str(&format!("|{}|\n", align.join("|")));
+    for r in rows {
+        out.push_str(&format!("| {} |\n", r.join(" | ")));
+    }
+}
+
+pub(crate) fn render(m: &Model) -> String {
+    let aggregated = if m.include_pruned { "completed and pruned trials" } else { "completed trials only" };
+    let mut out = format!("# Study {}\n\n", escape(&m.study));
+    out.push_str(&format!(
+        "Accuracy (%) and weighted F1 on the validation split: mean ± sample standard deviation over \
+         the seeds of each configuration ({aggregated}; n = seeds aggregated). Each number is \
+         recomputable from `summary.csv` and the `trials.csv` rows it lists.\n\n"
+    ));
+    if m.results.is_empty() {
+        out.push_str("No trials.\n");
+    } else {
+        table(&mut out, &RESULT_HEADERS, 1, m.results.iter().map(|r| r.cells.iter().map(cell).collect()));
+    }
+    if !m.excluded.is_empty() {
+        out.push_str("\nNot aggregated:\n\n");
+        for e in &m.excluded {
+            out.push_str(&format!("- {}: {}\n", escape(&e.label), e.describe()));
+        }
+    }
+
+    out.push_str("\n## dec vs baseline, paired by seed\n\n");
+    if m.comparisons.is_empty() {
+        out.push_str("No dec configuration has a baseline with the same shared parameters.\n");
+    } else {
+        out.push_str(
+            "Δ accuracy = dec − baseline in percentage points, over the seeds both configurations \
+             completed; the baseline is the one whose parameters read by both pipelines are equal. \
+             95% CI from Student's t with n − 1 degrees of freedom; p-values are two-sided, from \
+             the paired t-test and, as a robustness check, the Wilcoxon signed-rank test (exact \
+             without ties, normal approximation otherwise). The pairs are listed in \
+             `paired.csv`.\n\n",
+        );
+        table(&mut out, &COMPARISON_HEADERS, 2, m.comparisons.iter().map(|r| r.iter().map(cell).collect()));
+    }
+    if !m.unmatched.is_empty() {
+        out.push_str("\nNo matching baseline:\n\n");
+        for u in &m.unmatched {
+            out.push_str(&format!("- {}\n", escape(u)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_cells_intact_and_names_readable() {
+        assert_eq!(escape("dec (label_fraction=0.4)"), "dec (label_fraction=0.4)");
+        assert_eq!(escape("a|b"), "a\\|b");
+        assert_eq!(escape("_x_ *y* `z` [l](u) <b>"), "\\_x\\_ \\*y\\* \\`z\\` \\[l\\](u) \\<b\\>");
+        assert_eq!(escape("line\nbreak"), "line break");
+        assert_eq!(escape("back\\slash"), "back\\\\slash");
+    }
+
+    #[test]
+    fn cells_are_spelled_for_markdown() {
+        assert_eq!(cell(&Cell::MeanStd("73.14".into(), Some("1.02".into()))), "73.14 ± 1.02");
+        assert_eq!(cell(&Cell::Interval("-0.50".into(), "+4.94".into())), "[-0.50, +4.94]");
+        assert_eq!(cell(&Cell::Num("<0.001".into())), "<0.001");
+        assert_eq!(cell(&Cell::Missing), "–");
+    }
+}

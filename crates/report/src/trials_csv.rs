@@ -1,0 +1,149 @@
+//! `trials.csv`: one row per trial, every parameter and metric as a column.
+//!
+//! Columns: `id, pipeline, config_id`, every parameter (sorted by name), `seed, status, attempts,
+//! worker, error`, every metric (see [`crate::columns`] for the order). A parameter or metric a
+//! trial does not have is an empty cell. Rows are in trial-id order.
+
+use crate::columns::{metric_names, param_names, Headers};
+use crate::format::csv_num;
+use crate::{ReportError, TrialRow};
+
+pub(crate) const FILE: &str = "trials.csv";
+
+const LEAD: [&str; 3] = ["id", "pipeline", "config_id"];
+const MIDDLE: [&str; 5] = ["seed", "status", "attempts", "worker", "error"];
+
+pub(crate) fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
+    let params = param_names(trials);
+    let metrics = metric_names(trials);
+    // Fixed columns are claimed first so a parameter or metric of the same name is the one
+    // renamed; the file order is then assembled separately.
+    let mut names = Headers::fixed(&[&LEAD[..], &MIDDLE[..]].concat());
+    let param_cols: Vec<String> = params.iter().map(|p| names.claim(p, "param")).collect();
+    let metric_cols: Vec<String> = metrics.iter().map(|m| names.claim(m, "metric")).collect();
+    let headers: Vec<String> = LEAD
+        .iter()
+        .map(|s| s.to_string())
+        .chain(param_cols)
+        .chain(MIDDLE.iter().map(|s| s.to_string()))
+        .chain(metric_cols)
+        .collect();
+
+    let mut rows: Vec<&TrialRow> = trials.iter().collect();
+    rows.sort_by_key(|t| t.id);
+
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&headers).map_err(|e| ReportError::csv(FILE, e))?;
+    for t in rows {
+        let mut rec: Vec<String> = Vec::with_capacity(headers.len());
+        rec.extend([t.id.to_string(), t.pipeline.clone(), t.config_id.clone()]);
+        rec.extend(params.iter().map(|p| t.params.get(p).map(|v| v.to_string()).unwrap_or_default()));
+        rec.extend([
+            t.seed.to_string(),
+            t.status.as_str().to_string(),
+            t.attempts.to_string(),
+            t.worker.clone().unwrap_or_default(),
+            t.error.clone().unwrap_or_default(),
+        ]);
+        rec.extend(metrics.iter().map(|m| t.metrics.get(m).map(|x| csv_num(*x)).unwrap_or_default()));
+        w.write_record(&rec).map_err(|e| ReportError::csv(FILE, e))?;
+    }
+    let bytes = w.into_inner().map_err(|e| ReportError::csv(FILE, e.into_error()))?;
+    // Every cell was a Rust `String`, so the bytes are UTF-8.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{trial, TrialSpec};
+    use crate::TrialStatus;
+    use decsweep_api::ParamValue;
+
+    fn read(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let headers = r.headers().unwrap().iter().map(str::to_string).collect();
+        let rows = r.records().map(|rec| rec.unwrap().iter().map(str::to_string).collect()).collect();
+        (headers, rows)
+    }
+
+    #[test]
+    fn every_field_survives_a_round_trip_through_a_csv_reader() {
+        let mut a = trial(TrialSpec {
+            id: 7,
+            pipeline: "dec",
+            config: "cfg,\"1\"",
+            seed: 3,
+            acc: Some(0.1 + 0.2),
+            ..Default::default()
+        });
+        a.error = Some("CUDA error: out of memory, \"retry\"\nline 2".into());
+        a.params.insert("zero_label".into(), ParamValue::Str("drop, then \"see\"".into()));
+        a.params.insert("epochs_ft".into(), ParamValue::Int(500));
+        a.metrics.insert("loss".into(), f64::NAN);
+        a.metrics.insert("time_ae_s".into(), 12.5);
+        let mut b = trial(TrialSpec { id: 2, pipeline: "baseline", status: TrialStatus::Failed, ..Default::default() });
+        b.worker = None;
+        b.attempts = 3;
+        b.metrics.insert("cache_reuses".into(), 2.0);
+        let text = render(&[a.clone(), b]).unwrap();
+        let (headers, rows) = read(&text);
+        assert_eq!(
+            headers,
+            [
+                "id",
+                "pipeline",
+                "config_id",
+                "epochs_ft",
+                "label_fraction",
+                "zero_label",
+                "seed",
+                "status",
+                "attempts",
+                "worker",
+                "error",
+                "accuracy",
+                "f1_weighted",
+                "loss",
+                "param_count",
+                "time_ae_s",
+                "cache_reuses",
+            ]
+        );
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][..3], ["2", "baseline", "c"], "rows in id order");
+        assert_eq!(rows[0][9..11], ["", ""], "absent worker and error are empty cells");
+        assert_eq!(rows[0][16], "2");
+        let r = &rows[1];
+        assert_eq!(r[2], a.config_id);
+        assert_eq!(r[3], "500");
+        assert_eq!(r[4].parse::<f64>().unwrap(), 0.4);
+        assert_eq!(r[5], "drop, then \"see\"");
+        assert_eq!(r[6..10], ["3", "completed", "1", "w1"]);
+        assert_eq!(r[10], a.error.clone().unwrap());
+        assert_eq!(r[11].parse::<f64>().unwrap(), 0.1 + 0.2, "shortest round-trip form");
+        assert!(r[13].parse::<f64>().unwrap().is_nan());
+        assert_eq!(r[16], "", "a metric the trial lacks");
+    }
+
+    #[test]
+    fn names_that_clash_with_fixed_columns_are_prefixed() {
+        let mut a = trial(TrialSpec::default());
+        a.params.insert("seed".into(), ParamValue::Int(9));
+        a.metrics.insert("status".into(), 1.0);
+        let (headers, rows) = read(&render(&[a]).unwrap());
+        let col =
+            |name: &str| headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("{name} in {headers:?}"));
+        assert_eq!(rows[0][col("param.seed")], "9");
+        assert_eq!(rows[0][col("seed")], "0");
+        assert_eq!(rows[0][col("metric.status")], "1");
+        assert_eq!(rows[0][col("status")], "completed");
+    }
+
+    #[test]
+    fn no_trials_is_a_header_only_file() {
+        let (headers, rows) = read(&render(&[]).unwrap());
+        assert_eq!(headers, ["id", "pipeline", "config_id", "seed", "status", "attempts", "worker", "error"]);
+        assert!(rows.is_empty());
+    }
+}

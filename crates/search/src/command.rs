@@ -1,0 +1,179 @@
+//! The `command` pipeline: any program, run once per trial with the trial's parameters, whose
+//! last line on stdout is a JSON object of metrics (the way W&B sweeps run a `program`).
+//!
+//! Parameters reach the program in one of two ways (`pass` in `[command]`):
+//! - `"args"` (default): `program... --name value --name value ... --seed N`, parameters in name
+//!   order, values printed as in the spec (`0.001` prints as `0.001`, `1e-5` as `0.00001`).
+//! - `"env"`: environment variables `DECSWEEP_<NAME>` with the name upper-cased
+//!   (`lr` → `DECSWEEP_LR=0.001`), and the program's argv unchanged.
+//!
+//! In both modes the environment also carries `DECSWEEP_SEED`, `DECSWEEP_TRIAL_KEY` and
+//! `DECSWEEP_CONFIG_ID`, plus whatever `[command] env` sets.
+
+use std::collections::BTreeMap;
+
+use decsweep_api::ParamValue;
+use serde::{Deserialize, Serialize};
+
+/// How a trial's parameters are handed to the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassMode {
+    /// `--name value` arguments after the program's own.
+    Args,
+    /// `DECSWEEP_<NAME>=value` environment variables.
+    Env,
+}
+
+impl PassMode {
+    pub const WORDS: &'static [&'static str] = &["args", "env"];
+}
+
+/// `[command]` of a spec.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandSpec {
+    /// The program and its own leading arguments, e.g. `["python3", "train.py"]`.
+    pub program: Vec<String>,
+    pub pass: PassMode,
+    /// Extra environment variables for every trial.
+    pub env: BTreeMap<String, String>,
+    /// Working directory on the worker, as written (it is the worker's filesystem, not the
+    /// spec's, so it is not resolved against the spec file). `None`: the worker's own.
+    pub workdir: Option<String>,
+}
+
+/// Names decsweep sets itself, so a parameter may not take them.
+pub const RESERVED_NAMES: &[&str] = &["seed", "trial_key", "config_id"];
+
+/// What a worker executes for one trial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    /// Program followed by its arguments.
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+}
+
+/// The environment variable carrying parameter `name` in `env` mode.
+pub fn env_var(name: &str) -> String {
+    format!("DECSWEEP_{}", name.to_ascii_uppercase())
+}
+
+impl CommandSpec {
+    /// The command line and environment of one trial.
+    pub fn invocation(
+        &self,
+        params: &BTreeMap<String, ParamValue>,
+        seed: u64,
+        trial_key: &str,
+        config_id: &str,
+    ) -> Invocation {
+        let mut argv = self.program.clone();
+        let mut env = self.env.clone();
+        match self.pass {
+            PassMode::Args => {
+                for (name, value) in params {
+                    argv.push(format!("--{name}"));
+                    argv.push(value.to_string());
+                }
+                argv.push("--seed".into());
+                argv.push(seed.to_string());
+            }
+            PassMode::Env => {
+                for (name, value) in params {
+                    env.insert(env_var(name), value.to_string());
+                }
+            }
+        }
+        env.insert("DECSWEEP_SEED".into(), seed.to_string());
+        env.insert("DECSWEEP_TRIAL_KEY".into(), trial_key.into());
+        env.insert("DECSWEEP_CONFIG_ID".into(), config_id.into());
+        Invocation { argv, env, workdir: self.workdir.clone() }
+    }
+}
+
+/// Whether `name` can be a parameter of a command: it must survive being an argument flag and,
+/// in `env` mode, an environment variable name.
+pub(crate) fn valid_param_name(name: &str, pass: PassMode) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (c == '-' && pass == PassMode::Args));
+    first_ok && rest_ok
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MetricsError {
+    #[error("the program printed nothing on stdout; expected its last line to be a JSON object of metrics")]
+    NoOutput,
+    #[error("the last line of stdout is not a JSON object of metrics: {line}")]
+    NotAnObject { line: String },
+}
+
+/// Reads the metrics from a command's stdout: its last non-blank line, a JSON object.
+/// Numeric entries are kept; others (strings, nested objects) are skipped, as programs often
+/// print a run name or a config beside their numbers.
+pub fn parse_metrics(stdout: &str) -> Result<BTreeMap<String, f64>, MetricsError> {
+    let line = stdout.lines().rev().map(str::trim).find(|l| !l.is_empty()).ok_or(MetricsError::NoOutput)?;
+    let shorten = || line.chars().take(200).collect::<String>();
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|_| MetricsError::NotAnObject { line: shorten() })?;
+    let object = value.as_object().ok_or_else(|| MetricsError::NotAnObject { line: shorten() })?;
+    Ok(object.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(pass: PassMode) -> CommandSpec {
+        CommandSpec {
+            program: vec!["python3".into(), "train.py".into()],
+            pass,
+            env: BTreeMap::from([("OMP_NUM_THREADS".into(), "1".into())]),
+            workdir: None,
+        }
+    }
+
+    fn params() -> BTreeMap<String, ParamValue> {
+        BTreeMap::from([("lr".into(), ParamValue::Float(1e-3)), ("layers".into(), ParamValue::Int(2))])
+    }
+
+    #[test]
+    fn args_mode_appends_flags_in_name_order_then_the_seed() {
+        let inv = spec(PassMode::Args).invocation(&params(), 4, "tk", "cid");
+        assert_eq!(inv.argv, ["python3", "train.py", "--layers", "2", "--lr", "0.001", "--seed", "4"]);
+        assert_eq!(inv.env["DECSWEEP_SEED"], "4");
+        assert_eq!(inv.env["DECSWEEP_TRIAL_KEY"], "tk");
+        assert_eq!(inv.env["OMP_NUM_THREADS"], "1");
+        assert!(!inv.env.contains_key("DECSWEEP_LR"));
+    }
+
+    #[test]
+    fn env_mode_sets_upper_case_variables() {
+        let inv = spec(PassMode::Env).invocation(&params(), 4, "tk", "cid");
+        assert_eq!(inv.argv, ["python3", "train.py"]);
+        assert_eq!(inv.env["DECSWEEP_LR"], "0.001");
+        assert_eq!(inv.env["DECSWEEP_LAYERS"], "2");
+        assert_eq!(inv.env["DECSWEEP_CONFIG_ID"], "cid");
+    }
+
+    #[test]
+    fn metrics_come_from_the_last_line() {
+        let out = "epoch 1\n{\"not\": \"this\"}\n{\"accuracy\": 0.75, \"f1\": 0.7, \"run\": \"x\"}\n\n";
+        let m = parse_metrics(out).unwrap();
+        assert_eq!(m, BTreeMap::from([("accuracy".into(), 0.75), ("f1".into(), 0.7)]));
+        assert_eq!(parse_metrics("  \n"), Err(MetricsError::NoOutput));
+        assert!(matches!(parse_metrics("{\"a\": 1}\ndone"), Err(MetricsError::NotAnObject { .. })));
+        assert!(matches!(parse_metrics("[1, 2]"), Err(MetricsError::NotAnObject { .. })));
+    }
+
+    #[test]
+    fn parameter_names_must_survive_flags_and_environment() {
+        assert!(valid_param_name("learning-rate", PassMode::Args));
+        assert!(!valid_param_name("learning-rate", PassMode::Env));
+        assert!(valid_param_name("_x1", PassMode::Env));
+        assert!(!valid_param_name("1x", PassMode::Args));
+        assert!(!valid_param_name("", PassMode::Args));
+        assert!(!valid_param_name("a b", PassMode::Args));
+    }
+}

@@ -1,0 +1,189 @@
+//! `[sampler]`, `[objective]`, `[resources]` and `[command]`.
+
+use std::collections::BTreeMap;
+
+use toml::de::DeValue;
+
+use crate::command::{CommandSpec, PassMode};
+use crate::error::Diagnostics;
+use crate::reader::{self, Section, Span};
+use crate::spec::{Direction, Objective, Resources, SamplerKind, SamplerSpec};
+
+/// `[sampler]` and where its parts were written, for checks made once the space is known.
+pub(crate) struct Sampler {
+    pub spec: SamplerSpec,
+    /// The `kind` value, or the table header, or the document start when there is no table.
+    pub kind_span: Span,
+    pub n_trials_span: Option<Span>,
+}
+
+pub(crate) fn sampler(diag: &mut Diagnostics, s: Option<&Section<'_, '_>>) -> Option<Sampler> {
+    let default = SamplerSpec { kind: SamplerKind::Grid, seed: 0, n_trials: None };
+    let Some(s) = s else {
+        return Some(Sampler { spec: default, kind_span: 0..0, n_trials_span: None });
+    };
+    let mut ok = true;
+    let mut out = Sampler { spec: default, kind_span: s.span.clone(), n_trials_span: None };
+    if let Some(e) = s.get("kind") {
+        out.kind_span = e.value.span();
+        match reader::word(diag, e.value, &s.field("kind"), SamplerKind::WORDS) {
+            Some("random") => out.spec.kind = SamplerKind::Random,
+            Some(_) => out.spec.kind = SamplerKind::Grid,
+            None => ok = false,
+        }
+    }
+    if let Some(e) = s.get("seed") {
+        match reader::unsigned(diag, e.value, &s.field("seed")) {
+            Some(seed) => out.spec.seed = seed,
+            None => ok = false,
+        }
+    }
+    if let Some(e) = s.get("n_trials") {
+        out.n_trials_span = Some(e.value.span());
+        match reader::unsigned(diag, e.value, &s.field("n_trials")) {
+            Some(0) => {
+                diag.error(e.value.span(), format!("expected at least 1 for {}", s.field("n_trials")));
+                ok = false;
+            }
+            Some(n) => out.spec.n_trials = Some(n),
+            None => ok = false,
+        }
+    }
+    if ok && out.spec.kind == SamplerKind::Random && out.spec.n_trials.is_none() {
+        diag.error(
+            out.kind_span.clone(),
+            "the random sampler needs `n_trials` in [sampler]: how many configurations to draw",
+        );
+        ok = false;
+    }
+    ok.then_some(out)
+}
+
+pub(crate) fn objective(diag: &mut Diagnostics, s: Option<&Section<'_, '_>>) -> Option<Objective> {
+    let mut out = Objective::default();
+    let Some(s) = s else { return Some(out) };
+    let mut ok = true;
+    if let Some(e) = s.get("metric") {
+        match reader::string(diag, e.value, &s.field("metric")) {
+            Some("") => {
+                diag.error(e.value.span(), "empty `objective.metric`: expected a metric name such as \"accuracy\"");
+                ok = false;
+            }
+            Some(m) => out.metric = m.to_string(),
+            None => ok = false,
+        }
+    }
+    if let Some(e) = s.get("direction") {
+        match reader::word(diag, e.value, &s.field("direction"), Direction::WORDS) {
+            Some("minimize") => out.direction = Direction::Minimize,
+            Some(_) => out.direction = Direction::Maximize,
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+pub(crate) fn resources(diag: &mut Diagnostics, s: Option<&Section<'_, '_>>) -> Option<Resources> {
+    let mut out = Resources::default();
+    let Some(s) = s else { return Some(out) };
+    let mut ok = true;
+    if let Some(e) = s.get("gpus") {
+        match reader::number(diag, e.value, &s.field("gpus")) {
+            Some(g) if !(g > 0.0 && g.is_finite()) => {
+                diag.error(
+                    e.value.span(),
+                    format!(
+                        "expected gpus > 0 (0.25 = a quarter of one GPU; leave it out for CPU-only trials), found {g}"
+                    ),
+                );
+                ok = false;
+            }
+            Some(g) if g > 1.0 && g.fract() != 0.0 => {
+                diag.error(
+                    e.value.span(),
+                    format!("expected a share of one GPU (≤ 1) or a whole number of GPUs, found {g}"),
+                );
+                ok = false;
+            }
+            Some(g) => out.gpus = Some(g),
+            None => ok = false,
+        }
+    }
+    if let Some(e) = s.get("cpus") {
+        match reader::number(diag, e.value, &s.field("cpus")) {
+            Some(c) if !(c > 0.0 && c.is_finite()) => {
+                diag.error(e.value.span(), format!("expected cpus > 0, found {c}"));
+                ok = false;
+            }
+            Some(c) => out.cpus = Some(c),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+pub(crate) fn command(diag: &mut Diagnostics, s: &Section<'_, '_>) -> Option<CommandSpec> {
+    let mut ok = true;
+    let mut program = Vec::new();
+    match s.get("program") {
+        None => {
+            s.missing(diag, "program", "the program and its arguments, e.g. program = [\"python3\", \"train.py\"]");
+            ok = false;
+        }
+        Some(e) => match reader::array(diag, e.value, &s.field("program")) {
+            Some(a) if a.is_empty() => {
+                diag.error(e.value.span(), "empty `command.program`: expected at least the program to run");
+                ok = false;
+            }
+            Some(a) => {
+                for item in a.iter() {
+                    match reader::string(diag, item, &s.field("program")) {
+                        Some("") => {
+                            diag.error(item.span(), "empty argument in `command.program`");
+                            ok = false;
+                        }
+                        Some(arg) => program.push(arg.to_string()),
+                        None => ok = false,
+                    }
+                }
+            }
+            None => ok = false,
+        },
+    }
+    let mut pass = PassMode::Args;
+    if let Some(e) = s.get("pass") {
+        match reader::word(diag, e.value, &s.field("pass"), PassMode::WORDS) {
+            Some("env") => pass = PassMode::Env,
+            Some(_) => {}
+            None => ok = false,
+        }
+    }
+    let mut env = BTreeMap::new();
+    if let Some(e) = s.get("env") {
+        match e.value.get_ref() {
+            DeValue::Table(t) => {
+                let vars = Section::any_keys("command.env", e.value.span(), t);
+                for v in &vars.entries {
+                    match reader::string(diag, v.value, &vars.field(v.key)) {
+                        Some(val) => {
+                            env.insert(v.key.to_string(), val.to_string());
+                        }
+                        None => ok = false,
+                    }
+                }
+            }
+            _ => {
+                reader::table(diag, e.value, &s.field("env"));
+                ok = false;
+            }
+        }
+    }
+    let mut workdir = None;
+    if let Some(e) = s.get("workdir") {
+        match reader::string(diag, e.value, &s.field("workdir")) {
+            Some(w) => workdir = Some(w.to_string()),
+            None => ok = false,
+        }
+    }
+    ok.then_some(CommandSpec { program, pass, env, workdir })
+}

@@ -1,0 +1,421 @@
+//! Sweep specs: a TOML file describing a study, validated into a [`SweepSpec`] whose trials are
+//! fixed by the file alone.
+//!
+//! # Format
+//!
+//! ```toml
+//! [study]
+//! name = "lr-vs-labels"               # names results/<name>/; letters, digits, - _ .
+//! description = "fine-tune lr against the label budget"   # optional
+//! # A file, relative to this spec file ...
+//! dataset = "../data/mosi.safetensors"
+//! # ... or the synthetic CMU-MOSI-shaped generator (n defaults to 2199, seed to 0):
+//! # dataset = { synthetic = { seed = 0, n = 2199 } }
+//! pipelines = ["baseline", "dec"]     # or ["command"], with a [command] table
+//! seeds = [0, 1, 2]                   # every configuration runs once per seed
+//! retries = 2                         # failed attempts retried per trial (default 2)
+//!
+//! [fixed]                             # applied to every trial, on top of the paper's defaults
+//! epochs_ae = 50
+//! zero_label = "drop"
+//!
+//! [space]                             # one dimension per swept parameter
+//! label_fraction = { grid = [0.2, 0.4, 1.0] }   # always run in full, whatever the sampler
+//! batch_size = { choice = [64, 128] }           # grid: enumerated; random: drawn
+//! lr_ft = { loguniform = [1e-5, 1e-3] }         # log-uniform real
+//! dropout = { uniform = [0.0, 0.3] }            # uniform real
+//! epochs_ft = { int = [100, 500], step = 100 }  # integers lo, lo+step, ... ≤ hi
+//! ff_dim = { int = [64, 512], log = true }      # integers, uniform in log space
+//!
+//! [sampler]
+//! kind = "random"                     # "grid" (default) or "random"
+//! seed = 0                            # the random draws are a function of this seed
+//! n_trials = 20                       # points drawn; required for random
+//!
+//! [objective]                         # what a later model-based sampler optimises
+//! metric = "accuracy"                 # default "accuracy"
+//! direction = "maximize"              # or "minimize"; default "maximize"
+//!
+//! [resources]                         # what one trial needs from a worker
+//! gpus = 0.25                         # a share of one GPU (four trials per GPU), or whole GPUs
+//! cpus = 1
+//! ```
+//!
+//! Explicit configurations replace `study.pipelines` when a table needs named rows that are not a
+//! product (Table 1's three models). Each entry names its pipeline, an optional `label` (the row
+//! name in reports) and its own parameters; `[fixed]` and `[space]` apply to every entry:
+//!
+//! ```text
+//! [[configs]]
+//! label = "Transformer + DEC Pretraining (Full Dataset)"
+//! pipeline = "dec"
+//! params = { label_fraction = 1.0 }
+//! ```
+//!
+//! The `command` pipeline runs any program (see [`crate::command`] for how parameters reach it):
+//!
+//! ```text
+//! [study]
+//! pipelines = ["command"]
+//! [command]
+//! program = ["python3", "train.py"]   # the last stdout line must be a JSON object of metrics
+//! pass = "args"                       # "--name value" arguments (default) or "env": DECSWEEP_NAME
+//! env = { OMP_NUM_THREADS = "1" }     # optional extra environment
+//! workdir = "/srv/project"            # optional, on the worker
+//! ```
+//!
+//! # Rules
+//!
+//! - Unknown keys anywhere are errors, with the nearest valid key suggested.
+//! - For `baseline` and `dec`, every name in `[fixed]`, `[space]` and `params` is a registered
+//!   parameter ([`decsweep_api::SPECS`]) that at least one of the spec's pipelines reads, and
+//!   every value (each grid/choice element, each range end) is in the parameter's range. A name
+//!   may be set in only one place. For `command`, any name that works as a `--flag` (and, with
+//!   `pass = "env"`, as a variable name) is allowed, except `seed`, `trial_key` and `config_id`.
+//! - `grid` and `choice` list at least one value, without repeats; `uniform` needs lo < hi,
+//!   `loguniform` 0 < lo < hi, `int` integers lo < hi (`step` ≥ 1, or `log = true` with lo ≥ 1).
+//! - The grid sampler enumerates `grid` and `choice` only; `n_trials`, if given, must equal the
+//!   number of grid points. The random sampler requires `n_trials` and something to draw.
+//! - Seeds are distinct non-negative integers; a sweep expands to at most [`MAX_TRIALS`] trials.
+//!
+//! # Expansion
+//!
+//! Points (grid: the product of `grid`/`choice` values, first-declared parameter varying
+//! slowest; random: `n_trials` draws, each crossed with every `grid` value) × configurations
+//! (`pipelines` in order, or `[[configs]]` in order) × seeds, in that nesting. A configuration a
+//! pipeline cannot tell apart from an earlier one (a swept parameter it never reads) is run once.
+
+use std::path::{Path, PathBuf};
+
+use decsweep_api::{ParamValue, Pipeline};
+use serde::{Deserialize, Serialize};
+
+use crate::command::CommandSpec;
+use crate::error::{LoadError, SpecErrors};
+use crate::sampler::{GridSampler, Point, RandomSampler, Sampler};
+use crate::space::Space;
+use crate::trial::TrialPlan;
+
+/// The most trials one spec may expand to; beyond it a typo (one grid too many) is more likely
+/// than intent, and the expansion would eat memory.
+pub const MAX_TRIALS: usize = 100_000;
+
+/// Where a study's data comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    /// A dataset file: as written in the spec, and resolved against the spec's directory.
+    File { written: String, path: PathBuf },
+    /// The synthetic CMU-MOSI-shaped generator.
+    Synthetic { seed: u64, n: u64 },
+}
+
+/// The synthetic generator's default size: CMU-MOSI's 2199 utterances.
+pub const SYNTHETIC_DEFAULT_N: u64 = 2199;
+
+/// Which pipeline a configuration runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipelineKind {
+    Model(Pipeline),
+    Command,
+}
+
+impl PipelineKind {
+    pub const WORDS: &'static [&'static str] = &["baseline", "dec", "command"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PipelineKind::Model(p) => p.name(),
+            PipelineKind::Command => "command",
+        }
+    }
+
+    pub(crate) fn from_word(word: &str) -> Option<Self> {
+        match word {
+            "command" => Some(PipelineKind::Command),
+            other => other.parse().ok().map(PipelineKind::Model),
+        }
+    }
+}
+
+/// One configuration of the sweep before the sampled parameters: a pipeline of
+/// `study.pipelines`, or one `[[configs]]` entry with its label and parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub pipeline: PipelineKind,
+    pub label: Option<String>,
+    /// The entry's own parameters, in the order written (checked and converted).
+    pub params: Vec<(String, ParamValue)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplerKind {
+    Grid,
+    Random,
+}
+
+impl SamplerKind {
+    pub const WORDS: &'static [&'static str] = &["grid", "random"];
+}
+
+/// `[sampler]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplerSpec {
+    pub kind: SamplerKind,
+    pub seed: u64,
+    /// Points to draw (random); the grid's size if given for a grid.
+    pub n_trials: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Maximize,
+    Minimize,
+}
+
+impl Direction {
+    pub const WORDS: &'static [&'static str] = &["maximize", "minimize"];
+}
+
+/// `[objective]`: the metric a model-based sampler and the reports rank configurations by.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    pub metric: String,
+    pub direction: Direction,
+}
+
+impl Default for Objective {
+    fn default() -> Self {
+        Objective { metric: "accuracy".into(), direction: Direction::Maximize }
+    }
+}
+
+/// `[resources]`: what one trial takes from a worker.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Share of a GPU (0.25: four trials per GPU) or whole GPUs; `None`: the trial needs none.
+    pub gpus: Option<f64>,
+    pub cpus: Option<f64>,
+}
+
+/// How strictly a spec is checked against the machine it is read on.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Require a dataset file to exist. Off where the spec is only inspected, or read on a
+    /// machine other than the one that will hold the data.
+    pub check_dataset: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { check_dataset: true }
+    }
+}
+
+/// The default number of retries of a failed trial.
+pub const DEFAULT_RETRIES: u32 = 2;
+
+/// A validated sweep spec. Built only by [`SweepSpec::load`] and friends, which check
+/// everything, including that every trial it plans has valid parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepSpec {
+    pub(crate) path: PathBuf,
+    pub(crate) source: String,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) dataset: Dataset,
+    pub(crate) configs: Vec<Config>,
+    pub(crate) fixed: Vec<(String, ParamValue)>,
+    pub(crate) space: Space,
+    pub(crate) seeds: Vec<u64>,
+    pub(crate) retries: u32,
+    pub(crate) sampler: SamplerSpec,
+    pub(crate) objective: Objective,
+    pub(crate) resources: Resources,
+    pub(crate) command: Option<CommandSpec>,
+    pub(crate) trials: Vec<TrialPlan>,
+}
+
+impl SweepSpec {
+    /// Reads and validates a spec file, requiring a dataset file to exist.
+    pub fn load(path: impl AsRef<Path>) -> Result<SweepSpec, LoadError> {
+        SweepSpec::load_with(path, &LoadOptions::default())
+    }
+
+    pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<SweepSpec, LoadError> {
+        let path = path.as_ref();
+        let source =
+            std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        Ok(SweepSpec::from_source(&source, path, options)?)
+    }
+
+    /// Validates spec text; `path` names it in messages and anchors a relative dataset path.
+    pub fn from_source(source: &str, path: impl AsRef<Path>, options: &LoadOptions) -> Result<SweepSpec, SpecErrors> {
+        crate::parse::parse(source, path.as_ref(), options)
+    }
+
+    /// Every trial of the sweep, in expansion order (see the module docs).
+    pub fn expand(&self) -> Vec<TrialPlan> {
+        self.trials.clone()
+    }
+
+    /// The trials without copying them.
+    pub fn trials(&self) -> &[TrialPlan] {
+        &self.trials
+    }
+
+    /// A fresh sampler of this spec's points. The grid sampler covers every dimension; the random
+    /// sampler draws the non-`grid` ones, and [`SweepSpec::trials_for_point`] crosses the rest.
+    pub fn sampler(&self) -> Box<dyn Sampler> {
+        match self.sampler.kind {
+            SamplerKind::Grid => match GridSampler::new(&self.space) {
+                Ok(g) => Box::new(g),
+                // Validation refused a grid over non-enumerable dimensions, so this is not
+                // reached; proposing nothing keeps the no-panic promise if it ever is.
+                Err(_) => Box::new(NoPoints),
+            },
+            SamplerKind::Random => Box::new(RandomSampler::new(
+                self.space.sampled(),
+                self.sampler.seed,
+                usize::try_from(self.sampler.n_trials.unwrap_or(0)).unwrap_or(usize::MAX),
+            )),
+        }
+    }
+
+    /// The trials of one point proposed by a sampler: the point × any `grid` dimension it leaves
+    /// out × configurations × seeds. This is how a sampler that learns from finished trials
+    /// (TPE) turns its proposals into work.
+    pub fn trials_for_point(&self, point: &Point) -> Result<Vec<TrialPlan>, crate::expand::PlanError> {
+        crate::expand::trials_for_point(self, point)
+    }
+
+    /// The file the spec was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The spec's text as read, so a coordinator can store it and read it back identically.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// The configurations, one per pipeline of `study.pipelines` or per `[[configs]]` entry.
+    pub fn configs(&self) -> &[Config] {
+        &self.configs
+    }
+
+    /// The distinct pipelines the sweep runs, in order of first appearance.
+    pub fn pipelines(&self) -> Vec<PipelineKind> {
+        let mut out: Vec<PipelineKind> = Vec::new();
+        for c in &self.configs {
+            if !out.contains(&c.pipeline) {
+                out.push(c.pipeline);
+            }
+        }
+        out
+    }
+
+    /// `[fixed]`, in the order written, values checked and converted.
+    pub fn fixed(&self) -> &[(String, ParamValue)] {
+        &self.fixed
+    }
+
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    pub fn seeds(&self) -> &[u64] {
+        &self.seeds
+    }
+
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    pub fn sampler_spec(&self) -> &SamplerSpec {
+        &self.sampler
+    }
+
+    pub fn objective(&self) -> &Objective {
+        &self.objective
+    }
+
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
+
+    /// `[command]`, present exactly when the sweep runs the `command` pipeline.
+    pub fn command(&self) -> Option<&CommandSpec> {
+        self.command.as_ref()
+    }
+}
+
+/// A sampler with nothing to propose.
+struct NoPoints;
+
+impl Sampler for NoPoints {
+    fn ask(&mut self, _history: &[crate::sampler::Observation]) -> Option<Point> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first ```toml block of this file's module docs: the documented example must stay valid.
+    fn documented_example() -> String {
+        let mut out = String::new();
+        let mut inside = false;
+        for line in include_str!("spec.rs").lines() {
+            let Some(doc) = line.strip_prefix("//!") else { continue };
+            let doc = doc.strip_prefix(' ').unwrap_or(doc);
+            match (inside, doc.trim()) {
+                (false, "```toml") => inside = true,
+                (true, "```") => break,
+                (true, _) => {
+                    out.push_str(doc);
+                    out.push('\n');
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_documented_example_is_a_valid_spec() {
+        let text = documented_example();
+        assert!(text.contains("[sampler]"), "example not found");
+        let spec = SweepSpec::from_source(&text, "sweeps/example.toml", &LoadOptions { check_dataset: false })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.name(), "lr-vs-labels");
+        assert_eq!(spec.sampler_spec().kind, SamplerKind::Random);
+        // 20 draws × 3 label fractions × 2 pipelines × 3 seeds.
+        assert_eq!(spec.trials().len(), 20 * 3 * 2 * 3);
+        assert_eq!(spec.resources().gpus, Some(0.25));
+        assert_eq!(spec.objective(), &Objective::default());
+        assert!(
+            matches!(spec.dataset(), Dataset::File { path, .. } if path == Path::new("sweeps/../data/mosi.safetensors"))
+        );
+        assert_eq!(
+            spec.space().dims.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["label_fraction", "batch_size", "lr_ft", "dropout", "epochs_ft", "ff_dim"]
+        );
+    }
+}

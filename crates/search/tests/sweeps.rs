@@ -1,0 +1,104 @@
+//! Every spec shipped in `sweeps/` parses and plans the trials its comments promise.
+
+use std::path::PathBuf;
+
+use decsweep_search::{Dataset, Job, LoadOptions, SweepSpec};
+
+fn sweeps_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sweeps")
+}
+
+/// Real-data specs name a file users make themselves, so existence is not required here.
+fn load(name: &str) -> SweepSpec {
+    let path = sweeps_dir().join(name);
+    SweepSpec::load_with(&path, &LoadOptions { check_dataset: false }).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn every_shipped_spec_parses() {
+    let mut names: Vec<String> = std::fs::read_dir(sweeps_dir())
+        .expect("sweeps/ exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    for required in ["demo.toml", "label-fraction.toml", "loss-ablation.toml", "paper-table1.toml"] {
+        assert!(names.iter().any(|n| n == required), "sweeps/{required} is missing");
+    }
+    for name in &names {
+        let spec = load(name);
+        assert!(!spec.trials().is_empty(), "{name} plans no trials");
+    }
+}
+
+#[test]
+fn demo_is_small_and_synthetic() {
+    // The demo must run without any file, so it is loaded with the default, strict options.
+    let spec = SweepSpec::load(sweeps_dir().join("demo.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(spec.dataset(), Dataset::Synthetic { .. }));
+    assert_eq!(spec.trials().len(), 3 * 2 * 2);
+    for t in spec.trials() {
+        // Only what the trial's pipeline reads: baseline trials keep the unread AE/DEC defaults.
+        for (name, value) in t.param_map() {
+            let small = match name.as_str() {
+                "epochs_ae" => 10.0,
+                "epochs_dec" => 5.0,
+                "epochs_ft" => 40.0,
+                "d_model" => 32.0,
+                _ => continue,
+            };
+            assert!(value.as_f64().is_some_and(|v| v <= small), "{name} = {value} in the demo");
+        }
+    }
+}
+
+#[test]
+fn paper_table1_is_three_rows_of_ten_seeds() {
+    let spec = load("paper-table1.toml");
+    let mut rows: Vec<(String, &str, f64)> = Vec::new();
+    for t in spec.trials() {
+        let Job::Model { pipeline, params } = &t.job else { panic!("model pipelines only") };
+        let row = (t.label.clone().unwrap_or_default(), pipeline.name(), params.label_fraction);
+        if !rows.contains(&row) {
+            rows.push(row);
+        }
+        // Everything but the label fraction is the paper's default.
+        let expected = decsweep_api::Params { label_fraction: params.label_fraction, ..Default::default() };
+        assert_eq!(*params, expected, "{:?}", t.label);
+    }
+    assert_eq!(
+        rows,
+        [
+            ("Transformer-based (40%)".to_string(), "baseline", 0.4),
+            ("Transformer + DEC Pretraining (40%)".to_string(), "dec", 0.4),
+            ("Transformer + DEC Pretraining (Full Dataset)".to_string(), "dec", 1.0),
+        ]
+    );
+    assert_eq!(spec.trials().len(), 3 * 10);
+}
+
+#[test]
+fn label_fraction_covers_seven_fractions_both_pipelines_ten_seeds() {
+    let spec = load("label-fraction.toml");
+    assert_eq!(spec.trials().len(), 7 * 2 * 10);
+}
+
+#[test]
+fn loss_ablation_switches_one_term_at_a_time() {
+    let spec = load("loss-ablation.toml");
+    assert_eq!(spec.configs().len(), 7);
+    assert_eq!(spec.trials().len(), 7 * 10);
+    let defaults = decsweep_api::Params::default();
+    for t in spec.trials() {
+        let Job::Model { params, .. } = &t.job else { panic!("model pipelines only") };
+        let changed = [
+            params.cluster_weight != defaults.cluster_weight,
+            params.alpha != defaults.alpha,
+            params.beta != defaults.beta,
+            params.gamma != defaults.gamma,
+            params.gamma_ae != defaults.gamma_ae,
+        ];
+        assert!(changed.iter().filter(|c| **c).count() <= 1, "{:?} changes more than one term", t.label);
+    }
+}

@@ -1,0 +1,564 @@
+//! The worker agent: leases trials from a coordinator, runs each in a child process
+//! (`decsweep-worker train --supervised`, or the spec's command), heartbeats, relays per-epoch
+//! progress (and the coordinator's prune answers), and reports the outcome.
+//!
+//! A trial runs in its own process so that concurrent slots keep their own torch generator state
+//! (every stage seeds it), a crash of libtorch costs one trial rather than the agent, and a
+//! pruned or abandoned trial is stopped by closing a pipe. If the agent dies, the child reads
+//! end-of-file at its next epoch and stops; the coordinator re-leases the trial when the lease
+//! expires.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use decsweep_api::wire::{
+    CompleteTrial, EpochProgress, FailTrial, Lease, LeaseRequest, ProgressAction, ProgressReply, PruneTrial, TrialJob,
+};
+use decsweep_api::Stage;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::Failure;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// Coordinator to pull trials from, e.g. `http://10.0.0.5:8320`. Without a subcommand the
+    /// worker runs as an agent and this is required.
+    #[arg(long, env = "DECSWEEP_COORDINATOR")]
+    coordinator: Option<String>,
+    /// Bearer token of the coordinator's API.
+    #[arg(long, env = "DECSWEEP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Trials run at once on this machine (e.g. 4 trials sharing one GPU).
+    #[arg(long, default_value_t = 1)]
+    slots: usize,
+    /// `cpu`, `cuda`, `cuda:K` or `auto` (slot i takes GPU i mod #GPUs when CUDA is usable).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// CPU threads per trial (default: the machine's cores divided among the slots).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where datasets, shared stage checkpoints and trial outputs are kept
+    /// (default: $DECSWEEP_HOME, else ~/.cache/decsweep).
+    #[arg(long, env = "DECSWEEP_HOME")]
+    work_dir: Option<PathBuf>,
+    /// This worker's name in the coordinator (default: host name and process id).
+    #[arg(long)]
+    name: Option<String>,
+    /// Exit when the coordinator has no trial to hand out (instead of waiting for more).
+    #[arg(long)]
+    exit_when_idle: bool,
+}
+
+impl AgentArgs {
+    pub fn wants_agent(&self) -> bool {
+        self.coordinator.is_some()
+    }
+}
+
+/// How long one lease request waits at the coordinator before answering "none".
+const LONG_POLL_MS: u64 = 10_000;
+
+pub fn run(args: AgentArgs) -> Result<(), Failure> {
+    let Some(url) = args.coordinator.clone() else {
+        return Err(Failure::BadInput(anyhow::anyhow!("--coordinator URL is required to run as an agent")));
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+    let home = args.work_dir.clone().unwrap_or_else(default_home);
+    for sub in ["datasets", "stages", "trials"] {
+        fs::create_dir_all(home.join(sub)).with_context(|| format!("creating {}", home.join(sub).display()))?;
+    }
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args.threads.unwrap_or((cores / args.slots.max(1)).max(1));
+    let base_name = args.name.clone().unwrap_or_else(default_name);
+    let client = Client::new(&url, args.token.clone())?;
+    let dataset_lock = Arc::new(Mutex::new(()));
+    tracing::info!(coordinator = %url, slots = args.slots, threads, home = %home.display(), "agent started");
+
+    let handles: Vec<_> = (0..args.slots.max(1))
+        .map(|slot| {
+            let slot_ctx = Slot {
+                name: if args.slots > 1 { format!("{base_name}/{slot}") } else { base_name.clone() },
+                device: slot_device(&args.device, slot),
+                threads,
+                home: home.clone(),
+                client: client.clone(),
+                stop: Arc::clone(&stop),
+                exit_when_idle: args.exit_when_idle,
+                dataset_lock: Arc::clone(&dataset_lock),
+            };
+            thread::spawn(move || slot_ctx.run())
+        })
+        .collect();
+    let mut first_error = None;
+    for h in handles {
+        if let Err(e) = h.join().expect("slot thread does not panic") {
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(Failure::Failed(e)),
+        None => Ok(()),
+    }
+}
+
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache/decsweep")
+}
+
+fn default_name() -> String {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    format!("{}-{}", if host.is_empty() { "worker" } else { &host }, std::process::id())
+}
+
+fn slot_device(device: &str, slot: usize) -> String {
+    match device {
+        "auto" if tch::Cuda::is_available() => format!("cuda:{}", slot % tch::Cuda::device_count().max(1) as usize),
+        "auto" => "cpu".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// One lease at a time.
+struct Slot {
+    name: String,
+    device: String,
+    threads: usize,
+    home: PathBuf,
+    client: Client,
+    stop: Arc<AtomicBool>,
+    exit_when_idle: bool,
+    dataset_lock: Arc<Mutex<()>>,
+}
+
+impl Slot {
+    fn run(self) -> anyhow::Result<()> {
+        let mut backoff = Duration::from_millis(200);
+        while !self.stop.load(Ordering::Relaxed) {
+            let request = LeaseRequest { worker: self.name.clone(), wait_ms: LONG_POLL_MS };
+            match self.client.lease(&request) {
+                Ok(Some(lease)) => {
+                    backoff = Duration::from_millis(200);
+                    self.run_lease(lease);
+                }
+                Ok(None) if self.exit_when_idle => break,
+                Ok(None) => {}
+                Err(e) => {
+                    // The coordinator may be restarting: keep trying, more slowly.
+                    tracing::warn!(worker = %self.name, error = %format!("{e:#}"), "lease request failed; retrying");
+                    sleep_unless_stopped(backoff, &self.stop);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_lease(&self, lease: Lease) {
+        tracing::info!(worker = %self.name, trial = lease.trial_id, attempt = lease.attempt, study = %lease.study, "leased");
+        let lost = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let heartbeat = self.spawn_heartbeat(&lease, Arc::clone(&lost), Arc::clone(&done));
+        let outcome = match &lease.job {
+            TrialJob::Model { .. } => self.run_model(&lease, &lost),
+            TrialJob::Command { argv, env, workdir } => self.run_command(argv, env, workdir.as_deref(), &lost),
+        };
+        done.store(true, Ordering::Relaxed);
+        let _ = heartbeat.join();
+        if lost.load(Ordering::Relaxed) {
+            tracing::warn!(trial = lease.trial_id, "lease lost (expired or replaced); result discarded");
+            return;
+        }
+        let id = &lease.lease_id;
+        let reported = match outcome {
+            Outcome::Completed(metrics) => self.client.post_retrying(&format!("leases/{id}/complete"), &CompleteTrial { metrics }),
+            Outcome::Pruned { stage, epoch, metrics } => {
+                self.client.post_retrying(&format!("leases/{id}/prune"), &PruneTrial { stage, epoch, metrics })
+            }
+            Outcome::Failed { reason, retryable } => {
+                tracing::warn!(trial = lease.trial_id, %reason, "trial failed");
+                self.client.post_retrying(&format!("leases/{id}/fail"), &FailTrial { reason, retryable })
+            }
+        };
+        if let Err(e) = reported {
+            tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"), "could not report the trial's outcome");
+        }
+    }
+
+    /// Extends the lease every third of its TTL until the trial is done; marks it lost when the
+    /// coordinator says it is no longer ours.
+    fn spawn_heartbeat(&self, lease: &Lease, lost: Arc<AtomicBool>, done: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+        let client = self.client.clone();
+        let path = format!("leases/{}/heartbeat", lease.lease_id);
+        let every = Duration::from_millis((lease.ttl_ms / 3).max(50));
+        thread::spawn(move || {
+            let tick = Duration::from_millis(25);
+            let mut waited = Duration::ZERO;
+            while !done.load(Ordering::Relaxed) {
+                thread::sleep(tick);
+                waited += tick;
+                if waited < every {
+                    continue;
+                }
+                waited = Duration::ZERO;
+                match client.post::<_, serde_json::Value>(&path, &serde_json::json!({})) {
+                    Ok(_) => {}
+                    Err(ApiCallError::Conflict(_)) => {
+                        lost.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+        })
+    }
+
+    fn run_model(&self, lease: &Lease, lost: &AtomicBool) -> Outcome {
+        let TrialJob::Model { pipeline, params } = &lease.job else { unreachable!("model job") };
+        let data = match &lease.dataset {
+            Some(d) => match self.fetch_dataset(&d.sha256) {
+                Ok(path) => path,
+                Err(e) => return Outcome::Failed { reason: format!("fetching dataset {}: {e:#}", d.sha256), retryable: true },
+            },
+            None => return Outcome::Failed { reason: "the lease names no dataset".into(), retryable: false },
+        };
+        let out = self.home.join("trials").join(format!("{}-{}", lease.trial_id, lease.attempt));
+        let _ = fs::remove_dir_all(&out);
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => return Outcome::Failed { reason: format!("locating decsweep-worker: {e}"), retryable: true },
+        };
+        let mut cmd = Command::new(exe);
+        cmd.arg("train")
+            .arg("--supervised")
+            .arg("--data")
+            .arg(&data)
+            .args(["--pipeline", pipeline.name(), "--seed", &lease.seed.to_string()])
+            .args(["--device", &self.device, "--threads", &self.threads.to_string()])
+            .arg("--cache")
+            .arg(self.home.join("stages"))
+            .arg("--out")
+            .arg(&out);
+        for (name, value) in params.to_map() {
+            cmd.arg("--set").arg(format!("{name}={value}"));
+        }
+        let mut child = match cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+            Ok(c) => c,
+            Err(e) => return Outcome::Failed { reason: format!("starting the trial: {e}"), retryable: true },
+        };
+        let stderr_tail = tail_of(child.stderr.take().expect("piped"), lease.trial_id);
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        self.relay_progress(lease, stdout, stdin, &mut child, lost);
+        let status = child.wait();
+        let stderr_tail = stderr_tail.join().unwrap_or_default();
+        if self.stop.load(Ordering::Relaxed) {
+            return Outcome::Failed { reason: "the worker was shut down; trial released".into(), retryable: true };
+        }
+        match status {
+            Ok(s) if s.success() => read_model_outcome(&out),
+            Ok(s) => {
+                let err: serde_json::Value =
+                    fs::read_to_string(out.join("error.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+                let kind = err["kind"].as_str().unwrap_or("error");
+                let message = err["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("{s}: {stderr_tail}"));
+                // Bad input and divergence are deterministic: running the same trial again would
+                // fail the same way.
+                Outcome::Failed { reason: message, retryable: kind == "error" }
+            }
+            Err(e) => Outcome::Failed { reason: format!("waiting for the trial: {e}"), retryable: true },
+        }
+    }
+
+    /// Forwards every epoch the child prints to the coordinator and answers the child with the
+    /// coordinator's decision. Stops the child when the lease is lost or the worker shuts down.
+    fn relay_progress(&self, lease: &Lease, stdout: impl BufRead, mut stdin: ChildStdin, child: &mut Child, lost: &AtomicBool) {
+        let path = format!("leases/{}/progress", lease.lease_id);
+        for line in stdout.lines() {
+            let Ok(line) = line else { break };
+            let Ok(epoch) = serde_json::from_str::<EpochProgress>(&line) else {
+                tracing::debug!(%line, "ignoring a non-progress line from the trial");
+                continue;
+            };
+            let answer = if self.stop.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
+                "stop"
+            } else {
+                match self.client.post::<_, ProgressReply>(&path, &epoch) {
+                    Ok(ProgressReply { action: ProgressAction::Prune }) => "prune",
+                    Ok(_) => "continue",
+                    Err(ApiCallError::Conflict(_)) => {
+                        lost.store(true, Ordering::Relaxed);
+                        "stop"
+                    }
+                    // The coordinator is unreachable for now: keep training; heartbeats decide
+                    // whether the lease survives.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "progress not delivered");
+                        "continue"
+                    }
+                }
+            };
+            if writeln!(stdin, "{answer}").and_then(|_| stdin.flush()).is_err() {
+                break;
+            }
+        }
+        drop(stdin);
+        if self.stop.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
+            let _ = child.kill();
+        }
+    }
+
+    fn run_command(&self, argv: &[String], env: &BTreeMap<String, String>, workdir: Option<&str>, lost: &AtomicBool) -> Outcome {
+        let Some((program, args)) = argv.split_first() else {
+            return Outcome::Failed { reason: "the command is empty".into(), retryable: false };
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args).envs(env).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Some(dir) = workdir {
+            cmd.current_dir(dir);
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Outcome::Failed { reason: format!("starting `{program}`: {e}"), retryable: false },
+        };
+        let stderr_tail = tail_of(child.stderr.take().expect("piped"), 0);
+        let mut stdout = String::new();
+        let read = child.stdout.take().expect("piped").read_to_string(&mut stdout);
+        if self.stop.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
+            let _ = child.kill();
+        }
+        let status = child.wait();
+        let stderr_tail = stderr_tail.join().unwrap_or_default();
+        if self.stop.load(Ordering::Relaxed) {
+            return Outcome::Failed { reason: "the worker was shut down; trial released".into(), retryable: true };
+        }
+        match (status, read) {
+            (Ok(s), Ok(_)) if s.success() => match decsweep_search::command::parse_metrics(&stdout) {
+                Ok(metrics) => Outcome::Completed(metrics),
+                Err(e) => Outcome::Failed { reason: e.to_string(), retryable: false },
+            },
+            (Ok(s), _) => Outcome::Failed { reason: format!("`{program}` exited with {s}: {stderr_tail}"), retryable: true },
+            (Err(e), _) => Outcome::Failed { reason: format!("waiting for `{program}`: {e}"), retryable: true },
+        }
+    }
+
+    /// The dataset file with this hash, downloaded once per machine and verified.
+    fn fetch_dataset(&self, sha256: &str) -> anyhow::Result<PathBuf> {
+        if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            bail!("`{sha256}` is not a SHA-256 hex digest");
+        }
+        let path = self.home.join("datasets").join(format!("{sha256}.safetensors"));
+        let _guard = self.dataset_lock.lock().expect("dataset lock");
+        if path.exists() {
+            return Ok(path);
+        }
+        let tmp = path.with_extension(format!("part-{}", std::process::id()));
+        let mut response = self.client.get_raw(&format!("datasets/{sha256}"))?;
+        let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = response.read(&mut buf).context("downloading the dataset")?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])?;
+        }
+        file.sync_all()?;
+        let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if got != sha256 {
+            let _ = fs::remove_file(&tmp);
+            bail!("downloaded dataset has SHA-256 {got}, expected {sha256}");
+        }
+        fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
+}
+
+enum Outcome {
+    Completed(BTreeMap<String, f64>),
+    Pruned { stage: Stage, epoch: u32, metrics: BTreeMap<String, f64> },
+    Failed { reason: String, retryable: bool },
+}
+
+/// Reads `metrics.json` of a finished `train --supervised` run.
+fn read_model_outcome(out: &Path) -> Outcome {
+    let text = match fs::read_to_string(out.join("metrics.json")) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed { reason: format!("the trial wrote no metrics.json: {e}"), retryable: true },
+    };
+    let m: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Failed { reason: format!("unreadable metrics.json: {e}"), retryable: true },
+    };
+    let metrics = flatten_metrics(&m);
+    if m["status"] == "pruned" {
+        let stage = serde_json::from_value(m["pruned_stage"].clone()).unwrap_or(Stage::Finetune);
+        let epoch = m["pruned_epoch"].as_u64().unwrap_or(0) as u32;
+        Outcome::Pruned { stage, epoch, metrics }
+    } else {
+        Outcome::Completed(metrics)
+    }
+}
+
+/// The numbers of metrics.json as flat columns: top-level numbers as they are, the test split's
+/// as `test_<name>`.
+pub fn flatten_metrics(m: &serde_json::Value) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Some(obj) = m.as_object() else { return out };
+    for (key, value) in obj {
+        if let Some(x) = value.as_f64() {
+            out.insert(key.clone(), x);
+        }
+    }
+    if let Some(test) = obj.get("test").and_then(|t| t.as_object()) {
+        for (key, value) in test {
+            if let Some(x) = value.as_f64() {
+                out.insert(format!("test_{key}"), x);
+            }
+        }
+    }
+    out
+}
+
+/// Copies a child's stderr to ours (prefixed with the trial) and keeps its last lines for
+/// failure messages.
+fn tail_of(stderr: impl Read + Send + 'static, trial: i64) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut tail: Vec<String> = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            tracing::debug!(trial, "{line}");
+            if tail.len() == 8 {
+                tail.remove(0);
+            }
+            tail.push(line);
+        }
+        tail.join("\n")
+    })
+}
+
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+    let step = Duration::from_millis(50);
+    let mut slept = Duration::ZERO;
+    while slept < total && !stop.load(Ordering::Relaxed) {
+        thread::sleep(step);
+        slept += step;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ApiCallError {
+    #[error("the coordinator answered 409: {0}")]
+    Conflict(String),
+    #[error("the coordinator answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("request to the coordinator failed: {0}")]
+    Transport(#[from] reqwest::Error),
+}
+
+/// The coordinator's `/v1` API over blocking HTTP.
+#[derive(Clone)]
+struct Client {
+    http: reqwest::blocking::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(url: &str, token: Option<String>) -> anyhow::Result<Self> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_millis(LONG_POLL_MS + 30_000))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Client { http, base: format!("{}/v1", url.trim_end_matches('/')), token })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        let req = self.http.request(method, format!("{}/{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    fn check(response: reqwest::blocking::Response) -> Result<reqwest::blocking::Response, ApiCallError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().unwrap_or_default();
+        if status == reqwest::StatusCode::CONFLICT {
+            Err(ApiCallError::Conflict(body))
+        } else {
+            Err(ApiCallError::Status { status: status.as_u16(), body })
+        }
+    }
+
+    fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, ApiCallError> {
+        let response = Self::check(self.request(reqwest::Method::POST, path).json(body).send()?)?;
+        Ok(response.json()?)
+    }
+
+    /// Reports an outcome, retrying transport errors and 5xx for a while (the coordinator may be
+    /// restarting); outcome calls are idempotent, so a repeat is harmless.
+    fn post_retrying<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<()> {
+        let mut wait = Duration::from_millis(200);
+        for attempt in 0.. {
+            match self.post::<_, serde_json::Value>(path, body) {
+                Ok(_) => return Ok(()),
+                Err(e @ ApiCallError::Conflict(_)) => return Err(e.into()),
+                Err(ApiCallError::Status { status, body }) if status < 500 => bail!("{status}: {body}"),
+                Err(e) if attempt >= 12 => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "retrying");
+                    thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    fn lease(&self, request: &LeaseRequest) -> anyhow::Result<Option<Lease>> {
+        let response = Self::check(self.request(reqwest::Method::POST, "lease").json(request).send()?)?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Ok(Some(response.json()?))
+    }
+
+    fn get_raw(&self, path: &str) -> anyhow::Result<reqwest::blocking::Response> {
+        Ok(Self::check(self.request(reqwest::Method::GET, path).send()?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_flatten_with_test_prefix() {
+        let m = serde_json::json!({
+            "status": "completed", "accuracy": 0.75, "param_count": 10,
+            "test": { "accuracy": 0.7, "n": 5 }, "params": { "lr_ft": 0.1 }, "device": "cpu"
+        });
+        let flat = flatten_metrics(&m);
+        assert_eq!(flat.get("accuracy"), Some(&0.75));
+        assert_eq!(flat.get("param_count"), Some(&10.0));
+        assert_eq!(flat.get("test_accuracy"), Some(&0.7));
+        assert!(!flat.contains_key("lr_ft") && !flat.contains_key("device"));
+    }
+}

@@ -1,0 +1,402 @@
+//! `decsweep-worker bench-train`: time per training step of our fine-tune and AE steps against
+//! the PyTorch reference (`tests/parity/reference.py --mode bench`) on the same batch, from the
+//! same weights, with the same thread count and optimiser, measured in the same run.
+//!
+//! The default configuration (`Params::default()`, dims 300/74/47, 30 steps, batch 128) on one
+//! random batch with lengths 1..=30. A step is forward + loss + backward + Adam update, exactly as
+//! the training stages run it: the fine-tune step is BCE with logits under Adam(lr_ft,
+//! weight_decay); the AE step is α_ae·recon + γ_ae·disentangle under Adam(lr_ae). Dropout is on
+//! (training mode) on both sides. On CUDA every timed step ends with a device synchronisation.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use decsweep_api::Params;
+use decsweep_model::autoencoder::Autoencoder;
+use decsweep_model::classifier::Classifier;
+use decsweep_model::losses::{self, LossTerms, LossWeights};
+use decsweep_model::{Batch, ModelConfig};
+use tch::nn::{self, OptimizerConfig, VarStore};
+use tch::{Device, Kind, Tensor};
+
+use crate::{device, Failure};
+
+const DIMS: [usize; 3] = [300, 74, 47];
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Python with torch==2.11.0 for the PyTorch side (`make venv` makes .venv/bin/python).
+    #[arg(long, env = "DECSWEEP_PYTHON")]
+    python: Option<PathBuf>,
+    /// Timed training steps per round, side and step kind.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Untimed steps before the timed ones, every round.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Rounds, alternating which side runs first, so that a change in the machine's background
+    /// load during the run hits both sides alike.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Also print the time of each phase (forward + loss, backward, optimiser step). On CUDA this
+    /// synchronises after every phase, which the totals then include.
+    #[arg(long)]
+    breakdown: bool,
+    /// Intra-op CPU threads, the same on both sides (default: libtorch's default here).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// `cpu` or `cuda` / `cuda:K`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// The PyTorch reference (default: tests/parity/reference.py of this checkout).
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Seed of the weights and the batch.
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+}
+
+/// Per-step milliseconds: the whole step and its phases.
+#[derive(Clone, Debug, Default)]
+struct Samples {
+    total: Vec<f64>,
+    forward: Vec<f64>,
+    backward: Vec<f64>,
+    step: Vec<f64>,
+}
+
+impl Samples {
+    fn extend(&mut self, other: Samples) {
+        self.total.extend(other.total);
+        self.forward.extend(other.forward);
+        self.backward.extend(other.backward);
+        self.step.extend(other.step);
+    }
+
+    /// The reference's `<prefix>/ms`, `<prefix>/forward_ms`, ... tensors.
+    fn from_reference(out: &[(String, Tensor)], prefix: &str) -> anyhow::Result<Samples> {
+        let get = |name: &str| -> anyhow::Result<Vec<f64>> {
+            let name = format!("{prefix}/{name}");
+            let (_, t) = out.iter().find(|(n, _)| *n == name).ok_or_else(|| anyhow!("the reference wrote no `{name}`"))?;
+            Ok(Vec::<f64>::try_from(t)?)
+        };
+        Ok(Samples { total: get("ms")?, forward: get("forward_ms")?, backward: get("backward_ms")?, step: get("step_ms")? })
+    }
+}
+
+fn median(ms: &[f64]) -> f64 {
+    let mut v = ms.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn min(ms: &[f64]) -> f64 {
+    ms.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+pub fn run(args: BenchArgs) -> Result<(), Failure> {
+    if args.steps == 0 || args.rounds == 0 {
+        return Err(Failure::BadInput(anyhow!("--steps and --rounds must be at least 1")));
+    }
+    let device = device::parse(&args.device).map_err(Failure::BadInput)?;
+    if let Some(n) = args.threads {
+        if n < 1 {
+            return Err(Failure::BadInput(anyhow!("--threads {n}: expected at least 1")));
+        }
+        tch::set_num_threads(n);
+    }
+    let threads = tch::get_num_threads();
+    let python = args.python.clone().unwrap_or_else(|| PathBuf::from(".venv/bin/python"));
+    let reference = find_reference(args.reference.as_deref()).map_err(Failure::BadInput)?;
+    check_python(&python)?;
+
+    let params = Params::default();
+    let cfg = ModelConfig::new(&params, DIMS);
+    let seq_len = params.seq_len;
+    tch::manual_seed(args.seed);
+    let batch = random_batch(params.batch_size, seq_len, device);
+
+    let clf_vs = VarStore::new(device);
+    let clf = Classifier::new(clf_vs.root(), &cfg);
+    let ae_vs = VarStore::new(device);
+    let ae = Autoencoder::new(ae_vs.root(), &cfg);
+    let param_count: i64 = clf_vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+
+    // The reference starts from these weights, before our steps move them.
+    let mut inputs = config_tensors(&cfg, &params, seq_len);
+    inputs.extend(batch_tensors(&batch));
+    inputs.extend(snapshot("classifier/", &clf_vs));
+    inputs.extend(snapshot("ae/", &ae_vs));
+    for (name, v) in [
+        ("steps", args.steps as i64),
+        ("warmup", args.warmup as i64),
+        ("threads", threads as i64),
+        ("sync_phases", args.breakdown as i64),
+    ] {
+        inputs.push((format!("bench/{name}"), Tensor::from(v)));
+    }
+    for (name, v) in [("lr_ft", params.lr_ft), ("weight_decay", params.weight_decay), ("lr_ae", params.lr_ae)] {
+        inputs.push((format!("bench/{name}"), Tensor::from(v)));
+    }
+
+    let mut opt = nn::Adam { wd: params.weight_decay, ..Default::default() }.build(&clf_vs, params.lr_ft)?;
+    let mut ae_opt = nn::Adam::default().build(&ae_vs, params.lr_ae)?;
+    let weights = LossWeights { cluster: 0.0, alpha: params.alpha_ae, beta: 0.0, gamma: params.gamma_ae };
+    let finetune_loss = || losses::bce_with_logits(&clf.forward(&batch, true), &batch.y);
+    // As the AE stage builds its loss.
+    let ae_loss = || {
+        let z = ae.encode(&batch, true);
+        let recon = losses::reconstruction(&ae.decode(&z, &batch), &batch);
+        let zero = recon.zeros_like();
+        LossTerms { cluster: zero.shallow_clone(), supervised: zero, disentangle: losses::disentangle(&z), recon }.total(weights)
+    };
+
+    let (mut ours_ft, mut ours_ae, mut theirs_ft, mut theirs_ae) =
+        (Samples::default(), Samples::default(), Samples::default(), Samples::default());
+    let mut their_threads = None;
+    let mut their_version = String::from("?");
+    for round in 0..args.rounds {
+        let ours_first = round % 2 == 0;
+        for side in 0..2 {
+            if (side == 0) == ours_first {
+                eprintln!("round {}/{}: our steps ...", round + 1, args.rounds);
+                let t = Timer { device, warmup: args.warmup, steps: args.steps, sync_phases: args.breakdown };
+                ours_ft.extend(t.run(&mut opt, finetune_loss));
+                ours_ae.extend(t.run(&mut ae_opt, ae_loss));
+            } else {
+                eprintln!("round {}/{}: PyTorch's steps ...", round + 1, args.rounds);
+                let out = run_reference(&python, &reference, &device::describe(device), &inputs)?;
+                theirs_ft.extend(Samples::from_reference(&out, "finetune")?);
+                theirs_ae.extend(Samples::from_reference(&out, "ae")?);
+                their_threads = out.iter().find(|(n, _)| n == "bench/threads").map(|(_, t)| t.int64_value(&[]));
+                if let Some(v) = out.iter().find(|(n, _)| n == "torch_version").and_then(|(_, t)| Vec::<i64>::try_from(t).ok()) {
+                    their_version = v.iter().map(i64::to_string).collect::<Vec<_>>().join(".");
+                }
+            }
+        }
+    }
+
+    println!(
+        "bench-train: device {}, {} intra-op threads (PyTorch: {}), PyTorch {} via {}",
+        device::describe(device),
+        threads,
+        their_threads.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+        their_version,
+        python.display()
+    );
+    println!(
+        "default config: dims {}/{}/{}, seq_len {seq_len}, batch {}, d_model {}, {} heads, {} layers, FF {}, dropout {}, \
+         latent {}; classifier {} parameters; {} rounds × {} timed steps (after {} warm-up) per side and step",
+        DIMS[0],
+        DIMS[1],
+        DIMS[2],
+        params.batch_size,
+        cfg.d_model,
+        cfg.n_heads,
+        cfg.n_layers,
+        cfg.ff_dim,
+        cfg.dropout,
+        cfg.latent_dim,
+        param_count,
+        args.rounds,
+        args.steps,
+        args.warmup
+    );
+    println!();
+    println!("| step | ours ms/step (median / min) | PyTorch ms/step (median / min) | ours / PyTorch (median / min) |");
+    println!("| --- | --- | --- | --- |");
+    let rows = [("fine-tune (BCE, Adam + weight decay)", &ours_ft, &theirs_ft), ("AE (α·recon + γ·disentangle, Adam)", &ours_ae, &theirs_ae)];
+    for (name, a, b) in rows {
+        let (a, b) = (&a.total, &b.total);
+        println!(
+            "| {name} | {:.2} / {:.2} | {:.2} / {:.2} | {:.3}× / {:.3}× |",
+            median(a),
+            min(a),
+            median(b),
+            min(b),
+            median(a) / median(b),
+            min(a) / min(b)
+        );
+    }
+    if args.breakdown {
+        println!();
+        println!("| step: phase | ours ms (median) | PyTorch ms (median) | ours / PyTorch |");
+        println!("| --- | --- | --- | --- |");
+        for (name, a, b) in rows {
+            for (phase, x, y) in [
+                ("forward + loss", &a.forward, &b.forward),
+                ("zero_grad + backward", &a.backward, &b.backward),
+                ("Adam step", &a.step, &b.step),
+            ] {
+                let short = name.split(' ').next().unwrap_or(name);
+                println!("| {short}: {phase} | {:.2} | {:.2} | {:.3}× |", median(x), median(y), median(x) / median(y));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Times training steps: forward + loss, zero_grad + backward, optimiser step.
+struct Timer {
+    device: Device,
+    warmup: usize,
+    steps: usize,
+    /// Synchronise the device after every phase (CUDA), not only after the step.
+    sync_phases: bool,
+}
+
+impl Timer {
+    fn run(&self, opt: &mut nn::Optimizer, loss: impl Fn() -> Tensor) -> Samples {
+        for _ in 0..self.warmup {
+            opt.backward_step(&loss());
+        }
+        sync(self.device);
+        let phase_sync = || {
+            if self.sync_phases {
+                sync(self.device)
+            }
+        };
+        let mut out = Samples::default();
+        for _ in 0..self.steps {
+            let t0 = Instant::now();
+            let l = loss();
+            phase_sync();
+            let t1 = Instant::now();
+            opt.zero_grad();
+            l.backward();
+            phase_sync();
+            let t2 = Instant::now();
+            opt.step();
+            sync(self.device);
+            let t3 = Instant::now();
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+            out.total.push(ms(t0, t3));
+            out.forward.push(ms(t0, t1));
+            out.backward.push(ms(t1, t2));
+            out.step.push(ms(t2, t3));
+        }
+        out
+    }
+}
+
+/// One random batch: features N(0, 1), lengths uniform in 1..=T with 1 and T both present (the
+/// same in every modality, as in a dataset), labels 0/1.
+fn random_batch(n: i64, steps: i64, device: Device) -> Batch {
+    let lengths = Tensor::randint_low(1, steps + 1, [n], (Kind::Int64, Device::Cpu));
+    let _ = lengths.get(0).fill_(1);
+    let _ = lengths.get(1).fill_(steps);
+    Batch {
+        x: std::array::from_fn(|m| Tensor::randn([n, steps, DIMS[m] as i64], (Kind::Float, device))),
+        lengths: std::array::from_fn(|_| lengths.to_device(device)),
+        y: Tensor::randint(2, [n], (Kind::Float, device)),
+        labeled: Tensor::ones([n], (Kind::Bool, device)),
+    }
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+fn config_tensors(cfg: &ModelConfig, params: &Params, seq_len: i64) -> Vec<(String, Tensor)> {
+    let mut out: Vec<(String, Tensor)> = [
+        ("seq_len", seq_len),
+        ("d_model", cfg.d_model),
+        ("n_heads", cfg.n_heads),
+        ("n_layers", cfg.n_layers),
+        ("ff_dim", cfg.ff_dim),
+        ("latent_dim", cfg.latent_dim),
+        ("n_clusters", cfg.n_clusters),
+    ]
+    .into_iter()
+    .map(|(n, v)| (format!("config/{n}"), Tensor::from(v)))
+    .collect();
+    out.push(("config/input_dims".into(), Tensor::from_slice(&cfg.input_dims)));
+    out.push(("config/head_dims".into(), Tensor::from_slice(&cfg.head_dims)));
+    for (n, v) in [("dropout", cfg.dropout), ("alpha_ae", params.alpha_ae), ("gamma_ae", params.gamma_ae)] {
+        out.push((format!("config/{n}"), Tensor::from(v)));
+    }
+    out
+}
+
+fn batch_tensors(batch: &Batch) -> Vec<(String, Tensor)> {
+    let cpu = |t: &Tensor| t.to_device(Device::Cpu);
+    let mut out = Vec::new();
+    for (m, name) in decsweep_data::MODALITIES.iter().enumerate() {
+        out.push((format!("batch/x/{name}"), cpu(&batch.x[m])));
+        out.push((format!("batch/lengths/{name}"), cpu(&batch.lengths[m])));
+    }
+    out.push(("batch/y".into(), cpu(&batch.y)));
+    out.push(("batch/labeled".into(), cpu(&batch.labeled)));
+    out
+}
+
+fn snapshot(prefix: &str, vs: &VarStore) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (format!("{prefix}{n}"), t.detach().to_device(Device::Cpu).copy()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// `--reference`, else tests/parity/reference.py under the current directory, else in the
+/// checkout this binary was built from.
+fn find_reference(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        anyhow::ensure!(p.is_file(), "--reference {}: no such file", p.display());
+        return Ok(p.to_path_buf());
+    }
+    let here = PathBuf::from("tests/parity/reference.py");
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/parity/reference.py");
+    [here, built_from]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("cannot find tests/parity/reference.py: run from the checkout or pass --reference"))
+}
+
+fn check_python(python: &Path) -> Result<(), Failure> {
+    let hint = "run `make venv` (torch==2.11.0 and numpy into .venv) or pass --python";
+    let out = Command::new(python)
+        .args(["-c", "import numpy, torch"])
+        .output()
+        .map_err(|e| Failure::BadInput(anyhow!("--python {}: cannot run it ({e}); {hint}", python.display())))?;
+    if !out.status.success() {
+        return Err(Failure::BadInput(anyhow!(
+            "--python {}: cannot import torch and numpy ({}); {hint}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+fn run_reference(python: &Path, reference: &Path, device: &str, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, Failure> {
+    let dir = std::env::temp_dir().join(format!("decsweep-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (input, output) = (dir.join("in.safetensors"), dir.join("out.safetensors"));
+    Tensor::write_safetensors(inputs, &input).with_context(|| format!("writing {}", input.display()))?;
+    let status = Command::new(python)
+        .arg(reference)
+        .args(["--mode", "bench", "--device", device])
+        .arg(&input)
+        .arg(&output)
+        .status()
+        .with_context(|| format!("running {} {}", python.display(), reference.display()))?;
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(Failure::Failed(anyhow!("{} --mode bench failed ({status})", reference.display())));
+    }
+    let out = Tensor::read_safetensors(&output).with_context(|| format!("reading {}", output.display()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(out?)
+}

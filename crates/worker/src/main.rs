@@ -1,0 +1,142 @@
+//! `decsweep-worker`: trains trials of the paper's pipeline with libtorch, either pulled from a
+//! coordinator (`decsweep-worker --coordinator URL`) or one at a time (`decsweep-worker train`).
+//!
+//! Exit status: 0 success, 1 failure (e.g. divergence), 2 bad input (unknown parameter,
+//! invalid dataset, empty labeled set, ...).
+
+mod agent;
+mod bench;
+mod cache;
+mod device;
+mod trial;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use decsweep_api::Pipeline;
+
+/// Trains trials of decsweep's pipeline (Transformer encoders, semi-supervised DEC
+/// pretraining, fine-tuning) on CPU or CUDA.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(after_help = "Without a subcommand the worker is an agent: it leases trials from --coordinator, \
+runs them (one child process per trial), heartbeats, streams per-epoch progress and reports the \
+outcome. SIGTERM or Ctrl-C releases the running trials back to the queue.")]
+struct Cli {
+    /// Log format on stderr; verbosity comes from RUST_LOG (default: info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    agent: agent::AgentArgs,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one trial on this machine and write metrics.json, curves.csv and the chosen
+    /// classifier checkpoint into --out.
+    Train(TrainArgs),
+    /// Print the libtorch build, thread count and whether CUDA is usable.
+    Info,
+    /// Time our fine-tune and AE training steps against the PyTorch reference
+    /// (tests/parity/reference.py) on the same batch and weights, and print the ratios.
+    BenchTrain(bench::BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Dataset in decsweep's safetensors format (see `decsweep data synth` and tools/).
+    #[arg(long)]
+    data: PathBuf,
+    /// `baseline`: classifier from scratch; `dec`: AE → DEC → fine-tune.
+    #[arg(long, value_parser = parse_pipeline)]
+    pipeline: Pipeline,
+    /// Seed of the split, the initialisation and the batch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Override a parameter, e.g. `--set lr_ft=1e-4`; repeatable. Unknown names are an error
+    /// that lists the valid ones.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Directory for metrics.json, curves.csv and classifier.safetensors (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// `cpu`, `cuda`, `cuda:K`, or `auto` (CUDA when available).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Intra-op CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Directory of stage checkpoints shared between trials: a stage whose inputs (dataset,
+    /// seed, split, every parameter it and its upstream stages read) match a stored checkpoint
+    /// is loaded instead of trained.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Supervised mode, used by the worker agent: after every epoch print the epoch as one JSON
+    /// line on stdout and read `continue` or `prune` from stdin before going on. `prune` (or
+    /// stdin closing) stops the trial; metrics.json then says `"status": "pruned"`.
+    #[arg(long)]
+    supervised: bool,
+}
+
+fn parse_pipeline(s: &str) -> Result<Pipeline, String> {
+    s.parse()
+}
+
+/// A failure and whether the user's input caused it.
+pub enum Failure {
+    BadInput(anyhow::Error),
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Failed(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Some(Command::Train(args)) => trial::train(args),
+        Some(Command::Info) => {
+            device::print_info();
+            Ok(())
+        }
+        Some(Command::BenchTrain(args)) => bench::run(args),
+        None if cli.agent.wants_agent() => agent::run(cli.agent),
+        None => Err(Failure::BadInput(anyhow::anyhow!(
+            "nothing to do: give --coordinator URL to pull trials, or a subcommand (see --help)"
+        ))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::BadInput(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
