@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VPY := $(VENV)/bin/python
 TORCH_VERSION := 2.11.0
-VENV_STAMP := $(VENV)/.decsweep-torch-$(TORCH_VERSION)
+VENV_STAMP := $(VENV)/.decsweep-torch-$(TORCH_VERSION)-numpy-optuna
 
 # torch-sys builds against the PyTorch wheel inside .venv (headers and shared libraries).
 # Recursive so it is read after the venv exists.
@@ -14,13 +14,13 @@ export LIBTORCH = $(shell cat $(VENV)/libtorch-path 2>/dev/null)
 export DECSWEEP_PYTHON := $(VPY)
 CARGO ?= cargo
 
-.PHONY: build venv test demo bench-train clean-venv
+.PHONY: build venv test demo bench-train bench-coordinator clean-venv
 
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy
+	$(VPY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy optuna
 	$(VPY) -c 'import os, torch; print(os.path.dirname(torch.__file__))' > $(VENV)/libtorch-path
 	touch $@
 
@@ -32,13 +32,13 @@ test: $(VENV_STAMP)
 	$(CARGO) test --workspace
 
 demo: build
-	./target/release/decsweep data synth --out target/demo/mosi-synth.safetensors --seed 0
-	./target/release/decsweep-worker train --data target/demo/mosi-synth.safetensors \
-		--pipeline dec --seed 0 --set epochs_ae=20 --set epochs_dec=10 --set epochs_ft=60 \
-		--out target/demo/trial-dec
+	./target/release/decsweep run sweeps/demo.toml --workers 2
 
 bench-train: build
 	./target/release/decsweep-worker bench-train --python $(VPY)
+
+bench-coordinator: build
+	./target/release/decsweep-bench-coordinator --python $(VPY)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -179,7 +179,8 @@ pub enum Domain {
 }
 
 impl Domain {
-    fn describe(&self) -> String {
+    /// The valid values in words, e.g. `a number in (0, 1]`.
+    pub fn describe(&self) -> String {
         match self {
             Domain::Float { min, max, min_open } => {
                 let lo = if *min_open { "(" } else { "[" };

@@ -5,13 +5,20 @@ use decsweep_data::DataError;
 pub const FAILURE: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
 
-/// The exit status for an error: 2 when anything in its chain is the user's input. Command
-/// groups added later extend this with their own error types.
+/// The user's input is wrong (a spec, a file, an argument); the message says how.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Ctrl-C before the work was done.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted; run the same command again to resume")]
+pub struct Interrupted;
+
+/// The exit status for an error: 2 when anything in its chain is the user's input.
 pub fn code(error: &anyhow::Error) -> u8 {
     let bad_input = error.chain().any(|cause| {
-        cause
-            .downcast_ref::<DataError>()
-            .is_some_and(DataError::is_bad_input)
+        cause.downcast_ref::<DataError>().is_some_and(DataError::is_bad_input) || cause.is::<BadInput>()
     });
     if bad_input {
         BAD_INPUT

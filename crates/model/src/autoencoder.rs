@@ -10,7 +10,7 @@ use tch::Tensor;
 
 use crate::batch::Batch;
 use crate::encoder::{sinusoidal_positions, Encoders};
-use crate::ModelConfig;
+use crate::{init, ModelConfig};
 
 #[derive(Debug)]
 struct Decoder {
@@ -23,9 +23,9 @@ struct Decoder {
 impl Decoder {
     fn new(vs: nn::Path, output_dim: i64, cfg: &ModelConfig) -> Self {
         Decoder {
-            from_latent: nn::linear(&vs / "from_latent", cfg.latent_dim, cfg.d_model, Default::default()),
-            hidden: nn::linear(&vs / "hidden", cfg.d_model, cfg.d_model, Default::default()),
-            out: nn::linear(&vs / "out", cfg.d_model, output_dim, Default::default()),
+            from_latent: init::linear(&vs / "from_latent", cfg.latent_dim, cfg.d_model),
+            hidden: init::linear(&vs / "hidden", cfg.d_model, cfg.d_model),
+            out: init::linear(&vs / "out", cfg.d_model, output_dim),
             d_model: cfg.d_model,
         }
     }
@@ -56,7 +56,7 @@ impl Autoencoder {
             .collect();
         Autoencoder {
             encoders: Encoders::new(&vs, cfg),
-            fusion: nn::linear(&vs / "fusion", 3 * cfg.d_model, cfg.latent_dim, Default::default()),
+            fusion: init::linear(&vs / "fusion", 3 * cfg.d_model, cfg.latent_dim),
             decoders,
         }
     }

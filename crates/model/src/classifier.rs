@@ -7,7 +7,7 @@ use tch::Tensor;
 
 use crate::batch::Batch;
 use crate::encoder::Encoders;
-use crate::ModelConfig;
+use crate::{init, ModelConfig};
 
 #[derive(Debug)]
 pub struct Classifier {
@@ -28,13 +28,13 @@ impl Classifier {
         let mut narrowing = Vec::new();
         let mut width = first;
         for (i, &next) in cfg.head_dims[1..].iter().chain(std::iter::once(&1)).enumerate() {
-            narrowing.push(nn::linear(&head / format!("fc{}", i + 1), width, next, Default::default()));
+            narrowing.push(init::linear(&head / format!("fc{}", i + 1), width, next));
             width = next;
         }
         Classifier {
             encoders: Encoders::new(&vs, cfg),
-            fc0: nn::linear(&head / "fc0", fused, first, Default::default()),
-            bn0: nn::batch_norm1d(&head / "bn0", first, Default::default()),
+            fc0: init::linear(&head / "fc0", fused, first),
+            bn0: init::batch_norm1d(&head / "bn0", first),
             narrowing,
             dropout: cfg.dropout,
         }

@@ -8,7 +8,7 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use crate::batch::Batch;
-use crate::ModelConfig;
+use crate::{init, ModelConfig};
 
 /// `pe[t, 2i] = sin(t / 10000^(2i/d))`, `pe[t, 2i+1] = cos(t / 10000^(2i/d))`, shape `[t, d]`.
 pub fn sinusoidal_positions(steps: i64, d: i64, device: Device) -> Tensor {
@@ -55,9 +55,9 @@ impl EncoderLayer {
         EncoderLayer {
             in_proj_weight,
             in_proj_bias,
-            out_proj: nn::linear(&attn / "out_proj", d, d, Default::default()),
-            linear1: nn::linear(&vs / "linear1", d, cfg.ff_dim, Default::default()),
-            linear2: nn::linear(&vs / "linear2", cfg.ff_dim, d, Default::default()),
+            out_proj: init::linear_zero_bias(&attn / "out_proj", d, d),
+            linear1: init::linear(&vs / "linear1", d, cfg.ff_dim),
+            linear2: init::linear(&vs / "linear2", cfg.ff_dim, d),
             norm1: nn::layer_norm(&vs / "norm1", vec![d], ln),
             norm2: nn::layer_norm(&vs / "norm2", vec![d], ln),
             n_heads: cfg.n_heads,
@@ -99,7 +99,7 @@ impl ModalityEncoder {
     pub fn new(vs: nn::Path, input_dim: i64, cfg: &ModelConfig) -> Self {
         let layers = (0..cfg.n_layers).map(|i| EncoderLayer::new(&vs / "layers" / i, cfg)).collect();
         ModalityEncoder {
-            proj: nn::linear(&vs / "proj", input_dim, cfg.d_model, Default::default()),
+            proj: init::linear(&vs / "proj", input_dim, cfg.d_model),
             layers,
             dropout: cfg.dropout,
             d_model: cfg.d_model,

@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod cluster;
 pub mod encoder;
+pub mod init;
 pub mod losses;
 pub mod metrics;
 pub mod train;

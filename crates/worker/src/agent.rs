@@ -87,6 +87,7 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let dataset_lock = Arc::new(Mutex::new(()));
     tracing::info!(coordinator = %url, slots = args.slots, threads, home = %home.display(), "agent started");
 
+    let busy: Vec<Arc<AtomicBool>> = (0..args.slots.max(1)).map(|_| Arc::new(AtomicBool::new(false))).collect();
     let handles: Vec<_> = (0..args.slots.max(1))
         .map(|slot| {
             let slot_ctx = Slot {
@@ -98,10 +99,20 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
                 stop: Arc::clone(&stop),
                 exit_when_idle: args.exit_when_idle,
                 dataset_lock: Arc::clone(&dataset_lock),
+                busy: Arc::clone(&busy[slot]),
             };
             thread::spawn(move || slot_ctx.run())
         })
         .collect();
+    // Once asked to stop, leave as soon as no slot holds a trial: an idle slot may be inside a
+    // long poll that would otherwise keep the process alive for seconds.
+    while !handles.iter().all(|h| h.is_finished()) {
+        if stop.load(Ordering::Relaxed) && busy.iter().all(|b| !b.load(Ordering::Relaxed)) {
+            tracing::info!("stopped");
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
     let mut first_error = None;
     for h in handles {
         if let Err(e) = h.join().expect("slot thread does not panic") {
@@ -141,6 +152,8 @@ struct Slot {
     stop: Arc<AtomicBool>,
     exit_when_idle: bool,
     dataset_lock: Arc<Mutex<()>>,
+    /// Whether this slot holds a lease right now.
+    busy: Arc<AtomicBool>,
 }
 
 impl Slot {
@@ -150,8 +163,10 @@ impl Slot {
             let request = LeaseRequest { worker: self.name.clone(), wait_ms: LONG_POLL_MS };
             match self.client.lease(&request) {
                 Ok(Some(lease)) => {
+                    self.busy.store(true, Ordering::Relaxed);
                     backoff = Duration::from_millis(200);
                     self.run_lease(lease);
+                    self.busy.store(false, Ordering::Relaxed);
                 }
                 Ok(None) if self.exit_when_idle => break,
                 Ok(None) => {}
@@ -414,12 +429,12 @@ fn read_model_outcome(out: &Path) -> Outcome {
     }
 }
 
-/// The numbers of metrics.json as flat columns: top-level numbers as they are, the test split's
-/// as `test_<name>`.
+/// The numbers of metrics.json as flat columns: top-level numbers as they are (but the seed,
+/// which the trial already carries), the test split's as `test_<name>`.
 pub fn flatten_metrics(m: &serde_json::Value) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     let Some(obj) = m.as_object() else { return out };
-    for (key, value) in obj {
+    for (key, value) in obj.iter().filter(|(k, _)| *k != "seed") {
         if let Some(x) = value.as_f64() {
             out.insert(key.clone(), x);
         }
@@ -552,13 +567,13 @@ mod tests {
     #[test]
     fn metrics_flatten_with_test_prefix() {
         let m = serde_json::json!({
-            "status": "completed", "accuracy": 0.75, "param_count": 10,
+            "status": "completed", "accuracy": 0.75, "param_count": 10, "seed": 3,
             "test": { "accuracy": 0.7, "n": 5 }, "params": { "lr_ft": 0.1 }, "device": "cpu"
         });
         let flat = flatten_metrics(&m);
         assert_eq!(flat.get("accuracy"), Some(&0.75));
         assert_eq!(flat.get("param_count"), Some(&10.0));
         assert_eq!(flat.get("test_accuracy"), Some(&0.7));
-        assert!(!flat.contains_key("lr_ft") && !flat.contains_key("device"));
+        assert!(!flat.contains_key("lr_ft") && !flat.contains_key("device") && !flat.contains_key("seed"));
     }
 }

@@ -3,21 +3,27 @@
 //! same weights, with the same thread count and optimiser, measured in the same run.
 //!
 //! The default configuration (`Params::default()`, dims 300/74/47, 30 steps, batch 128) on one
-//! random batch with lengths 1..=30. A step is forward + loss + backward + Adam update, exactly as
-//! the training stages run it: the fine-tune step is BCE with logits under Adam(lr_ft,
-//! weight_decay); the AE step is α_ae·recon + γ_ae·disentangle under Adam(lr_ae). Dropout is on
-//! (training mode) on both sides. On CUDA every timed step ends with a device synchronisation.
+//! random batch with lengths 1..=30. A step is forward + loss + backward + Adam update, as the
+//! training stages run it: the fine-tune step is BCE with logits under Adam(lr_ft, weight_decay);
+//! the AE step is α_ae·recon + γ_ae·disentangle under Adam(lr_ae). Dropout is on (training mode)
+//! on both sides. On CUDA every timed step ends with a device synchronisation.
+//!
+//! The reference runs as one python process that times steps on request; the two sides take
+//! turns in short rounds (the order alternating), so that background load on a shared machine
+//! falls on both alike. Reported: median and minimum milliseconds per step over all timed steps.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use decsweep_api::Params;
 use decsweep_model::autoencoder::Autoencoder;
 use decsweep_model::classifier::Classifier;
 use decsweep_model::losses::{self, LossTerms, LossWeights};
 use decsweep_model::{Batch, ModelConfig};
+use serde::Deserialize;
 use tch::nn::{self, OptimizerConfig, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -31,23 +37,22 @@ pub struct BenchArgs {
     #[arg(long, env = "DECSWEEP_PYTHON")]
     python: Option<PathBuf>,
     /// Timed training steps per round, side and step kind.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     steps: usize,
-    /// Untimed steps before the timed ones, every round.
-    #[arg(long, default_value_t = 2)]
-    warmup: usize,
-    /// Rounds, alternating which side runs first, so that a change in the machine's background
-    /// load during the run hits both sides alike.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds; the side that goes first alternates.
+    #[arg(long, default_value_t = 6)]
     rounds: usize,
-    /// Also print the time of each phase (forward + loss, backward, optimiser step). On CUDA this
-    /// synchronises after every phase, which the totals then include.
+    /// Untimed steps per side and step kind before the first round.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Also print the time of each phase (forward + loss, zero_grad + backward, optimiser step).
+    /// On CUDA this synchronises after every phase, which the totals then include.
     #[arg(long)]
     breakdown: bool,
     /// Intra-op CPU threads, the same on both sides (default: libtorch's default here).
     #[arg(long)]
     threads: Option<i32>,
-    /// `cpu` or `cuda` / `cuda:K`.
+    /// `cpu`, `cuda` or `cuda:K`.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// The PyTorch reference (default: tests/parity/reference.py of this checkout).
@@ -59,30 +64,20 @@ pub struct BenchArgs {
 }
 
 /// Per-step milliseconds: the whole step and its phases.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Deserialize)]
 struct Samples {
-    total: Vec<f64>,
-    forward: Vec<f64>,
-    backward: Vec<f64>,
-    step: Vec<f64>,
+    ms: Vec<f64>,
+    forward_ms: Vec<f64>,
+    backward_ms: Vec<f64>,
+    step_ms: Vec<f64>,
 }
 
 impl Samples {
     fn extend(&mut self, other: Samples) {
-        self.total.extend(other.total);
-        self.forward.extend(other.forward);
-        self.backward.extend(other.backward);
-        self.step.extend(other.step);
-    }
-
-    /// The reference's `<prefix>/ms`, `<prefix>/forward_ms`, ... tensors.
-    fn from_reference(out: &[(String, Tensor)], prefix: &str) -> anyhow::Result<Samples> {
-        let get = |name: &str| -> anyhow::Result<Vec<f64>> {
-            let name = format!("{prefix}/{name}");
-            let (_, t) = out.iter().find(|(n, _)| *n == name).ok_or_else(|| anyhow!("the reference wrote no `{name}`"))?;
-            Ok(Vec::<f64>::try_from(t)?)
-        };
-        Ok(Samples { total: get("ms")?, forward: get("forward_ms")?, backward: get("backward_ms")?, step: get("step_ms")? })
+        self.ms.extend(other.ms);
+        self.forward_ms.extend(other.forward_ms);
+        self.backward_ms.extend(other.backward_ms);
+        self.step_ms.extend(other.step_ms);
     }
 }
 
@@ -99,6 +94,21 @@ fn median(ms: &[f64]) -> f64 {
 
 fn min(ms: &[f64]) -> f64 {
     ms.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum StepKind {
+    Finetune,
+    Ae,
+}
+
+impl StepKind {
+    fn request(self) -> &'static str {
+        match self {
+            StepKind::Finetune => "finetune",
+            StepKind::Ae => "ae",
+        }
+    }
 }
 
 pub fn run(args: BenchArgs) -> Result<(), Failure> {
@@ -134,17 +144,12 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     inputs.extend(batch_tensors(&batch));
     inputs.extend(snapshot("classifier/", &clf_vs));
     inputs.extend(snapshot("ae/", &ae_vs));
-    for (name, v) in [
-        ("steps", args.steps as i64),
-        ("warmup", args.warmup as i64),
-        ("threads", threads as i64),
-        ("sync_phases", args.breakdown as i64),
-    ] {
-        inputs.push((format!("bench/{name}"), Tensor::from(v)));
-    }
+    inputs.push(("bench/threads".into(), Tensor::from(threads as i64)));
+    inputs.push(("bench/sync_phases".into(), Tensor::from(args.breakdown as i64)));
     for (name, v) in [("lr_ft", params.lr_ft), ("weight_decay", params.weight_decay), ("lr_ae", params.lr_ae)] {
         inputs.push((format!("bench/{name}"), Tensor::from(v)));
     }
+    let mut reference = Reference::start(&python, &reference, &device::describe(device), &inputs)?;
 
     let mut opt = nn::Adam { wd: params.weight_decay, ..Default::default() }.build(&clf_vs, params.lr_ft)?;
     let mut ae_opt = nn::Adam::default().build(&ae_vs, params.lr_ae)?;
@@ -155,45 +160,48 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         let z = ae.encode(&batch, true);
         let recon = losses::reconstruction(&ae.decode(&z, &batch), &batch);
         let zero = recon.zeros_like();
-        LossTerms { cluster: zero.shallow_clone(), supervised: zero, disentangle: losses::disentangle(&z), recon }.total(weights)
+        LossTerms { cluster: zero.shallow_clone(), supervised: zero, disentangle: losses::disentangle(&z), recon }
+            .total(weights)
     };
+    let timer = Timer { device, sync_phases: args.breakdown };
 
-    let (mut ours_ft, mut ours_ae, mut theirs_ft, mut theirs_ae) =
-        (Samples::default(), Samples::default(), Samples::default(), Samples::default());
-    let mut their_threads = None;
-    let mut their_version = String::from("?");
+    let mut ours = [Samples::default(), Samples::default()];
+    let mut theirs = [Samples::default(), Samples::default()];
+    eprintln!(
+        "bench-train: {} rounds of {} timed steps per side and step, after {} warm-up steps ...",
+        args.rounds, args.steps, args.warmup
+    );
     for round in 0..args.rounds {
-        let ours_first = round % 2 == 0;
-        for side in 0..2 {
-            if (side == 0) == ours_first {
-                eprintln!("round {}/{}: our steps ...", round + 1, args.rounds);
-                let t = Timer { device, warmup: args.warmup, steps: args.steps, sync_phases: args.breakdown };
-                ours_ft.extend(t.run(&mut opt, finetune_loss));
-                ours_ae.extend(t.run(&mut ae_opt, ae_loss));
-            } else {
-                eprintln!("round {}/{}: PyTorch's steps ...", round + 1, args.rounds);
-                let out = run_reference(&python, &reference, &device::describe(device), &inputs)?;
-                theirs_ft.extend(Samples::from_reference(&out, "finetune")?);
-                theirs_ae.extend(Samples::from_reference(&out, "ae")?);
-                their_threads = out.iter().find(|(n, _)| n == "bench/threads").map(|(_, t)| t.int64_value(&[]));
-                if let Some(v) = out.iter().find(|(n, _)| n == "torch_version").and_then(|(_, t)| Vec::<i64>::try_from(t).ok()) {
-                    their_version = v.iter().map(i64::to_string).collect::<Vec<_>>().join(".");
+        let warmup = if round == 0 { args.warmup } else { 0 };
+        for (k, kind) in [StepKind::Finetune, StepKind::Ae].into_iter().enumerate() {
+            for side in 0..2 {
+                let ours_now = (side == 0) == (round % 2 == 0);
+                if ours_now {
+                    let timed = match kind {
+                        StepKind::Finetune => timer.run(&mut opt, &finetune_loss, warmup, args.steps),
+                        StepKind::Ae => timer.run(&mut ae_opt, &ae_loss, warmup, args.steps),
+                    };
+                    ours[k].extend(timed);
+                } else {
+                    theirs[k].extend(reference.time(kind, warmup, args.steps)?);
                 }
             }
         }
     }
+    let (their_threads, their_version) = (reference.threads, reference.version.clone());
+    reference.finish()?;
 
     println!(
         "bench-train: device {}, {} intra-op threads (PyTorch: {}), PyTorch {} via {}",
         device::describe(device),
         threads,
-        their_threads.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+        their_threads,
         their_version,
         python.display()
     );
     println!(
         "default config: dims {}/{}/{}, seq_len {seq_len}, batch {}, d_model {}, {} heads, {} layers, FF {}, dropout {}, \
-         latent {}; classifier {} parameters; {} rounds × {} timed steps (after {} warm-up) per side and step",
+         latent {}; classifier {} parameters; {} rounds × {} timed steps per side and step, after {} warm-up",
         DIMS[0],
         DIMS[1],
         DIMS[2],
@@ -212,9 +220,9 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     println!();
     println!("| step | ours ms/step (median / min) | PyTorch ms/step (median / min) | ours / PyTorch (median / min) |");
     println!("| --- | --- | --- | --- |");
-    let rows = [("fine-tune (BCE, Adam + weight decay)", &ours_ft, &theirs_ft), ("AE (α·recon + γ·disentangle, Adam)", &ours_ae, &theirs_ae)];
-    for (name, a, b) in rows {
-        let (a, b) = (&a.total, &b.total);
+    let names = ["fine-tune (BCE, Adam + weight decay)", "AE (α·recon + γ·disentangle, Adam)"];
+    for (k, name) in names.iter().enumerate() {
+        let (a, b) = (&ours[k].ms, &theirs[k].ms);
         println!(
             "| {name} | {:.2} / {:.2} | {:.2} / {:.2} | {:.3}× / {:.3}× |",
             median(a),
@@ -229,13 +237,13 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         println!();
         println!("| step: phase | ours ms (median) | PyTorch ms (median) | ours / PyTorch |");
         println!("| --- | --- | --- | --- |");
-        for (name, a, b) in rows {
+        for (k, short) in ["fine-tune", "AE"].iter().enumerate() {
+            let (a, b) = (&ours[k], &theirs[k]);
             for (phase, x, y) in [
-                ("forward + loss", &a.forward, &b.forward),
-                ("zero_grad + backward", &a.backward, &b.backward),
-                ("Adam step", &a.step, &b.step),
+                ("forward + loss", &a.forward_ms, &b.forward_ms),
+                ("zero_grad + backward", &a.backward_ms, &b.backward_ms),
+                ("Adam step", &a.step_ms, &b.step_ms),
             ] {
-                let short = name.split(' ').next().unwrap_or(name);
                 println!("| {short}: {phase} | {:.2} | {:.2} | {:.3}× |", median(x), median(y), median(x) / median(y));
             }
         }
@@ -246,15 +254,13 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
 /// Times training steps: forward + loss, zero_grad + backward, optimiser step.
 struct Timer {
     device: Device,
-    warmup: usize,
-    steps: usize,
     /// Synchronise the device after every phase (CUDA), not only after the step.
     sync_phases: bool,
 }
 
 impl Timer {
-    fn run(&self, opt: &mut nn::Optimizer, loss: impl Fn() -> Tensor) -> Samples {
-        for _ in 0..self.warmup {
+    fn run(&self, opt: &mut nn::Optimizer, loss: &impl Fn() -> Tensor, warmup: usize, steps: usize) -> Samples {
+        for _ in 0..warmup {
             opt.backward_step(&loss());
         }
         sync(self.device);
@@ -264,7 +270,7 @@ impl Timer {
             }
         };
         let mut out = Samples::default();
-        for _ in 0..self.steps {
+        for _ in 0..steps {
             let t0 = Instant::now();
             let l = loss();
             phase_sync();
@@ -277,12 +283,18 @@ impl Timer {
             sync(self.device);
             let t3 = Instant::now();
             let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
-            out.total.push(ms(t0, t3));
-            out.forward.push(ms(t0, t1));
-            out.backward.push(ms(t1, t2));
-            out.step.push(ms(t2, t3));
+            out.ms.push(ms(t0, t3));
+            out.forward_ms.push(ms(t0, t1));
+            out.backward_ms.push(ms(t1, t2));
+            out.step_ms.push(ms(t2, t3));
         }
         out
+    }
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
     }
 }
 
@@ -297,12 +309,6 @@ fn random_batch(n: i64, steps: i64, device: Device) -> Batch {
         lengths: std::array::from_fn(|_| lengths.to_device(device)),
         y: Tensor::randint(2, [n], (Kind::Float, device)),
         labeled: Tensor::ones([n], (Kind::Bool, device)),
-    }
-}
-
-fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
     }
 }
 
@@ -380,23 +386,81 @@ fn check_python(python: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run_reference(python: &Path, reference: &Path, device: &str, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, Failure> {
-    let dir = std::env::temp_dir().join(format!("decsweep-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (input, output) = (dir.join("in.safetensors"), dir.join("out.safetensors"));
-    Tensor::write_safetensors(inputs, &input).with_context(|| format!("writing {}", input.display()))?;
-    let status = Command::new(python)
-        .arg(reference)
-        .args(["--mode", "bench", "--device", device])
-        .arg(&input)
-        .arg(&output)
-        .status()
-        .with_context(|| format!("running {} {}", python.display(), reference.display()))?;
-    if !status.success() {
-        let _ = std::fs::remove_dir_all(&dir);
-        return Err(Failure::Failed(anyhow!("{} --mode bench failed ({status})", reference.display())));
+/// The reference's bench mode: a python process that times steps on request (one stdin line
+/// each, one JSON line back).
+struct Reference {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    dir: PathBuf,
+    threads: i64,
+    version: String,
+}
+
+#[derive(Deserialize)]
+struct Ready {
+    threads: i64,
+    torch: String,
+}
+
+impl Reference {
+    fn start(python: &Path, script: &Path, device: &str, inputs: &[(String, Tensor)]) -> anyhow::Result<Reference> {
+        let dir = std::env::temp_dir().join(format!("decsweep-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let input = dir.join("in.safetensors");
+        Tensor::write_safetensors(inputs, &input).with_context(|| format!("writing {}", input.display()))?;
+        let mut child = Command::new(python)
+            .arg(script)
+            .args(["--mode", "bench", "--device", device])
+            .arg(&input)
+            .arg(dir.join("out.safetensors"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut reference = Reference { child, stdin, stdout, dir, threads: 0, version: String::new() };
+        let ready: Ready = reference.answer()?;
+        reference.threads = ready.threads;
+        reference.version = ready.torch;
+        Ok(reference)
     }
-    let out = Tensor::read_safetensors(&output).with_context(|| format!("reading {}", output.display()));
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(out?)
+
+    fn answer<T: serde::de::DeserializeOwned>(&mut self) -> anyhow::Result<T> {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).context("reading from the reference")?;
+        if line.is_empty() {
+            let status = self.child.wait()?;
+            bail!("the PyTorch reference exited ({status}) without answering; its error is above");
+        }
+        serde_json::from_str(&line).with_context(|| format!("the reference answered {:?}", line.trim()))
+    }
+
+    fn time(&mut self, kind: StepKind, warmup: usize, steps: usize) -> anyhow::Result<Samples> {
+        writeln!(self.stdin, "{} {warmup} {steps}", kind.request()).context("writing to the reference")?;
+        self.stdin.flush()?;
+        self.answer()
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        writeln!(self.stdin, "quit")?;
+        drop(self.stdin);
+        let status = self.child.wait()?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        anyhow::ensure!(status.success(), "the PyTorch reference failed at exit ({status})");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_min_of_step_times() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(min(&[4.0, 1.5, 3.0]), 1.5);
+    }
 }

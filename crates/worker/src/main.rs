@@ -46,6 +46,9 @@ enum Command {
     Train(TrainArgs),
     /// Print the libtorch build, thread count and whether CUDA is usable.
     Info,
+    /// List every parameter `--set` and sweep specs accept: default, valid range, the stages
+    /// that read it, and what it does.
+    Params,
     /// Time our fine-tune and AE training steps against the PyTorch reference
     /// (tests/parity/reference.py) on the same batch and weights, and print the ratios.
     BenchTrain(bench::BenchArgs),
@@ -113,6 +116,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::BenchTrain(args)) => bench::run(args),
+        Some(Command::Params) => {
+            print_params();
+            Ok(())
+        }
         None if cli.agent.wants_agent() => agent::run(cli.agent),
         None => Err(Failure::BadInput(anyhow::anyhow!(
             "nothing to do: give --coordinator URL to pull trials, or a subcommand (see --help)"
@@ -127,6 +134,22 @@ fn main() -> ExitCode {
         Err(Failure::Failed(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+fn print_params() {
+    use std::io::Write;
+    let defaults = decsweep_api::Params::default();
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) just ends the listing.
+    let _ = writeln!(out, "{:<15} {:<10} {:<28} {:<22} description", "name", "default", "valid values", "read by");
+    for spec in decsweep_api::SPECS {
+        let stages: Vec<&str> = spec.stages.iter().map(|s| s.name()).collect();
+        let default = defaults.get(spec.name).map(|v| v.to_string()).unwrap_or_default();
+        let line = format!("{:<15} {:<10} {:<28} {:<22} {}", spec.name, default, spec.domain.describe(), stages.join(","), spec.doc.trim());
+        if writeln!(out, "{line}").is_err() {
+            break;
         }
     }
 }

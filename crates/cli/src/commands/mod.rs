@@ -1,11 +1,28 @@
 //! The command groups. Each module owns its clap arguments and its implementation.
 
+mod client;
 mod data;
+mod report;
+mod run;
+mod serve;
 
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a sweep on this machine: coordinator on loopback, local workers, progress, reports.
+    /// Interrupt it and run it again to resume.
+    Run(run::RunArgs),
+    /// Run the coordinator alone, for workers on other machines
+    /// (`decsweep-worker --coordinator URL`).
+    Serve(serve::ServeArgs),
+    /// Send a sweep spec to a running coordinator.
+    Submit(client::SubmitArgs),
+    /// Show studies and trials of a running coordinator.
+    Status(client::StatusArgs),
+    /// Write results/<study>/ (trials.csv, summary.csv, table.md/.tex, plots) from a study's
+    /// store, at any time.
+    Report(report::ReportArgs),
     /// Create and check dataset files (synthetic CMU-MOSI, validation, summaries).
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -13,6 +30,21 @@ pub enum Command {
 
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Run(a) => run::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Submit(a) => client::submit(a),
+        Command::Status(a) => client::status(a),
+        Command::Report(a) => report::run(a),
         Command::Data(c) => data::run(c),
+    }
+}
+
+/// A coordinator error as the CLI reports it: the user's fault (a 4xx: bad spec, unknown
+/// study, name conflict) exits 2.
+pub fn coordinator_error(e: decsweep_coordinator::Error) -> anyhow::Error {
+    if (400..500).contains(&e.status()) {
+        crate::exit::BadInput(e.to_string()).into()
+    } else {
+        e.into()
     }
 }

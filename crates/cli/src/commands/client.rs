@@ -1,0 +1,172 @@
+//! `decsweep submit` and `decsweep status`: a running coordinator's API, and the HTTP client the
+//! CLI uses for it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use decsweep_api::wire::{ApiError, CreateStudy, StudyInfo, TrialCurvePoint, TrialInfo};
+use decsweep_report::{CurvePoint, TrialRow};
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The coordinator's URL.
+    #[arg(long, env = "DECSWEEP_COORDINATOR", value_name = "URL", default_value = "http://127.0.0.1:8320")]
+    coordinator: String,
+    /// Bearer token of the coordinator's API.
+    #[arg(long, env = "DECSWEEP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Sweep spec (TOML). Its dataset path is resolved on the coordinator's machine, relative
+    /// to where this file lies.
+    #[arg(value_name = "SPEC")]
+    spec: PathBuf,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A study to show; all studies when omitted.
+    #[arg(value_name = "STUDY")]
+    study: Option<String>,
+    /// Also list the study's trials.
+    #[arg(long, requires = "study")]
+    trials: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    let path = std::fs::canonicalize(&args.spec)
+        .map_err(|e| crate::exit::BadInput(format!("{}: {e}", args.spec.display())))?;
+    let spec = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let client = Client::new(&args.connection.coordinator, args.connection.token.clone())?;
+    let info: StudyInfo = client.post("studies", &CreateStudy { spec, spec_path: path.display().to_string() })?;
+    let verb = if info.created { "created" } else { "already exists" };
+    println!("study `{}` {verb}: {} trials ({} finished)", info.name, info.counts.total(), info.counts.finished());
+    Ok(())
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.connection.coordinator, args.connection.token.clone())?;
+    let studies: Vec<StudyInfo> = match &args.study {
+        Some(name) => vec![client.get(&format!("studies/{name}"))?],
+        None => client.get("studies")?,
+    };
+    let trials: Vec<TrialInfo> = match (&args.study, args.trials) {
+        (Some(name), true) => client.get(&format!("studies/{name}/trials"))?,
+        _ => Vec::new(),
+    };
+    if args.json {
+        println!("{}", serde_json::json!({ "studies": studies, "trials": trials }));
+        return Ok(());
+    }
+    for s in &studies {
+        let c = &s.counts;
+        println!(
+            "{:<24} {:>5} trials: {} completed, {} running, {} pending, {} failed, {} pruned",
+            s.name,
+            c.total(),
+            c.completed,
+            c.running,
+            c.pending,
+            c.failed,
+            c.pruned
+        );
+    }
+    for t in &trials {
+        let acc = t.metrics.get("accuracy").map(|a| format!("{a:.4}")).unwrap_or_default();
+        let worker = t.worker.as_deref().unwrap_or("");
+        let error = t.error.as_deref().unwrap_or("");
+        println!("{:>6} {:<9} {:<9} seed {:<4} attempts {} {:<8} {worker} {error}", t.id, t.pipeline, t.status.name(), t.seed, t.attempts, acc);
+    }
+    Ok(())
+}
+
+/// Blocking JSON client of `/v1`.
+pub struct Client {
+    http: reqwest::blocking::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(url: &str, token: Option<String>) -> anyhow::Result<Client> {
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build()?;
+        Ok(Client { http, base: format!("{}/v1", url.trim_end_matches('/')), token })
+    }
+
+    fn send<T: DeserializeOwned>(&self, req: reqwest::blocking::RequestBuilder, what: &str) -> anyhow::Result<T> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let response = req.send().with_context(|| format!("{what}: cannot reach the coordinator at {}", self.base))?;
+        let status = response.status();
+        if status.is_success() {
+            return response.json().with_context(|| format!("{what}: unreadable answer"));
+        }
+        let body = response.text().unwrap_or_default();
+        let message = match serde_json::from_str::<ApiError>(&body) {
+            Ok(e) if e.details.is_empty() => e.error,
+            Ok(e) => format!("{}\n{}", e.error, e.details.join("\n")),
+            Err(_) => body,
+        };
+        if status.is_client_error() {
+            Err(crate::exit::BadInput(format!("{what}: {message}")).into())
+        } else {
+            anyhow::bail!("{what}: the coordinator answered {status}: {message}")
+        }
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.http.get(format!("{}/{path}", self.base)), &format!("GET {path}"))
+    }
+
+    pub fn post<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        self.send(self.http.post(format!("{}/{path}", self.base)).json(body), &format!("POST {path}"))
+    }
+
+    /// A study's trials and curves in the report crate's terms.
+    pub fn report_input(&self, study: &str) -> anyhow::Result<(Vec<TrialRow>, Vec<CurvePoint>)> {
+        let infos: Vec<TrialInfo> = self.get(&format!("studies/{study}/trials"))?;
+        let mut trials = Vec::with_capacity(infos.len());
+        let mut curves = Vec::new();
+        for t in infos {
+            let points: Vec<TrialCurvePoint> = self.get(&format!("trials/{}/curves", t.id))?;
+            // Only the attempt that produced the trial's result.
+            let last = points.iter().map(|p| p.attempt).max();
+            curves.extend(points.iter().filter(|p| Some(p.attempt) == last).map(|p| CurvePoint {
+                trial_id: t.id,
+                stage: p.stage.name().to_string(),
+                epoch: p.epoch,
+                train_loss: p.train_loss.unwrap_or(f64::NAN),
+                val_loss: p.val_loss.unwrap_or(f64::NAN),
+                val_accuracy: p.val_accuracy.unwrap_or(f64::NAN),
+            }));
+            trials.push(TrialRow {
+                id: t.id,
+                pipeline: t.pipeline,
+                params: t.params.into_iter().collect::<BTreeMap<_, _>>(),
+                seed: t.seed,
+                config_id: t.config_id,
+                status: t.status.name().parse().map_err(|e: String| anyhow::anyhow!(e))?,
+                attempts: t.attempts,
+                worker: t.worker,
+                error: t.error,
+                metrics: t.metrics,
+            });
+        }
+        Ok((trials, curves))
+    }
+}

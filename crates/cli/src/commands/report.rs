@@ -1,0 +1,64 @@
+//! `decsweep report STUDY`: regenerate `results/<study>/` from the store at any time.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_report::{write_all, StudyReport};
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The study's name (its `[study] name`).
+    #[arg(value_name = "STUDY")]
+    study: String,
+    /// The study database (as written by `decsweep run` or `decsweep serve`). Do not point this
+    /// at a database a running `decsweep serve` owns; ask the server with --coordinator instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "coordinator")]
+    db: Option<PathBuf>,
+    /// A running coordinator to read the study from.
+    #[arg(long, env = "DECSWEEP_COORDINATOR", value_name = "URL")]
+    coordinator: Option<String>,
+    /// Bearer token of the coordinator's API.
+    #[arg(long, env = "DECSWEEP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Output directory. Default: results/<study>.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&args.study));
+    let files = match (&args.db, &args.coordinator) {
+        (Some(db), _) => {
+            if !db.exists() {
+                return Err(crate::exit::BadInput(format!("{}: no such database", db.display())).into());
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let coordinator = Coordinator::open(db, CoordinatorOptions::default())?;
+                write_reports(&coordinator, &args.study, &out).await
+            })?
+        }
+        (None, Some(url)) => {
+            let client = super::client::Client::new(url, args.token.clone())?;
+            let (trials, curves) = client.report_input(&args.study)?;
+            write_all(&StudyReport { study: &args.study, trials: &trials, curves: &curves }, &out)
+                .with_context(|| format!("writing reports to {}", out.display()))?
+        }
+        (None, None) => {
+            return Err(crate::exit::BadInput("give --db FILE or --coordinator URL".into()).into());
+        }
+    };
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
+/// Writes every report of `study` from the coordinator's store into `dir`.
+pub async fn write_reports(coordinator: &Coordinator, study: &str, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let (trials, curves) = coordinator.report_input(study).await.map_err(super::coordinator_error)?;
+    write_all(&StudyReport { study, trials: &trials, curves: &curves }, dir)
+        .with_context(|| format!("writing reports to {}", dir.display()))
+}

@@ -1,0 +1,228 @@
+//! `decsweep run SPEC`: the embedded default. Starts the coordinator on loopback over a SQLite
+//! file, spawns local `decsweep-worker` processes that pull from it exactly as remote workers
+//! would, shows progress, and writes the reports. Interrupting it and running the same command
+//! again resumes the study from its database.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use decsweep_api::wire::{CreateStudy, StatusCounts};
+use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::report::write_reports;
+use crate::exit::Interrupted;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Sweep spec (TOML), e.g. sweeps/demo.toml.
+    #[arg(value_name = "SPEC")]
+    spec: PathBuf,
+    /// Local worker processes (each runs one trial at a time).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Study database; running again with the same database resumes.
+    /// Default: <results>/decsweep.db.
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Where the reports go. Default: results/<study name>.
+    #[arg(long, value_name = "DIR")]
+    results: Option<PathBuf>,
+    /// The worker binary. Default: $DECSWEEP_WORKER, else `decsweep-worker` beside this binary,
+    /// else on PATH.
+    #[arg(long, value_name = "PATH")]
+    worker_bin: Option<PathBuf>,
+    /// CPU threads per worker. Default: the machine's cores divided among the workers.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Device for the workers' trials (`cpu`, `cuda`, `cuda:K`, `auto`).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Seconds a lease lives without a heartbeat before its trial is handed out again.
+    #[arg(long, default_value_t = 20)]
+    lease_ttl: u64,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let spec_path = std::fs::canonicalize(&args.spec)
+        .map_err(|e| crate::exit::BadInput(format!("{}: {e}", args.spec.display())))?;
+    let spec_text = std::fs::read_to_string(&spec_path).with_context(|| format!("reading {}", spec_path.display()))?;
+    // Parse here too, so a bad spec is reported before anything is created.
+    let spec = decsweep_search::SweepSpec::from_source(&spec_text, &spec_path, &Default::default())
+        .map_err(|e| crate::exit::BadInput(e.to_string()))?;
+    let study = spec.name().to_string();
+    let results = args.results.clone().unwrap_or_else(|| PathBuf::from("results").join(&study));
+    std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
+    let db = args.db.clone().unwrap_or_else(|| results.join("decsweep.db"));
+    let worker_bin = find_worker(args.worker_bin.as_deref())?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let options = CoordinatorOptions { lease_ttl: Duration::from_secs(args.lease_ttl.max(1)), ..Default::default() };
+        let coordinator = Coordinator::open(&db, options)?;
+        let info = coordinator
+            .create_study(CreateStudy { spec: spec_text, spec_path: spec_path.display().to_string() })
+            .await
+            .map_err(super::coordinator_error)?;
+        if info.created {
+            eprintln!("study `{study}`: {} trials, database {}", info.counts.total(), db.display());
+        } else {
+            eprintln!("study `{study}`: resuming from {} ({} of {} done)", db.display(), info.counts.finished(), info.counts.total());
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = {
+            let coordinator = coordinator.clone();
+            tokio::spawn(async move { coordinator.serve(listener, async { let _ = server_stopped.await; }).await })
+        };
+
+        let threads = args.threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / args.workers.max(1)).max(1)
+        });
+        let mut pool = WorkerPool { bin: worker_bin, url, threads, device: args.device.clone(), children: Vec::new() };
+        let outcome = if info.counts.finished() < info.counts.total() {
+            pool.spawn(args.workers.max(1))?;
+            let result = watch(&coordinator, &study, &mut pool).await;
+            pool.stop().await;
+            result
+        } else {
+            Ok(info.counts.clone())
+        };
+
+        // Wake the long polls of idle connections so the server can stop at once.
+        coordinator.begin_shutdown();
+        let _ = stop_server.send(());
+        if let Ok(Err(e)) = server.await {
+            tracing::warn!(error = %e, "coordinator server ended with an error");
+        }
+        let counts = outcome?;
+        let files = write_reports(&coordinator, &study, &results).await?;
+        let table = results.join("table.md");
+        if let Ok(text) = std::fs::read_to_string(&table) {
+            println!("{text}");
+        }
+        eprintln!("reports: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+        if counts.failed > 0 {
+            bail!("{} of {} trials failed (their errors are in {})", counts.failed, counts.total(), results.join("trials.csv").display());
+        }
+        Ok(())
+    })
+}
+
+/// Follows the study until every trial is finished, with a progress bar; restarts workers that
+/// die. Ctrl-C stops early (the workers release their trials; running again resumes).
+async fn watch(coordinator: &Coordinator, study: &str, pool: &mut WorkerPool) -> anyhow::Result<StatusCounts> {
+    let first = coordinator.study(study).await?.counts;
+    let bar = ProgressBar::new(first.total());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}  ETA {eta}")
+            .expect("valid template"),
+    );
+    bar.set_position(first.finished());
+    bar.reset_eta();
+    let started = Instant::now();
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let counts = coordinator.study(study).await?.counts;
+        bar.set_position(counts.finished());
+        bar.set_message(format!("running {}  failed {}  pruned {}", counts.running, counts.failed, counts.pruned));
+        if counts.finished() >= counts.total() {
+            bar.finish();
+            tracing::info!(seconds = started.elapsed().as_secs_f64(), "study finished");
+            return Ok(counts);
+        }
+        pool.replace_dead()?;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = &mut ctrl_c => {
+                bar.abandon_with_message("interrupted");
+                return Err(Interrupted.into());
+            }
+        }
+    }
+}
+
+/// The local worker processes.
+struct WorkerPool {
+    bin: PathBuf,
+    url: String,
+    threads: usize,
+    device: String,
+    children: Vec<Child>,
+}
+
+impl WorkerPool {
+    fn spawn(&mut self, n: usize) -> anyhow::Result<()> {
+        for _ in 0..n {
+            let mut cmd = Command::new(&self.bin);
+            cmd.args(["--coordinator", &self.url, "--threads", &self.threads.to_string(), "--device", &self.device]);
+            // The progress bar is the view here; workers speak up only for warnings, unless
+            // the user asked for more.
+            if std::env::var_os("RUST_LOG").is_none() {
+                cmd.env("RUST_LOG", "warn");
+            }
+            let child = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", self.bin.display()))?;
+            self.children.push(child);
+        }
+        Ok(())
+    }
+
+    /// A worker that exited while work remains (a crash, an out-of-memory kill) is replaced; its
+    /// trial comes back when the lease expires.
+    fn replace_dead(&mut self) -> anyhow::Result<()> {
+        let mut dead = 0;
+        self.children.retain_mut(|c| match c.try_wait() {
+            Ok(Some(status)) => {
+                tracing::warn!(%status, "a worker exited; starting another");
+                dead += 1;
+                false
+            }
+            _ => true,
+        });
+        self.spawn(dead)
+    }
+
+    /// SIGTERM, so each worker releases its trial, then waits (SIGKILL after a grace period).
+    async fn stop(&mut self) {
+        for c in &self.children {
+            // SAFETY: kill(2) on a child we own; at worst it has exited already.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for c in &mut self.children {
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children.clear();
+    }
+}
+
+fn find_worker(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("DECSWEEP_WORKER") {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(sibling) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join("decsweep-worker"))) {
+        if sibling.exists() {
+            return Ok(sibling);
+        }
+    }
+    Ok(PathBuf::from("decsweep-worker"))
+}

@@ -1,0 +1,309 @@
+//! End-to-end sweeps with real worker processes and real (tiny) training: `decsweep run`, a
+//! worker killed mid-trial, a coordinator killed mid-study.
+//!
+//! The worker binary must have been built (`make test` builds every binary first).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use decsweep_api::wire::{StudyInfo, TrialInfo, TrialStatus};
+
+fn decsweep() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_decsweep"))
+}
+
+fn worker_bin() -> PathBuf {
+    let path = decsweep().with_file_name("decsweep-worker");
+    assert!(path.exists(), "{} is missing: build every binary first (`cargo build --workspace --bins`; make test does)", path.display());
+    path
+}
+
+/// A small sweep: synthetic data, a tiny network, a few epochs.
+fn write_spec(dir: &Path, name: &str, epochs_ft: u32, fractions: &str, seeds: &str) -> PathBuf {
+    let spec = format!(
+        r#"
+[study]
+name = "{name}"
+dataset = {{ synthetic = {{ seed = 3, n = 240 }} }}
+pipelines = ["baseline", "dec"]
+seeds = {seeds}
+retries = 3
+
+[fixed]
+d_model = 16
+n_heads = 2
+n_layers = 1
+ff_dim = 32
+latent_dim = 8
+batch_size = 64
+epochs_ae = 2
+epochs_dec = 2
+epochs_ft = {epochs_ft}
+lr_ft = 1e-3
+
+[space]
+label_fraction = {{ grid = {fractions} }}
+"#
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, spec).unwrap();
+    path
+}
+
+fn run_sweep(spec: &Path, results: &Path, home: &Path) -> Output {
+    Command::new(decsweep())
+        .args(["run", spec.to_str().unwrap(), "--workers", "2", "--threads", "1", "--device", "cpu"])
+        .arg("--results")
+        .arg(results)
+        .env("DECSWEEP_HOME", home)
+        .env("DECSWEEP_WORKER", worker_bin())
+        .output()
+        .unwrap()
+}
+
+fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<String> = split_csv(lines.next().unwrap());
+    lines.map(|l| header.iter().cloned().zip(split_csv(l)).collect()).collect()
+}
+
+/// Enough CSV for these files: quoted fields may hold commas and doubled quotes.
+fn split_csv(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                out.last_mut().unwrap().push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(String::new()),
+            c => out.last_mut().unwrap().push(c),
+        }
+    }
+    out
+}
+
+fn store_trials(db: &Path, study: &str) -> Vec<TrialInfo> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = decsweep_coordinator::Coordinator::open(db, Default::default()).unwrap();
+        c.trials(study, None).await.unwrap()
+    })
+}
+
+#[test]
+fn run_sweeps_with_two_workers_writes_reports_that_match_the_store_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(tmp.path(), "e2e", 3, "[0.5, 1.0]", "[0, 1]");
+    let results = tmp.path().join("results");
+    let home = tmp.path().join("home");
+    let o = run_sweep(&spec, &results, &home);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "decsweep run failed:\n{stderr}");
+
+    // Every trial completed once, by one of the two workers.
+    let trials = store_trials(&results.join("decsweep.db"), "e2e");
+    assert_eq!(trials.len(), 2 * 2 * 2);
+    assert!(trials.iter().all(|t| t.status == TrialStatus::Completed && t.attempts == 1), "{trials:#?}");
+    let workers: std::collections::BTreeSet<_> = trials.iter().filter_map(|t| t.worker.clone()).collect();
+    assert_eq!(workers.len(), 2, "both workers took trials: {workers:?}");
+    // The AE stage is shared across label fractions of a seed: the second trial reuses it.
+    let reuses: f64 = trials.iter().filter(|t| t.pipeline == "dec").map(|t| t.metrics["cache_reuses"]).sum();
+    assert!(reuses >= 2.0, "dec trials of one seed share their AE checkpoint (reuses {reuses})");
+
+    // trials.csv: one row per trial, its numbers those of the store.
+    let rows = read_csv(&results.join("trials.csv"));
+    assert_eq!(rows.len(), trials.len());
+    for t in &trials {
+        let row = rows.iter().find(|r| r["id"] == t.id.to_string()).expect("a row per trial");
+        assert_eq!(row["pipeline"], t.pipeline);
+        assert_eq!(row["seed"], t.seed.to_string());
+        assert_eq!(row["status"], "completed");
+        let acc: f64 = row["accuracy"].parse().unwrap();
+        assert_eq!(acc, t.metrics["accuracy"]);
+        assert_eq!(row["label_fraction"].parse::<f64>().unwrap(), t.params["label_fraction"].as_f64().unwrap());
+    }
+
+    // summary.csv: each group's mean is the mean of its trials' accuracies in the store.
+    let summary = read_csv(&results.join("summary.csv"));
+    assert_eq!(summary.len(), 4, "2 pipelines × 2 label fractions");
+    for g in &summary {
+        let members: Vec<&TrialInfo> = trials.iter().filter(|t| t.config_id == g["config_id"]).collect();
+        assert_eq!(members.len(), 2, "two seeds per group");
+        let mean = members.iter().map(|t| t.metrics["accuracy"]).sum::<f64>() / 2.0;
+        let reported: f64 = g["accuracy_mean"].parse().unwrap();
+        assert!((reported - mean).abs() < 1e-12, "summary mean {reported} vs store {mean}");
+        let ids: Vec<String> = members.iter().map(|t| t.id.to_string()).collect();
+        for id in ids {
+            assert!(g["trial_ids"].split(';').any(|x| x == id), "summary names trial {id}");
+        }
+    }
+
+    let table = std::fs::read_to_string(results.join("table.md")).unwrap();
+    assert!(table.contains("dec (label_fraction=0.5)") && table.contains("baseline (label_fraction=1)"), "{table}");
+    assert!(table.contains("paired"), "{table}");
+    let tex = std::fs::read_to_string(results.join("table.tex")).unwrap();
+    assert!(tex.contains("\\toprule") && tex.contains("\\bottomrule"));
+    let plot = std::fs::read_to_string(results.join("accuracy_vs_label_fraction.svg")).unwrap();
+    assert!(plot.starts_with("<svg") || plot.starts_with("<?xml"), "{}", &plot[..60.min(plot.len())]);
+    let curves = std::fs::read_dir(&results).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("curves_")).count();
+    assert!(curves >= 1);
+
+    // The same command again resumes: nothing runs twice.
+    let again = run_sweep(&spec, &results, &home);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("resuming"));
+    let after = store_trials(&results.join("decsweep.db"), "e2e");
+    assert!(after.iter().all(|t| t.attempts == 1 && t.status == TrialStatus::Completed));
+}
+
+/// A child process killed when the test ends, pass or fail: a leftover server would hold the
+/// test harness's output pipe open and hang `cargo test`.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `decsweep serve` on a given port, its URL read from its first line.
+struct Server {
+    _child: Guard,
+    url: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn serve(db: &Path, port: u16, ttl_s: u32) -> Server {
+    let mut child = Command::new(decsweep())
+        .args(["serve", "--db", db.to_str().unwrap(), "--bind", &format!("127.0.0.1:{port}"), "--lease-ttl", &ttl_s.to_string()])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("listening on"), "{first}");
+    Server { _child: Guard(child), url: format!("http://127.0.0.1:{port}") }
+}
+
+fn agent(url: &str, home: &Path) -> Guard {
+    let child = Command::new(worker_bin())
+        .args(["--coordinator", url, "--threads", "1", "--device", "cpu"])
+        .env("DECSWEEP_HOME", home)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Guard(child)
+}
+
+fn cli_json<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
+    let o = Command::new(decsweep()).args(args).output().unwrap();
+    assert!(o.status.success(), "{:?}: {}", args, String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn status(url: &str, study: &str) -> (StudyInfo, Vec<TrialInfo>) {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        studies: Vec<StudyInfo>,
+        trials: Vec<TrialInfo>,
+    }
+    let s: Status = cli_json(&["status", study, "--trials", "--json", "--coordinator", url]);
+    (s.studies.into_iter().next().unwrap(), s.trials)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn submit(url: &str, spec: &Path) {
+    let o = Command::new(decsweep()).args(["submit", spec.to_str().unwrap(), "--coordinator", url]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_worker_killed_mid_trial_loses_nothing_and_the_trial_completes_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One long-ish trial (many classifier epochs), so the kill lands mid-training.
+    let spec = tmp.path().join("kill.toml");
+    let text = r#"
+[study]
+name = "killworker"
+dataset = { synthetic = { seed = 3, n = 240 } }
+pipelines = ["baseline"]
+seeds = [0]
+retries = 3
+
+[fixed]
+d_model = 16
+n_heads = 2
+n_layers = 1
+ff_dim = 32
+batch_size = 64
+epochs_ft = 400
+label_fraction = 1.0
+"#;
+    std::fs::write(&spec, text).unwrap();
+    let server = serve(&tmp.path().join("kill.db"), free_port(), 2);
+    submit(&server.url, &spec);
+
+    let mut first = agent(&server.url, &tmp.path().join("home1"));
+    wait_for("the trial to be leased", Duration::from_secs(60), || status(&server.url, "killworker").0.counts.running == 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    first.0.kill().unwrap(); // SIGKILL: no chance to release the lease.
+    first.0.wait().unwrap();
+
+    let _second = agent(&server.url, &tmp.path().join("home2"));
+    wait_for("the trial to complete", Duration::from_secs(240), || status(&server.url, "killworker").0.counts.completed == 1);
+    let (info, trials) = status(&server.url, "killworker");
+    assert_eq!(info.counts.total(), 1);
+    assert_eq!(trials[0].attempts, 2, "re-leased after the first worker's lease expired");
+    assert_eq!(trials[0].status, TrialStatus::Completed);
+}
+
+#[test]
+fn a_coordinator_killed_mid_study_continues_on_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(tmp.path(), "killcoord", 30, "[0.5, 1.0]", "[0, 1]");
+    let db = tmp.path().join("coord.db");
+    let port = free_port();
+    let server = serve(&db, port, 5);
+    submit(&server.url, &spec);
+    let _worker = agent(&server.url, &tmp.path().join("home"));
+    wait_for("a first completed trial", Duration::from_secs(120), || status(&server.url, "killcoord").0.counts.completed >= 1);
+    let before = status(&server.url, "killcoord").1;
+    drop(server); // SIGKILL mid-study, with a trial running.
+    std::thread::sleep(Duration::from_secs(1));
+
+    let server = serve(&db, port, 5);
+    wait_for("the study to finish", Duration::from_secs(300), || {
+        let c = status(&server.url, "killcoord").0.counts;
+        c.completed + c.failed == c.total()
+    });
+    let (info, after) = status(&server.url, "killcoord");
+    assert_eq!(info.counts.completed, 8, "{after:#?}");
+    // Results completed before the crash are the same after it.
+    for t in before.iter().filter(|t| t.status == TrialStatus::Completed) {
+        let same = after.iter().find(|a| a.id == t.id).unwrap();
+        assert_eq!(same.metrics, t.metrics);
+        assert_eq!(same.attempts, t.attempts);
+    }
+}

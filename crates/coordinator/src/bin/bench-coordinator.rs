@@ -1,0 +1,263 @@
+//! `decsweep-bench-coordinator`: drives the coordinator's HTTP API with simulated workers and,
+//! in the same run, the same loop through Optuna with SQLite storage as the peer.
+//!
+//! The coordinator runs in-process on 127.0.0.1 with a temporary database. A study of N
+//! `command` trials (never run) is created; W workers (tokio tasks, one HTTP client and
+//! connection each) loop `lease → complete` with no training between, until the queue is
+//! empty. Printed: trials/s over the whole drain, p50/p99 latency of the lease calls, and the
+//! same for `crates/coordinator/bench/optuna_peer.py` (ask/tell, N trials, W threads), then the
+//! ratio.
+//!
+//! ```text
+//! cargo run --release -p decsweep-coordinator --bin decsweep-bench-coordinator -- \
+//!     [--trials 20000] [--workers 64] [--peer-trials N] [--python PATH] [--no-peer]
+//! ```
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use decsweep_api::wire::{CreateStudy, Lease};
+use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+
+struct Args {
+    trials: usize,
+    workers: usize,
+    peer_trials: Option<usize>,
+    python: Option<String>,
+    peer: bool,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args { trials: 20_000, workers: 64, peer_trials: None, python: None, peer: true };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
+        match flag.as_str() {
+            "--trials" => args.trials = value("--trials")?.parse().context("--trials expects a count")?,
+            "--workers" => args.workers = value("--workers")?.parse().context("--workers expects a count")?,
+            "--peer-trials" => {
+                args.peer_trials = Some(value("--peer-trials")?.parse().context("--peer-trials expects a count")?)
+            }
+            "--python" => args.python = Some(value("--python")?),
+            "--no-peer" => args.peer = false,
+            "-h" | "--help" => {
+                println!(
+                    "usage: decsweep-bench-coordinator [--trials N] [--workers W] [--peer-trials N] [--python PATH] [--no-peer]\n\
+                     Python defaults to $DECSWEEP_PYTHON, then python3; it needs optuna installed."
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}` (see --help)"),
+        }
+    }
+    if args.trials == 0 || args.workers == 0 {
+        bail!("--trials and --workers must be at least 1");
+    }
+    if args.trials > decsweep_search::MAX_TRIALS {
+        bail!("--trials is at most {} (a spec's limit)", decsweep_search::MAX_TRIALS);
+    }
+    Ok(args)
+}
+
+/// A spec of `n` command trials: one grid parameter with `n` values.
+fn spec(n: usize) -> String {
+    let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    format!(
+        "[study]\nname = \"bench\"\ndataset = {{ synthetic = {{ seed = 0, n = 4 }} }}\npipelines = [\"command\"]\n\
+         seeds = [0]\nretries = 0\n\n[command]\nprogram = [\"true\"]\n\n[space]\nx = {{ grid = [{}] }}\n",
+        values.join(", ")
+    )
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let k = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[k.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Run {
+    trials: usize,
+    seconds: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn worker(http: reqwest::Client, base: Arc<str>, name: String) -> Result<(usize, Vec<Duration>)> {
+    let mut done = 0;
+    let mut latencies = Vec::new();
+    let lease_url = format!("{base}/v1/lease");
+    let body = serde_json::json!({ "worker": name, "wait_ms": 0 });
+    loop {
+        let t0 = Instant::now();
+        let r = http.post(&lease_url).json(&body).send().await?;
+        let status = r.status();
+        if status == reqwest::StatusCode::NO_CONTENT {
+            latencies.push(t0.elapsed());
+            return Ok((done, latencies));
+        }
+        if !status.is_success() {
+            bail!("lease answered {status}: {}", r.text().await.unwrap_or_default());
+        }
+        let lease: Lease = r.json().await?;
+        latencies.push(t0.elapsed());
+        let r = http
+            .post(format!("{base}/v1/leases/{}/complete", lease.lease_id))
+            .json(&serde_json::json!({ "metrics": { "accuracy": 0.5 } }))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("complete answered {}", r.status());
+        }
+        done += 1;
+    }
+}
+
+async fn bench_decsweep(args: &Args, dir: &std::path::Path) -> Result<Run> {
+    let options = CoordinatorOptions { lease_ttl: Duration::from_secs(300), ..Default::default() };
+    let coordinator = Coordinator::open(dir.join("bench.db"), options)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base: Arc<str> = format!("http://{}", listener.local_addr()?).into();
+    let server = coordinator.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(async move {
+        server
+            .serve(listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+
+    let t = Instant::now();
+    let info =
+        coordinator.create_study(CreateStudy { spec: spec(args.trials), spec_path: "bench.toml".into() }).await?;
+    println!("  study creation: {:.2} s ({} trials inserted)", t.elapsed().as_secs_f64(), info.counts.total());
+
+    let clients: Vec<reqwest::Client> = (0..args.workers)
+        .map(|_| reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).build())
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, http)| tokio::spawn(worker(http, base.clone(), format!("bench-{i}"))))
+        .collect();
+    let mut done = 0;
+    let mut latencies = Vec::new();
+    for t in tasks {
+        let (n, l) = t.await.context("a worker task panicked")??;
+        done += n;
+        latencies.extend(l);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort();
+
+    let counts = coordinator.study("bench").await?.counts;
+    if done != args.trials || counts.completed as usize != args.trials {
+        bail!("expected {} completions, workers made {done} and the store has {}", args.trials, counts.completed);
+    }
+    let _ = stop.send(());
+    served.await.context("server task")??;
+    Ok(Run { trials: done, seconds, p50: percentile(&latencies, 0.5), p99: percentile(&latencies, 0.99) })
+}
+
+fn bench_optuna(args: &Args, dir: &std::path::Path) -> Result<(Run, String)> {
+    let python = args
+        .python
+        .clone()
+        .or_else(|| std::env::var("DECSWEEP_PYTHON").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "python3".into());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/optuna_peer.py");
+    let trials = args.peer_trials.unwrap_or(args.trials);
+    let out = Command::new(&python)
+        .arg(&script)
+        .args(["--trials", &trials.to_string(), "--workers", &args.workers.to_string()])
+        .arg("--db")
+        .arg(dir.join("optuna.db"))
+        .output()
+        .with_context(|| format!("running {python} {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "the Optuna peer failed ({}); is optuna installed for {python}?\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).context("no JSON from the peer")?;
+    let v: serde_json::Value = serde_json::from_str(line).context("the peer's JSON")?;
+    let num = |k: &str| v[k].as_f64().with_context(|| format!("`{k}` missing from the peer's JSON"));
+    let run = Run {
+        trials: num("trials")? as usize,
+        seconds: num("seconds")?,
+        p50: Duration::from_secs_f64(num("ask_p50_ms")? / 1000.0),
+        p99: Duration::from_secs_f64(num("ask_p99_ms")? / 1000.0),
+    };
+    Ok((run, v["optuna"].as_str().unwrap_or("?").to_string()))
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = parse_args()?;
+    let dir = tempfile::tempdir()?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "decsweep coordinator bench: {} command trials, {} workers, HTTP on loopback, {cores} cores",
+        args.trials, args.workers
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let ours = rt.block_on(bench_decsweep(&args, dir.path()))?;
+    drop(rt);
+    let rate = ours.trials as f64 / ours.seconds;
+    println!(
+        "  decsweep: {} trials in {:.2} s = {rate:.0} trials/s; lease latency p50 {:.2} ms, p99 {:.2} ms",
+        ours.trials,
+        ours.seconds,
+        ms(ours.p50),
+        ms(ours.p99)
+    );
+    if !args.peer {
+        println!(
+            "RESULT {}",
+            serde_json::json!({ "trials": ours.trials, "trials_per_s": rate, "lease_p50_ms": ms(ours.p50), "lease_p99_ms": ms(ours.p99) })
+        );
+        return Ok(());
+    }
+    let (peer, version) = bench_optuna(&args, dir.path())?;
+    let peer_rate = peer.trials as f64 / peer.seconds;
+    println!(
+        "  optuna {version} (SQLite WAL, RandomSampler, {} threads, ask/tell): {} trials in {:.2} s = {peer_rate:.0} trials/s; \
+         ask latency p50 {:.2} ms, p99 {:.2} ms",
+        args.workers,
+        peer.trials,
+        peer.seconds,
+        ms(peer.p50),
+        ms(peer.p99)
+    );
+    let ratio = rate / peer_rate;
+    println!("  ratio: {ratio:.1}x Optuna's throughput (goal: >= 2000 trials/s and >= 10x)");
+    println!(
+        "RESULT {}",
+        serde_json::json!({
+            "trials": ours.trials, "workers": args.workers, "trials_per_s": rate,
+            "lease_p50_ms": ms(ours.p50), "lease_p99_ms": ms(ours.p99),
+            "optuna_version": version, "optuna_trials": peer.trials, "optuna_trials_per_s": peer_rate,
+            "optuna_ask_p50_ms": ms(peer.p50), "optuna_ask_p99_ms": ms(peer.p99), "ratio": ratio,
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Datasets stored by content: every study's data is copied (or generated) into the
+//! coordinator's data directory as `<sha256>.safetensors`, and workers download it by hash.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::ops::DatasetRow;
+
+/// The largest synthetic dataset the coordinator generates for a spec; beyond it the file is
+/// gigabytes and is better made once with `decsweep data synth` and named as a file.
+pub const MAX_SYNTHETIC_N: u64 = 50_000;
+
+/// The `source` recorded for a synthetic dataset; two specs with the same one share the file.
+pub(crate) fn synthetic_source(seed: u64, n: u64) -> String {
+    format!("synthetic:seed={seed},n={n}")
+}
+
+/// The file name a dataset is stored under.
+pub(crate) fn file_name(sha256: &str) -> String {
+    format!("{sha256}.safetensors")
+}
+
+/// Whether `s` looks like a SHA-256 in lowercase hex.
+pub(crate) fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn temp_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(format!(".incoming-{:016x}.safetensors", rand::thread_rng().gen::<u64>()))
+}
+
+fn dataset_error(path: &Path, message: impl Into<String>) -> Error {
+    Error::Dataset { path: path.to_path_buf(), message: message.into() }
+}
+
+/// Moves a fully written temporary file to its content address (keeping an identical file
+/// already there) and makes the rename durable.
+fn settle(tmp: &Path, data_dir: &Path, sha256: &str) -> Result<PathBuf> {
+    let dest = data_dir.join(file_name(sha256));
+    if dest.is_file() {
+        let _ = fs::remove_file(tmp);
+    } else {
+        fs::rename(tmp, &dest).map_err(|e| {
+            let _ = fs::remove_file(tmp);
+            Error::io(&dest, e)
+        })?;
+        if let Ok(dir) = File::open(data_dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(dest)
+}
+
+/// Copies a dataset file into the data directory, hashing it on the way.
+pub(crate) fn store_file(src: &Path, data_dir: &Path) -> Result<DatasetRow> {
+    fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+    let mut input = File::open(src).map_err(|e| dataset_error(src, format!("cannot read: {e}")))?;
+    let tmp = temp_path(data_dir);
+    let copied = (|| -> std::io::Result<(String, u64)> {
+        let mut out = File::create(&tmp)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut bytes = 0u64;
+        loop {
+            let k = input.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            hasher.update(&buf[..k]);
+            out.write_all(&buf[..k])?;
+            bytes += k as u64;
+        }
+        out.sync_all()?;
+        Ok((hex(&hasher.finalize()), bytes))
+    })();
+    let (sha256, bytes) = copied.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        dataset_error(src, format!("cannot copy into {}: {e}", data_dir.display()))
+    })?;
+    settle(&tmp, data_dir, &sha256)?;
+    let shown = fs::canonicalize(src).unwrap_or_else(|_| src.to_path_buf());
+    tracing::info!(src = %src.display(), sha256, bytes, "stored dataset");
+    Ok(DatasetRow { file: file_name(&sha256), sha256, bytes, source: format!("file:{}", shown.display()) })
+}
+
+/// Generates the synthetic CMU-MOSI-shaped dataset and stores it by hash.
+pub(crate) fn store_synthetic(seed: u64, n: u64, data_dir: &Path) -> Result<DatasetRow> {
+    let source = synthetic_source(seed, n);
+    if n > MAX_SYNTHETIC_N {
+        return Err(Error::BadRequest(format!(
+            "synthetic dataset of {n} utterances is larger than the coordinator generates ({MAX_SYNTHETIC_N}); \
+             write it with `decsweep data synth` and name the file in the spec"
+        )));
+    }
+    fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+    let cfg = decsweep_data::SynthConfig { n: n as usize, seed, ..Default::default() };
+    let ds = decsweep_data::synthesize(&cfg);
+    let tmp = temp_path(data_dir);
+    decsweep_data::save(&ds, &tmp).map_err(|e| dataset_error(&tmp, e.to_string()))?;
+    let hashed = decsweep_data::content_hash(&tmp).map_err(|e| dataset_error(&tmp, e.to_string()));
+    let sha256 = match hashed {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let bytes = fs::metadata(&tmp).map_err(|e| Error::io(&tmp, e))?.len();
+    settle(&tmp, data_dir, &sha256)?;
+    tracing::info!(source, sha256, bytes, "generated synthetic dataset");
+    Ok(DatasetRow { file: file_name(&sha256), sha256, bytes, source })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_stored_by_their_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("in.bin");
+        fs::write(&src, b"abc").unwrap();
+        let data = dir.path().join("data");
+        let row = store_file(&src, &data).unwrap();
+        assert_eq!(row.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(row.bytes, 3);
+        assert_eq!(fs::read(data.join(&row.file)).unwrap(), b"abc");
+        // Storing it again keeps one file and no temporaries.
+        store_file(&src, &data).unwrap();
+        assert_eq!(fs::read_dir(&data).unwrap().count(), 1);
+        assert!(matches!(store_file(&dir.path().join("missing"), &data), Err(Error::Dataset { .. })));
+    }
+
+    #[test]
+    fn synthetic_data_is_generated_and_hash_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = store_synthetic(3, 12, dir.path()).unwrap();
+        assert_eq!(row.source, "synthetic:seed=3,n=12");
+        let path = dir.path().join(&row.file);
+        assert_eq!(decsweep_data::content_hash(&path).unwrap(), row.sha256);
+        assert_eq!(decsweep_data::load(&path).unwrap().n(), 12);
+        assert!(matches!(store_synthetic(0, MAX_SYNTHETIC_N + 1, dir.path()), Err(Error::BadRequest(_))));
+    }
+
+    #[test]
+    fn sha_syntax() {
+        assert!(is_sha256(&"a1".repeat(32)));
+        assert!(!is_sha256(&"A1".repeat(32)));
+        assert!(!is_sha256("../etc/passwd"));
+    }
+}

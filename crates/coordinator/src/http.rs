@@ -1,0 +1,320 @@
+//! The axum router: thin handlers over [`Coordinator`], JSON errors, bearer auth and request
+//! counting.
+
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::{Json, Router};
+use decsweep_api::wire::{
+    ApiError, CompleteTrial, CreateStudy, EpochProgress, FailTrial, LeaseRequest, PruneTrial, TrialStatus,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::{openapi, Coordinator};
+
+/// An error answer: a status and an [`ApiError`] body.
+#[derive(Debug)]
+pub(crate) struct HttpError {
+    status: StatusCode,
+    body: ApiError,
+}
+
+impl HttpError {
+    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        HttpError { status, body: ApiError { error: error.into(), details: Vec::new() } }
+    }
+}
+
+impl From<Error> for HttpError {
+    fn from(e: Error) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed");
+        }
+        let error = match &e {
+            Error::Spec { details } => format!("the sweep spec has {} problem(s)", details.len()),
+            other => other.to_string(),
+        };
+        HttpError { status, body: ApiError { error, details: e.details() } }
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+type Answer<T> = Result<T, HttpError>;
+
+/// `Json` whose rejections are [`ApiError`] bodies.
+pub(crate) struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => {
+                let rejection: JsonRejection = rejection;
+                Err(HttpError::new(rejection.status(), rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// `Path` whose rejections are [`ApiError`] bodies.
+pub(crate) struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(rejection) => {
+                let rejection: PathRejection = rejection;
+                Err(HttpError::new(rejection.status(), rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// `Query` whose rejections are [`ApiError`] bodies.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => {
+                let rejection: QueryRejection = rejection;
+                Err(HttpError::new(rejection.status(), rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// Builds a router while recording every `(method, path)` it serves.
+struct Routes {
+    router: Router<Coordinator>,
+    list: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Routes { router: Router::new(), list: Vec::new() }
+    }
+
+    fn add(mut self, method: &'static str, path: &'static str, handler: MethodRouter<Coordinator>) -> Self {
+        self.list.push((method, path));
+        self.router = self.router.route(path, handler);
+        self
+    }
+}
+
+/// The API and the list of its routes.
+pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str)>) {
+    let public = Routes::new().add("GET", "/healthz", get(healthz)).add("GET", "/metrics", get(metrics));
+    let v1 = Routes::new()
+        .add("GET", "/v1/openapi.json", get(openapi_json))
+        .add("POST", "/v1/studies", post(create_study))
+        .add("GET", "/v1/studies", get(list_studies))
+        .add("GET", "/v1/studies/{name}", get(get_study))
+        .add("GET", "/v1/studies/{name}/trials", get(study_trials))
+        .add("GET", "/v1/trials/{id}", get(get_trial))
+        .add("GET", "/v1/trials/{id}/curves", get(trial_curves))
+        .add("POST", "/v1/lease", post(lease))
+        .add("POST", "/v1/leases/{lease_id}/heartbeat", post(heartbeat))
+        .add("POST", "/v1/leases/{lease_id}/progress", post(progress))
+        .add("POST", "/v1/leases/{lease_id}/complete", post(complete))
+        .add("POST", "/v1/leases/{lease_id}/fail", post(fail))
+        .add("POST", "/v1/leases/{lease_id}/prune", post(prune))
+        .add("GET", "/v1/datasets/{sha256}", get(dataset));
+    let mut list = public.list;
+    list.extend(v1.list);
+    let authed = v1.router.route_layer(middleware::from_fn_with_state(c.clone(), require_token));
+    let router = public
+        .router
+        .merge(authed)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(c.clone(), count_requests))
+        .with_state(c);
+    (router, list)
+}
+
+/// Compares without an early exit, so the time taken does not reveal how much matched.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(c): State<Coordinator>, req: Request, next: Next) -> Response {
+    if let Some(token) = c.token() {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
+            let mut response = HttpError::from(Error::Unauthorized).into_response();
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(req).await
+}
+
+async fn count_requests(State(c): State<Coordinator>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let response = next.run(req).await;
+    let route = route.as_deref().unwrap_or("unmatched");
+    c.metrics().record_request(method.as_str(), route, response.status().as_u16());
+    response
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> HttpError {
+    HttpError::new(StatusCode::NOT_FOUND, format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> HttpError {
+    HttpError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "api": decsweep_api::wire::API_PREFIX }))
+}
+
+async fn metrics(State(c): State<Coordinator>) -> Answer<Response> {
+    let text = c.metrics_text().await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}
+
+async fn create_study(State(c): State<Coordinator>, ApiJson(req): ApiJson<CreateStudy>) -> Answer<Response> {
+    let info = c.create_study(req).await?;
+    let status = if info.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(info)).into_response())
+}
+
+async fn list_studies(State(c): State<Coordinator>) -> Answer<Response> {
+    Ok(Json(c.studies().await?).into_response())
+}
+
+async fn get_study(State(c): State<Coordinator>, ApiPath(name): ApiPath<String>) -> Answer<Response> {
+    Ok(Json(c.study(&name).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct TrialsQuery {
+    status: Option<TrialStatus>,
+}
+
+async fn study_trials(
+    State(c): State<Coordinator>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TrialsQuery>,
+) -> Answer<Response> {
+    Ok(Json(c.trials(&name, q.status).await?).into_response())
+}
+
+async fn get_trial(State(c): State<Coordinator>, ApiPath(id): ApiPath<i64>) -> Answer<Response> {
+    Ok(Json(c.trial(id).await?).into_response())
+}
+
+async fn trial_curves(State(c): State<Coordinator>, ApiPath(id): ApiPath<i64>) -> Answer<Response> {
+    Ok(Json(c.curves(id).await?).into_response())
+}
+
+async fn lease(State(c): State<Coordinator>, ApiJson(req): ApiJson<LeaseRequest>) -> Answer<Response> {
+    if req.worker.trim().is_empty() {
+        return Err(HttpError::new(StatusCode::BAD_REQUEST, "`worker` must name the worker"));
+    }
+    Ok(match c.lease(&req).await? {
+        Some(lease) => Json(lease).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+async fn heartbeat(State(c): State<Coordinator>, ApiPath(lease_id): ApiPath<String>) -> Answer<Response> {
+    Ok(Json(c.heartbeat(&lease_id).await?).into_response())
+}
+
+async fn progress(
+    State(c): State<Coordinator>,
+    ApiPath(lease_id): ApiPath<String>,
+    ApiJson(body): ApiJson<EpochProgress>,
+) -> Answer<Response> {
+    Ok(Json(c.progress(&lease_id, body).await?).into_response())
+}
+
+async fn complete(
+    State(c): State<Coordinator>,
+    ApiPath(lease_id): ApiPath<String>,
+    ApiJson(body): ApiJson<CompleteTrial>,
+) -> Answer<Response> {
+    Ok(Json(c.complete(&lease_id, body).await?).into_response())
+}
+
+async fn fail(
+    State(c): State<Coordinator>,
+    ApiPath(lease_id): ApiPath<String>,
+    ApiJson(body): ApiJson<FailTrial>,
+) -> Answer<Response> {
+    Ok(Json(c.fail(&lease_id, body).await?).into_response())
+}
+
+async fn prune(
+    State(c): State<Coordinator>,
+    ApiPath(lease_id): ApiPath<String>,
+    ApiJson(body): ApiJson<PruneTrial>,
+) -> Answer<Response> {
+    Ok(Json(c.prune(&lease_id, body).await?).into_response())
+}
+
+async fn dataset(State(c): State<Coordinator>, ApiPath(sha256): ApiPath<String>) -> Answer<Response> {
+    let (path, bytes) = c.dataset_path(&sha256).await?;
+    let file = tokio::fs::File::open(&path).await.map_err(|e| Error::io(&path, e))?;
+    let len = file.metadata().await.map_err(|e| Error::io(&path, e))?.len();
+    if len != bytes {
+        return Err(Error::Corrupt(format!("{} holds {len} bytes, the database says {bytes}", path.display())).into());
+    }
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{sha256}\"")) {
+        headers.insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+    }
+}

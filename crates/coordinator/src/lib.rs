@@ -1,0 +1,500 @@
+//! decsweep's coordinator: studies and trials in SQLite, handed out to pulling workers under
+//! leases, over an axum HTTP API (no torch here).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), decsweep_coordinator::Error> {
+//! use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+//! use decsweep_api::wire::CreateStudy;
+//!
+//! let coordinator = Coordinator::open("sweeps.db", CoordinatorOptions::default())?;
+//! let spec = std::fs::read_to_string("sweeps/demo.toml").unwrap();
+//! coordinator.create_study(CreateStudy { spec, spec_path: "sweeps/demo.toml".into() }).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! coordinator.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! let (trials, curves) = coordinator.report_input("demo").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Store
+//!
+//! One SQLite file (WAL, `synchronous = FULL`, busy timeout 10 s), schema version in
+//! `PRAGMA user_version`, migrated at open; a database from a newer decsweep is refused with
+//! [`Error::SchemaTooNew`]. Tables: `studies`, `datasets` (stored by hash in
+//! [`CoordinatorOptions::data_dir`]), `trials`, `leases` (every lease ever granted and how it
+//! ended) and `curves`. A single writer thread owns the only writing connection and commits
+//! the requests waiting for it together (group commit, each request in its own savepoint), so
+//! an fsync per commit is affordable; reads use a pool of read-only connections. No SQLite
+//! call runs on a tokio worker thread.
+//!
+//! # Leases
+//!
+//! [`Coordinator::lease`] hands out the oldest pending trial of any study (FIFO by id), marks it
+//! running, counts the attempt and sets a deadline of now + TTL; heartbeats and progress reports
+//! push the deadline out. Overdue leases are expired before every lease and on a background
+//! interval: the trial goes back to pending, or to failed ("lease expired after N attempts")
+//! once its attempts exceed the study's `retries`. A call naming a lease is judged against the
+//! trial's *current* lease:
+//!
+//! - the current, active lease: the call applies (`recorded: true`);
+//! - the same lease repeating a call that already ended it the same way (complete twice,
+//!   fail twice, prune twice): `recorded: false`, status 200, nothing changes;
+//! - a lease that ended the trial another way, or that has been replaced because the trial was
+//!   leased again: [`Error::LeaseConflict`] (409), nothing changes. A result is never counted
+//!   twice;
+//! - **late completion**: a lease that expired while nobody has leased the trial since is still
+//!   honoured. `complete`, `fail` and `prune` are accepted (the work was done and nobody else is
+//!   doing it), and a heartbeat or progress report revives it (the trial is running again,
+//!   same attempt). Once another worker leases the trial, the old lease gets 409.
+//!
+//! # Restarts
+//!
+//! Everything is in the database, so a coordinator killed at any moment and started again on
+//! the same file carries on: pending trials stay pending, completed results stay, and running
+//! leases stay valid — at open each gets at least one TTL from now, since its worker could not
+//! heartbeat while no coordinator ran. Deadlines are wall-clock milliseconds (see [`Clock`]).
+//!
+//! # HTTP
+//!
+//! [`Coordinator::router`] serves the API (JSON bodies of `decsweep_api::wire`) described by
+//! [`openapi::document`]; [`Coordinator::serve`] also runs background expiry and refuses a
+//! non-loopback address without a bearer token ([`check_bind`]).
+
+mod clock;
+mod dataset;
+mod error;
+mod http;
+mod metrics;
+pub mod openapi;
+mod ops;
+mod pruner;
+mod read;
+mod schema;
+mod store;
+mod study;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use decsweep_api::wire::{
+    CompleteTrial, CreateStudy, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction,
+    ProgressReply, PruneTrial, Recorded, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
+};
+use decsweep_search::Dataset;
+use tokio::sync::Notify;
+
+pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
+pub use dataset::MAX_SYNTHETIC_N;
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+pub use pruner::{NoPruner, PeerPoint, PruneContext, Pruner};
+pub use schema::SCHEMA_VERSION;
+
+use crate::metrics::bump;
+use crate::ops::{Expired, Inserted};
+use crate::store::Store;
+
+/// How a coordinator runs. `Default` suits a single machine.
+#[derive(Clone, Debug)]
+pub struct CoordinatorOptions {
+    /// A lease expires this long after it was granted or last extended (heartbeat, progress).
+    pub lease_ttl: Duration,
+    /// Where datasets are stored by hash. Default: `<db file name>.data/` beside the database.
+    pub data_dir: Option<PathBuf>,
+    /// Bearer token required on `/v1/*`. Required by [`Coordinator::serve`] on a non-loopback
+    /// address. An empty string counts as none.
+    pub token: Option<String>,
+    /// How often overdue leases are expired in the background (they are also expired before
+    /// every lease).
+    pub expiry_interval: Duration,
+    /// The longest a lease request waits for work (`wait_ms` is capped at this).
+    pub max_wait: Duration,
+    /// Time for lease deadlines; tests inject a [`ManualClock`].
+    pub clock: Arc<dyn Clock>,
+    /// Decides after each reported epoch whether a trial goes on.
+    pub pruner: Arc<dyn Pruner>,
+}
+
+impl Default for CoordinatorOptions {
+    fn default() -> Self {
+        CoordinatorOptions {
+            lease_ttl: Duration::from_secs(60),
+            data_dir: None,
+            token: None,
+            expiry_interval: Duration::from_secs(1),
+            max_wait: Duration::from_secs(60),
+            clock: Arc::new(SystemClock::new()),
+            pruner: Arc::new(NoPruner),
+        }
+    }
+}
+
+/// The default data directory of a database: `<file name>.data` beside it.
+pub fn default_data_dir(db_path: &Path) -> PathBuf {
+    let name = db_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "decsweep.db".into());
+    db_path.with_file_name(format!("{name}.data"))
+}
+
+/// Refuses to listen on anything but loopback without a bearer token.
+pub fn check_bind(addr: SocketAddr, token: Option<&str>) -> Result<()> {
+    let loopback = addr.ip().to_canonical().is_loopback();
+    if !loopback && token.is_none_or(str::is_empty) {
+        return Err(Error::InsecureBind { addr });
+    }
+    Ok(())
+}
+
+/// A coordinator over one database. Cheap to clone; clones share everything.
+#[derive(Clone, Debug)]
+pub struct Coordinator {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    data_dir: PathBuf,
+    token: Option<String>,
+    ttl: Duration,
+    expiry_interval: Duration,
+    max_wait: Duration,
+    /// Woken when trials become pending (new study, expiry, retryable failure) or at shutdown.
+    work: Notify,
+    closing: AtomicBool,
+    metrics: Metrics,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("a blocking task failed: {e}")))?
+}
+
+impl Coordinator {
+    /// Opens (creating or migrating) the database at `db_path`. Trials running when a previous
+    /// coordinator stopped keep their leases (extended by one TTL from now), so their workers
+    /// carry on. Opening does a little synchronous SQLite work (schema check, migrations) and
+    /// starts the writer thread; it needs no runtime and may be called from async code at start-up.
+    pub fn open(db_path: impl AsRef<Path>, options: CoordinatorOptions) -> Result<Coordinator> {
+        let db_path = db_path.as_ref();
+        let ttl_ms = i64::try_from(options.lease_ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        let store = Store::open(db_path, options.clock.clone(), ttl_ms, options.pruner.clone())?;
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| default_data_dir(db_path));
+        tracing::info!(db = %db_path.display(), data_dir = %data_dir.display(), ttl_ms, "coordinator opened");
+        Ok(Coordinator {
+            inner: Arc::new(Inner {
+                store,
+                data_dir,
+                token: options.token.filter(|t| !t.is_empty()),
+                ttl: options.lease_ttl,
+                expiry_interval: options.expiry_interval.max(Duration::from_millis(10)),
+                max_wait: options.max_wait,
+                work: Notify::new(),
+                closing: AtomicBool::new(false),
+                metrics: Metrics::default(),
+            }),
+        })
+    }
+
+    /// The HTTP API (see [`openapi::document`]). Serve it with [`Coordinator::serve`], which
+    /// also runs background expiry, or mount it yourself.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.clone()).0
+    }
+
+    /// Every `(method, path)` the router serves, e.g. `("POST", "/v1/lease")`.
+    pub fn routes(&self) -> Vec<(&'static str, &'static str)> {
+        http::router(self.clone()).1
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes, expiring leases in the
+    /// background. Refuses a non-loopback address without a token ([`check_bind`]). At shutdown,
+    /// waiting lease requests are answered 204 at once.
+    pub async fn serve<F>(&self, listener: tokio::net::TcpListener, shutdown: F) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        use axum::serve::ListenerExt;
+        let addr = listener.local_addr().map_err(|e| Error::io("listener", e))?;
+        check_bind(addr, self.inner.token.as_deref())?;
+        let expiry = tokio::spawn(self.clone().expiry_loop());
+        let this = self.clone();
+        let signal = async move {
+            shutdown.await;
+            this.begin_shutdown();
+        };
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        tracing::info!(%addr, auth = self.inner.token.is_some(), "coordinator listening");
+        let served = axum::serve(listener, self.router()).with_graceful_shutdown(signal).await;
+        expiry.abort();
+        served.map_err(|e| Error::io(addr.to_string(), e))
+    }
+
+    /// Makes waiting lease requests return and stops background expiry.
+    pub fn begin_shutdown(&self) {
+        self.inner.closing.store(true, Ordering::Release);
+        self.inner.work.notify_waiters();
+    }
+
+    async fn expiry_loop(self) {
+        let mut tick = tokio::time::interval(self.inner.expiry_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.inner.closing.load(Ordering::Acquire) {
+                return;
+            }
+            if let Err(e) = self.expire().await {
+                tracing::warn!(error = %e, "background lease expiry failed");
+            }
+        }
+    }
+
+    /// The lease TTL.
+    pub fn lease_ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// Where datasets are stored.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// The bearer token, if one is configured.
+    pub fn token(&self) -> Option<&str> {
+        self.inner.token.as_deref()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Creates a study from a spec: validates it, stores its dataset by hash and inserts every
+    /// trial. The same name with the same spec text returns the existing study (`created:
+    /// false`); with a different spec it is [`Error::StudyConflict`].
+    pub async fn create_study(&self, req: CreateStudy) -> Result<StudyInfo> {
+        let req = Arc::new(req);
+        let spec = {
+            let req = req.clone();
+            Arc::new(blocking(move || study::parse(&req)).await?)
+        };
+        let name = spec.name().to_string();
+        if let Some(existing) = self.existing_study(&name, &req.spec).await? {
+            return Ok(existing);
+        }
+        let data_dir = self.inner.data_dir.clone();
+        let dataset = match spec.dataset().clone() {
+            Dataset::File { path, .. } => blocking(move || dataset::store_file(&path, &data_dir)).await?,
+            Dataset::Synthetic { seed, n } => {
+                let source = dataset::synthetic_source(seed, n);
+                let known = self.inner.store.read(move |c| read::dataset_by_source(c, &source)).await?;
+                match known.filter(|row| data_dir.join(&row.file).is_file()) {
+                    Some(row) => row,
+                    None => blocking(move || dataset::store_synthetic(seed, n, &data_dir)).await?,
+                }
+            }
+        };
+        let new = {
+            let (req, spec) = (req.clone(), spec.clone());
+            blocking(move || study::new_study(&req, &spec, dataset)).await?
+        };
+        let n_trials = new.trials.len();
+        let inserted = self.inner.store.write(move |ctx| ctx.insert_study(&new)).await?;
+        let mut info = self.study(&name).await?;
+        if inserted == Inserted::Created {
+            info.created = true;
+            tracing::info!(study = %name, trials = n_trials, dataset = %info.dataset_sha256, "study created");
+            self.inner.work.notify_waiters();
+        }
+        Ok(info)
+    }
+
+    async fn existing_study(&self, name: &str, spec: &str) -> Result<Option<StudyInfo>> {
+        let owned = name.to_string();
+        match self.inner.store.read(move |c| read::study_spec(c, &owned)).await? {
+            Some((_, text)) if text == spec => Ok(Some(self.study(name).await?)),
+            Some(_) => Err(Error::StudyConflict { name: name.to_string() }),
+            None => Ok(None),
+        }
+    }
+
+    /// Every study, oldest first.
+    pub async fn studies(&self) -> Result<Vec<StudyInfo>> {
+        self.inner.store.read(read::studies).await
+    }
+
+    pub async fn study(&self, name: &str) -> Result<StudyInfo> {
+        let name = name.to_string();
+        self.inner.store.read(move |c| read::study(c, &name)).await
+    }
+
+    /// A study's trials in id order, optionally only those in `status`.
+    pub async fn trials(&self, study: &str, status: Option<TrialStatus>) -> Result<Vec<TrialInfo>> {
+        let study = study.to_string();
+        self.inner.store.read(move |c| read::trials(c, &study, status)).await
+    }
+
+    pub async fn trial(&self, id: i64) -> Result<TrialInfo> {
+        self.inner.store.read(move |c| read::trial(c, id)).await
+    }
+
+    /// Every epoch a trial's attempts reported, in the order recorded.
+    pub async fn curves(&self, trial_id: i64) -> Result<Vec<TrialCurvePoint>> {
+        self.inner.store.read(move |c| read::curves(c, trial_id)).await
+    }
+
+    /// A study's rows mapped for [`decsweep_report::write_all`].
+    pub async fn report_input(
+        &self,
+        study: &str,
+    ) -> Result<(Vec<decsweep_report::TrialRow>, Vec<decsweep_report::CurvePoint>)> {
+        let study = study.to_string();
+        self.inner.store.read(move |c| read::report_input(c, &study)).await
+    }
+
+    /// Path and size of a stored dataset.
+    pub async fn dataset_path(&self, sha256: &str) -> Result<(PathBuf, u64)> {
+        if !dataset::is_sha256(sha256) {
+            return Err(Error::BadRequest(format!("`{sha256}` is not a sha256 in lowercase hex")));
+        }
+        let sha = sha256.to_string();
+        let (file, bytes) = self
+            .inner
+            .store
+            .read(move |c| read::dataset(c, &sha))
+            .await?
+            .ok_or_else(|| Error::DatasetNotFound(sha256.to_string()))?;
+        Ok((self.inner.data_dir.join(file), bytes))
+    }
+
+    fn note_expired(&self, expired: &Expired) {
+        if expired.is_empty() {
+            return;
+        }
+        bump(&self.inner.metrics.expirations, (expired.requeued.len() + expired.failed.len()) as u64);
+        if !expired.requeued.is_empty() {
+            self.inner.work.notify_waiters();
+        }
+    }
+
+    /// Expires overdue leases now; returns how many trials were requeued or failed.
+    pub async fn expire(&self) -> Result<usize> {
+        let expired = self.inner.store.write(|ctx| ctx.expire()).await?;
+        self.note_expired(&expired);
+        Ok(expired.requeued.len() + expired.failed.len())
+    }
+
+    /// Leases the oldest pending trial to `req.worker`, waiting up to `req.wait_ms` (capped
+    /// at [`CoordinatorOptions::max_wait`]) for one. `None`: nothing became available.
+    pub async fn lease(&self, req: &LeaseRequest) -> Result<Option<Lease>> {
+        let wait = Duration::from_millis(req.wait_ms).min(self.inner.max_wait);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before looking, so a notification between the look and the wait is kept.
+            let notified = self.inner.work.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inner.closing.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            let worker = req.worker.clone();
+            let (lease, expired) = self.inner.store.write(move |ctx| ctx.lease(&worker)).await?;
+            self.note_expired(&expired);
+            if let Some(lease) = lease {
+                bump(&self.inner.metrics.leases_granted, 1);
+                tracing::debug!(trial_id = lease.trial_id, worker = %req.worker, attempt = lease.attempt, "leased");
+                return Ok(Some(lease));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Extends a lease by the TTL.
+    pub async fn heartbeat(&self, lease_id: &str) -> Result<HeartbeatReply> {
+        let id = lease_id.to_string();
+        let ttl_ms = self.inner.store.write(move |ctx| ctx.heartbeat(&id)).await?;
+        Ok(HeartbeatReply { ttl_ms })
+    }
+
+    /// Records one epoch, extends the lease, and says whether to go on.
+    pub async fn progress(&self, lease_id: &str, progress: EpochProgress) -> Result<ProgressReply> {
+        let id = lease_id.to_string();
+        let action: ProgressAction = self.inner.store.write(move |ctx| ctx.progress(&id, &progress)).await?;
+        Ok(ProgressReply { action })
+    }
+
+    /// Records a trial's result. `recorded: false`: this lease had already completed it. A lease
+    /// replaced by a newer one is [`Error::LeaseConflict`] and changes nothing.
+    pub async fn complete(&self, lease_id: &str, body: CompleteTrial) -> Result<Recorded> {
+        let id = lease_id.to_string();
+        let recorded = self.inner.store.write(move |ctx| ctx.complete(&id, &body.metrics)).await?;
+        if recorded {
+            bump(&self.inner.metrics.completions, 1);
+        }
+        Ok(Recorded { recorded })
+    }
+
+    /// Records a failed attempt; the trial is retried while `retryable` and retries are left.
+    pub async fn fail(&self, lease_id: &str, body: FailTrial) -> Result<Recorded> {
+        let id = lease_id.to_string();
+        let outcome = self.inner.store.write(move |ctx| ctx.fail(&id, &body.reason, body.retryable)).await?;
+        if outcome.recorded {
+            bump(&self.inner.metrics.failures, 1);
+        }
+        if outcome.requeued {
+            self.inner.work.notify_waiters();
+        }
+        Ok(Recorded { recorded: outcome.recorded })
+    }
+
+    /// Records that a trial was stopped early at the coordinator's request.
+    pub async fn prune(&self, lease_id: &str, body: PruneTrial) -> Result<Recorded> {
+        let id = lease_id.to_string();
+        let recorded = self.inner.store.write(move |ctx| ctx.prune(&id, &body)).await?;
+        if recorded {
+            bump(&self.inner.metrics.prunes, 1);
+        }
+        Ok(Recorded { recorded })
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics_text(&self) -> Result<String> {
+        let gauges = self.inner.store.read(read::status_gauges).await?;
+        Ok(self.inner.metrics.render(&gauges))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_may_go_without_a_token() {
+        let ok = |a: &str, t: Option<&str>| check_bind(a.parse().unwrap(), t).is_ok();
+        assert!(ok("127.0.0.1:80", None));
+        assert!(ok("[::1]:80", None));
+        assert!(ok("[::ffff:127.0.0.1]:80", None));
+        assert!(!ok("0.0.0.0:80", None));
+        assert!(!ok("10.1.2.3:80", Some("")));
+        assert!(ok("0.0.0.0:80", Some("secret")));
+        let err = check_bind("0.0.0.0:8080".parse().unwrap(), None).unwrap_err();
+        assert!(err.to_string().contains("without a bearer token"), "{err}");
+    }
+
+    #[test]
+    fn the_data_dir_sits_beside_the_database() {
+        assert_eq!(default_data_dir(Path::new("/x/sweeps.db")), PathBuf::from("/x/sweeps.db.data"));
+        assert_eq!(default_data_dir(Path::new("s.db")), PathBuf::from("s.db.data"));
+    }
+}

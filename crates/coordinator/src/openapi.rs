@@ -1,0 +1,265 @@
+//! The OpenAPI 3 document of the HTTP API, written by hand from the types in
+//! `decsweep_api::wire`. A test checks it names every route the router serves.
+
+use serde_json::{json, Map, Value};
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_body(schema: Value) -> Value {
+    json!({ "content": { "application/json": { "schema": schema } } })
+}
+
+fn reply(description: &str, schema: Option<Value>) -> Value {
+    let mut r = json!({ "description": description });
+    if let Some(s) = schema {
+        r["content"] = json!({ "application/json": { "schema": s } });
+    }
+    r
+}
+
+fn error(description: &str) -> Value {
+    reply(description, Some(schema_ref("ApiError")))
+}
+
+fn path_param(name: &str, schema: Value, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "schema": schema, "description": description })
+}
+
+struct Op {
+    summary: &'static str,
+    params: Vec<Value>,
+    body: Option<Value>,
+    responses: Vec<(&'static str, Value)>,
+    public: bool,
+}
+
+impl Op {
+    fn new(summary: &'static str) -> Self {
+        Op { summary, params: Vec::new(), body: None, responses: Vec::new(), public: false }
+    }
+    fn param(mut self, p: Value) -> Self {
+        self.params.push(p);
+        self
+    }
+    fn body(mut self, schema: &str) -> Self {
+        self.body = Some(schema_ref(schema));
+        self
+    }
+    fn answer(mut self, code: &'static str, r: Value) -> Self {
+        self.responses.push((code, r));
+        self
+    }
+    fn public(mut self) -> Self {
+        self.public = true;
+        self
+    }
+    fn build(self) -> Value {
+        let mut responses = Map::new();
+        for (code, r) in self.responses {
+            responses.insert(code.into(), r);
+        }
+        if !self.public {
+            responses.insert("401".into(), error("Missing or wrong bearer token (when the server has one)."));
+        }
+        let mut op = json!({ "summary": self.summary, "responses": responses });
+        if !self.params.is_empty() {
+            op["parameters"] = Value::Array(self.params);
+        }
+        if let Some(schema) = self.body {
+            op["requestBody"] = json_body(schema);
+            op["requestBody"]["required"] = json!(true);
+        }
+        if self.public {
+            op["security"] = json!([]);
+        }
+        op
+    }
+}
+
+fn lease_id() -> Value {
+    path_param("lease_id", json!({ "type": "string" }), "The `lease_id` of a `Lease`.")
+}
+
+fn lease_call(summary: &'static str, body: Option<&str>, ok: Value) -> Value {
+    let mut op = Op::new(summary).param(lease_id());
+    if let Some(b) = body {
+        op = op.body(b).answer("400", error("Malformed body.")).answer("422", error("Body does not match the schema."));
+    }
+    op.answer("200", ok)
+        .answer("404", error("Unknown lease."))
+        .answer("409", error("The lease was replaced by a newer one or already ended otherwise; nothing changed."))
+        .build()
+}
+
+fn recorded() -> Value {
+    reply(
+        "`recorded: true` if this call changed the trial, `false` if this lease already did (idempotent).",
+        Some(schema_ref("Recorded")),
+    )
+}
+
+/// The document served at `GET /v1/openapi.json`.
+pub fn document() -> Value {
+    let name = path_param("name", json!({ "type": "string" }), "Study name.");
+    let trial_id = path_param("id", json!({ "type": "integer", "format": "int64" }), "Trial id.");
+    let paths = json!({
+        "/healthz": { "get": Op::new("Liveness check (no auth).").public()
+            .answer("200", reply("The coordinator is up.", Some(json!({ "type": "object" })))).build() },
+        "/metrics": { "get": Op::new("Prometheus text exposition (no auth): trials by study and status, lease/completion/expiry/failure counters, HTTP requests.").public()
+            .answer("200", json!({ "description": "Prometheus text format 0.0.4.", "content": { "text/plain": { "schema": { "type": "string" } } } })).build() },
+        "/v1/openapi.json": { "get": Op::new("This document.")
+            .answer("200", reply("OpenAPI 3 document.", Some(json!({ "type": "object" })))).build() },
+        "/v1/studies": {
+            "post": Op::new("Create a study from a sweep spec, or return the existing study of that name and spec.")
+                .body("CreateStudy")
+                .answer("201", reply("Created.", Some(schema_ref("StudyInfo"))))
+                .answer("200", reply("A study of this name already exists with the same spec text.", Some(schema_ref("StudyInfo"))))
+                .answer("400", error("The spec does not validate; `details` lists every problem as `path:line:col: message`."))
+                .answer("409", error("A study of this name exists with a different spec."))
+                .build(),
+            "get": Op::new("List studies, oldest first.")
+                .answer("200", reply("Studies.", Some(json!({ "type": "array", "items": schema_ref("StudyInfo") })))).build()
+        },
+        "/v1/studies/{name}": { "get": Op::new("One study with trial counts by status.").param(name.clone())
+            .answer("200", reply("The study.", Some(schema_ref("StudyInfo"))))
+            .answer("404", error("No such study.")).build() },
+        "/v1/studies/{name}/trials": { "get": Op::new("A study's trials in id order.").param(name)
+            .param(json!({ "name": "status", "in": "query", "required": false, "schema": schema_ref("TrialStatus"), "description": "Only trials in this status." }))
+            .answer("200", reply("Trials.", Some(json!({ "type": "array", "items": schema_ref("TrialInfo") }))))
+            .answer("404", error("No such study.")).build() },
+        "/v1/trials/{id}": { "get": Op::new("One trial.").param(trial_id.clone())
+            .answer("200", reply("The trial.", Some(schema_ref("TrialInfo"))))
+            .answer("404", error("No such trial.")).build() },
+        "/v1/trials/{id}/curves": { "get": Op::new("Every epoch a trial's attempts reported, in the order recorded.").param(trial_id)
+            .answer("200", reply("Curve points.", Some(json!({ "type": "array", "items": schema_ref("TrialCurvePoint") }))))
+            .answer("404", error("No such trial.")).build() },
+        "/v1/lease": { "post": Op::new("Lease the oldest pending trial of any study; waits up to `wait_ms` (long polling).")
+            .body("LeaseRequest")
+            .answer("200", reply("A trial to run.", Some(schema_ref("Lease"))))
+            .answer("204", json!({ "description": "No trial became available within `wait_ms`." }))
+            .answer("400", error("Malformed request."))
+            .build() },
+        "/v1/leases/{lease_id}/heartbeat": { "post": lease_call("Extend a lease by its TTL. An expired lease whose trial nobody re-leased is revived.", None,
+            reply("Extended.", Some(schema_ref("HeartbeatReply")))) },
+        "/v1/leases/{lease_id}/progress": { "post": lease_call("Report one epoch of one stage; extends the lease like a heartbeat.", Some("EpochProgress"),
+            reply("Whether to continue or stop and report `prune`.", Some(schema_ref("ProgressReply")))) },
+        "/v1/leases/{lease_id}/complete": { "post": lease_call("Record the trial's metrics.", Some("CompleteTrial"), recorded()) },
+        "/v1/leases/{lease_id}/fail": { "post": lease_call("Record a failed attempt; retried while retryable and retries are left.", Some("FailTrial"), recorded()) },
+        "/v1/leases/{lease_id}/prune": { "post": lease_call("Record that the trial stopped early after a `prune` answer.", Some("PruneTrial"), recorded()) },
+        "/v1/datasets/{sha256}": { "get": Op::new("Download a study's dataset by content hash (streamed, with Content-Length).")
+            .param(path_param("sha256", json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" }), "SHA-256 of the file."))
+            .answer("200", json!({ "description": "The dataset file (safetensors).", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } }))
+            .answer("400", error("Not a sha256."))
+            .answer("404", error("No such dataset.")).build() }
+    });
+
+    let status = json!({ "type": "string", "enum": ["pending", "running", "completed", "failed", "pruned"] });
+    let stage = json!({ "type": "string", "enum": ["data", "ae", "dec", "finetune"] });
+    let metrics = json!({ "type": "object", "additionalProperties": { "type": "number" } });
+    let param_value = json!({ "oneOf": [ { "type": "integer" }, { "type": "number" }, { "type": "string" } ] });
+    let schemas = json!({
+        "ApiError": { "type": "object", "required": ["error"], "properties": {
+            "error": { "type": "string" },
+            "details": { "type": "array", "items": { "type": "string" } } } },
+        "TrialStatus": status,
+        "Stage": stage,
+        "ParamValue": param_value,
+        "CreateStudy": { "type": "object", "required": ["spec", "spec_path"], "properties": {
+            "spec": { "type": "string", "description": "The spec's TOML text." },
+            "spec_path": { "type": "string", "description": "Where the spec lives on the coordinator's filesystem; relative dataset paths are resolved against it." } } },
+        "StatusCounts": { "type": "object", "properties": {
+            "pending": { "type": "integer" }, "running": { "type": "integer" }, "completed": { "type": "integer" },
+            "failed": { "type": "integer" }, "pruned": { "type": "integer" } } },
+        "StudyInfo": { "type": "object", "required": ["name", "created_at", "dataset_sha256", "counts"], "properties": {
+            "name": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" },
+            "dataset_sha256": { "type": "string" }, "counts": schema_ref("StatusCounts"),
+            "created": { "type": "boolean", "description": "Whether this request created the study." } } },
+        "TrialInfo": { "type": "object", "properties": {
+            "id": { "type": "integer", "format": "int64" }, "study": { "type": "string" },
+            "pipeline": { "type": "string", "description": "baseline, dec or command" },
+            "params": { "type": "object", "additionalProperties": schema_ref("ParamValue") },
+            "seed": { "type": "integer" }, "config_id": { "type": "string" }, "label": { "type": ["string", "null"] },
+            "status": schema_ref("TrialStatus"), "attempts": { "type": "integer" },
+            "worker": { "type": ["string", "null"] }, "error": { "type": ["string", "null"] }, "metrics": metrics.clone() } },
+        "TrialCurvePoint": { "type": "object", "properties": {
+            "attempt": { "type": "integer" }, "stage": schema_ref("Stage"), "epoch": { "type": "integer" }, "epochs": { "type": "integer" },
+            "train_loss": { "type": ["number", "null"] }, "val_loss": { "type": ["number", "null"] }, "val_accuracy": { "type": ["number", "null"] } } },
+        "LeaseRequest": { "type": "object", "required": ["worker"], "properties": {
+            "worker": { "type": "string", "description": "Unique to the worker process (host, pid, slot)." },
+            "wait_ms": { "type": "integer", "default": 0, "description": "Long-poll up to this long (capped by the server)." } } },
+        "TrialJob": { "oneOf": [
+            { "type": "object", "required": ["kind", "pipeline", "params"], "properties": {
+                "kind": { "const": "model" }, "pipeline": { "type": "string", "enum": ["baseline", "dec"] },
+                "params": { "type": "object", "description": "Every pipeline parameter (decsweep_api::Params)." } } },
+            { "type": "object", "required": ["kind", "argv", "env"], "properties": {
+                "kind": { "const": "command" }, "argv": { "type": "array", "items": { "type": "string" } },
+                "env": { "type": "object", "additionalProperties": { "type": "string" } },
+                "workdir": { "type": ["string", "null"] } } } ] },
+        "DatasetRef": { "type": "object", "properties": { "sha256": { "type": "string" }, "bytes": { "type": "integer" } } },
+        "Lease": { "type": "object", "properties": {
+            "lease_id": { "type": "string" }, "trial_id": { "type": "integer", "format": "int64" }, "study": { "type": "string" },
+            "job": schema_ref("TrialJob"), "seed": { "type": "integer" }, "attempt": { "type": "integer" },
+            "dataset": { "oneOf": [ schema_ref("DatasetRef"), { "type": "null" } ] },
+            "ttl_ms": { "type": "integer", "description": "The lease expires this long after the last heartbeat." } } },
+        "HeartbeatReply": { "type": "object", "properties": { "ttl_ms": { "type": "integer" } } },
+        "EpochProgress": { "type": "object", "required": ["stage", "epoch", "epochs", "train_loss", "val_loss"], "properties": {
+            "stage": schema_ref("Stage"), "epoch": { "type": "integer" }, "epochs": { "type": "integer" },
+            "train_loss": { "type": "number" }, "val_loss": { "type": "number" }, "val_accuracy": { "type": ["number", "null"] } } },
+        "ProgressReply": { "type": "object", "properties": { "action": { "type": "string", "enum": ["continue", "prune"] } } },
+        "CompleteTrial": { "type": "object", "required": ["metrics"], "properties": { "metrics": metrics.clone() } },
+        "FailTrial": { "type": "object", "required": ["reason", "retryable"], "properties": {
+            "reason": { "type": "string" }, "retryable": { "type": "boolean" } } },
+        "PruneTrial": { "type": "object", "required": ["stage", "epoch", "metrics"], "properties": {
+            "stage": schema_ref("Stage"), "epoch": { "type": "integer" }, "metrics": metrics } },
+        "Recorded": { "type": "object", "properties": { "recorded": { "type": "boolean" } } }
+    });
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "decsweep coordinator",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Studies of hyperparameter sweeps, handed out to pulling workers under leases. Every /v1 endpoint needs `Authorization: Bearer <token>` when the server has a token."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } }
+        },
+        "security": [ { "bearer": [] } ]
+    })
+}
+
+/// Every `(METHOD, path)` the document describes.
+pub fn operations(doc: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            if let Some(methods) = item.as_object() {
+                for method in methods.keys() {
+                    out.push((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            assert!(schemas.contains_key(&name), "dangling $ref to {name}");
+        }
+        assert!(operations(&doc).contains(&("POST".into(), "/v1/lease".into())));
+    }
+}

@@ -1,0 +1,322 @@
+//! Read-only queries, run on the reader pool.
+
+use std::collections::{BTreeMap, HashMap};
+
+use decsweep_api::wire::{StatusCounts, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus};
+use decsweep_api::{ParamValue, Stage};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::{Error, Result};
+use crate::ops::DatasetRow;
+
+fn add_count(counts: &mut StatusCounts, status: &str, n: i64) -> Result<()> {
+    let n = n.max(0) as u64;
+    match parse_status(status)? {
+        TrialStatus::Pending => counts.pending += n,
+        TrialStatus::Running => counts.running += n,
+        TrialStatus::Completed => counts.completed += n,
+        TrialStatus::Failed => counts.failed += n,
+        TrialStatus::Pruned => counts.pruned += n,
+    }
+    Ok(())
+}
+
+fn parse_status(s: &str) -> Result<TrialStatus> {
+    s.parse::<TrialStatus>().map_err(Error::Corrupt)
+}
+
+fn parse_stage(s: &str) -> Result<Stage> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| Error::Corrupt(format!("unknown stage `{s}` in curves")))
+}
+
+fn study_counts(conn: &Connection, study_id: i64) -> Result<StatusCounts> {
+    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM trials WHERE study_id = ?1 GROUP BY status")?;
+    let mut rows = stmt.query([study_id])?;
+    let mut counts = StatusCounts::default();
+    while let Some(r) = rows.next()? {
+        add_count(&mut counts, &r.get::<_, String>(0)?, r.get(1)?)?;
+    }
+    Ok(counts)
+}
+
+/// The study's id and spec text, if it exists.
+pub(crate) fn study_spec(conn: &Connection, name: &str) -> Result<Option<(i64, String)>> {
+    Ok(conn
+        .query_row("SELECT id, spec FROM studies WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+pub(crate) fn study(conn: &Connection, name: &str) -> Result<StudyInfo> {
+    let row: Option<(i64, String, String)> = conn
+        .query_row("SELECT id, created_at, dataset_sha256 FROM studies WHERE name = ?1", [name], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let (id, created_at, dataset_sha256) = row.ok_or_else(|| Error::StudyNotFound(name.to_string()))?;
+    Ok(StudyInfo {
+        name: name.to_string(),
+        created_at,
+        dataset_sha256,
+        counts: study_counts(conn, id)?,
+        created: false,
+    })
+}
+
+pub(crate) fn studies(conn: &Connection) -> Result<Vec<StudyInfo>> {
+    let mut counts: HashMap<i64, StatusCounts> = HashMap::new();
+    {
+        let mut stmt =
+            conn.prepare_cached("SELECT study_id, status, COUNT(*) FROM trials GROUP BY study_id, status")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            add_count(counts.entry(r.get(0)?).or_default(), &r.get::<_, String>(1)?, r.get(2)?)?;
+        }
+    }
+    let mut stmt = conn.prepare_cached("SELECT id, name, created_at, dataset_sha256 FROM studies ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, name, created_at, dataset_sha256) = row?;
+        out.push(StudyInfo {
+            name,
+            created_at,
+            dataset_sha256,
+            counts: counts.remove(&id).unwrap_or_default(),
+            created: false,
+        });
+    }
+    Ok(out)
+}
+
+const TRIAL_COLUMNS: &str =
+    "t.id, s.name, t.pipeline, t.params, t.seed, t.config_id, t.label, t.status, t.attempts, t.worker, t.error, t.metrics";
+
+fn trial_from_row(r: &Row<'_>) -> Result<TrialInfo> {
+    let id: i64 = r.get(0)?;
+    let params: String = r.get(3)?;
+    let params: BTreeMap<String, ParamValue> = serde_json::from_str(&params)
+        .map_err(|e| Error::Corrupt(format!("parameters of trial {id} do not decode: {e}")))?;
+    let metrics: Option<String> = r.get(11)?;
+    let metrics: BTreeMap<String, f64> = match metrics {
+        Some(m) => serde_json::from_str(&m).map_err(|e| Error::Corrupt(format!("metrics of trial {id}: {e}")))?,
+        None => BTreeMap::new(),
+    };
+    Ok(TrialInfo {
+        id,
+        study: r.get(1)?,
+        pipeline: r.get(2)?,
+        params,
+        seed: r.get::<_, i64>(4)? as u64,
+        config_id: r.get(5)?,
+        label: r.get(6)?,
+        status: parse_status(&r.get::<_, String>(7)?)?,
+        attempts: u32::try_from(r.get::<_, i64>(8)?).unwrap_or(u32::MAX),
+        worker: r.get(9)?,
+        error: r.get(10)?,
+        metrics,
+    })
+}
+
+/// A study's trials in id order, optionally only those in `status`.
+pub(crate) fn trials(conn: &Connection, study: &str, status: Option<TrialStatus>) -> Result<Vec<TrialInfo>> {
+    let study_id: i64 = conn
+        .query_row("SELECT id FROM studies WHERE name = ?1", [study], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::StudyNotFound(study.to_string()))?;
+    let sql = format!(
+        "SELECT {TRIAL_COLUMNS} FROM trials t JOIN studies s ON s.id = t.study_id
+          WHERE t.study_id = ?1 AND (?2 IS NULL OR t.status = ?2) ORDER BY t.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![study_id, status.map(|s| s.name())])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(trial_from_row(r)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn trial(conn: &Connection, id: i64) -> Result<TrialInfo> {
+    let sql = format!("SELECT {TRIAL_COLUMNS} FROM trials t JOIN studies s ON s.id = t.study_id WHERE t.id = ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(r) => trial_from_row(r),
+        None => Err(Error::TrialNotFound(id)),
+    }
+}
+
+/// Every point a trial's attempts reported, in the order recorded.
+pub(crate) fn curves(conn: &Connection, trial_id: i64) -> Result<Vec<TrialCurvePoint>> {
+    let exists: Option<i64> =
+        conn.query_row("SELECT id FROM trials WHERE id = ?1", [trial_id], |r| r.get(0)).optional()?;
+    if exists.is_none() {
+        return Err(Error::TrialNotFound(trial_id));
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT attempt, stage, epoch, epochs, train_loss, val_loss, val_accuracy FROM curves
+          WHERE trial_id = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([trial_id])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(TrialCurvePoint {
+            attempt: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(u32::MAX),
+            stage: parse_stage(&r.get::<_, String>(1)?)?,
+            epoch: u32::try_from(r.get::<_, i64>(2)?).unwrap_or(u32::MAX),
+            epochs: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+            train_loss: r.get(4)?,
+            val_loss: r.get(5)?,
+            val_accuracy: r.get(6)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The stored file name and size of a dataset.
+pub(crate) fn dataset(conn: &Connection, sha256: &str) -> Result<Option<(String, u64)>> {
+    Ok(conn
+        .query_row("SELECT file, bytes FROM datasets WHERE sha256 = ?1", [sha256], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })
+        .optional()?)
+}
+
+/// A dataset stored earlier from the same source (a synthetic generator setting).
+pub(crate) fn dataset_by_source(conn: &Connection, source: &str) -> Result<Option<DatasetRow>> {
+    Ok(conn
+        .query_row("SELECT sha256, file, bytes, source FROM datasets WHERE source = ?1 LIMIT 1", [source], |r| {
+            Ok(DatasetRow {
+                sha256: r.get(0)?,
+                file: r.get(1)?,
+                bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                source: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Trial counts by study and status, for `/metrics`.
+pub(crate) fn status_gauges(conn: &Connection) -> Result<Vec<(String, String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.name, t.status, COUNT(*) FROM trials t JOIN studies s ON s.id = t.study_id
+          GROUP BY t.study_id, t.status ORDER BY s.name, t.status",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn report_status(s: TrialStatus) -> decsweep_report::TrialStatus {
+    use decsweep_report::TrialStatus as R;
+    match s {
+        TrialStatus::Pending => R::Pending,
+        TrialStatus::Running => R::Running,
+        TrialStatus::Completed => R::Completed,
+        TrialStatus::Failed => R::Failed,
+        TrialStatus::Pruned => R::Pruned,
+    }
+}
+
+/// A study's rows as the report crate takes them. Curves are those of each trial's latest
+/// attempt (the one whose result is stored), in the order recorded; a missing validation
+/// accuracy is NaN.
+pub(crate) fn report_input(
+    conn: &Connection,
+    study: &str,
+) -> Result<(Vec<decsweep_report::TrialRow>, Vec<decsweep_report::CurvePoint>)> {
+    let rows = trials(conn, study, None)?
+        .into_iter()
+        .map(|t| decsweep_report::TrialRow {
+            id: t.id,
+            pipeline: t.pipeline,
+            params: t.params,
+            seed: t.seed,
+            config_id: t.config_id,
+            status: report_status(t.status),
+            attempts: t.attempts,
+            worker: t.worker,
+            error: t.error,
+            metrics: t.metrics,
+        })
+        .collect();
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.trial_id, c.stage, c.epoch, c.train_loss, c.val_loss, c.val_accuracy
+           FROM curves c JOIN trials t ON t.id = c.trial_id JOIN studies s ON s.id = t.study_id
+          WHERE s.name = ?1 AND c.attempt = t.attempts ORDER BY c.id",
+    )?;
+    let points = stmt.query_map([study], |r| {
+        Ok(decsweep_report::CurvePoint {
+            trial_id: r.get(0)?,
+            stage: r.get(1)?,
+            epoch: u32::try_from(r.get::<_, i64>(2)?).unwrap_or(u32::MAX),
+            train_loss: r.get::<_, Option<f64>>(3)?.unwrap_or(f64::NAN),
+            val_loss: r.get::<_, Option<f64>>(4)?.unwrap_or(f64::NAN),
+            val_accuracy: r.get::<_, Option<f64>>(5)?.unwrap_or(f64::NAN),
+        })
+    })?;
+    Ok((rows, points.collect::<rusqlite::Result<_>>()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::tests::{command_study, Fixture};
+
+    #[test]
+    fn listings_count_trials_by_status() {
+        let mut f = Fixture::new();
+        f.ctx.insert_study(&command_study("a", 3, 2)).unwrap();
+        f.ctx.insert_study(&command_study("b", 2, 2)).unwrap();
+        let lease = f.ctx.lease("w").unwrap().0.unwrap();
+        f.ctx.complete(&lease.lease_id, &BTreeMap::from([("accuracy".into(), 0.5)])).unwrap();
+        f.ctx.lease("w").unwrap();
+        let all = studies(&f.ctx.conn).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].counts.completed, all[0].counts.running, all[0].counts.pending), (1, 1, 1));
+        assert_eq!(all[1].counts.total(), 2);
+        assert_eq!(study(&f.ctx.conn, "a").unwrap().counts, all[0].counts);
+        assert!(matches!(study(&f.ctx.conn, "zz"), Err(Error::StudyNotFound(_))));
+
+        let t = trial(&f.ctx.conn, 1).unwrap();
+        assert_eq!((t.status, t.worker.as_deref(), t.metrics["accuracy"]), (TrialStatus::Completed, Some("w"), 0.5));
+        assert_eq!(t.params["x"], ParamValue::Int(0));
+        assert_eq!(trials(&f.ctx.conn, "a", Some(TrialStatus::Pending)).unwrap().len(), 1);
+        assert_eq!(trials(&f.ctx.conn, "a", None).unwrap().len(), 3);
+        assert!(matches!(trial(&f.ctx.conn, 99), Err(Error::TrialNotFound(99))));
+
+        let gauges = status_gauges(&f.ctx.conn).unwrap();
+        assert!(gauges.contains(&("a".into(), "completed".into(), 1)), "{gauges:?}");
+    }
+
+    #[test]
+    fn report_rows_map_statuses_and_latest_curves() {
+        use decsweep_api::wire::EpochProgress;
+        let mut f = Fixture::new();
+        f.ctx.insert_study(&command_study("a", 1, 2)).unwrap();
+        let p = |epoch, loss| EpochProgress {
+            stage: Stage::Finetune,
+            epoch,
+            epochs: 2,
+            train_loss: loss,
+            val_loss: loss,
+            val_accuracy: None,
+        };
+        let first = f.ctx.lease("w").unwrap().0.unwrap();
+        f.ctx.progress(&first.lease_id, &p(1, 9.0)).unwrap();
+        f.ctx.fail(&first.lease_id, "oom", true).unwrap();
+        let second = f.ctx.lease("w").unwrap().0.unwrap();
+        f.ctx.progress(&second.lease_id, &p(1, 1.0)).unwrap();
+        f.ctx.progress(&second.lease_id, &p(2, 0.5)).unwrap();
+        f.ctx.complete(&second.lease_id, &BTreeMap::from([("accuracy".into(), 0.9)])).unwrap();
+
+        let (rows, points) = report_input(&f.ctx.conn, "a").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].status, rows[0].attempts), (decsweep_report::TrialStatus::Completed, 2));
+        assert_eq!(points.iter().map(|c| c.train_loss).collect::<Vec<_>>(), [1.0, 0.5], "only the last attempt");
+        assert!(points[0].val_accuracy.is_nan());
+        let all = curves(&f.ctx.conn, 1).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!((all[0].attempt, all[0].stage, all[0].val_accuracy), (1, Stage::Finetune, None));
+    }
+}

@@ -1,0 +1,201 @@
+//! The database schema, its versions and how a connection is set up.
+//!
+//! The version lives in `PRAGMA user_version`. [`migrate`] applies every migration newer than
+//! the file's version, each in its own transaction together with the version bump, and refuses
+//! a file whose version is newer than this build knows (a newer decsweep wrote it).
+//!
+//! Times are Unix milliseconds (`*_ms` columns; see [`crate::clock`]) except `created_at`,
+//! kept as RFC 3339 text for people reading the file with `sqlite3`.
+//!
+//! # Durability
+//!
+//! WAL journal with `synchronous = FULL`: a commit returns only once the WAL is on disk, so a
+//! completion the API acknowledged survives a power cut, not only a killed process. FULL costs
+//! one fsync per commit; the writer thread ([`crate::store`]) commits many requests in one
+//! transaction (group commit), so that cost is paid per batch, not per request.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migration `i` brings a database from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 0 → 1: the initial schema.
+    r#"
+    CREATE TABLE datasets (
+        sha256      TEXT PRIMARY KEY,
+        file        TEXT NOT NULL,              -- file name inside the data directory
+        bytes       INTEGER NOT NULL,
+        source      TEXT NOT NULL,              -- "file:<path>" or "synthetic:seed=<s>,n=<n>"
+        created_at  TEXT NOT NULL
+    );
+    CREATE INDEX datasets_source ON datasets(source);
+
+    CREATE TABLE studies (
+        id                  INTEGER PRIMARY KEY,
+        name                TEXT NOT NULL UNIQUE,
+        spec                TEXT NOT NULL,
+        spec_path           TEXT NOT NULL,
+        dataset_sha256      TEXT NOT NULL REFERENCES datasets(sha256),
+        retries             INTEGER NOT NULL,
+        objective_metric    TEXT NOT NULL,
+        objective_direction TEXT NOT NULL,      -- "maximize" | "minimize"
+        created_at          TEXT NOT NULL,
+        created_ms          INTEGER NOT NULL
+    );
+
+    CREATE TABLE trials (
+        id                INTEGER PRIMARY KEY,
+        study_id          INTEGER NOT NULL REFERENCES studies(id),
+        trial_key         TEXT NOT NULL,
+        pipeline          TEXT NOT NULL,        -- baseline | dec | command
+        job               TEXT NOT NULL,        -- JSON of decsweep_api::wire::TrialJob
+        params            TEXT NOT NULL,        -- JSON object: the parameters the pipeline reads
+        seed              INTEGER NOT NULL,     -- u64 stored bit-for-bit as i64
+        config_id         TEXT NOT NULL,
+        label             TEXT,
+        status            TEXT NOT NULL
+                          CHECK (status IN ('pending', 'running', 'completed', 'failed', 'pruned')),
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        lease_id          TEXT,                 -- the current (or last) lease
+        worker            TEXT,
+        lease_expires_ms  INTEGER,
+        error             TEXT,
+        metrics           TEXT,                 -- JSON object name -> number
+        created_ms        INTEGER NOT NULL,
+        started_ms        INTEGER,              -- first lease
+        finished_ms       INTEGER,
+        updated_ms        INTEGER NOT NULL,
+        UNIQUE (study_id, trial_key)
+    );
+    -- The queue: oldest pending first, across studies.
+    CREATE INDEX trials_pending ON trials(id) WHERE status = 'pending';
+    -- Expiry: running trials by deadline.
+    CREATE INDEX trials_running_expiry ON trials(lease_expires_ms) WHERE status = 'running';
+    CREATE INDEX trials_study_status ON trials(study_id, status);
+
+    -- Every lease ever granted, so a call naming an old lease can be told apart from an unknown
+    -- one: the same lease repeating its completion is answered 200, a replaced lease 409.
+    CREATE TABLE leases (
+        lease_id    TEXT PRIMARY KEY,
+        trial_id    INTEGER NOT NULL REFERENCES trials(id),
+        attempt     INTEGER NOT NULL,
+        worker      TEXT NOT NULL,
+        granted_ms  INTEGER NOT NULL,
+        ended_ms    INTEGER,
+        -- NULL while active; then expired | completed | failed | released | pruned
+        outcome     TEXT
+    ) WITHOUT ROWID;
+
+    CREATE TABLE curves (
+        id            INTEGER PRIMARY KEY,
+        trial_id      INTEGER NOT NULL REFERENCES trials(id),
+        attempt       INTEGER NOT NULL,
+        stage         TEXT NOT NULL,
+        epoch         INTEGER NOT NULL,
+        epochs        INTEGER NOT NULL,
+        train_loss    REAL,
+        val_loss      REAL,
+        val_accuracy  REAL,
+        recorded_ms   INTEGER NOT NULL,
+        UNIQUE (trial_id, attempt, stage, epoch)
+    );
+    "#,
+];
+
+/// What a connection is used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The single connection that writes (and runs migrations).
+    Writer,
+    /// A read-only connection of the reader pool.
+    Reader,
+}
+
+/// Opens a connection with the coordinator's settings.
+pub(crate) fn connect(path: &Path, role: Role) -> Result<Connection> {
+    let flags = match role {
+        Role::Writer => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Role::Reader => OpenFlags::SQLITE_OPEN_READ_ONLY,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    // Another process (a second coordinator, `sqlite3`) may hold the lock for a moment.
+    conn.busy_timeout(Duration::from_secs(10))?;
+    if role == Role::Writer {
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "could not switch the database to WAL");
+        }
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Brings the database to [`SCHEMA_VERSION`], or refuses a newer one.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let supported = SCHEMA_VERSION;
+    if found > supported {
+        return Err(Error::SchemaTooNew { path: path.to_path_buf(), found, supported });
+    }
+    for version in found..supported {
+        let Some(sql) = usize::try_from(version).ok().and_then(|v| MIGRATIONS.get(v)) else {
+            return Err(Error::Corrupt(format!("negative schema version {version}")));
+        };
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        tracing::info!(path = %path.display(), from = version, to = version + 1, "migrated database schema");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_cover_every_version() {
+        assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_fresh_database_is_migrated_once_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = connect(&path, Role::Writer).unwrap();
+        migrate(&mut conn, &path).unwrap();
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        drop(conn);
+        let mut again = connect(&path, Role::Writer).unwrap();
+        migrate(&mut again, &path).unwrap();
+        let reader = connect(&path, Role::Reader).unwrap();
+        let n: i64 = reader.query_row("SELECT COUNT(*) FROM trials", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = connect(&path, Role::Writer).unwrap();
+        migrate(&mut conn, &path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        let err = migrate(&mut conn, &path).unwrap_err();
+        assert!(matches!(err, Error::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1), "{err}");
+        assert!(err.to_string().contains("upgrade decsweep"), "{err}");
+    }
+}

@@ -1,0 +1,335 @@
+//! The SQLite store: one writer thread with group commit, and a pool of read-only connections.
+//!
+//! Every state change is a request to the writer thread, which owns the only writing
+//! connection. It takes every request waiting in its queue (up to [`MAX_BATCH`]), runs each in
+//! its own savepoint inside one `BEGIN IMMEDIATE` transaction, commits once, and only then
+//! answers each request. So a request is atomic (a failed one is rolled back to its savepoint
+//! and the others go on), an answer is given only for a durable change, and under load the
+//! cost of a commit (an fsync with `synchronous = FULL`) is shared by the whole batch.
+//!
+//! Reads (listings, reports, metrics) run on read-only connections in `spawn_blocking`, which
+//! WAL lets proceed while the writer writes. Nothing here blocks a tokio worker thread.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::ops::WriteCtx;
+use crate::pruner::Pruner;
+use crate::schema::{connect, migrate, Role};
+
+/// The most requests committed in one transaction.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// Idle read-only connections kept for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Called once the batch's fate is known: `None` if it committed, else the commit's error.
+type Delivery = Box<dyn FnOnce(Option<&Error>) + Send>;
+
+/// One request to the writer thread.
+trait WriteJob: Send {
+    /// Runs the request; returns whether it succeeded (else it is rolled back) and how to
+    /// answer it after the commit.
+    fn run(self: Box<Self>, ctx: &mut WriteCtx) -> (bool, Delivery);
+    /// Answers the request without running it (the batch could not start).
+    fn abort(self: Box<Self>, error: &Error);
+}
+
+struct Job<F, T> {
+    f: F,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<F, T> WriteJob for Job<F, T>
+where
+    F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, ctx: &mut WriteCtx) -> (bool, Delivery) {
+        let Job { f, reply } = *self;
+        let result = f(ctx);
+        let ok = result.is_ok();
+        let deliver: Delivery = Box::new(move |commit_error| {
+            let answer = match (result, commit_error) {
+                (Ok(_), Some(e)) => Err(e.duplicate()),
+                (result, _) => result,
+            };
+            // The caller may have gone away (a client hung up); the change stands regardless.
+            let _ = reply.send(answer);
+        });
+        (ok, deliver)
+    }
+
+    fn abort(self: Box<Self>, error: &Error) {
+        let _ = self.reply.send(Err(error.duplicate()));
+    }
+}
+
+/// Read-only connections, opened on demand and kept for reuse.
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => connect(&self.path, Role::Reader)?,
+        };
+        let result = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Store {
+    jobs: mpsc::Sender<Box<dyn WriteJob>>,
+    readers: Arc<ReaderPool>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.readers.path).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database and starts the writer thread. Running leases
+    /// get one TTL of grace from now: their workers could not heartbeat while no coordinator ran.
+    pub(crate) fn open(path: &Path, clock: Arc<dyn Clock>, ttl_ms: i64, pruner: Arc<dyn Pruner>) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let mut conn = connect(path, Role::Writer)?;
+        migrate(&mut conn, path)?;
+        let mut ctx = WriteCtx::new(conn, clock, ttl_ms, pruner);
+        ctx.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match ctx.grace_running() {
+            Ok(n) => {
+                ctx.conn.execute_batch("COMMIT")?;
+                if n > 0 {
+                    tracing::info!(running = n, "resumed running leases from the database");
+                }
+            }
+            Err(e) => {
+                let _ = ctx.conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        let (jobs, queue) = mpsc::channel::<Box<dyn WriteJob>>();
+        std::thread::Builder::new()
+            .name("decsweep-store".into())
+            .spawn(move || writer_loop(ctx, queue))
+            .map_err(|e| Error::io(path, e))?;
+        let readers = Arc::new(ReaderPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
+        Ok(Store { jobs, readers })
+    }
+
+    /// Runs `f` on the writer connection inside a transaction; answers once it is committed.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Box::new(Job { f, reply })).map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Internal("the store dropped a request".into()))?
+    }
+
+    /// Runs `f` on a read-only connection, off the async executor.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| Error::Internal(format!("a read task failed: {e}")))?
+    }
+}
+
+fn writer_loop(mut ctx: WriteCtx, queue: mpsc::Receiver<Box<dyn WriteJob>>) {
+    let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut ctx, &mut batch);
+    }
+    tracing::debug!("store writer stopped");
+}
+
+fn sql(ctx: &WriteCtx, statement: &str) -> rusqlite::Result<()> {
+    ctx.conn.prepare_cached(statement)?.execute([]).map(|_| ())
+}
+
+fn run_batch(ctx: &mut WriteCtx, batch: &mut Vec<Box<dyn WriteJob>>) {
+    if let Err(e) = sql(ctx, "BEGIN IMMEDIATE") {
+        let e = Error::from(e);
+        tracing::error!(error = %e, "could not start a transaction");
+        for job in batch.drain(..) {
+            job.abort(&e);
+        }
+        return;
+    }
+    // A lone request needs no savepoint: on failure the whole transaction is rolled back.
+    let single = batch.len() == 1;
+    let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len());
+    let mut any_ok = false;
+    for job in batch.drain(..) {
+        if !single {
+            if let Err(e) = sql(ctx, "SAVEPOINT job") {
+                let e = Error::from(e);
+                job.abort(&e);
+                continue;
+            }
+        }
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(ctx)));
+        let ok = matches!(outcome, Ok((true, _)));
+        if !single {
+            let undo = if ok {
+                sql(ctx, "RELEASE job")
+            } else {
+                sql(ctx, "ROLLBACK TO job").and_then(|_| sql(ctx, "RELEASE job"))
+            };
+            if let Err(e) = undo {
+                tracing::error!(error = %e, "savepoint handling failed");
+            }
+        }
+        if !ok {
+            // Cached rows read by a rolled-back request may not exist.
+            ctx.forget_cached_studies();
+        }
+        any_ok |= ok;
+        match outcome {
+            Ok((_, deliver)) => deliveries.push(deliver),
+            Err(_) => tracing::error!("a store request panicked; it was rolled back"),
+        }
+    }
+    let commit = if single && !any_ok { sql(ctx, "ROLLBACK") } else { sql(ctx, "COMMIT") };
+    let commit_error = match commit {
+        Ok(()) => None,
+        Err(e) => {
+            let _ = ctx.conn.execute_batch("ROLLBACK");
+            ctx.forget_cached_studies();
+            tracing::error!(error = %e, requests = deliveries.len(), "commit failed; the batch was rolled back");
+            Some(Error::from(e))
+        }
+    };
+    for deliver in deliveries {
+        deliver(commit_error.as_ref());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::ops::tests::command_study;
+    use crate::pruner::NoPruner;
+
+    fn open(path: &Path) -> Store {
+        Store::open(path, Arc::new(ManualClock::new(1_000_000)), 10_000, Arc::new(NoPruner)).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_are_batched_and_each_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("c.db"));
+        store.write(|ctx| ctx.insert_study(&command_study("a", 200, 2))).await.unwrap();
+        let mut tasks = Vec::new();
+        for w in 0..50 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut done = 0;
+                loop {
+                    let worker = format!("w{w}");
+                    let Some(lease) = store.write(move |ctx| Ok(ctx.lease(&worker)?.0)).await.unwrap() else {
+                        return done;
+                    };
+                    let id = lease.lease_id.clone();
+                    let recorded =
+                        store.write(move |ctx| ctx.complete(&id, &BTreeMap::from([("a".into(), 1.0)]))).await.unwrap();
+                    assert!(recorded);
+                    done += 1;
+                }
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        assert_eq!(total, 200, "every trial leased and completed exactly once");
+        let n: i64 = store
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM trials WHERE status = 'completed'", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(n, 200);
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("c.db"));
+        let a = store.write(|ctx| ctx.insert_study(&command_study("a", 1, 2)));
+        let bad = store.write(|ctx| {
+            ctx.conn.execute("UPDATE trials SET worker = 'x'", [])?;
+            Err::<(), _>(Error::BadRequest("refused".into()))
+        });
+        let b = store.write(|ctx| ctx.insert_study(&command_study("b", 1, 2)));
+        let (a, bad, b) = tokio::join!(a, bad, b);
+        assert!(a.is_ok() && b.is_ok());
+        assert!(matches!(bad, Err(Error::BadRequest(_))));
+        let workers: i64 = store
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM trials WHERE worker IS NOT NULL", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(workers, 0, "the failed request's change was undone");
+    }
+
+    #[tokio::test]
+    async fn a_crashed_store_reopens_with_its_leases_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let store = Store::open(&path, clock.clone(), 10_000, Arc::new(NoPruner)).unwrap();
+        store.write(|ctx| ctx.insert_study(&command_study("a", 2, 2))).await.unwrap();
+        let lease = store.write(|ctx| Ok(ctx.lease("w")?.0)).await.unwrap().unwrap();
+        let lease2 = store.write(|ctx| Ok(ctx.lease("w")?.0)).await.unwrap().unwrap();
+        // Simulate a crash: the connection is never closed, the WAL never checkpointed.
+        std::mem::forget(store);
+
+        clock.advance(std::time::Duration::from_millis(5_000));
+        let store = Store::open(&path, clock.clone(), 10_000, Arc::new(NoPruner)).unwrap();
+        let id = lease.lease_id.clone();
+        let recorded = store.write(move |ctx| ctx.complete(&id, &BTreeMap::new())).await.unwrap();
+        assert!(recorded, "the old lease is still valid after the restart");
+        // The other lease got a fresh TTL at reopen (t = 15 s); it expires after that.
+        clock.advance(std::time::Duration::from_millis(9_999));
+        assert!(store.write(|ctx| ctx.expire()).await.unwrap().is_empty());
+        clock.advance(std::time::Duration::from_millis(1));
+        let expired = store.write(|ctx| ctx.expire()).await.unwrap();
+        assert_eq!(expired.requeued, [lease2.trial_id]);
+    }
+}
