@@ -239,14 +239,9 @@ fn submit(url: &str, spec: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-#[test]
-fn a_worker_killed_mid_trial_loses_nothing_and_the_trial_completes_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    // One long-ish trial (many classifier epochs), so the kill lands mid-training.
-    let spec = tmp.path().join("kill.toml");
-    let text = r#"
+const LONG_BASELINE: &str = r#"
 [study]
-name = "killworker"
+name = "NAME"
 dataset = { synthetic = { seed = 3, n = 240 } }
 pipelines = ["baseline"]
 seeds = [0]
@@ -261,7 +256,18 @@ batch_size = 64
 epochs_ft = 400
 label_fraction = 1.0
 "#;
-    std::fs::write(&spec, text).unwrap();
+
+/// One long-ish trial (many classifier epochs), so a kill lands mid-training.
+fn long_trial_spec(dir: &Path, name: &str) -> PathBuf {
+    let spec = dir.join(format!("{name}.toml"));
+    std::fs::write(&spec, LONG_BASELINE.replace("NAME", name)).unwrap();
+    spec
+}
+
+#[test]
+fn a_worker_killed_mid_trial_loses_nothing_and_the_trial_completes_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = long_trial_spec(tmp.path(), "killworker");
     let server = serve(&tmp.path().join("kill.db"), free_port(), 2);
     submit(&server.url, &spec);
 
@@ -277,6 +283,24 @@ label_fraction = 1.0
     assert_eq!(info.counts.total(), 1);
     assert_eq!(trials[0].attempts, 2, "re-leased after the first worker's lease expired");
     assert_eq!(trials[0].status, TrialStatus::Completed);
+}
+
+#[test]
+fn sigterm_releases_the_running_trial_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = long_trial_spec(tmp.path(), "sigterm");
+    // A TTL far longer than the test waits: the trial must come back by release, not expiry.
+    let server = serve(&tmp.path().join("term.db"), free_port(), 600);
+    submit(&server.url, &spec);
+    let mut first = agent(&server.url, &tmp.path().join("home1"));
+    wait_for("the trial to be leased", Duration::from_secs(60), || status(&server.url, "sigterm").0.counts.running == 1);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(first.0.id() as libc::pid_t, libc::SIGTERM) };
+    let exited = first.0.wait().unwrap();
+    assert!(exited.success(), "a worker stopped by SIGTERM exits 0: {exited}");
+    let (info, trials) = status(&server.url, "sigterm");
+    assert_eq!(info.counts.pending, 1, "released back to the queue: {trials:#?}");
+    assert_eq!(trials[0].attempts, 1);
 }
 
 #[test]

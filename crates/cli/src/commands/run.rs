@@ -21,9 +21,10 @@ pub struct RunArgs {
     /// Sweep spec (TOML), e.g. sweeps/demo.toml.
     #[arg(value_name = "SPEC")]
     spec: PathBuf,
-    /// Local worker processes (each runs one trial at a time).
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    /// Local worker processes (each runs one trial at a time). Default: the machine's cores
+    /// divided by the spec's `[resources] cpus` per trial (1 when unset).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Study database; running again with the same database resumes.
     /// Default: <results>/decsweep.db.
     #[arg(long, value_name = "FILE")]
@@ -58,6 +59,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
     let db = args.db.clone().unwrap_or_else(|| results.join("decsweep.db"));
     let worker_bin = find_worker(args.worker_bin.as_deref())?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.workers.unwrap_or_else(|| {
+        let per_trial = spec.resources().cpus.unwrap_or(1.0).max(0.01);
+        ((cores as f64 / per_trial).floor() as usize).max(1)
+    });
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
@@ -81,13 +87,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             tokio::spawn(async move { coordinator.serve(listener, async { let _ = server_stopped.await; }).await })
         };
 
-        let threads = args.threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (cores / args.workers.max(1)).max(1)
-        });
+        let threads = args.threads.unwrap_or((cores / workers.max(1)).max(1));
         let mut pool = WorkerPool { bin: worker_bin, url, threads, device: args.device.clone(), children: Vec::new() };
         let outcome = if info.counts.finished() < info.counts.total() {
-            pool.spawn(args.workers.max(1))?;
+            pool.spawn(workers.max(1))?;
             let result = watch(&coordinator, &study, &mut pool).await;
             pool.stop().await;
             result
