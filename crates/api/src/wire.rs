@@ -11,7 +11,7 @@ use crate::{ParamValue, Params, Pipeline, Stage};
 pub const API_PREFIX: &str = "/v1";
 
 /// Lifecycle of a trial.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrialStatus {
     Pending,
@@ -41,10 +41,18 @@ impl TrialStatus {
     }
 }
 
+impl std::fmt::Display for TrialStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for TrialStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TrialStatus::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| format!("unknown trial status `{s}`"))
+        TrialStatus::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
+            format!("unknown trial status `{s}`; expected one of: pending, running, completed, failed, pruned")
+        })
     }
 }
 

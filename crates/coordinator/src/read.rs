@@ -207,17 +207,6 @@ pub(crate) fn status_gauges(conn: &Connection) -> Result<Vec<(String, String, i6
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn report_status(s: TrialStatus) -> decsweep_report::TrialStatus {
-    use decsweep_report::TrialStatus as R;
-    match s {
-        TrialStatus::Pending => R::Pending,
-        TrialStatus::Running => R::Running,
-        TrialStatus::Completed => R::Completed,
-        TrialStatus::Failed => R::Failed,
-        TrialStatus::Pruned => R::Pruned,
-    }
-}
-
 /// A study's rows as the report crate takes them. Curves are those of each trial's latest
 /// attempt (the one whose result is stored), in the order recorded; a missing validation
 /// accuracy is NaN.
@@ -233,7 +222,7 @@ pub(crate) fn report_input(
             params: t.params,
             seed: t.seed,
             config_id: t.config_id,
-            status: report_status(t.status),
+            status: t.status,
             attempts: t.attempts,
             worker: t.worker,
             error: t.error,

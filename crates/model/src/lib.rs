@@ -14,6 +14,7 @@ pub mod encoder;
 pub mod init;
 pub mod losses;
 pub mod metrics;
+pub mod reference;
 pub mod train;
 
 use decsweep_api::Params;

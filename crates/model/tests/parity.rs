@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use decsweep_api::Params;
+use decsweep_model::reference::{batch_tensors, config_tensors};
 use decsweep_model::autoencoder::Autoencoder;
 use decsweep_model::classifier::Classifier;
 use decsweep_model::losses::{self, LossTerms, LossWeights};
@@ -181,6 +182,9 @@ const BETA: f64 = 0.5;
 const GAMMA: f64 = 0.3;
 const ALPHA_AE: f64 = 1.0;
 const GAMMA_AE: f64 = 0.2;
+/// Loss weights and dof as the reference reads them.
+const LOSS_SCALARS: [(&str, f64); 6] =
+    [("dof", DOF), ("alpha", ALPHA), ("beta", BETA), ("gamma", GAMMA), ("alpha_ae", ALPHA_AE), ("gamma_ae", GAMMA_AE)];
 const DOF: f64 = 1.0;
 
 fn tiny_config() -> ModelConfig {
@@ -211,46 +215,6 @@ fn tiny_batch() -> Batch {
         y: Tensor::from_slice(&[1f32, 0., 1., 1., 0.]),
         labeled: Tensor::from_slice(&[1u8, 1, 0, 1, 0]).to_kind(Kind::Bool),
     }
-}
-
-fn config_tensors(cfg: &ModelConfig, steps: i64) -> Vec<(String, Tensor)> {
-    let mut out: Vec<(String, Tensor)> = [
-        ("seq_len", steps),
-        ("d_model", cfg.d_model),
-        ("n_heads", cfg.n_heads),
-        ("n_layers", cfg.n_layers),
-        ("ff_dim", cfg.ff_dim),
-        ("latent_dim", cfg.latent_dim),
-        ("n_clusters", cfg.n_clusters),
-    ]
-    .into_iter()
-    .map(|(n, v)| (format!("config/{n}"), Tensor::from(v)))
-    .collect();
-    out.push(("config/dropout".into(), Tensor::from(cfg.dropout)));
-    out.push(("config/input_dims".into(), Tensor::from_slice(&cfg.input_dims)));
-    out.push(("config/head_dims".into(), Tensor::from_slice(&cfg.head_dims)));
-    for (n, v) in [
-        ("dof", DOF),
-        ("alpha", ALPHA),
-        ("beta", BETA),
-        ("gamma", GAMMA),
-        ("alpha_ae", ALPHA_AE),
-        ("gamma_ae", GAMMA_AE),
-    ] {
-        out.push((format!("config/{n}"), Tensor::from(v)));
-    }
-    out
-}
-
-fn batch_tensors(batch: &Batch) -> Vec<(String, Tensor)> {
-    let mut out = Vec::new();
-    for (m, name) in MODALITIES.iter().enumerate() {
-        out.push((format!("batch/x/{name}"), batch.x[m].shallow_clone()));
-        out.push((format!("batch/lengths/{name}"), batch.lengths[m].shallow_clone()));
-    }
-    out.push(("batch/y".into(), batch.y.shallow_clone()));
-    out.push(("batch/labeled".into(), batch.labeled.shallow_clone()));
-    out
 }
 
 fn sorted_variables(vs: &VarStore) -> Vec<(String, Tensor)> {
@@ -317,7 +281,7 @@ fn build_case(seed: i64) -> Case {
     tch::manual_seed(seed);
     let cfg = tiny_config();
     let batch = tiny_batch();
-    let mut inputs = config_tensors(&cfg, STEPS);
+    let mut inputs = config_tensors(&cfg, STEPS, &LOSS_SCALARS);
     inputs.extend(batch_tensors(&batch));
     let mut ours = Vec::new();
 
@@ -555,7 +519,7 @@ fn default_parameter_count_matches_hand_count_and_pytorch() {
     assert_eq!(vs_paper.trainable_variables().iter().map(|t| t.numel() as i64).sum::<i64>(), 851_713);
     drop(rng);
 
-    let mut inputs = config_tensors(&cfg, Params::default().seq_len);
+    let mut inputs = config_tensors(&cfg, Params::default().seq_len, &LOSS_SCALARS);
     inputs.retain(|(n, _)| !["config/alpha", "config/beta", "config/gamma"].contains(&n.as_str()));
     let theirs = run_reference("count", "count", &inputs);
     let (_, count) = theirs.iter().find(|(n, _)| n == "count").expect("count");

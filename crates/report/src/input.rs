@@ -1,55 +1,14 @@
 //! What a report is made from: plain rows, as the coordinator reads them from its store.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::str::FromStr;
 
 use decsweep_api::ParamValue;
 use serde::{Deserialize, Serialize};
 
 use crate::ReportError;
 
-/// Where a trial stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrialStatus {
-    Pending,
-    Running,
-    Completed,
-    Failed,
-    Pruned,
-}
-
-impl TrialStatus {
-    pub const ALL: [TrialStatus; 5] =
-        [TrialStatus::Pending, TrialStatus::Running, TrialStatus::Completed, TrialStatus::Failed, TrialStatus::Pruned];
-
-    /// The lowercase word used in CSV and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrialStatus::Pending => "pending",
-            TrialStatus::Running => "running",
-            TrialStatus::Completed => "completed",
-            TrialStatus::Failed => "failed",
-            TrialStatus::Pruned => "pruned",
-        }
-    }
-}
-
-impl fmt::Display for TrialStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for TrialStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TrialStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-            format!("unknown trial status `{s}`; expected one of: pending, running, completed, failed, pruned")
-        })
-    }
-}
+/// Where a trial stands: the API's own status type.
+pub use decsweep_api::TrialStatus;
 
 /// One trial: a (pipeline, parameters, seed) and what became of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,8 +70,8 @@ mod tests {
     #[test]
     fn status_words_round_trip_through_str_and_serde() {
         for st in TrialStatus::ALL {
-            assert_eq!(st.as_str().parse::<TrialStatus>().unwrap(), st);
-            assert_eq!(serde_json::to_string(&st).unwrap(), format!("\"{}\"", st.as_str()));
+            assert_eq!(st.name().parse::<TrialStatus>().unwrap(), st);
+            assert_eq!(serde_json::to_string(&st).unwrap(), format!("\"{}\"", st.name()));
         }
         assert!("done".parse::<TrialStatus>().unwrap_err().contains("completed"));
     }

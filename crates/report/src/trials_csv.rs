@@ -40,7 +40,7 @@ pub(crate) fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
         rec.extend(params.iter().map(|p| t.params.get(p).map(|v| v.to_string()).unwrap_or_default()));
         rec.extend([
             t.seed.to_string(),
-            t.status.as_str().to_string(),
+            t.status.name().to_string(),
             t.attempts.to_string(),
             t.worker.clone().unwrap_or_default(),
             t.error.clone().unwrap_or_default(),

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 use decsweep_api::Params;
+use decsweep_model::reference::{batch_tensors, config_tensors};
 use decsweep_model::autoencoder::Autoencoder;
 use decsweep_model::classifier::Classifier;
 use decsweep_model::losses::{self, LossTerms, LossWeights};
@@ -140,7 +141,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let param_count: i64 = clf_vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
 
     // The reference starts from these weights, before our steps move them.
-    let mut inputs = config_tensors(&cfg, &params, seq_len);
+    let mut inputs = config_tensors(&cfg, seq_len, &[("alpha_ae", params.alpha_ae), ("gamma_ae", params.gamma_ae)]);
     inputs.extend(batch_tensors(&batch));
     inputs.extend(snapshot("classifier/", &clf_vs));
     inputs.extend(snapshot("ae/", &ae_vs));
@@ -312,38 +313,6 @@ fn random_batch(n: i64, steps: i64, device: Device) -> Batch {
     }
 }
 
-fn config_tensors(cfg: &ModelConfig, params: &Params, seq_len: i64) -> Vec<(String, Tensor)> {
-    let mut out: Vec<(String, Tensor)> = [
-        ("seq_len", seq_len),
-        ("d_model", cfg.d_model),
-        ("n_heads", cfg.n_heads),
-        ("n_layers", cfg.n_layers),
-        ("ff_dim", cfg.ff_dim),
-        ("latent_dim", cfg.latent_dim),
-        ("n_clusters", cfg.n_clusters),
-    ]
-    .into_iter()
-    .map(|(n, v)| (format!("config/{n}"), Tensor::from(v)))
-    .collect();
-    out.push(("config/input_dims".into(), Tensor::from_slice(&cfg.input_dims)));
-    out.push(("config/head_dims".into(), Tensor::from_slice(&cfg.head_dims)));
-    for (n, v) in [("dropout", cfg.dropout), ("alpha_ae", params.alpha_ae), ("gamma_ae", params.gamma_ae)] {
-        out.push((format!("config/{n}"), Tensor::from(v)));
-    }
-    out
-}
-
-fn batch_tensors(batch: &Batch) -> Vec<(String, Tensor)> {
-    let cpu = |t: &Tensor| t.to_device(Device::Cpu);
-    let mut out = Vec::new();
-    for (m, name) in decsweep_data::MODALITIES.iter().enumerate() {
-        out.push((format!("batch/x/{name}"), cpu(&batch.x[m])));
-        out.push((format!("batch/lengths/{name}"), cpu(&batch.lengths[m])));
-    }
-    out.push(("batch/y".into(), cpu(&batch.y)));
-    out.push(("batch/labeled".into(), cpu(&batch.labeled)));
-    out
-}
 
 fn snapshot(prefix: &str, vs: &VarStore) -> Vec<(String, Tensor)> {
     let mut vars: Vec<(String, Tensor)> = vs

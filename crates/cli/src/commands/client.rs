@@ -160,7 +160,7 @@ impl Client {
                 params: t.params.into_iter().collect::<BTreeMap<_, _>>(),
                 seed: t.seed,
                 config_id: t.config_id,
-                status: t.status.name().parse().map_err(|e: String| anyhow::anyhow!(e))?,
+                status: t.status,
                 attempts: t.attempts,
                 worker: t.worker,
                 error: t.error,

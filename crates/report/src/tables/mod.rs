@@ -85,7 +85,7 @@ pub(crate) fn model(
             let counts: Vec<(&'static str, usize)> = TrialStatus::ALL
                 .into_iter()
                 .filter(|st| !opts.aggregates(*st))
-                .map(|st| (st.as_str(), g.count(st)))
+                .map(|st| (st.name(), g.count(st)))
                 .filter(|(_, n)| *n > 0)
                 .collect();
             (!counts.is_empty()).then(|| Excluded { label: g.label.clone(), counts })
