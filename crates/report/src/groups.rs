@@ -17,7 +17,7 @@ use crate::stats::Summary;
 use crate::{ReportOptions, TrialRow, TrialStatus};
 
 /// The trials of one configuration.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Group<'a> {
     pub pipeline: &'a str,
     pub config_id: &'a str,
@@ -240,7 +240,7 @@ mod tests {
         assert_eq!(d8.label, "dec (label_fraction=0.8)");
         assert_eq!(groups[0].label, "baseline (label_fraction=0.2)");
 
-        let with_pruned = group(&trials, &ReportOptions { include_pruned: true });
+        let with_pruned = group(&trials, &ReportOptions { include_pruned: true, ..Default::default() });
         assert_eq!(with_pruned[2].aggregated.len(), 3);
     }
 

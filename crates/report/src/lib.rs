@@ -10,13 +10,17 @@
 //! | `paired.csv` | the seed pairs behind the dec-vs-baseline comparison |
 //! | `table.md`, `table.tex` | the paper's Table 1 layout (model, accuracy % mean ± std, weighted F1, n, parameter count) and the paired comparison |
 //! | `accuracy_vs_label_fraction.svg` | only when the label fraction varies |
+//! | `search.svg` | only for a search (a pipeline with several configurations differing in a parameter): the objective of each configuration in order of its first trial id, pruned ones hollow, and the best so far as a step line |
+//! | `importance.csv` | with `search.svg`: per pipeline and varying parameter, the share of the objective's variance across completed configurations explained by that parameter alone (η²), see the module docs of `importance` |
 //! | `curves_<trial_id>.svg` | train/validation loss per epoch and stage of each configuration's representative trial |
 //!
 //! Conventions every file shares:
 //! - **What is aggregated.** Completed trials only, unless [`ReportOptions::include_pruned`];
 //!   failed, pruned, pending and running trials are counted per configuration (in
 //!   `summary.csv` and under the tables) but never averaged. Non-finite metric values are left
-//!   out of statistics and not counted in `n`.
+//!   out of statistics and not counted in `n`. `search.svg` and `importance.csv` always rank
+//!   configurations by the objective's mean over *completed* seeds (what the sampler sees);
+//!   pruned-only configurations appear in `search.svg` as hollow markers and nowhere else.
 //! - **Statistics.** Sample standard deviation (n − 1); 95% intervals mean ± t_{0.975, n−1} ·
 //!   std/√n; paired comparisons by a two-sided paired t-test with a Wilcoxon signed-rank test
 //!   beside it. See [`stats`] for how they are computed.
@@ -31,10 +35,12 @@ mod columns;
 mod error;
 mod format;
 mod groups;
+mod importance;
 mod input;
 mod paired_csv;
 mod pairing;
 mod plots;
+mod search;
 pub mod stats;
 mod summary_csv;
 mod svg;
@@ -51,15 +57,40 @@ use tracing::info;
 pub use error::ReportError;
 pub use input::{CurvePoint, StudyReport, TrialRow, TrialStatus};
 
+/// The objective when [`ReportOptions::objective`] is `None`: validation accuracy, maximised.
+pub const DEFAULT_OBJECTIVE: (&str, bool) = ("accuracy", true);
+
 /// Choices a report can make differently from the default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// Build it from [`Default`] so that options added later do not break callers:
+/// `ReportOptions { include_pruned: true, ..Default::default() }` or
+/// `ReportOptions::default().with_objective("loss", false)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReportOptions {
     /// Aggregate pruned trials together with completed ones. Off by default: a pruned trial was
     /// stopped early because it looked worse, so averaging it in biases every mean downwards.
     pub include_pruned: bool,
+    /// The metric a search optimises and whether larger is better, `(metric, maximize)`, for
+    /// `search.svg` and `importance.csv`; `None` means [`DEFAULT_OBJECTIVE`] (accuracy,
+    /// maximised). Normally the spec's `[objective]`.
+    pub objective: Option<(String, bool)>,
 }
 
 impl ReportOptions {
+    /// These options with `objective` set to `(metric, maximize)`.
+    pub fn with_objective(mut self, metric: impl Into<String>, maximize: bool) -> Self {
+        self.objective = Some((metric.into(), maximize));
+        self
+    }
+
+    /// The objective in effect: `(metric, maximize)`.
+    pub fn objective(&self) -> (&str, bool) {
+        match &self.objective {
+            Some((metric, maximize)) => (metric.as_str(), *maximize),
+            None => DEFAULT_OBJECTIVE,
+        }
+    }
+
     /// Whether a trial in `status` contributes to means, deviations and intervals.
     pub(crate) fn aggregates(&self, status: TrialStatus) -> bool {
         status == TrialStatus::Completed || (self.include_pruned && status == TrialStatus::Pruned)
@@ -92,6 +123,11 @@ pub fn render(report: &StudyReport, opts: &ReportOptions) -> Result<Vec<ReportFi
     ];
     if let Some(doc) = plots::label_fraction_plot(report.study, &groups) {
         files.push(file(plots::LABEL_FRACTION_FILE, doc));
+    }
+    let (metric, maximize) = opts.objective();
+    if let Some(doc) = search::plot(report.study, &groups, metric, maximize) {
+        files.push(file(search::FILE, doc));
+        files.push(file(importance::FILE, importance::render(&groups, metric)?));
     }
     files.extend(plots::curve_plots(report.study, &groups, report.curves).into_iter().map(|(n, c)| file(&n, c)));
     Ok(files)
@@ -148,6 +184,9 @@ mod tests {
             "table.md",
             "table.tex",
             "accuracy_vs_label_fraction.svg",
+            // Each pipeline has two configurations that differ in label_fraction: a (tiny) search.
+            "search.svg",
+            "importance.csv",
             // Representatives: base-lf20 → trial 1 (seed 0), dec-lf20 → trial 9 (seed 0; trial 10,
             // its seed 1, has curves too but is not chosen); the lf40 configurations have none.
             "curves_1.svg",
@@ -160,6 +199,17 @@ mod tests {
                 assert_well_formed(&text);
             }
         }
+
+        // Two configurations per pipeline, two groups: η² is 1 by construction (see importance).
+        let imp = fs::read_to_string(dir.join("importance.csv")).unwrap();
+        assert_eq!(
+            imp,
+            "pipeline,parameter,importance,normalized,n,groups,method\n\
+             baseline,label_fraction,1,1,2,2,eta_squared_by_value\n\
+             dec,label_fraction,1,1,2,2,eta_squared_by_value\n"
+        );
+        let search = fs::read_to_string(dir.join("search.svg")).unwrap();
+        assert!(search.contains(">baseline: best so far</text>") && search.contains(">dec: best so far</text>"));
 
         let md = fs::read_to_string(dir.join("table.md")).unwrap();
         assert!(md.starts_with("# Study label-fraction & co\n"), "{md}");
@@ -176,6 +226,69 @@ mod tests {
         assert_eq!(tex.matches("\\toprule").count(), 2);
         let unescaped = tex.replace("\\{", "").replace("\\}", "");
         assert_eq!(unescaped.matches('{').count(), unescaped.matches('}').count(), "balanced braces");
+    }
+
+    /// A 24-configuration search of a `command` pipeline over `lr` (numeric) and `opt`
+    /// (categorical), two seeds each; every fifth configuration pruned.
+    fn search_study() -> Vec<TrialRow> {
+        use decsweep_api::ParamValue;
+        let mut trials = Vec::new();
+        for c in 0..24i64 {
+            let lr = 0.05 * ((c * 7) % 24) as f64 / 23.0 + 0.001;
+            let opt = if c % 3 == 0 { "sgd" } else { "adam" };
+            for seed in 0..2u64 {
+                let id = 2 * c + seed as i64 + 1;
+                let acc =
+                    0.8 - 60.0 * (lr - 0.02).powi(2) - if opt == "sgd" { 0.03 } else { 0.0 } + 0.002 * seed as f64;
+                let mut t = crate::testutil::trial(crate::testutil::TrialSpec {
+                    id,
+                    pipeline: "command",
+                    config: "",
+                    seed,
+                    acc: Some(acc),
+                    ..Default::default()
+                });
+                t.config_id = format!("cfg{c}");
+                t.params.insert("lr".into(), ParamValue::Float(lr));
+                t.params.insert("opt".into(), ParamValue::Str(opt.into()));
+                t.metrics.insert("loss".into(), 1.0 - acc);
+                if c % 5 == 4 {
+                    t.status = TrialStatus::Pruned;
+                    t.metrics.insert("accuracy".into(), acc - 0.1);
+                    t.metrics.insert("pruned_epoch".into(), 3.0);
+                }
+                trials.push(t);
+            }
+        }
+        trials
+    }
+
+    #[test]
+    fn a_search_gets_its_plot_and_importance_in_the_objectives_direction() {
+        let trials = search_study();
+        let report = StudyReport { study: "tpe", trials: &trials, curves: &[] };
+        // Set DECSWEEP_REPORT_SEARCH_SAMPLE_DIR to keep the sample for a look.
+        if let Some(dir) = std::env::var_os("DECSWEEP_REPORT_SEARCH_SAMPLE_DIR") {
+            write_all(&report, Path::new(&dir)).unwrap();
+        }
+        let files = render(&report, &ReportOptions::default()).unwrap();
+        let get = |name: &str| files.iter().find(|f| f.name == name).map(|f| f.contents.clone());
+        let svg = get("search.svg").unwrap();
+        assert_well_formed(&svg);
+        assert!(svg.contains("accuracy per configuration (maximize)"), "{svg}");
+        let imp = get("importance.csv").unwrap();
+        let lines: Vec<&str> = imp.lines().collect();
+        // 24 − 4 pruned = 20 completed configurations; lr matters most (20 distinct → 5 bins).
+        assert_eq!(lines.len(), 3, "{imp}");
+        assert!(lines[1].starts_with("command,lr,") && lines[1].ends_with(",20,5,eta_squared_quantile_bins"), "{imp}");
+        assert!(lines[2].starts_with("command,opt,") && lines[2].ends_with(",20,2,eta_squared_by_value"), "{imp}");
+
+        let opts = ReportOptions::default().with_objective("loss", false);
+        assert_eq!(opts.objective(), ("loss", false));
+        let files = render(&report, &opts).unwrap();
+        let svg = &files.iter().find(|f| f.name == "search.svg").unwrap().contents;
+        assert!(svg.contains("loss per configuration (minimize)"), "{svg}");
+        assert_eq!(ReportOptions::default().objective(), DEFAULT_OBJECTIVE);
     }
 
     #[test]
@@ -224,13 +337,47 @@ mod tests {
     }
 
     #[test]
+    fn pruned_trials_are_listed_with_their_last_metric_but_not_aggregated() {
+        let (trials, _) = study();
+        let report = StudyReport { study: "s", trials: &trials, curves: &[] };
+        let files = render(&report, &ReportOptions::default()).unwrap();
+        let get = |name: &str| files.iter().find(|f| f.name == name).unwrap().contents.clone();
+        let rows = |text: &str| -> Vec<std::collections::HashMap<String, String>> {
+            let mut r = csv::Reader::from_reader(text.as_bytes());
+            let h = r.headers().unwrap().clone();
+            r.records()
+                .map(|rec| h.iter().zip(rec.unwrap().iter()).map(|(k, v)| (k.into(), v.into())).collect())
+                .collect()
+        };
+        // Trial 14 (dec lf40, seed 1) was pruned at epoch 40.
+        let trials_csv = rows(&get("trials.csv"));
+        let t14 = trials_csv.iter().find(|r| r["id"] == "14").unwrap();
+        assert_eq!(t14["status"], "pruned");
+        assert_eq!(t14["pruned_epoch"], "40");
+        assert_eq!(t14["accuracy"].parse::<f64>().unwrap(), trials[13].metrics["accuracy"]);
+        // summary.csv counts it but aggregates only the completed seeds 0, 2, 3.
+        let summary = rows(&get("summary.csv"));
+        let dec40 = summary.iter().find(|r| r["config_id"] == "dec-lf40").unwrap();
+        assert_eq!(dec40["n_pruned"], "1");
+        assert_eq!(dec40["trial_ids"], "13;15;16");
+        assert_eq!(dec40["accuracy_n"], "3");
+        assert_eq!(dec40["pruned_epoch_n"], "0");
+        let md = get("table.md");
+        assert!(
+            md.contains("\nPruned: 1 trial was stopped early by the pruner and not aggregated; their last"),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn pruned_trials_can_be_aggregated_on_request() {
         let (trials, _) = study();
         let report = StudyReport { study: "s", trials: &trials, curves: &[] };
-        let opts = ReportOptions { include_pruned: true };
+        let opts = ReportOptions { include_pruned: true, ..Default::default() };
         let files = render(&report, &opts).unwrap();
         let md = &files.iter().find(|f| f.name == "table.md").unwrap().contents;
         assert!(md.contains("completed and pruned trials"));
         assert!(md.contains("- dec (label_fraction=0.4): 1 pending\n"), "{md}");
+        assert!(md.contains("pruner and aggregated with the completed ones above"), "{md}");
     }
 }

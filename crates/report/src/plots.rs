@@ -15,14 +15,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::groups::{reads, varying_params, Group};
-use crate::svg::{self, Panel, Point, Series};
+use crate::svg::{self, Panel, Point, Series, Style};
 use crate::{CurvePoint, TrialRow};
 
 pub(crate) const LABEL_FRACTION_FILE: &str = "accuracy_vs_label_fraction.svg";
 const LABEL_FRACTION: &str = "label_fraction";
 
 /// Okabe–Ito colours, distinguishable with the common colour-vision deficiencies.
-const PALETTE: [&str; 7] = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
+pub(crate) const PALETTE: [&str; 7] = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
 
 /// Stages in the order the pipeline runs them.
 const STAGE_ORDER: [&str; 4] = ["data", "ae", "dec", "finetune"];
@@ -58,7 +58,7 @@ pub(crate) fn label_fraction_plot(study: &str, groups: &[Group]) -> Option<Strin
         .enumerate()
         .map(|(i, (name, mut points))| {
             points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            Series { name, color: PALETTE[i % PALETTE.len()], dashed: i >= PALETTE.len(), points }
+            Series { name, color: PALETTE[i % PALETTE.len()], dashed: i >= PALETTE.len(), style: Style::Line, points }
         })
         .collect();
     let panel = Panel {
@@ -103,8 +103,20 @@ fn curve_plot(study: &str, g: &Group, trial: &TrialRow, points: &[&CurvePoint]) 
                 x_label: "epoch".into(),
                 y_label: "loss".into(),
                 series: vec![
-                    Series { name: "train".into(), color: PALETTE[0], dashed: false, points: line(|p| p.train_loss) },
-                    Series { name: "validation".into(), color: PALETTE[1], dashed: true, points: line(|p| p.val_loss) },
+                    Series {
+                        name: "train".into(),
+                        color: PALETTE[0],
+                        dashed: false,
+                        style: Style::Line,
+                        points: line(|p| p.train_loss),
+                    },
+                    Series {
+                        name: "validation".into(),
+                        color: PALETTE[1],
+                        dashed: true,
+                        style: Style::Line,
+                        points: line(|p| p.val_loss),
+                    },
                 ],
             }
         })

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use tracing::{debug, info};
 
+use crate::importance::FILE as IMPORTANCE_FILE;
 use crate::plots::LABEL_FRACTION_FILE;
+use crate::search::FILE as SEARCH_FILE;
 use crate::{ReportError, ReportFile};
 
 /// Writes `contents` to `dir/name` through a temporary file in the same directory and a rename,
@@ -57,9 +59,10 @@ pub(crate) fn write_files(dir: &Path, files: &[ReportFile]) -> Result<Vec<PathBu
     Ok(written)
 }
 
-/// Names only this crate writes: `curves_<integer>.svg` and the label-fraction plot.
+/// Names only this crate writes that a later run may not produce: `curves_<integer>.svg`, the
+/// label-fraction plot, and the search plot with its importance file.
 fn is_generated_plot(name: &str) -> bool {
-    if name == LABEL_FRACTION_FILE {
+    if [LABEL_FRACTION_FILE, SEARCH_FILE, IMPORTANCE_FILE].contains(&name) {
         return true;
     }
     name.strip_prefix("curves_").and_then(|rest| rest.strip_suffix(".svg")).is_some_and(|id| id.parse::<i64>().is_ok())
@@ -90,7 +93,7 @@ mod tests {
     #[test]
     fn stale_plots_are_removed_and_other_files_kept() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["curves_3.svg", "curves_x.svg", "notes.txt", LABEL_FRACTION_FILE] {
+        for name in ["curves_3.svg", "curves_x.svg", "notes.txt", LABEL_FRACTION_FILE, SEARCH_FILE, IMPORTANCE_FILE] {
             fs::write(dir.path().join(name), "old").unwrap();
         }
         let files = [ReportFile { name: "curves_4.svg".into(), contents: "<svg/>".into() }];

@@ -12,11 +12,31 @@ pub(crate) struct Point {
     pub err: Option<(f64, f64)>,
 }
 
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// A line through the points, with a marker on each when there are few enough.
+    Line,
+    /// A line without markers (e.g. a precomputed step line).
+    Plain,
+    /// Filled markers only, no line.
+    Dots,
+    /// Hollow markers only, no line: values that are not final (pruned trials).
+    Hollow,
+}
+
+impl Style {
+    fn has_line(self) -> bool {
+        matches!(self, Style::Line | Style::Plain)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Series {
     pub name: String,
     pub color: &'static str,
     pub dashed: bool,
+    pub style: Style,
     /// In drawing order; a non-finite point breaks the line.
     pub points: Vec<Point>,
 }
@@ -114,17 +134,19 @@ fn draw_panel(svg: &mut Svg, panel: &Panel) {
 
     for s in &panel.series {
         let stroke = Stroke { color: s.color, width: 2.0, dashed: s.dashed };
-        // Split the line at non-finite points rather than drawing through them.
-        let mut segment: Vec<(f64, f64)> = Vec::new();
-        for p in &s.points {
-            if p.x.is_finite() && p.y.is_finite() {
-                segment.push((fx(p.x), fy(p.y)));
-            } else {
-                svg.polyline(&segment, stroke);
-                segment.clear();
+        if s.style.has_line() {
+            // Split the line at non-finite points rather than drawing through them.
+            let mut segment: Vec<(f64, f64)> = Vec::new();
+            for p in &s.points {
+                if p.x.is_finite() && p.y.is_finite() {
+                    segment.push((fx(p.x), fy(p.y)));
+                } else {
+                    svg.polyline(&segment, stroke);
+                    segment.clear();
+                }
             }
+            svg.polyline(&segment, stroke);
         }
-        svg.polyline(&segment, stroke);
         let finite = s.points.iter().filter(|p| p.x.is_finite() && p.y.is_finite());
         for p in finite.clone() {
             if let Some((lo, hi)) = p.err.filter(|(lo, hi)| lo.is_finite() && hi.is_finite()) {
@@ -135,13 +157,21 @@ fn draw_panel(svg: &mut Svg, panel: &Panel) {
                 svg.line((x - 4.0, fy(hi)), (x + 4.0, fy(hi)), bar);
             }
         }
-        if s.points.len() <= MAX_MARKERS {
-            for p in finite {
-                svg.circle((fx(p.x), fy(p.y)), 3.0, s.color);
-            }
+        for p in finite {
+            marker(svg, s, (fx(p.x), fy(p.y)));
         }
     }
     draw_legend(svg, panel);
+}
+
+/// The marker of one point of `s`, if its style has markers.
+fn marker(svg: &mut Svg, s: &Series, at: (f64, f64)) {
+    match s.style {
+        Style::Line if s.points.len() <= MAX_MARKERS => svg.circle(at, 3.0, s.color),
+        Style::Line | Style::Plain => {}
+        Style::Dots => svg.circle(at, 3.0, s.color),
+        Style::Hollow => svg.ring(at, 3.5, s.color),
+    }
 }
 
 fn draw_ticks(
@@ -176,10 +206,10 @@ fn draw_legend(svg: &mut Svg, panel: &Panel) {
     let x = LEFT + PLOT_W + RIGHT;
     for (i, s) in panel.series.iter().enumerate() {
         let y = TOP + 10.0 + 18.0 * i as f64;
-        svg.line((x, y), (x + 22.0, y), Stroke { color: s.color, width: 2.0, dashed: s.dashed });
-        if s.points.len() <= MAX_MARKERS {
-            svg.circle((x + 11.0, y), 3.0, s.color);
+        if s.style.has_line() {
+            svg.line((x, y), (x + 22.0, y), Stroke { color: s.color, width: 2.0, dashed: s.dashed });
         }
+        marker(svg, s, (x + 11.0, y));
         svg.text((x + 28.0, y + 4.0), &s.name, Anchor::Start, 11.0, None);
     }
 }
@@ -204,12 +234,14 @@ mod tests {
                     name: "train".into(),
                     color: "#0072B2",
                     dashed: false,
+                    style: Style::Line,
                     points: vec![pt(0.0, 1.0), pt(1.0, 0.5)],
                 },
                 Series {
                     name: "val & co".into(),
                     color: "#D55E00",
                     dashed: true,
+                    style: Style::Line,
                     points: vec![
                         Point { x: 0.0, y: 1.2, err: Some((1.0, 1.4)) },
                         pt(1.0, f64::NAN),

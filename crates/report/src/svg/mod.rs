@@ -6,7 +6,7 @@
 mod chart;
 mod ticks;
 
-pub(crate) use chart::{render, Panel, Point, Series};
+pub(crate) use chart::{render, Panel, Point, Series, Style};
 
 /// Escapes text for XML character data and attribute values.
 pub(crate) fn escape(text: &str) -> String {
@@ -117,6 +117,17 @@ impl Svg {
         ));
     }
 
+    /// A hollow circle: white fill, coloured outline.
+    pub(crate) fn ring(&mut self, (cx, cy): (f64, f64), r: f64, stroke: &str) {
+        self.body.push_str(&format!(
+            "<circle cx=\"{}\" cy=\"{}\" r=\"{}\" fill=\"white\" stroke=\"{}\" stroke-width=\"1.5\"/>\n",
+            coord(cx),
+            coord(cy),
+            coord(r),
+            escape(stroke)
+        ));
+    }
+
     pub(crate) fn rect(&mut self, (x, y): (f64, f64), (w, h): (f64, f64), fill: &str, stroke: &str) {
         self.body.push_str(&format!(
             "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" stroke=\"{}\"/>\n",
@@ -223,6 +234,7 @@ mod tests {
         svg.line((0.0, 0.0), (1.0, f64::NAN), Stroke { color: "#000", width: 1.0, dashed: true });
         svg.polyline(&[(0.0, 0.0), (1.5, 2.25)], Stroke { color: "red\"", width: 2.0, dashed: false });
         svg.circle((1.0, 1.0), 2.0, "blue");
+        svg.ring((1.0, 1.0), 2.0, "blue\"");
         svg.rect((0.0, 0.0), (-5.0, 3.0), "none", "black");
         svg.end_group();
         let doc = svg.finish();

@@ -78,6 +78,15 @@ pub(crate) fn render(m: &Model) -> String {
             out.push_str(&format!("- {}: {}\n", escape(&e.label), e.describe()));
         }
     }
+    if m.pruned > 0 {
+        let trials = if m.pruned == 1 { "trial was" } else { "trials were" };
+        let treatment = if m.include_pruned { "aggregated with the completed ones above" } else { "not aggregated" };
+        out.push_str(&format!(
+            "\nPruned: {} {trials} stopped early by the pruner and {treatment}; their last metrics \
+             and `pruned_epoch` are in `trials.csv`.\n",
+            m.pruned
+        ));
+    }
 
     out.push_str("\n## dec vs baseline, paired by seed\n\n");
     if m.comparisons.is_empty() {

@@ -50,6 +50,8 @@ pub(crate) struct Model {
     pub include_pruned: bool,
     pub results: Vec<ResultRow>,
     pub excluded: Vec<Excluded>,
+    /// Pruned trials in the whole study.
+    pub pruned: usize,
     pub comparisons: Vec<[Cell; 7]>,
     /// Labels of dec configurations no baseline matched.
     pub unmatched: Vec<String>,
@@ -113,6 +115,7 @@ pub(crate) fn model(
         include_pruned: opts.include_pruned,
         results,
         excluded,
+        pruned: groups.iter().map(|g| g.count(TrialStatus::Pruned)).sum(),
         comparisons,
         unmatched: unmatched.iter().map(|i| groups[*i].label.clone()).collect(),
     }
