@@ -97,6 +97,12 @@ pub struct StudyInfo {
     /// Whether `POST /v1/studies` created it now (false: it already existed with this spec).
     #[serde(default)]
     pub created: bool,
+    /// Adaptive studies (TPE) only: the trials the study will have once its sampler has proposed
+    /// all `n_trials` points (`n_trials` × trials per point). `counts` grow towards it as points
+    /// are sampled; a sampler that stops early leaves it unreached, so "done" is still every
+    /// trial finished with none pending. `None`: every trial exists from creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<u64>,
 }
 
 /// A trial as listed by `GET /v1/studies/{name}/trials` and `GET /v1/trials/{id}`.

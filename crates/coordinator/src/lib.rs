@@ -46,6 +46,24 @@
 //!   doing it), and a heartbeat or progress report revives it (the trial is running again,
 //!   same attempt). Once another worker leases the trial, the old lease gets 409.
 //!
+//! # Pruning
+//!
+//! After recording each epoch a worker reports, the coordinator asks the study's pruner whether
+//! the trial goes on, and answers the progress call with `continue` or `prune`. The pruner is the
+//! spec's `[pruner]` ([`MedianPruner`], [`AshaPruner`]; semantics and the objective → per-epoch
+//! proxy mapping in their docs), else [`CoordinatorOptions::pruner`] ([`NoPruner`] by default);
+//! [`CoordinatorOptions::pruner_override`] makes the option win over every spec. A pruned trial's
+//! metrics get `pruned_epoch`, `pruned_stage` and, when the worker sent none, the last epoch's
+//! validation accuracy and loss as `accuracy` and `loss`.
+//!
+//! # Adaptive studies
+//!
+//! A spec whose sampler learns from results (TPE) creates a study with one sampled point; each
+//! further point is asked of the sampler, rebuilt from the stored spec, whenever the study has no
+//! pending trial (at a lease, or when one of its trials finishes), until `n_trials` points. The
+//! sampler sees every finished point with the mean of the objective over its completed seeds.
+//! Grid and random studies are planned in full at creation. See `src/adaptive.rs`.
+//!
 //! # Restarts
 //!
 //! Everything is in the database, so a coordinator killed at any moment and started again on
@@ -59,6 +77,7 @@
 //! [`openapi::document`]; [`Coordinator::serve`] also runs background expiry and refuses a
 //! non-loopback address without a bearer token ([`check_bind`]).
 
+mod adaptive;
 mod clock;
 mod dataset;
 mod error;
@@ -90,7 +109,7 @@ pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
 pub use dataset::MAX_SYNTHETIC_N;
 pub use error::{Error, Result};
 pub use metrics::Metrics;
-pub use pruner::{NoPruner, PeerPoint, PruneContext, Pruner};
+pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
 pub use schema::SCHEMA_VERSION;
 
 use crate::metrics::bump;
@@ -114,8 +133,11 @@ pub struct CoordinatorOptions {
     pub max_wait: Duration,
     /// Time for lease deadlines; tests inject a [`ManualClock`].
     pub clock: Arc<dyn Clock>,
-    /// Decides after each reported epoch whether a trial goes on.
+    /// Decides after each reported epoch whether a trial goes on, for studies whose spec has
+    /// no `[pruner]` (a study's own `[pruner]` wins unless `pruner_override`).
     pub pruner: Arc<dyn Pruner>,
+    /// Use `pruner` for every study, ignoring the specs' `[pruner]` sections.
+    pub pruner_override: bool,
 }
 
 impl Default for CoordinatorOptions {
@@ -128,6 +150,7 @@ impl Default for CoordinatorOptions {
             max_wait: Duration::from_secs(60),
             clock: Arc::new(SystemClock::new()),
             pruner: Arc::new(NoPruner),
+            pruner_override: false,
         }
     }
 }
@@ -179,7 +202,8 @@ impl Coordinator {
     pub fn open(db_path: impl AsRef<Path>, options: CoordinatorOptions) -> Result<Coordinator> {
         let db_path = db_path.as_ref();
         let ttl_ms = i64::try_from(options.lease_ttl.as_millis()).unwrap_or(i64::MAX).max(1);
-        let store = Store::open(db_path, options.clock.clone(), ttl_ms, options.pruner.clone())?;
+        let store =
+            Store::open(db_path, options.clock.clone(), ttl_ms, options.pruner.clone(), options.pruner_override)?;
         let data_dir = options.data_dir.clone().unwrap_or_else(|| default_data_dir(db_path));
         tracing::info!(db = %db_path.display(), data_dir = %data_dir.display(), ttl_ms, "coordinator opened");
         Ok(Coordinator {
@@ -441,6 +465,8 @@ impl Coordinator {
         let recorded = self.inner.store.write(move |ctx| ctx.complete(&id, &body.metrics)).await?;
         if recorded {
             bump(&self.inner.metrics.completions, 1);
+            // An adaptive study may have sampled its next point.
+            self.inner.work.notify_waiters();
         }
         Ok(Recorded { recorded })
     }
@@ -452,7 +478,7 @@ impl Coordinator {
         if outcome.recorded {
             bump(&self.inner.metrics.failures, 1);
         }
-        if outcome.requeued {
+        if outcome.requeued || outcome.recorded {
             self.inner.work.notify_waiters();
         }
         Ok(Recorded { recorded: outcome.recorded })
@@ -464,6 +490,7 @@ impl Coordinator {
         let recorded = self.inner.store.write(move |ctx| ctx.prune(&id, &body)).await?;
         if recorded {
             bump(&self.inner.metrics.prunes, 1);
+            self.inner.work.notify_waiters();
         }
         Ok(Recorded { recorded })
     }

@@ -175,7 +175,8 @@ pub fn document() -> Value {
         "StudyInfo": { "type": "object", "required": ["name", "created_at", "dataset_sha256", "counts"], "properties": {
             "name": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" },
             "dataset_sha256": { "type": "string" }, "counts": schema_ref("StatusCounts"),
-            "created": { "type": "boolean", "description": "Whether this request created the study." } } },
+            "created": { "type": "boolean", "description": "Whether this request created the study." },
+            "planned": { "type": "integer", "description": "Adaptive (TPE) studies only: the trials the study will have once its sampler has proposed all n_trials points." } } },
         "TrialInfo": { "type": "object", "properties": {
             "id": { "type": "integer", "format": "int64" }, "study": { "type": "string" },
             "pipeline": { "type": "string", "description": "baseline, dec or command" },

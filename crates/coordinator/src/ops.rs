@@ -22,10 +22,11 @@
 //! - **superseded**: the trial has been leased again since. Every call is a conflict (409) and
 //!   changes nothing, so a late result is never counted twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use decsweep_api::wire::{DatasetRef, EpochProgress, Lease, ProgressAction, PruneTrial, TrialJob};
+use decsweep_search::{LoadOptions, SweepSpec};
 use rand::Rng;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -38,9 +39,14 @@ pub(crate) struct WriteCtx {
     pub(crate) conn: Connection,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ttl_ms: i64,
+    /// The pruner of studies whose spec has no `[pruner]`.
     pub(crate) pruner: Arc<dyn Pruner>,
+    /// Use [`WriteCtx::pruner`] for every study, whatever its spec says.
+    pub(crate) pruner_override: bool,
     /// Studies never change after creation, so the lease path reads them from here.
     studies: HashMap<i64, Arc<StudyMeta>>,
+    /// Adaptive studies whose sampler has proposed its last point.
+    pub(crate) exhausted: HashSet<i64>,
 }
 
 /// The parts of a study the lease path needs.
@@ -51,6 +57,12 @@ pub(crate) struct StudyMeta {
     pub(crate) dataset: DatasetRef,
     pub(crate) objective_metric: String,
     pub(crate) maximize: bool,
+    /// The stored spec, parsed again (dataset not checked); `None` if it no longer parses (a
+    /// spec stored by another decsweep version): then the study has no spec pruner and no
+    /// sampler to ask.
+    pub(crate) spec: Option<Arc<SweepSpec>>,
+    /// The pruner of the spec's `[pruner]`.
+    pub(crate) pruner: Option<Arc<dyn Pruner>>,
 }
 
 /// A dataset row to insert with a new study.
@@ -84,6 +96,8 @@ pub(crate) struct NewStudy {
     pub(crate) retries: u32,
     pub(crate) objective_metric: String,
     pub(crate) maximize: bool,
+    /// Trials are asked of the sampler as work is needed ([`crate::adaptive`]); `trials` is empty.
+    pub(crate) adaptive: bool,
     pub(crate) trials: Vec<NewTrial>,
 }
 
@@ -183,7 +197,15 @@ fn u32_col(v: i64) -> u32 {
 
 impl WriteCtx {
     pub(crate) fn new(conn: Connection, clock: Arc<dyn Clock>, ttl_ms: i64, pruner: Arc<dyn Pruner>) -> Self {
-        WriteCtx { conn, clock, ttl_ms: ttl_ms.max(1), pruner, studies: HashMap::new() }
+        WriteCtx {
+            conn,
+            clock,
+            ttl_ms: ttl_ms.max(1),
+            pruner,
+            pruner_override: false,
+            studies: HashMap::new(),
+            exhausted: HashSet::new(),
+        }
     }
 
     fn now(&self) -> i64 {
@@ -193,6 +215,7 @@ impl WriteCtx {
     /// Drops cached study rows (after a rollback, a cached row may not exist).
     pub(crate) fn forget_cached_studies(&mut self) {
         self.studies.clear();
+        self.exhausted.clear();
     }
 
     pub(crate) fn study_meta(&mut self, study_id: i64) -> Result<Arc<StudyMeta>> {
@@ -202,21 +225,38 @@ impl WriteCtx {
         let meta = self
             .conn
             .query_row(
-                "SELECT s.name, s.retries, s.objective_metric, s.objective_direction, d.sha256, d.bytes
+                "SELECT s.name, s.retries, s.objective_metric, s.objective_direction, d.sha256, d.bytes,
+                        s.spec, s.spec_path
                    FROM studies s JOIN datasets d ON d.sha256 = s.dataset_sha256 WHERE s.id = ?1",
                 [study_id],
                 |r| {
-                    Ok(StudyMeta {
-                        name: r.get(0)?,
-                        retries: u32_col(r.get(1)?),
-                        objective_metric: r.get(2)?,
-                        maximize: r.get::<_, String>(3)? != "minimize",
-                        dataset: DatasetRef { sha256: r.get(4)?, bytes: r.get::<_, i64>(5)?.max(0) as u64 },
-                    })
+                    Ok((
+                        StudyMeta {
+                            name: r.get(0)?,
+                            retries: u32_col(r.get(1)?),
+                            objective_metric: r.get(2)?,
+                            maximize: r.get::<_, String>(3)? != "minimize",
+                            dataset: DatasetRef { sha256: r.get(4)?, bytes: r.get::<_, i64>(5)?.max(0) as u64 },
+                            spec: None,
+                            pruner: None,
+                        },
+                        r.get::<_, String>(6)?,
+                        r.get::<_, String>(7)?,
+                    ))
                 },
             )
             .optional()?
             .ok_or_else(|| Error::Corrupt(format!("a trial names study {study_id}, which does not exist")))?;
+        let (mut meta, text, path) = meta;
+        match SweepSpec::from_source(&text, &path, &LoadOptions { check_dataset: false }) {
+            Ok(spec) => {
+                meta.pruner = spec.pruner().map(crate::pruner::from_spec);
+                meta.spec = Some(Arc::new(spec));
+            }
+            Err(e) => {
+                tracing::warn!(study = %meta.name, error = %e, "the stored spec does not parse; no spec pruner or sampler")
+            }
+        }
         let meta = Arc::new(meta);
         self.studies.insert(study_id, meta.clone());
         Ok(meta)
@@ -242,8 +282,8 @@ impl WriteCtx {
         )?;
         self.conn.execute(
             "INSERT INTO studies (name, spec, spec_path, dataset_sha256, retries, objective_metric,
-                                  objective_direction, created_at, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                  objective_direction, created_at, created_ms, adaptive)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 study.name,
                 study.spec,
@@ -253,7 +293,8 @@ impl WriteCtx {
                 study.objective_metric,
                 if study.maximize { "maximize" } else { "minimize" },
                 created_at,
-                now
+                now,
+                study.adaptive
             ],
         )?;
         let study_id = self.conn.last_insert_rowid();
@@ -274,6 +315,11 @@ impl WriteCtx {
                 t.label,
                 now
             ])?;
+        }
+        drop(stmt);
+        if study.adaptive {
+            // The first point, so the study has work at once. Errors here refuse the study.
+            self.top_up(study_id)?;
         }
         Ok(Inserted::Created)
     }
@@ -328,12 +374,16 @@ impl WriteCtx {
         if !out.is_empty() {
             tracing::info!(requeued = ?out.requeued, failed = ?out.failed, "leases expired");
         }
+        if !out.failed.is_empty() {
+            self.top_up_all()?;
+        }
         Ok(out)
     }
 
     /// Grants the oldest pending trial of any study to `worker`, after expiring overdue leases.
     pub(crate) fn lease(&mut self, worker: &str) -> Result<(Option<Lease>, Expired)> {
         let expired = self.expire()?;
+        self.top_up_all()?;
         let now = self.now();
         loop {
             let next: Option<(i64, i64, u32, String, i64)> = self
@@ -483,7 +533,10 @@ impl WriteCtx {
                 now
             ])?;
         let meta = self.study_meta(lease.study_id)?;
-        let pruner = self.pruner.clone();
+        let pruner = match &meta.pruner {
+            Some(p) if !self.pruner_override => p.clone(),
+            _ => self.pruner.clone(),
+        };
         let ctx = PruneContext {
             conn: &self.conn,
             study_id: lease.study_id,
@@ -513,6 +566,7 @@ impl WriteCtx {
             )?
             .execute(params![lease.trial_id, metrics_json(metrics), now])?;
         self.end_lease(lease_id, "completed", now)?;
+        self.top_up_quietly(lease.study_id);
         Ok(true)
     }
 
@@ -548,11 +602,15 @@ impl WriteCtx {
                 )?
                 .execute(params![lease.trial_id, error, now])?;
             self.end_lease(lease_id, "failed", now)?;
+            self.top_up_quietly(lease.study_id);
         }
         Ok(FailOutcome { recorded: true, requeued: requeue })
     }
 
-    /// Records that the worker stopped the trial early; its metrics get `pruned_epoch`.
+    /// Records that the worker stopped the trial early. Its metrics get `pruned_epoch`,
+    /// `pruned_stage` (the stage's ordinal: data 0, ae 1, dec 2, finetune 3) and, when the worker
+    /// sent none, `accuracy` and `loss` from the last point recorded in that stage by this
+    /// attempt (its validation accuracy and loss), so `trials.csv` shows where it stood.
     pub(crate) fn prune(&mut self, lease_id: &str, p: &PruneTrial) -> Result<bool> {
         let lease = self.load_lease(lease_id)?;
         match lease.standing() {
@@ -563,7 +621,25 @@ impl WriteCtx {
         }
         let now = self.now();
         let mut metrics = p.metrics.clone();
+        let last: Option<(Option<f64>, Option<f64>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT val_accuracy, val_loss FROM curves
+                  WHERE trial_id = ?1 AND attempt = ?2 AND stage = ?3 AND epoch <= ?4
+                  ORDER BY epoch DESC LIMIT 1",
+            )?
+            .query_row(params![lease.trial_id, lease.attempt, p.stage.name(), p.epoch], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((acc, loss)) = last {
+            if let Some(acc) = acc.filter(|_| !metrics.contains_key("accuracy")) {
+                metrics.insert("accuracy".into(), acc);
+            }
+            if let Some(loss) = loss.filter(|_| !metrics.contains_key("loss")) {
+                metrics.insert("loss".into(), loss);
+            }
+        }
         metrics.insert("pruned_epoch".into(), f64::from(p.epoch));
+        metrics.insert("pruned_stage".into(), stage_ordinal(p.stage));
         self.conn
             .prepare_cached(
                 "UPDATE trials SET status = 'pruned', metrics = ?2, error = ?3, lease_expires_ms = NULL,
@@ -576,6 +652,7 @@ impl WriteCtx {
                 now
             ])?;
         self.end_lease(lease_id, "pruned", now)?;
+        self.top_up_quietly(lease.study_id);
         Ok(true)
     }
 
@@ -588,6 +665,16 @@ impl WriteCtx {
             [floor],
         )?;
         Ok(n)
+    }
+}
+
+/// `pruned_stage` in a pruned trial's metrics.
+fn stage_ordinal(stage: decsweep_api::Stage) -> f64 {
+    match stage {
+        decsweep_api::Stage::Data => 0.0,
+        decsweep_api::Stage::Ae => 1.0,
+        decsweep_api::Stage::Dec => 2.0,
+        decsweep_api::Stage::Finetune => 3.0,
     }
 }
 
@@ -649,6 +736,7 @@ pub(crate) mod tests {
             retries,
             objective_metric: "accuracy".into(),
             maximize: true,
+            adaptive: false,
             trials,
         }
     }
@@ -865,7 +953,7 @@ pub(crate) mod tests {
         assert!(f.ctx.prune(&l.lease_id, &prune).unwrap());
         assert!(!f.ctx.prune(&l.lease_id, &prune).unwrap());
         let stored: String = f.ctx.conn.query_row("SELECT metrics FROM trials WHERE id = 1", [], |r| r.get(0)).unwrap();
-        assert_eq!(stored, r#"{"accuracy":0.4,"pruned_epoch":3.0}"#);
+        assert_eq!(stored, r#"{"accuracy":0.4,"loss":0.55,"pruned_epoch":3.0,"pruned_stage":3.0}"#);
         assert_eq!(f.status(1).0, "pruned");
     }
 

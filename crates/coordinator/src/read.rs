@@ -40,6 +40,22 @@ fn study_counts(conn: &Connection, study_id: i64) -> Result<StatusCounts> {
     Ok(counts)
 }
 
+/// [`StudyInfo::planned`] of a study: for an adaptive one, `n_trials` × the trials one point
+/// plans (seeds × configurations; a TPE spec crosses no grid).
+fn planned(conn: &Connection, study_id: i64) -> Result<Option<u64>> {
+    let (adaptive, text, path): (bool, String, String) = conn
+        .prepare_cached("SELECT adaptive, spec, spec_path FROM studies WHERE id = ?1")?
+        .query_row([study_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if !adaptive {
+        return Ok(None);
+    }
+    let options = decsweep_search::LoadOptions { check_dataset: false };
+    Ok(decsweep_search::SweepSpec::from_source(&text, &path, &options).ok().and_then(|spec| {
+        let per_point = (spec.seeds().len() * spec.configs().len()) as u64;
+        spec.sampler_spec().n_trials.map(|n| n.saturating_mul(per_point))
+    }))
+}
+
 /// The study's id and spec text, if it exists.
 pub(crate) fn study_spec(conn: &Connection, name: &str) -> Result<Option<(i64, String)>> {
     Ok(conn
@@ -60,6 +76,7 @@ pub(crate) fn study(conn: &Connection, name: &str) -> Result<StudyInfo> {
         dataset_sha256,
         counts: study_counts(conn, id)?,
         created: false,
+        planned: planned(conn, id)?,
     })
 }
 
@@ -84,6 +101,7 @@ pub(crate) fn studies(conn: &Connection) -> Result<Vec<StudyInfo>> {
             dataset_sha256,
             counts: counts.remove(&id).unwrap_or_default(),
             created: false,
+            planned: planned(conn, id)?,
         });
     }
     Ok(out)

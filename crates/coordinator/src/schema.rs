@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `i` brings a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -107,6 +107,13 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (trial_id, attempt, stage, epoch)
     );
     "#,
+    // 1 → 2: adaptive studies (TPE) plan their trials as the sampler proposes points.
+    r#"
+    -- 1: trials are asked of the spec's sampler as work is needed (crates/coordinator/src/adaptive.rs).
+    ALTER TABLE studies ADD COLUMN adaptive INTEGER NOT NULL DEFAULT 0;
+    -- JSON of the sampled point a trial was planned from (adaptive studies only).
+    ALTER TABLE trials ADD COLUMN point TEXT;
+    "#,
 ];
 
 /// What a connection is used for.
@@ -184,6 +191,27 @@ mod tests {
         migrate(&mut again, &path).unwrap();
         let reader = connect(&path, Role::Reader).unwrap();
         let n: i64 = reader.query_row("SELECT COUNT(*) FROM trials", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_adaptive_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = connect(&path, Role::Writer).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO datasets VALUES ('h', 'f', 1, 's', 't');
+             INSERT INTO studies (name, spec, spec_path, dataset_sha256, retries, objective_metric,
+                                  objective_direction, created_at, created_ms)
+             VALUES ('old', 'x', 'x.toml', 'h', 2, 'accuracy', 'maximize', 't', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn, &path).unwrap();
+        let adaptive: i64 = conn.query_row("SELECT adaptive FROM studies", [], |r| r.get(0)).unwrap();
+        assert_eq!(adaptive, 0, "an old study is planned in full");
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM trials WHERE point IS NULL", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0);
     }
 

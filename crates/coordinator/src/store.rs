@@ -110,13 +110,20 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating and migrating) the database and starts the writer thread. Running leases
     /// get one TTL of grace from now: their workers could not heartbeat while no coordinator ran.
-    pub(crate) fn open(path: &Path, clock: Arc<dyn Clock>, ttl_ms: i64, pruner: Arc<dyn Pruner>) -> Result<Store> {
+    pub(crate) fn open(
+        path: &Path,
+        clock: Arc<dyn Clock>,
+        ttl_ms: i64,
+        pruner: Arc<dyn Pruner>,
+        pruner_override: bool,
+    ) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let mut conn = connect(path, Role::Writer)?;
         migrate(&mut conn, path)?;
         let mut ctx = WriteCtx::new(conn, clock, ttl_ms, pruner);
+        ctx.pruner_override = pruner_override;
         ctx.conn.execute_batch("BEGIN IMMEDIATE")?;
         match ctx.grace_running() {
             Ok(n) => {
@@ -250,7 +257,7 @@ mod tests {
     use crate::pruner::NoPruner;
 
     fn open(path: &Path) -> Store {
-        Store::open(path, Arc::new(ManualClock::new(1_000_000)), 10_000, Arc::new(NoPruner)).unwrap()
+        Store::open(path, Arc::new(ManualClock::new(1_000_000)), 10_000, Arc::new(NoPruner), false).unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,7 +320,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         let clock = Arc::new(ManualClock::new(1_000_000));
-        let store = Store::open(&path, clock.clone(), 10_000, Arc::new(NoPruner)).unwrap();
+        let store = Store::open(&path, clock.clone(), 10_000, Arc::new(NoPruner), false).unwrap();
         store.write(|ctx| ctx.insert_study(&command_study("a", 2, 2))).await.unwrap();
         let lease = store.write(|ctx| Ok(ctx.lease("w")?.0)).await.unwrap().unwrap();
         let lease2 = store.write(|ctx| Ok(ctx.lease("w")?.0)).await.unwrap().unwrap();
@@ -321,7 +328,7 @@ mod tests {
         std::mem::forget(store);
 
         clock.advance(std::time::Duration::from_millis(5_000));
-        let store = Store::open(&path, clock.clone(), 10_000, Arc::new(NoPruner)).unwrap();
+        let store = Store::open(&path, clock.clone(), 10_000, Arc::new(NoPruner), false).unwrap();
         let id = lease.lease_id.clone();
         let recorded = store.write(move |ctx| ctx.complete(&id, &BTreeMap::new())).await.unwrap();
         assert!(recorded, "the old lease is still valid after the restart");

@@ -46,6 +46,7 @@ pub(crate) fn new_study(req: &CreateStudy, spec: &SweepSpec, dataset: DatasetRow
         retries: spec.retries(),
         objective_metric: spec.objective().metric.clone(),
         maximize: spec.objective().direction == Direction::Maximize,
+        adaptive: spec.is_adaptive(),
         trials,
     })
 }

@@ -50,7 +50,7 @@ pub(crate) fn trials_for_point(spec: &SweepSpec, point: &Point) -> Result<Vec<Tr
     // Only grid dimensions are left, so the grid sampler accepts them.
     let mut crossed = GridSampler::new(&left_out).map_err(|_| PlanError::TooLarge)?;
     let mut out = Vec::new();
-    while let Some(rest) = crossed.ask(&[]) {
+    while let Some(rest) = crossed.ask(&[], &[]) {
         let mut full = point.clone();
         full.extend(rest);
         for config in &spec.configs {
@@ -62,11 +62,21 @@ pub(crate) fn trials_for_point(spec: &SweepSpec, point: &Point) -> Result<Vec<Tr
 
 /// Every trial of the spec; configurations a pipeline cannot tell apart are kept once.
 pub(crate) fn expand_all(spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanError> {
+    if spec.is_adaptive() {
+        // Trials are planned as TPE proposes them. Plan some uniform draws of the same space
+        // now, so parameter combinations the pipelines refuse are reported while reading the spec.
+        let n = spec.sampler.n_trials.unwrap_or(0).min(32) as usize;
+        let mut probe = crate::sampler::RandomSampler::new(spec.space.sampled(), spec.sampler.seed, n);
+        while let Some(point) = probe.ask(&[], &[]) {
+            trials_for_point(spec, &point)?;
+        }
+        return Ok(Vec::new());
+    }
     let mut sampler = spec.sampler();
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     let mut repeats = 0usize;
-    while let Some(point) = sampler.ask(&[]) {
+    while let Some(point) = sampler.ask(&[], &[]) {
         for trial in trials_for_point(spec, &point)? {
             if seen.insert(trial.trial_key.clone()) {
                 out.push(trial);
@@ -290,7 +300,7 @@ mod tests {
         ));
         // What a model-based sampler would do: ask with the history, then plan the proposal.
         let mut sampler = s.sampler();
-        let proposal = sampler.ask(&[]).unwrap();
+        let proposal = sampler.ask(&[], &[]).unwrap();
         assert_eq!(proposal.keys().collect::<Vec<_>>(), ["lr_ft"], "grid dimensions are crossed, not drawn");
         let trials = s.trials_for_point(&proposal).unwrap();
         assert_eq!(trials.len(), 2 * 2 * 2);

@@ -30,20 +30,24 @@ pub mod command;
 pub mod error;
 mod expand;
 mod parse;
+pub mod pruning;
 mod reader;
 pub mod sampler;
 pub mod space;
 pub mod spec;
 mod suggest;
+pub mod tpe;
 pub mod trial;
 
 pub use command::{parse_metrics, CommandSpec, Invocation, MetricsError, PassMode};
 pub use error::{LoadError, SpecError, SpecErrors};
 pub use expand::PlanError;
+pub use pruning::{PruneStage, PrunerKind, PrunerSpec};
 pub use sampler::{GridSampler, Observation, Point, RandomSampler, Sampler, SamplerError};
 pub use space::{Dimension, Space};
 pub use spec::{
     Config, Dataset, Direction, LoadOptions, Objective, PipelineKind, Resources, SamplerKind, SamplerSpec, SweepSpec,
     MAX_TRIALS,
 };
+pub use tpe::{TpeSampler, TpeSettings};
 pub use trial::{Job, TrialPlan};

@@ -1,8 +1,24 @@
 //! Samplers: where the next configuration to try comes from.
 //!
-//! A sampler is asked for one point at a time and is shown every finished trial so far, so a
-//! model-based sampler (TPE, a later issue) fits the same [`Sampler`] trait as the grid and
-//! random samplers here, which ignore the history.
+//! A sampler is asked for one point at a time with [`Sampler::ask`]`(history, pending)`:
+//!
+//! - `history`: every *finished* configuration so far, as [`Observation`]s. A configuration is a
+//!   point run for every seed of the spec; its `value` is the **mean over its seeds** of the
+//!   objective metric, **raw** (in the metric's own units, not negated), or `None` when its
+//!   trials failed (or every seed was pruned). The sampler knows the objective's
+//!   [`Direction`](crate::spec::Direction): [`SweepSpec::sampler`](crate::SweepSpec::sampler)
+//!   builds it with the direction, and a model-based sampler minimises `-value` when maximising.
+//!   Order matters only for reproducibility: pass observations in the order the configurations
+//!   were *proposed* (e.g. by trial/config id), so the same history gives the same next point.
+//! - `pending`: the points proposed earlier that are still running (or queued) on some worker.
+//!   A model-based sampler must not propose a point equal to one of them (TPE counts them with the
+//!   constant liar); grid and random ignore it, since their sequences never repeat a point
+//!   on purpose.
+//!
+//! `ask` returns `None` once the sampler has nothing more to propose (the grid is exhausted,
+//! `n_trials` points were proposed). Samplers keep a count of what they proposed, so a coordinator
+//! that restarts rebuilds one and replays: for a spec-built sampler, asking again with the same
+//! history gives the same point (see each sampler's docs).
 
 use std::collections::BTreeMap;
 
@@ -19,15 +35,17 @@ pub type Point = BTreeMap<String, ParamValue>;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observation {
     pub point: Point,
-    /// The objective, averaged over the configuration's seeds; `None` when its trials failed.
+    /// The objective metric, raw (not oriented by the direction), averaged over the
+    /// configuration's seeds; `None` when its trials failed.
     pub value: Option<f64>,
 }
 
 /// Proposes configurations.
 pub trait Sampler: Send {
-    /// The next point to try, given every finished observation; `None` once the sampler has
-    /// nothing more to propose (the grid is exhausted, `n_trials` points were drawn).
-    fn ask(&mut self, history: &[Observation]) -> Option<Point>;
+    /// The next point to try, given every finished observation and the points still running;
+    /// `None` once the sampler has nothing more to propose (the grid is exhausted, `n_trials`
+    /// points were drawn). See the module docs for what the arguments hold.
+    fn ask(&mut self, history: &[Observation], pending: &[Point]) -> Option<Point>;
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -80,7 +98,7 @@ impl GridSampler {
 }
 
 impl Sampler for GridSampler {
-    fn ask(&mut self, _history: &[Observation]) -> Option<Point> {
+    fn ask(&mut self, _history: &[Observation], _pending: &[Point]) -> Option<Point> {
         if self.next >= self.total {
             return None;
         }
@@ -116,7 +134,7 @@ impl RandomSampler {
 }
 
 impl Sampler for RandomSampler {
-    fn ask(&mut self, _history: &[Observation]) -> Option<Point> {
+    fn ask(&mut self, _history: &[Observation], _pending: &[Point]) -> Option<Point> {
         if self.next >= self.n_trials {
             return None;
         }
@@ -128,7 +146,7 @@ impl Sampler for RandomSampler {
 
 /// A uniform draw from [0, 1) with 53 random bits, done here rather than through `rand` so the
 /// mapping from the stream to values is fixed by this crate alone.
-fn unit(rng: &mut ChaCha8Rng) -> f64 {
+pub(crate) fn unit(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
@@ -148,7 +166,7 @@ fn below(rng: &mut ChaCha8Rng, n: u128) -> u128 {
     }
 }
 
-fn draw(rng: &mut ChaCha8Rng, dim: &Dimension) -> ParamValue {
+pub(crate) fn draw(rng: &mut ChaCha8Rng, dim: &Dimension) -> ParamValue {
     match dim {
         Dimension::Grid(vs) | Dimension::Choice(vs) => {
             let i = below(rng, vs.len() as u128) as usize;
@@ -183,7 +201,7 @@ mod tests {
     }
 
     fn drain(s: &mut dyn Sampler) -> Vec<Point> {
-        std::iter::from_fn(|| s.ask(&[])).collect()
+        std::iter::from_fn(|| s.ask(&[], &[])).collect()
     }
 
     #[test]

@@ -28,17 +28,40 @@
 //! ff_dim = { int = [64, 512], log = true }      # integers, uniform in log space
 //!
 //! [sampler]
-//! kind = "random"                     # "grid" (default) or "random"
+//! kind = "random"                     # "grid" (default), "random" or "tpe"
 //! seed = 0                            # the random draws are a function of this seed
-//! n_trials = 20                       # points drawn; required for random
+//! n_trials = 20                       # points drawn; required for random and tpe
 //!
-//! [objective]                         # what a later model-based sampler optimises
+//! [objective]                         # what the tpe sampler optimises, and reports rank by
 //! metric = "accuracy"                 # default "accuracy"
 //! direction = "maximize"              # or "minimize"; default "maximize"
 //!
 //! [resources]                         # what one trial needs from a worker
 //! gpus = 0.25                         # a share of one GPU (four trials per GPU), or whole GPUs
 //! cpus = 1
+//! ```
+//!
+//! The TPE sampler ([`crate::tpe`] documents the algorithm) proposes one point at a time from
+//! the finished ones, and early stopping is a `[pruner]` table ([`crate::pruning`] gives the
+//! exact rules; the coordinator applies them):
+//!
+//! ```text
+//! [sampler]
+//! kind = "tpe"
+//! n_trials = 100                      # configurations to try (required)
+//! seed = 0
+//! n_startup_trials = 10               # uniform draws first (default 10)
+//! n_ei_candidates = 24                # candidates scored per proposal (default 24)
+//! multivariate = true                 # joint kernels over all dimensions (default true)
+//! constant_liar = true                # running points count as worst (default true)
+//!
+//! [pruner]
+//! kind = "median"                     # or "asha"
+//! stage = "finetune"                  # whose epochs are the steps: "ae", "dec", "finetune" (default)
+//! n_startup_trials = 5                # median: completed trials before pruning (default 5)
+//! n_warmup_steps = 0                  # median: steps never pruned (default 0)
+//! interval_steps = 1                  # median: check every k-th step (default 1)
+//! # asha: min_resource = 1, reduction_factor = 3, min_early_stopping_rate = 0
 //! ```
 //!
 //! Explicit configurations replace `study.pipelines` when a table needs named rows that are not a
@@ -76,12 +99,25 @@
 //!   `loguniform` 0 < lo < hi, `int` integers lo < hi (`step` ≥ 1, or `log = true` with lo ≥ 1).
 //! - The grid sampler enumerates `grid` and `choice` only; `n_trials`, if given, must equal the
 //!   number of grid points. The random sampler requires `n_trials` and something to draw.
-//! - Seeds are distinct non-negative integers; a sweep expands to at most [`MAX_TRIALS`] trials.
+//! - The tpe sampler requires `n_trials`, something to choose, no `grid` dimension (use
+//!   `choice`) and exactly one configuration (one pipeline or one `[[configs]]` entry): a point
+//!   is one configuration, whose objective it learns. Its options are refused with other kinds.
+//! - **Seeds and a sampler together**: each proposed configuration is run for every seed of
+//!   `study.seeds`, and the sampler sees one observation per configuration: the **mean over its
+//!   seeds** of `[objective] metric` (seeds that failed or were pruned left out; no seed
+//!   finished: a failed observation). The coordinator asks for the next point when a worker is
+//!   idle, passing the still-running points as pending.
+//! - `[pruner]` needs `kind`; each kind takes only its own parameters (`interval_steps`,
+//!   `min_resource` ≥ 1, `reduction_factor` ≥ 2); `stage = "ae"` or `"dec"` needs the dec
+//!   pipeline.
+//! - Seeds are distinct non-negative integers; a sweep expands to at most [`MAX_TRIALS`] trials
+//!   (for tpe: `n_trials` × seeds).
 //!
 //! # Expansion
 //!
 //! Points (grid: the product of `grid`/`choice` values, first-declared parameter varying
-//! slowest; random: `n_trials` draws, each crossed with every `grid` value) × configurations
+//! slowest; random: `n_trials` draws, each crossed with every `grid` value; tpe: none in
+//! advance, see [`SweepSpec::is_adaptive`]) × configurations
 //! (`pipelines` in order, or `[[configs]]` in order) × seeds, in that nesting. A configuration a
 //! pipeline cannot tell apart from an earlier one (a swept parameter it never reads) is run once.
 
@@ -92,8 +128,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::CommandSpec;
 use crate::error::{LoadError, SpecErrors};
+use crate::pruning::PrunerSpec;
 use crate::sampler::{GridSampler, Point, RandomSampler, Sampler};
 use crate::space::Space;
+use crate::tpe::{TpeSampler, TpeSettings};
 use crate::trial::TrialPlan;
 
 /// The most trials one spec may expand to; beyond it a typo (one grid too many) is more likely
@@ -154,10 +192,11 @@ pub struct Config {
 pub enum SamplerKind {
     Grid,
     Random,
+    Tpe,
 }
 
 impl SamplerKind {
-    pub const WORDS: &'static [&'static str] = &["grid", "random"];
+    pub const WORDS: &'static [&'static str] = &["grid", "random", "tpe"];
 }
 
 /// `[sampler]`.
@@ -165,8 +204,11 @@ impl SamplerKind {
 pub struct SamplerSpec {
     pub kind: SamplerKind,
     pub seed: u64,
-    /// Points to draw (random); the grid's size if given for a grid.
+    /// Points to draw (random, tpe); the grid's size if given for a grid.
     pub n_trials: Option<u64>,
+    /// TPE's options (defaults when not `tpe`).
+    #[serde(default)]
+    pub tpe: TpeSettings,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +275,7 @@ pub struct SweepSpec {
     pub(crate) seeds: Vec<u64>,
     pub(crate) retries: u32,
     pub(crate) sampler: SamplerSpec,
+    pub(crate) pruner: Option<PrunerSpec>,
     pub(crate) objective: Objective,
     pub(crate) resources: Resources,
     pub(crate) command: Option<CommandSpec>,
@@ -257,7 +300,8 @@ impl SweepSpec {
         crate::parse::parse(source, path.as_ref(), options)
     }
 
-    /// Every trial of the sweep, in expansion order (see the module docs).
+    /// Every trial of the sweep, in expansion order (see the module docs); empty for an adaptive
+    /// sampler ([`SweepSpec::is_adaptive`]).
     pub fn expand(&self) -> Vec<TrialPlan> {
         self.trials.clone()
     }
@@ -269,6 +313,9 @@ impl SweepSpec {
 
     /// A fresh sampler of this spec's points. The grid sampler covers every dimension; the random
     /// sampler draws the non-`grid` ones, and [`SweepSpec::trials_for_point`] crosses the rest.
+    /// The TPE sampler draws every dimension (validation refuses `grid` with it) and is built with
+    /// the objective's direction, so its observations carry the raw metric (see
+    /// [`crate::sampler`]).
     pub fn sampler(&self) -> Box<dyn Sampler> {
         match self.sampler.kind {
             SamplerKind::Grid => match GridSampler::new(&self.space) {
@@ -282,7 +329,26 @@ impl SweepSpec {
                 self.sampler.seed,
                 usize::try_from(self.sampler.n_trials.unwrap_or(0)).unwrap_or(usize::MAX),
             )),
+            SamplerKind::Tpe => Box::new(TpeSampler::new(
+                self.space.sampled(),
+                self.objective.direction,
+                self.sampler.tpe.clone(),
+                self.sampler.seed,
+                usize::try_from(self.sampler.n_trials.unwrap_or(0)).unwrap_or(usize::MAX),
+            )),
         }
+    }
+
+    /// Whether the sweep's trials are planned as its sampler proposes them (TPE) rather than all
+    /// at once: then [`SweepSpec::trials`] is empty, and the coordinator asks
+    /// [`SweepSpec::sampler`] for each point and plans it with [`SweepSpec::trials_for_point`].
+    pub fn is_adaptive(&self) -> bool {
+        self.sampler.kind == SamplerKind::Tpe
+    }
+
+    /// `[pruner]`, when the spec asks for early stopping (see [`crate::pruning`]).
+    pub fn pruner(&self) -> Option<&PrunerSpec> {
+        self.pruner.as_ref()
     }
 
     /// The trials of one point proposed by a sampler: the point × any `grid` dimension it leaves
@@ -369,7 +435,7 @@ impl SweepSpec {
 struct NoPoints;
 
 impl Sampler for NoPoints {
-    fn ask(&mut self, _history: &[crate::sampler::Observation]) -> Option<Point> {
+    fn ask(&mut self, _history: &[crate::sampler::Observation], _pending: &[Point]) -> Option<Point> {
         None
     }
 }
@@ -383,7 +449,9 @@ mod tests {
         let mut out = String::new();
         let mut inside = false;
         for line in include_str!("spec.rs").lines() {
-            let Some(doc) = line.strip_prefix("//!") else { continue };
+            let Some(doc) = line.strip_prefix("//!") else {
+                continue;
+            };
             let doc = doc.strip_prefix(' ').unwrap_or(doc);
             match (inside, doc.trim()) {
                 (false, "```toml") => inside = true,

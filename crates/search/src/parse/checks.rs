@@ -105,11 +105,44 @@ pub(super) fn check_sampler(
             let crossed = GridSampler::new(&space.grid_only()).ok().map(|g| g.len() as u64);
             crossed.and_then(|c| sampler.spec.n_trials.and_then(|n| n.checked_mul(c)))
         }
+        SamplerKind::Tpe => {
+            // One point is one configuration, whose objective (mean over seeds) TPE learns from:
+            // a grid dimension or a second configuration would give a point several values.
+            let mut ok = true;
+            for d in decl.iter().filter(|d| matches!(d.dim, crate::space::Dimension::Grid(_))) {
+                diag.error(
+                    d.kind_span.clone(),
+                    format!(
+                        "the tpe sampler learns one objective per point, so it cannot cross `space.{}` as a grid; use {{ choice = [...] }} to let it choose, or one study per grid value",
+                        d.name
+                    ),
+                );
+                ok = false;
+            }
+            if n_configs > 1 {
+                diag.error(
+                    sampler.kind_span.clone(),
+                    format!("the tpe sampler optimises one configuration, but this sweep has {n_configs} (pipelines or [[configs]] entries); run one study per pipeline"),
+                );
+                ok = false;
+            }
+            if ok && space.sampled().is_empty() {
+                diag.error(
+                    sampler.kind_span.clone(),
+                    "the tpe sampler has nothing to choose: [space] has no choice, uniform, loguniform or int dimension",
+                );
+                ok = false;
+            }
+            if !ok {
+                return;
+            }
+            sampler.spec.n_trials
+        }
     };
     let total = points.and_then(|p| p.checked_mul(n_configs as u64)).and_then(|p| p.checked_mul(n_seeds as u64));
     if total.is_none_or(|t| t > MAX_TRIALS as u64) {
         let span = match sampler.spec.kind {
-            SamplerKind::Random => sampler.n_trials_span.clone().unwrap_or(space_span.clone()),
+            SamplerKind::Random | SamplerKind::Tpe => sampler.n_trials_span.clone().unwrap_or(space_span.clone()),
             SamplerKind::Grid => space_span.clone(),
         };
         let count = total.map_or("more than can be counted".to_string(), |t| t.to_string());

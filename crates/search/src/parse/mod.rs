@@ -22,9 +22,21 @@ use crate::space::Space;
 use crate::spec::{Config, LoadOptions, PipelineKind, SweepSpec};
 use crate::{expand, suggest};
 
-const TOP_KEYS: &[&str] = &["study", "command", "fixed", "space", "configs", "sampler", "objective", "resources"];
+const TOP_KEYS: &[&str] =
+    &["study", "command", "fixed", "space", "configs", "sampler", "pruner", "objective", "resources"];
 const COMMAND_KEYS: &[&str] = &["program", "pass", "env", "workdir"];
-const SAMPLER_KEYS: &[&str] = &["kind", "seed", "n_trials"];
+const SAMPLER_KEYS: &[&str] =
+    &["kind", "seed", "n_trials", "n_startup_trials", "n_ei_candidates", "multivariate", "constant_liar"];
+const PRUNER_KEYS: &[&str] = &[
+    "kind",
+    "stage",
+    "n_startup_trials",
+    "n_warmup_steps",
+    "interval_steps",
+    "min_resource",
+    "reduction_factor",
+    "min_early_stopping_rate",
+];
 const OBJECTIVE_KEYS: &[&str] = &["metric", "direction"];
 const RESOURCES_KEYS: &[&str] = &["gpus", "cpus"];
 
@@ -57,7 +69,9 @@ fn section<'a, 'i>(
     key: &str,
     allowed: Option<&[&str]>,
 ) -> Result<Option<Section<'a, 'i>>, ()> {
-    let Some(e) = top.get(key) else { return Ok(None) };
+    let Some(e) = top.get(key) else {
+        return Ok(None);
+    };
     let DeValue::Table(t) = e.value.get_ref() else {
         diag.error(
             e.value.span(),
@@ -154,6 +168,23 @@ fn walk(
         Ok(s) => settings::sampler(diag, s.as_ref()),
         Err(()) => None,
     };
+    let pruner_section = section(diag, &top, "pruner", Some(PRUNER_KEYS));
+    let pruner = match &pruner_section {
+        Ok(Some(s)) => settings::pruner(diag, s).map(Some),
+        Ok(None) => Some(None),
+        Err(()) => None,
+    };
+    if let (Some(Some(p)), Some(list), Ok(Some(s))) = (&pruner, &pipelines, &pruner_section) {
+        let stage = p.stage;
+        let dec = list.iter().any(|(k, _)| *k == PipelineKind::Model(decsweep_api::Pipeline::Dec));
+        if stage != crate::pruning::PruneStage::Finetune && !dec {
+            let span = s.get("stage").map_or(s.span.clone(), |e| e.value.span());
+            diag.error(
+                span,
+                format!("pruner stage \"{}\" is a stage of the dec pipeline, which this sweep does not run; use \"finetune\"", stage.name()),
+            );
+        }
+    }
     let objective = match section(diag, &top, "objective", Some(OBJECTIVE_KEYS)) {
         Ok(s) => settings::objective(diag, s.as_ref()),
         Err(()) => None,
@@ -205,6 +236,7 @@ fn walk(
         seeds: study.seeds?,
         retries: study.retries,
         sampler: sampler?.spec,
+        pruner: pruner?,
         objective: objective?,
         resources: resources?,
         command,
@@ -240,7 +272,9 @@ fn pipeline_rules(
     command_section: &Result<Option<Section<'_, '_>>, ()>,
     pass: PassMode,
 ) -> Rules {
-    let Some(pipelines) = pipelines else { return Rules::Unchecked };
+    let Some(pipelines) = pipelines else {
+        return Rules::Unchecked;
+    };
     let command = pipelines.iter().find(|(k, _)| *k == PipelineKind::Command);
     let models: Vec<decsweep_api::Pipeline> = pipelines
         .iter()

@@ -6,8 +6,13 @@ use toml::de::DeValue;
 
 use crate::command::{CommandSpec, PassMode};
 use crate::error::Diagnostics;
+use crate::pruning::{PruneStage, PrunerKind, PrunerSpec};
 use crate::reader::{self, Section, Span};
 use crate::spec::{Direction, Objective, Resources, SamplerKind, SamplerSpec};
+use crate::tpe::TpeSettings;
+
+/// `[sampler]` keys that only `kind = "tpe"` reads.
+pub(crate) const TPE_KEYS: &[&str] = &["n_startup_trials", "n_ei_candidates", "multivariate", "constant_liar"];
 
 /// `[sampler]` and where its parts were written, for checks made once the space is known.
 pub(crate) struct Sampler {
@@ -18,7 +23,7 @@ pub(crate) struct Sampler {
 }
 
 pub(crate) fn sampler(diag: &mut Diagnostics, s: Option<&Section<'_, '_>>) -> Option<Sampler> {
-    let default = SamplerSpec { kind: SamplerKind::Grid, seed: 0, n_trials: None };
+    let default = SamplerSpec { kind: SamplerKind::Grid, seed: 0, n_trials: None, tpe: TpeSettings::default() };
     let Some(s) = s else {
         return Some(Sampler { spec: default, kind_span: 0..0, n_trials_span: None });
     };
@@ -28,6 +33,7 @@ pub(crate) fn sampler(diag: &mut Diagnostics, s: Option<&Section<'_, '_>>) -> Op
         out.kind_span = e.value.span();
         match reader::word(diag, e.value, &s.field("kind"), SamplerKind::WORDS) {
             Some("random") => out.spec.kind = SamplerKind::Random,
+            Some("tpe") => out.spec.kind = SamplerKind::Tpe,
             Some(_) => out.spec.kind = SamplerKind::Grid,
             None => ok = false,
         }
@@ -49,10 +55,49 @@ pub(crate) fn sampler(diag: &mut Diagnostics, s: Option<&Section<'_, '_>>) -> Op
             None => ok = false,
         }
     }
-    if ok && out.spec.kind == SamplerKind::Random && out.spec.n_trials.is_none() {
+    for key in TPE_KEYS {
+        let Some(e) = s.get(key) else { continue };
+        if ok && out.spec.kind != SamplerKind::Tpe {
+            diag.error(
+                e.key_span.clone(),
+                format!("`{key}` is an option of the tpe sampler; add kind = \"tpe\" or remove it"),
+            );
+            ok = false;
+            continue;
+        }
+        let tpe = &mut out.spec.tpe;
+        match *key {
+            "n_startup_trials" => match reader::unsigned(diag, e.value, &s.field(key)) {
+                Some(n) => tpe.n_startup_trials = usize::try_from(n).unwrap_or(usize::MAX),
+                None => ok = false,
+            },
+            "n_ei_candidates" => match reader::unsigned(diag, e.value, &s.field(key)) {
+                Some(0) => {
+                    diag.error(e.value.span(), format!("expected at least 1 for {}", s.field(key)));
+                    ok = false;
+                }
+                Some(n) if n > 10_000 => {
+                    diag.error(e.value.span(), format!("expected at most 10000 for {}, found {n}", s.field(key)));
+                    ok = false;
+                }
+                Some(n) => tpe.n_ei_candidates = n as usize,
+                None => ok = false,
+            },
+            "multivariate" => match reader::boolean(diag, e.value, &s.field(key)) {
+                Some(b) => tpe.multivariate = b,
+                None => ok = false,
+            },
+            _ => match reader::boolean(diag, e.value, &s.field(key)) {
+                Some(b) => tpe.constant_liar = b,
+                None => ok = false,
+            },
+        }
+    }
+    if ok && matches!(out.spec.kind, SamplerKind::Random | SamplerKind::Tpe) && out.spec.n_trials.is_none() {
+        let kind = if out.spec.kind == SamplerKind::Tpe { "tpe" } else { "random" };
         diag.error(
             out.kind_span.clone(),
-            "the random sampler needs `n_trials` in [sampler]: how many configurations to draw",
+            format!("the {kind} sampler needs `n_trials` in [sampler]: how many configurations to try"),
         );
         ok = false;
     }
@@ -186,4 +231,79 @@ pub(crate) fn command(diag: &mut Diagnostics, s: &Section<'_, '_>) -> Option<Com
         }
     }
     ok.then_some(CommandSpec { program, pass, env, workdir })
+}
+
+/// `[pruner]`; `None` (reported) when it is broken.
+pub(crate) fn pruner(diag: &mut Diagnostics, s: &Section<'_, '_>) -> Option<PrunerSpec> {
+    let mut ok = true;
+    let kind = match s.get("kind") {
+        None => {
+            s.missing(diag, "kind", "kind = \"median\" or kind = \"asha\"");
+            return None;
+        }
+        Some(e) => reader::word(diag, e.value, &s.field("kind"), PrunerKind::WORDS)?,
+    };
+    let mut out = if kind == "median" { PrunerKind::median() } else { PrunerKind::asha() };
+    let (own, other): (&[&str], &str) = match kind {
+        "median" => (&["n_startup_trials", "n_warmup_steps", "interval_steps"], "asha"),
+        _ => (&["min_resource", "reduction_factor", "min_early_stopping_rate"], "median"),
+    };
+    for e in &s.entries {
+        let known = [
+            "n_startup_trials",
+            "n_warmup_steps",
+            "interval_steps",
+            "min_resource",
+            "reduction_factor",
+            "min_early_stopping_rate",
+        ];
+        // `kind` and `stage` are read below; unknown keys were reported when the table was opened.
+        if !known.contains(&e.key) {
+            continue;
+        }
+        if !own.contains(&e.key) {
+            diag.error(
+                e.key_span.clone(),
+                format!(
+                    "`{}` is a parameter of the {other} pruner, not of kind = \"{kind}\"; the {kind} pruner takes {}",
+                    e.key,
+                    own.join(", ")
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        let Some(v) = reader::unsigned(diag, e.value, &s.field(e.key)) else {
+            ok = false;
+            continue;
+        };
+        let least = match e.key {
+            "interval_steps" | "min_resource" => 1,
+            "reduction_factor" => 2,
+            _ => 0,
+        };
+        if v < least {
+            diag.error(e.value.span(), format!("expected at least {least} for {}, found {v}", s.field(e.key)));
+            ok = false;
+            continue;
+        }
+        match (&mut out, e.key) {
+            (PrunerKind::Median { n_startup_trials, .. }, "n_startup_trials") => *n_startup_trials = v,
+            (PrunerKind::Median { n_warmup_steps, .. }, "n_warmup_steps") => *n_warmup_steps = v,
+            (PrunerKind::Median { interval_steps, .. }, _) => *interval_steps = v,
+            (PrunerKind::Asha { min_resource, .. }, "min_resource") => *min_resource = v,
+            (PrunerKind::Asha { reduction_factor, .. }, "reduction_factor") => *reduction_factor = v,
+            (PrunerKind::Asha { min_early_stopping_rate, .. }, _) => *min_early_stopping_rate = v,
+        }
+    }
+    let mut stage = PruneStage::Finetune;
+    if let Some(e) = s.get("stage") {
+        match reader::word(diag, e.value, &s.field("stage"), PruneStage::WORDS) {
+            Some("ae") => stage = PruneStage::Ae,
+            Some("dec") => stage = PruneStage::Dec,
+            Some(_) => {}
+            None => ok = false,
+        }
+    }
+    ok.then_some(PrunerSpec { kind: out, stage })
 }

@@ -463,3 +463,105 @@ fn single_bracket_configs_is_explained() {
     let src = "[study]\nname = \"t\"\ndataset = \"d\"\nseeds = [0]\n[configs]\npipeline = \"dec\"\n";
     only_error(src, 5, 1, "write [[configs]] (double brackets) above each entry");
 }
+
+/// A one-pipeline head for TPE specs; tests append from line 6.
+const TPE_HEAD: &str = r#"[study]
+name = "t"
+dataset = { synthetic = { seed = 0 } }
+pipelines = ["dec"]
+seeds = [0, 1]
+"#;
+
+fn valid(src: &str) -> SweepSpec {
+    SweepSpec::from_source(src, PATH, &LoadOptions { check_dataset: false }).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn tpe_sampler_reads_its_options_and_plans_adaptively() {
+    let s = valid(&format!(
+        "{TPE_HEAD}[sampler]\nkind = \"tpe\"\nn_trials = 30\nseed = 4\nn_startup_trials = 5\nn_ei_candidates = 48\nmultivariate = false\nconstant_liar = false\n[space]\nlr_ft = {{ loguniform = [1e-5, 1e-3] }}\nepochs_ft = {{ int = [10, 50], step = 10 }}\n[objective]\ndirection = \"maximize\"\n"
+    ));
+    let spec = s.sampler_spec();
+    assert_eq!(spec.kind, crate::SamplerKind::Tpe);
+    assert_eq!((spec.seed, spec.n_trials), (4, Some(30)));
+    let t = &spec.tpe;
+    assert_eq!((t.n_startup_trials, t.n_ei_candidates, t.multivariate, t.constant_liar), (5, 48, false, false));
+    assert!(s.is_adaptive() && s.trials().is_empty(), "tpe trials are planned as points are proposed");
+    let mut sampler = s.sampler();
+    let p = sampler.ask(&[], &[]).unwrap();
+    assert_eq!(s.trials_for_point(&p).unwrap().len(), 2, "one configuration × two seeds");
+    // Defaults.
+    let d = valid(&format!(
+        "{TPE_HEAD}[sampler]\nkind = \"tpe\"\nn_trials = 3\n[space]\nlr_ft = {{ uniform = [1e-5, 1e-3] }}\n"
+    ));
+    assert_eq!(d.sampler_spec().tpe, crate::TpeSettings::default());
+    assert!(d.pruner().is_none());
+}
+
+#[test]
+fn tpe_refusals_name_the_place() {
+    only_error(
+        &format!("{TPE_HEAD}[sampler]\nkind = \"tpe\"\n[space]\nlr_ft = {{ uniform = [1e-5, 1e-3] }}\n"),
+        7,
+        8,
+        "the tpe sampler needs `n_trials`",
+    );
+    only_error(
+        &format!("{TPE_HEAD}[sampler]\nkind = \"tpe\"\nn_trials = 5\n[space]\nlabel_fraction = {{ grid = [0.2, 0.4] }}\nlr_ft = {{ uniform = [1e-5, 1e-3] }}\n"),
+        10,
+        20,
+        "cannot cross `space.label_fraction` as a grid",
+    );
+    only_error(
+        &with("[sampler]\nkind = \"tpe\"\nn_trials = 5\n[space]\nlr_ft = { uniform = [1e-5, 1e-3] }\n"),
+        7,
+        8,
+        "optimises one configuration, but this sweep has 2",
+    );
+    only_error(
+        &format!("{TPE_HEAD}[sampler]\nkind = \"random\"\nn_trials = 5\nmultivariate = true\n[space]\nlr_ft = {{ uniform = [1e-5, 1e-3] }}\n"),
+        9,
+        1,
+        "`multivariate` is an option of the tpe sampler",
+    );
+    only_error(
+        &format!("{TPE_HEAD}[sampler]\nkind = \"tpe\"\nn_trials = 5\nn_ei_candidates = 0\n[space]\nlr_ft = {{ uniform = [1e-5, 1e-3] }}\n"),
+        9,
+        19,
+        "expected at least 1",
+    );
+}
+
+#[test]
+fn pruner_tables_are_read_with_defaults() {
+    use crate::{PruneStage, PrunerKind};
+    let s = valid(&with("[pruner]\nkind = \"median\"\nn_warmup_steps = 3\n"));
+    let p = s.pruner().unwrap();
+    assert_eq!(p.kind, PrunerKind::Median { n_startup_trials: 5, n_warmup_steps: 3, interval_steps: 1 });
+    assert_eq!(p.stage, PruneStage::Finetune);
+    let s = valid(&with("[pruner]\nkind = \"asha\"\nstage = \"dec\"\nreduction_factor = 4\n"));
+    let p = s.pruner().unwrap();
+    assert_eq!(p.kind, PrunerKind::Asha { min_resource: 1, reduction_factor: 4, min_early_stopping_rate: 0 });
+    assert_eq!(p.stage, PruneStage::Dec);
+}
+
+#[test]
+fn pruner_refusals_name_the_place() {
+    only_error(&with("[pruner]\nn_warmup_steps = 3\n"), 6, 1, "missing `kind`");
+    only_error(&with("[pruner]\nkind = \"hyperband\"\n"), 7, 8, "median");
+    only_error(
+        &with("[pruner]\nkind = \"median\"\nmin_resource = 2\n"),
+        8,
+        1,
+        "`min_resource` is a parameter of the asha pruner",
+    );
+    only_error(&with("[pruner]\nkind = \"asha\"\nreduction_factor = 1\n"), 8, 20, "expected at least 2");
+    only_error(&with("[pruner]\nkind = \"median\"\ninterval_steps = 0\n"), 8, 18, "expected at least 1");
+    only_error(&with("[pruner]\nkind = \"median\"\nwarmup = 1\n"), 8, 1, "unknown key `warmup`");
+    only_error(
+        "[study]\nname = \"t\"\ndataset = { synthetic = { seed = 0 } }\npipelines = [\"baseline\"]\nseeds = [0]\n[pruner]\nkind = \"median\"\nstage = \"ae\"\n",
+        8,
+        9,
+        "stage of the dec pipeline",
+    );
+}
