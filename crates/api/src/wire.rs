@@ -103,6 +103,20 @@ pub struct StudyInfo {
     /// trial finished with none pending. `None`: every trial exists from creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned: Option<u64>,
+    /// The metric the study optimises and whether larger is better (from the spec's
+    /// `[objective]`), so reports and progress know which way is best.
+    #[serde(default = "default_objective_metric")]
+    pub objective_metric: String,
+    #[serde(default = "default_true")]
+    pub maximize: bool,
+}
+
+fn default_objective_metric() -> String {
+    "accuracy".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A trial as listed by `GET /v1/studies/{name}/trials` and `GET /v1/trials/{id}`.

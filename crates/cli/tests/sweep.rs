@@ -331,3 +331,34 @@ fn a_coordinator_killed_mid_study_continues_on_restart() {
         assert_eq!(same.attempts, t.attempts);
     }
 }
+
+#[test]
+fn a_command_pipeline_runs_any_program_and_collects_its_last_json_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The program gets `--x VALUE --seed N` and prints a JSON line of metrics last.
+    let spec = r#"
+[study]
+name = "cmd"
+dataset = { synthetic = { seed = 0, n = 20 } }
+pipelines = ["command"]
+seeds = [0, 1]
+
+[command]
+program = ["sh", "-c", "echo starting; echo \"{\\\"accuracy\\\": $2, \\\"seed_seen\\\": $4}\"", "sh"]
+
+[space]
+x = { grid = [0.25, 0.5] }
+"#;
+    let path = tmp.path().join("cmd.toml");
+    std::fs::write(&path, spec).unwrap();
+    let results = tmp.path().join("results");
+    let o = run_sweep(&path, &results, &tmp.path().join("home"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let trials = store_trials(&results.join("decsweep.db"), "cmd");
+    assert_eq!(trials.len(), 4);
+    for t in &trials {
+        assert_eq!(t.status, TrialStatus::Completed, "{t:#?}");
+        assert_eq!(t.metrics["accuracy"], t.params["x"].as_f64().unwrap());
+        assert_eq!(t.metrics["seed_seen"], t.seed as f64);
+    }
+}

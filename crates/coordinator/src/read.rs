@@ -64,12 +64,15 @@ pub(crate) fn study_spec(conn: &Connection, name: &str) -> Result<Option<(i64, S
 }
 
 pub(crate) fn study(conn: &Connection, name: &str) -> Result<StudyInfo> {
-    let row: Option<(i64, String, String)> = conn
-        .query_row("SELECT id, created_at, dataset_sha256 FROM studies WHERE name = ?1", [name], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+    let row: Option<(i64, String, String, String, String)> = conn
+        .query_row(
+            "SELECT id, created_at, dataset_sha256, objective_metric, objective_direction FROM studies WHERE name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
         .optional()?;
-    let (id, created_at, dataset_sha256) = row.ok_or_else(|| Error::StudyNotFound(name.to_string()))?;
+    let (id, created_at, dataset_sha256, objective_metric, direction) =
+        row.ok_or_else(|| Error::StudyNotFound(name.to_string()))?;
     Ok(StudyInfo {
         name: name.to_string(),
         created_at,
@@ -77,6 +80,8 @@ pub(crate) fn study(conn: &Connection, name: &str) -> Result<StudyInfo> {
         counts: study_counts(conn, id)?,
         created: false,
         planned: planned(conn, id)?,
+        objective_metric,
+        maximize: direction == "maximize",
     })
 }
 
@@ -90,11 +95,15 @@ pub(crate) fn studies(conn: &Connection) -> Result<Vec<StudyInfo>> {
             add_count(counts.entry(r.get(0)?).or_default(), &r.get::<_, String>(1)?, r.get(2)?)?;
         }
     }
-    let mut stmt = conn.prepare_cached("SELECT id, name, created_at, dataset_sha256 FROM studies ORDER BY id")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, created_at, dataset_sha256, objective_metric, objective_direction FROM studies ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, name, created_at, dataset_sha256) = row?;
+        let (id, name, created_at, dataset_sha256, objective_metric, direction) = row?;
         out.push(StudyInfo {
             name,
             created_at,
@@ -102,6 +111,8 @@ pub(crate) fn studies(conn: &Connection) -> Result<Vec<StudyInfo>> {
             counts: counts.remove(&id).unwrap_or_default(),
             created: false,
             planned: planned(conn, id)?,
+            objective_metric,
+            maximize: direction == "maximize",
         });
     }
     Ok(out)

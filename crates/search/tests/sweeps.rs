@@ -28,7 +28,8 @@ fn every_shipped_spec_parses() {
     }
     for name in &names {
         let spec = load(name);
-        assert!(!spec.trials().is_empty(), "{name} plans no trials");
+        // An adaptive (TPE) sweep plans its trials as the sampler proposes them.
+        assert!(spec.is_adaptive() || !spec.trials().is_empty(), "{name} plans no trials");
     }
 }
 
@@ -101,4 +102,20 @@ fn loss_ablation_switches_one_term_at_a_time() {
         ];
         assert!(changed.iter().filter(|c| **c).count() <= 1, "{:?} changes more than one term", t.label);
     }
+}
+
+#[test]
+fn tpe_dec_is_an_adaptive_search_with_median_pruning() {
+    let s = load("tpe-dec.toml");
+    assert!(s.is_adaptive() && s.trials().is_empty());
+    assert_eq!(s.sampler_spec().n_trials, Some(40));
+    assert_eq!(s.space().dims.len(), 6);
+    let p = s.pruner().expect("a pruner");
+    assert_eq!(
+        p.kind,
+        decsweep_search::PrunerKind::Median { n_startup_trials: 5, n_warmup_steps: 5, interval_steps: 1 }
+    );
+    let mut sampler = s.sampler();
+    let point = sampler.ask(&[], &[]).unwrap();
+    assert_eq!(s.trials_for_point(&point).unwrap().len(), 2);
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
-use decsweep_report::{write_all, StudyReport};
+use decsweep_report::{write_all_with, ReportOptions, StudyReport};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -42,8 +42,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         }
         (None, Some(url)) => {
             let client = super::client::Client::new(url, args.token.clone())?;
+            let info: decsweep_api::wire::StudyInfo = client.get(&format!("studies/{}", args.study))?;
             let (trials, curves) = client.report_input(&args.study)?;
-            write_all(&StudyReport { study: &args.study, trials: &trials, curves: &curves }, &out)
+            let options = ReportOptions::default().with_objective(info.objective_metric, info.maximize);
+            write_all_with(&StudyReport { study: &args.study, trials: &trials, curves: &curves }, &out, &options)
                 .with_context(|| format!("writing reports to {}", out.display()))?
         }
         (None, None) => {
@@ -58,7 +60,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
 
 /// Writes every report of `study` from the coordinator's store into `dir`.
 pub async fn write_reports(coordinator: &Coordinator, study: &str, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let info = coordinator.study(study).await.map_err(super::coordinator_error)?;
     let (trials, curves) = coordinator.report_input(study).await.map_err(super::coordinator_error)?;
-    write_all(&StudyReport { study, trials: &trials, curves: &curves }, dir)
+    let options = ReportOptions::default().with_objective(info.objective_metric, info.maximize);
+    write_all_with(&StudyReport { study, trials: &trials, curves: &curves }, dir, &options)
         .with_context(|| format!("writing reports to {}", dir.display()))
 }

@@ -121,8 +121,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 /// Follows the study until every trial is finished, with a progress bar; restarts workers that
 /// die. Ctrl-C stops early (the workers release their trials; running again resumes).
 async fn watch(coordinator: &Coordinator, study: &str, pool: &mut WorkerPool) -> anyhow::Result<StatusCounts> {
-    let first = coordinator.study(study).await?.counts;
-    let bar = ProgressBar::new(first.total());
+    let info = coordinator.study(study).await?;
+    let first = &info.counts;
+    // A TPE study samples its trials as it goes; `planned` is its final size.
+    let bar = ProgressBar::new(info.planned.unwrap_or(first.total()));
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  {msg}  ETA {eta}")
             .expect("valid template"),
@@ -132,7 +134,9 @@ async fn watch(coordinator: &Coordinator, study: &str, pool: &mut WorkerPool) ->
     let started = Instant::now();
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
-        let counts = coordinator.study(study).await?.counts;
+        let info = coordinator.study(study).await?;
+        let counts = info.counts;
+        bar.set_length(info.planned.unwrap_or(counts.total()).max(counts.total()));
         bar.set_position(counts.finished());
         bar.set_message(format!("running {}  failed {}  pruned {}", counts.running, counts.failed, counts.pruned));
         if counts.finished() >= counts.total() {
