@@ -14,7 +14,7 @@ export LIBTORCH = $(shell cat $(VENV)/libtorch-path 2>/dev/null)
 export DECSWEEP_PYTHON := $(VPY)
 CARGO ?= cargo
 
-.PHONY: build venv test demo bench-train bench-coordinator clean-venv
+.PHONY: build venv test demo bench-train bench-coordinator bench-search clean-venv
 
 venv: $(VENV_STAMP)
 
@@ -39,6 +39,9 @@ bench-train: build
 
 bench-coordinator: build
 	./target/release/decsweep-bench-coordinator --python $(VPY)
+
+bench-search: build
+	./target/release/decsweep-bench-search --python $(VPY)
 
 clean-venv:
 	rm -rf $(VENV)

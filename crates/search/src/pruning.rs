@@ -15,17 +15,19 @@
 //! # Median (`kind = "median"`, Optuna's `MedianPruner`)
 //!
 //! At step `s` a trial is pruned when all of these hold:
-//! - at least `n_startup_trials` (default 5) trials of the study have *completed*;
+//! - at least `n_startup_trials` (default 5) other trials of the study have *finished the
+//!   stage* (reported its last epoch);
 //! - `s > n_warmup_steps` (default 0);
 //! - `(s − n_warmup_steps − 1) % interval_steps == 0` (default 1: every step is checked);
 //! - the trial's **best** intermediate value over steps `1..=s` is *worse* than the median, over
-//!   the other completed (and pruned) trials that reported step `s`, of their value *at* step `s`.
-//!   If no other trial reported step `s`, the trial is not pruned. Ties (equal to the median) are
-//!   not pruned.
+//!   those finished trials that reported step `s`, of their value *at* step `s` (as in Optuna,
+//!   only trials that ran to the end make the median; pruned and running ones do not).
+//!   If none reported step `s`, the trial is not pruned. Ties (equal to the median) are not
+//!   pruned.
 //!
 //! # ASHA (`kind = "asha"`, Optuna's `SuccessiveHalvingPruner`, asynchronous)
 //!
-//! With `r = min_resource` (default 1), `η = reduction_factor` (default 3, ≥ 2) and
+//! With `r = min_resource` (default 1), `η = reduction_factor` (default 4 as in Optuna, ≥ 2) and
 //! `s₀ = min_early_stopping_rate` (default 0), rung `k` (k = 0, 1, …) sits at step
 //! `r · η^(s₀ + k)`. When a trial reaches a rung's step, its value at that step is recorded in the
 //! rung; it is **promoted** (continues) when, with the `n` values recorded in that rung so far
@@ -85,7 +87,7 @@ impl PrunerKind {
 
     /// ASHA with Optuna's defaults (min resource 1, η = 3, min early-stopping rate 0).
     pub fn asha() -> PrunerKind {
-        PrunerKind::Asha { min_resource: 1, reduction_factor: 3, min_early_stopping_rate: 0 }
+        PrunerKind::Asha { min_resource: 1, reduction_factor: 4, min_early_stopping_rate: 0 }
     }
 
     /// ASHA's rung steps up to `max_step`: `min_resource · η^(s₀ + k)`.
@@ -119,7 +121,7 @@ mod tests {
 
     #[test]
     fn asha_rungs_are_geometric() {
-        assert_eq!(PrunerKind::asha().rungs(100), [1, 3, 9, 27, 81]);
+        assert_eq!(PrunerKind::asha().rungs(100), [1, 4, 16, 64]);
         let k = PrunerKind::Asha { min_resource: 2, reduction_factor: 4, min_early_stopping_rate: 1 };
         assert_eq!(k.rungs(200), [8, 32, 128]);
         assert!(PrunerKind::median().rungs(100).is_empty());

@@ -16,9 +16,10 @@
 //!   on purpose.
 //!
 //! `ask` returns `None` once the sampler has nothing more to propose (the grid is exhausted,
-//! `n_trials` points were proposed). Samplers keep a count of what they proposed, so a coordinator
-//! that restarts rebuilds one and replays: for a spec-built sampler, asking again with the same
-//! history gives the same point (see each sampler's docs).
+//! `n_trials` points were proposed). Grid and random count their asks: the i-th ask gives point
+//! i, whatever the arguments. TPE ([`crate::tpe`]) keeps no state: its proposal is a function of
+//! its seed, `history` and `pending` (its random stream is `history.len() + pending.len()`), so a
+//! restarted coordinator that passes the same history and pending points gets the same point.
 
 use std::collections::BTreeMap;
 

@@ -51,7 +51,7 @@
 //! n_trials = 100                      # configurations to try (required)
 //! seed = 0
 //! n_startup_trials = 10               # uniform draws first (default 10)
-//! n_ei_candidates = 24                # candidates scored per proposal (default 24)
+//! n_ei_candidates = 64                # candidates scored per proposal (default 64)
 //! multivariate = true                 # joint kernels over all dimensions (default true)
 //! constant_liar = true                # running points count as worst (default true)
 //!
@@ -61,7 +61,7 @@
 //! n_startup_trials = 5                # median: completed trials before pruning (default 5)
 //! n_warmup_steps = 0                  # median: steps never pruned (default 0)
 //! interval_steps = 1                  # median: check every k-th step (default 1)
-//! # asha: min_resource = 1, reduction_factor = 3, min_early_stopping_rate = 0
+//! # asha: min_resource = 1, reduction_factor = 4, min_early_stopping_rate = 0
 //! ```
 //!
 //! Explicit configurations replace `study.pipelines` when a table needs named rows that are not a
