@@ -243,21 +243,7 @@ pub(crate) fn report_input(
     conn: &Connection,
     study: &str,
 ) -> Result<(Vec<decsweep_report::TrialRow>, Vec<decsweep_report::CurvePoint>)> {
-    let rows = trials(conn, study, None)?
-        .into_iter()
-        .map(|t| decsweep_report::TrialRow {
-            id: t.id,
-            pipeline: t.pipeline,
-            params: t.params,
-            seed: t.seed,
-            config_id: t.config_id,
-            status: t.status,
-            attempts: t.attempts,
-            worker: t.worker,
-            error: t.error,
-            metrics: t.metrics,
-        })
-        .collect();
+    let rows = trials(conn, study, None)?.into_iter().map(decsweep_report::TrialRow::from).collect();
     let mut stmt = conn.prepare_cached(
         "SELECT c.trial_id, c.stage, c.epoch, c.train_loss, c.val_loss, c.val_accuracy
            FROM curves c JOIN trials t ON t.id = c.trial_id JOIN studies s ON s.id = t.study_id

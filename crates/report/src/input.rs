@@ -63,6 +63,24 @@ impl StudyReport<'_> {
     }
 }
 
+/// A trial as the API lists it is a report row.
+impl From<decsweep_api::wire::TrialInfo> for TrialRow {
+    fn from(t: decsweep_api::wire::TrialInfo) -> Self {
+        TrialRow {
+            id: t.id,
+            pipeline: t.pipeline,
+            params: t.params,
+            seed: t.seed,
+            config_id: t.config_id,
+            status: t.status,
+            attempts: t.attempts,
+            worker: t.worker,
+            error: t.error,
+            metrics: t.metrics,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

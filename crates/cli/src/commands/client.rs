@@ -1,7 +1,6 @@
 //! `decsweep submit` and `decsweep status`: a running coordinator's API, and the HTTP client the
 //! CLI uses for it.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -154,18 +153,7 @@ impl Client {
                 val_loss: p.val_loss.unwrap_or(f64::NAN),
                 val_accuracy: p.val_accuracy.unwrap_or(f64::NAN),
             }));
-            trials.push(TrialRow {
-                id: t.id,
-                pipeline: t.pipeline,
-                params: t.params.into_iter().collect::<BTreeMap<_, _>>(),
-                seed: t.seed,
-                config_id: t.config_id,
-                status: t.status,
-                attempts: t.attempts,
-                worker: t.worker,
-                error: t.error,
-                metrics: t.metrics,
-            });
+            trials.push(TrialRow::from(t));
         }
         Ok((trials, curves))
     }
