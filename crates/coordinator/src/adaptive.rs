@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 
 use decsweep_search::{Observation, Point};
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::ops::WriteCtx;
@@ -212,25 +212,8 @@ impl WriteCtx {
             .map_err(|e| Error::Internal(format!("the sampler's point {key} cannot be planned: {e}")))?;
         let now = self.clock.now_ms();
         let mut inserted = 0;
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT OR IGNORE INTO trials (study_id, trial_key, pipeline, job, params, seed, config_id, label,
-                                           status, attempts, created_ms, updated_ms, point)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?10)",
-        )?;
         for plan in &plans {
-            let t = crate::study::trial_row(plan)?;
-            inserted += stmt.execute(params![
-                study_id,
-                t.trial_key,
-                t.pipeline,
-                t.job_json,
-                t.params_json,
-                t.seed as i64,
-                t.config_id,
-                t.label,
-                now,
-                key
-            ])?;
+            inserted += self.insert_trial(study_id, &crate::study::trial_row(plan)?, now, Some(&key))?;
         }
         if inserted == 0 {
             tracing::warn!(study = %meta.name, %key, "the sampler's point plans only existing trials; it proposes no more");
@@ -244,6 +227,7 @@ impl WriteCtx {
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::params;
     use decsweep_api::ParamValue;
 
     use super::*;

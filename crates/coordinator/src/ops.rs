@@ -196,6 +196,28 @@ fn u32_col(v: i64) -> u32 {
 }
 
 impl WriteCtx {
+    /// Inserts a pending trial unless the study already has its `trial_key`; `point` is the
+    /// sampled point's key for adaptive studies. Returns how many rows were inserted (0 or 1).
+    pub(crate) fn insert_trial(&self, study_id: i64, t: &NewTrial, now: i64, point: Option<&str>) -> Result<usize> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO trials (study_id, trial_key, pipeline, job, params, seed, config_id, label,
+                                           status, attempts, created_ms, updated_ms, point)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?10)",
+        )?;
+        Ok(stmt.execute(params![
+            study_id,
+            t.trial_key,
+            t.pipeline,
+            t.job_json,
+            t.params_json,
+            t.seed as i64,
+            t.config_id,
+            t.label,
+            now,
+            point
+        ])?)
+    }
+
     pub(crate) fn new(conn: Connection, clock: Arc<dyn Clock>, ttl_ms: i64, pruner: Arc<dyn Pruner>) -> Self {
         WriteCtx {
             conn,
@@ -298,25 +320,9 @@ impl WriteCtx {
             ],
         )?;
         let study_id = self.conn.last_insert_rowid();
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT OR IGNORE INTO trials (study_id, trial_key, pipeline, job, params, seed, config_id, label,
-                                           status, attempts, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9)",
-        )?;
         for t in &study.trials {
-            stmt.execute(params![
-                study_id,
-                t.trial_key,
-                t.pipeline,
-                t.job_json,
-                t.params_json,
-                t.seed as i64,
-                t.config_id,
-                t.label,
-                now
-            ])?;
+            self.insert_trial(study_id, t, now, None)?;
         }
-        drop(stmt);
         if study.adaptive {
             // The first point, so the study has work at once. Errors here refuse the study.
             self.top_up(study_id)?;

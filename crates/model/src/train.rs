@@ -403,7 +403,8 @@ impl<'a> Trainer<'a> {
     fn after_epoch(&self, record: &EpochRecord, progress: Progress) -> Result<(), TrainError> {
         for (what, value) in [("training loss", record.train_loss), ("validation loss", record.val_loss)] {
             // An empty validation set yields NaN by construction; only a real loss can diverge.
-            if !value.is_finite() && !(what == "validation loss" && value.is_nan() && self.data.val.is_empty()) {
+            let no_validation = what == "validation loss" && value.is_nan() && self.data.val.is_empty();
+            if !value.is_finite() && !no_validation {
                 return Err(TrainError::Diverged { stage: record.stage, epoch: record.epoch, what, value });
             }
         }

@@ -349,18 +349,31 @@ impl Slot {
             Err(e) => return Outcome::Failed { reason: format!("starting `{program}`: {e}"), retryable: false },
         };
         let stderr_tail = tail_of(child.stderr.take().expect("piped"), 0);
-        let mut stdout = String::new();
-        let read = child.stdout.take().expect("piped").read_to_string(&mut stdout);
-        if self.stop.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
-            let _ = child.kill();
-        }
-        let status = child.wait();
+        let mut out = child.stdout.take().expect("piped");
+        let stdout = thread::spawn(move || {
+            let mut text = String::new();
+            out.read_to_string(&mut text).map(|_| text)
+        });
+        // The program reports nothing until it ends, so watch for a lost lease or a shutdown
+        // while it runs and stop it then, rather than let it finish unowned.
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) if self.stop.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) => {
+                    let _ = child.kill();
+                    break child.wait();
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(50)),
+                Err(e) => break Err(e),
+            }
+        };
+        let read = stdout.join().unwrap_or_else(|_| Err(std::io::Error::other("stdout reader panicked")));
         let stderr_tail = stderr_tail.join().unwrap_or_default();
         if self.stop.load(Ordering::Relaxed) {
             return Outcome::Failed { reason: "the worker was shut down; trial released".into(), retryable: true };
         }
         match (status, read) {
-            (Ok(s), Ok(_)) if s.success() => match decsweep_search::command::parse_metrics(&stdout) {
+            (Ok(s), Ok(stdout)) if s.success() => match decsweep_search::command::parse_metrics(&stdout) {
                 Ok(metrics) => Outcome::Completed(metrics),
                 Err(e) => Outcome::Failed { reason: e.to_string(), retryable: false },
             },
