@@ -367,10 +367,7 @@ params! {
 
 /// The registry entry of a parameter.
 pub fn spec(name: &str) -> Result<&'static ParamSpec, ParamError> {
-    SPECS
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| ParamError::Unknown { name: name.to_string() })
+    SPECS.iter().find(|s| s.name == name).ok_or_else(|| ParamError::Unknown { name: name.to_string() })
 }
 
 /// Every parameter name, in registry order.
@@ -381,9 +378,7 @@ pub fn valid_names() -> Vec<&'static str> {
 impl Params {
     /// Applies one `key=value` assignment as given on a command line.
     pub fn apply_assignment(&mut self, assignment: &str) -> Result<(), ParamError> {
-        let (key, value) = assignment
-            .split_once('=')
-            .ok_or_else(|| ParamError::Syntax(assignment.to_string()))?;
+        let (key, value) = assignment.split_once('=').ok_or_else(|| ParamError::Syntax(assignment.to_string()))?;
         self.set(key.trim(), &ParamValue::parse_loose(value))
     }
 

@@ -17,9 +17,9 @@ pub struct Interrupted;
 
 /// The exit status for an error: 2 when anything in its chain is the user's input.
 pub fn code(error: &anyhow::Error) -> u8 {
-    let bad_input = error.chain().any(|cause| {
-        cause.downcast_ref::<DataError>().is_some_and(DataError::is_bad_input) || cause.is::<BadInput>()
-    });
+    let bad_input = error
+        .chain()
+        .any(|cause| cause.downcast_ref::<DataError>().is_some_and(DataError::is_bad_input) || cause.is::<BadInput>());
     if bad_input {
         BAD_INPUT
     } else {
@@ -35,10 +35,7 @@ mod tests {
     fn input_errors_exit_2_even_with_context_and_others_1() {
         let missing: anyhow::Error = DataError::NotFound { path: "x".into() }.into();
         assert_eq!(code(&missing.context("loading")), BAD_INPUT);
-        let write = DataError::Write {
-            path: "x".into(),
-            source: std::io::Error::other("full"),
-        };
+        let write = DataError::Write { path: "x".into(), source: std::io::Error::other("full") };
         assert_eq!(code(&anyhow::Error::from(write)), FAILURE);
         assert_eq!(code(&anyhow::anyhow!("boom")), FAILURE);
     }

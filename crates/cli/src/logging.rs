@@ -24,10 +24,7 @@ pub fn init(format: LogFormat) {
     };
     // Colours only for a person at a terminal, never into a file or a log collector.
     let ansi = format == LogFormat::Text && std::io::stderr().is_terminal();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     // Fails only if a subscriber is already installed, which leaves logging working anyway.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -17,13 +17,7 @@ use clap::Parser;
 #[command(name = "decsweep", version, propagate_version = true)]
 struct Cli {
     /// Format of the log lines on stderr.
-    #[arg(
-        long,
-        value_enum,
-        global = true,
-        default_value = "text",
-        value_name = "FORMAT"
-    )]
+    #[arg(long, value_enum, global = true, default_value = "text", value_name = "FORMAT")]
     log_format: logging::LogFormat,
 
     #[command(subcommand)]

@@ -30,11 +30,31 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
         ("empty grid", swap("{ grid = [0.5, 1.0] }", "{ grid = [] }"), ":11:", "grid"),
         ("empty choice", swap("{ grid = [0.5, 1.0] }", "{ choice = [] }"), ":11:", "choice"),
         ("out of range", swap("{ grid = [0.5, 1.0] }", "{ grid = [0.5, 1.5] }"), ":11:", "label_fraction"),
-        ("uniform lo >= hi", swap("label_fraction = { grid = [0.5, 1.0] }", "lr_ft = { uniform = [0.1, 0.01] }"), ":11:", "lr_ft"),
-        ("loguniform lo <= 0", swap("label_fraction = { grid = [0.5, 1.0] }", "lr_ft = { loguniform = [0.0, 0.1] }"), ":11:", "loguniform"),
-        ("int with fractions", swap("label_fraction = { grid = [0.5, 1.0] }", "epochs_ae = { int = [1.5, 4] }"), ":11:", "epochs_ae"),
+        (
+            "uniform lo >= hi",
+            swap("label_fraction = { grid = [0.5, 1.0] }", "lr_ft = { uniform = [0.1, 0.01] }"),
+            ":11:",
+            "lr_ft",
+        ),
+        (
+            "loguniform lo <= 0",
+            swap("label_fraction = { grid = [0.5, 1.0] }", "lr_ft = { loguniform = [0.0, 0.1] }"),
+            ":11:",
+            "loguniform",
+        ),
+        (
+            "int with fractions",
+            swap("label_fraction = { grid = [0.5, 1.0] }", "epochs_ae = { int = [1.5, 4] }"),
+            ":11:",
+            "epochs_ae",
+        ),
         ("unknown parameter", swap("epochs_ft = 3", "learning_rate = 3"), ":8:1", "learning_rate"),
-        ("parameter the pipelines do not read", swap("pipelines = [\"baseline\", \"dec\"]", "pipelines = [\"baseline\"]").replace("label_fraction", "beta"), ":11:1", "beta"),
+        (
+            "parameter the pipelines do not read",
+            swap("pipelines = [\"baseline\", \"dec\"]", "pipelines = [\"baseline\"]").replace("label_fraction", "beta"),
+            ":11:1",
+            "beta",
+        ),
         ("fixed and searched", swap("epochs_ft = 3", "label_fraction = 0.4"), ":", "label_fraction"),
         ("no study name", swap("name = \"bad\"\n", ""), ":1:1", "name"),
         ("unknown pipeline", swap("\"baseline\", \"dec\"", "\"baseline\", \"transformer\""), ":4:", "transformer"),
@@ -42,7 +62,12 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
         ("duplicate seeds", swap("seeds = [0, 1]", "seeds = [0, 0]"), ":5:", "seed"),
         ("negative retries", swap("seeds = [0, 1]", "seeds = [0, 1]\nretries = -1"), ":6:", "retries"),
         ("TOML syntax", swap("epochs_ft = 3", "epochs_ft = = 3"), ":8:", ""),
-        ("missing dataset file", swap("{ synthetic = { seed = 0, n = 100 } }", "\"no/such/file.safetensors\""), ":3:", "no/such/file.safetensors"),
+        (
+            "missing dataset file",
+            swap("{ synthetic = { seed = 0, n = 100 } }", "\"no/such/file.safetensors\""),
+            ":3:",
+            "no/such/file.safetensors",
+        ),
     ]
 }
 
@@ -61,7 +86,8 @@ fn every_malformed_spec_exits_2_naming_its_line() {
         let err = String::from_utf8_lossy(&o.stderr);
         let located = err.contains(&format!("spec.toml{at}"));
         if o.status.code() != Some(2) || !located || !err.contains(word) || err.contains("panicked") {
-            failures.push(format!("{what}: exit {:?}, expected `spec.toml{at}` and `{word}` in:\n{err}", o.status.code()));
+            failures
+                .push(format!("{what}: exit {:?}, expected `spec.toml{at}` and `{word}` in:\n{err}", o.status.code()));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

@@ -4,10 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn decsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_decsweep"))
-        .args(args)
-        .output()
-        .expect("run decsweep")
+    Command::new(env!("CARGO_BIN_EXE_decsweep")).args(args).output().expect("run decsweep")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -26,40 +23,17 @@ fn synth_then_inspect_agree() {
     let dir = scratch("synth");
     let file = dir.join("nested/mosi.safetensors");
     let file_arg = file.to_str().unwrap();
-    let out = decsweep(&[
-        "data", "synth", "--out", file_arg, "--seed", "3", "--n", "300",
-    ]);
+    let out = decsweep(&["data", "synth", "--out", file_arg, "--seed", "3", "--n", "300"]);
     assert!(out.status.success(), "synth failed: {}", text(&out.stderr));
     let synth_line = text(&out.stdout);
-    assert!(
-        synth_line.contains("300 rows; dims text 300 audio 74 vision 47"),
-        "{synth_line}"
-    );
-    assert!(
-        synth_line.contains("split ") && synth_line.contains("sha256 "),
-        "{synth_line}"
-    );
+    assert!(synth_line.contains("300 rows; dims text 300 audio 74 vision 47"), "{synth_line}");
+    assert!(synth_line.contains("split ") && synth_line.contains("sha256 "), "{synth_line}");
 
     let out = decsweep(&["data", "inspect", file_arg]);
-    assert!(
-        out.status.success(),
-        "inspect failed: {}",
-        text(&out.stderr)
-    );
-    assert_eq!(
-        text(&out.stdout),
-        synth_line,
-        "inspect prints the same summary"
-    );
+    assert!(out.status.success(), "inspect failed: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), synth_line, "inspect prints the same summary");
 
-    let out = decsweep(&[
-        "--log-format",
-        "json",
-        "data",
-        "inspect",
-        "--json",
-        file_arg,
-    ]);
+    let out = decsweep(&["--log-format", "json", "data", "inspect", "--json", file_arg]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["rows"], 300);
@@ -84,10 +58,7 @@ fn synth_then_inspect_agree() {
         "300",
     ]);
     assert!(out.status.success());
-    assert_eq!(
-        std::fs::read(&file).unwrap(),
-        std::fs::read(&again).unwrap()
-    );
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&again).unwrap());
     let stderr = text(&out.stderr);
     let log: serde_json::Value = serde_json::from_str(stderr.lines().next().expect("a log line"))
         .unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
@@ -101,73 +72,36 @@ fn missing_and_invalid_files_exit_2_naming_the_path() {
     let missing = dir.join("nope.safetensors");
     let out = decsweep(&["data", "inspect", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("nope.safetensors"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("nope.safetensors"), "{}", text(&out.stderr));
 
     let garbage = dir.join("garbage.safetensors");
     std::fs::write(&garbage, b"this is not a safetensors file at all").unwrap();
     let out = decsweep(&["data", "inspect", garbage.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("garbage.safetensors"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("garbage.safetensors"), "{}", text(&out.stderr));
 }
 
 #[test]
 fn truncated_file_exits_2() {
     let dir = scratch("truncated");
     let file = dir.join("t.safetensors");
-    let out = decsweep(&[
-        "data",
-        "synth",
-        "--out",
-        file.to_str().unwrap(),
-        "--seed",
-        "0",
-        "--n",
-        "20",
-    ]);
+    let out = decsweep(&["data", "synth", "--out", file.to_str().unwrap(), "--seed", "0", "--n", "20"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..bytes.len() - 100]).unwrap();
     let out = decsweep(&["data", "inspect", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("t.safetensors") && stderr.contains("not a valid safetensors file"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("t.safetensors") && stderr.contains("not a valid safetensors file"), "{stderr}");
 }
 
 #[test]
 fn usage_errors_exit_2_and_help_documents_commands() {
-    assert_eq!(
-        decsweep(&["data", "synth", "--seed", "1"]).status.code(),
-        Some(2),
-        "--out is required"
-    );
-    assert_eq!(
-        decsweep(&["data", "synth", "--out", "x", "--seed", "1", "--n", "0"])
-            .status
-            .code(),
-        Some(2)
-    );
-    assert_eq!(
-        decsweep(&["--log-format", "xml", "data", "inspect", "f"])
-            .status
-            .code(),
-        Some(2)
-    );
+    assert_eq!(decsweep(&["data", "synth", "--seed", "1"]).status.code(), Some(2), "--out is required");
+    assert_eq!(decsweep(&["data", "synth", "--out", "x", "--seed", "1", "--n", "0"]).status.code(), Some(2));
+    assert_eq!(decsweep(&["--log-format", "xml", "data", "inspect", "f"]).status.code(), Some(2));
     let help = decsweep(&["data", "synth", "--help"]);
     assert!(help.status.success());
     let help = text(&help.stdout);
-    assert!(
-        help.contains("--seed") && help.contains("synthetic CMU-MOSI"),
-        "{help}"
-    );
+    assert!(help.contains("--seed") && help.contains("synthetic CMU-MOSI"), "{help}");
 }

@@ -234,10 +234,17 @@ fn a_sweep_runs_across_hosts_on_separate_networks_with_a_token() {
     fs::create_dir_all(db.parent().unwrap()).unwrap();
 
     // Binding a non-loopback address without a token is refused as bad input.
-    let insecure = lab.spawn("serve without token", &coord, &decsweep(), &["serve", "--db", db.to_str().unwrap(), "--bind", &bind], &tmp.path().join("serve-insecure.log"));
+    let insecure = lab.spawn(
+        "serve without token",
+        &coord,
+        &decsweep(),
+        &["serve", "--db", db.to_str().unwrap(), "--bind", &bind],
+        &tmp.path().join("serve-insecure.log"),
+    );
     let refused = wait_exit(lab.child(insecure), Duration::from_secs(20));
     let log = fs::read_to_string(tmp.path().join("serve-insecure.log")).unwrap();
-    let refused = refused.unwrap_or_else(|| panic!("`decsweep serve --bind {bind}` without a token did not exit: {log}"));
+    let refused =
+        refused.unwrap_or_else(|| panic!("`decsweep serve --bind {bind}` without a token did not exit: {log}"));
     assert_eq!(refused.code(), Some(2), "serving on {bind} without a token exits 2: {log}");
     assert!(log.contains("without a bearer token"), "the refusal says why: {log}");
     assert!(!db.exists(), "a refused serve creates no database");
@@ -276,7 +283,22 @@ fn a_sweep_runs_across_hosts_on_separate_networks_with_a_token() {
     for (name, host_ns) in [("hostA", &host_a), ("hostB", &host_b)] {
         let work_dir = tmp.path().join(name);
         let log = tmp.path().join(format!("{name}.log"));
-        let args = ["--coordinator", &url, "--token", TOKEN, "--name", name, "--slots", "1", "--device", "cpu", "--threads", "1", "--work-dir", work_dir.to_str().unwrap()];
+        let args = [
+            "--coordinator",
+            &url,
+            "--token",
+            TOKEN,
+            "--name",
+            name,
+            "--slots",
+            "1",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--work-dir",
+            work_dir.to_str().unwrap(),
+        ];
         let index = lab.spawn(name, host_ns, &worker, &args, &log);
         agents.push((name, index, log));
     }

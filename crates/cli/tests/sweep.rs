@@ -17,7 +17,11 @@ fn decsweep() -> PathBuf {
 
 fn worker_bin() -> PathBuf {
     let path = decsweep().with_file_name("decsweep-worker");
-    assert!(path.exists(), "{} is missing: build every binary first (`cargo build --workspace --bins`; make test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build every binary first (`cargo build --workspace --bins`; make test does)",
+        path.display()
+    );
     path
 }
 
@@ -153,7 +157,10 @@ fn run_sweeps_with_two_workers_writes_reports_that_match_the_store_and_resumes()
     assert!(tex.contains("\\toprule") && tex.contains("\\bottomrule"));
     let plot = std::fs::read_to_string(results.join("accuracy_vs_label_fraction.svg")).unwrap();
     assert!(plot.starts_with("<svg") || plot.starts_with("<?xml"), "{}", &plot[..60.min(plot.len())]);
-    let curves = std::fs::read_dir(&results).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("curves_")).count();
+    let curves = std::fs::read_dir(&results)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("curves_"))
+        .count();
     assert!(curves >= 1);
 
     // The same command again resumes: nothing runs twice.
@@ -187,7 +194,15 @@ fn free_port() -> u16 {
 
 fn serve(db: &Path, port: u16, ttl_s: u32) -> Server {
     let mut child = Command::new(decsweep())
-        .args(["serve", "--db", db.to_str().unwrap(), "--bind", &format!("127.0.0.1:{port}"), "--lease-ttl", &ttl_s.to_string()])
+        .args([
+            "serve",
+            "--db",
+            db.to_str().unwrap(),
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--lease-ttl",
+            &ttl_s.to_string(),
+        ])
         .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())
         .spawn()
@@ -272,13 +287,17 @@ fn a_worker_killed_mid_trial_loses_nothing_and_the_trial_completes_once() {
     submit(&server.url, &spec);
 
     let mut first = agent(&server.url, &tmp.path().join("home1"));
-    wait_for("the trial to be leased", Duration::from_secs(60), || status(&server.url, "killworker").0.counts.running == 1);
+    wait_for("the trial to be leased", Duration::from_secs(60), || {
+        status(&server.url, "killworker").0.counts.running == 1
+    });
     std::thread::sleep(Duration::from_millis(1500));
     first.0.kill().unwrap(); // SIGKILL: no chance to release the lease.
     first.0.wait().unwrap();
 
     let _second = agent(&server.url, &tmp.path().join("home2"));
-    wait_for("the trial to complete", Duration::from_secs(240), || status(&server.url, "killworker").0.counts.completed == 1);
+    wait_for("the trial to complete", Duration::from_secs(240), || {
+        status(&server.url, "killworker").0.counts.completed == 1
+    });
     let (info, trials) = status(&server.url, "killworker");
     assert_eq!(info.counts.total(), 1);
     assert_eq!(trials[0].attempts, 2, "re-leased after the first worker's lease expired");
@@ -293,7 +312,9 @@ fn sigterm_releases_the_running_trial_at_once() {
     let server = serve(&tmp.path().join("term.db"), free_port(), 600);
     submit(&server.url, &spec);
     let mut first = agent(&server.url, &tmp.path().join("home1"));
-    wait_for("the trial to be leased", Duration::from_secs(60), || status(&server.url, "sigterm").0.counts.running == 1);
+    wait_for("the trial to be leased", Duration::from_secs(60), || {
+        status(&server.url, "sigterm").0.counts.running == 1
+    });
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(first.0.id() as libc::pid_t, libc::SIGTERM) };
     let exited = first.0.wait().unwrap();
@@ -312,7 +333,9 @@ fn a_coordinator_killed_mid_study_continues_on_restart() {
     let server = serve(&db, port, 5);
     submit(&server.url, &spec);
     let _worker = agent(&server.url, &tmp.path().join("home"));
-    wait_for("a first completed trial", Duration::from_secs(120), || status(&server.url, "killcoord").0.counts.completed >= 1);
+    wait_for("a first completed trial", Duration::from_secs(120), || {
+        status(&server.url, "killcoord").0.counts.completed >= 1
+    });
     let before = status(&server.url, "killcoord").1;
     drop(server); // SIGKILL mid-study, with a trial running.
     std::thread::sleep(Duration::from_secs(1));

@@ -227,8 +227,8 @@ impl WriteCtx {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::params;
     use decsweep_api::ParamValue;
+    use rusqlite::params;
 
     use super::*;
     use crate::ops::tests::{command_study, Fixture};

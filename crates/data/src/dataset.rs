@@ -21,12 +21,7 @@ pub struct Features {
 
 impl Features {
     pub fn zeros(n: usize, t: usize, d: usize) -> Self {
-        Features {
-            data: vec![0.0; n * t * d],
-            n,
-            t,
-            d,
-        }
+        Features { data: vec![0.0; n * t * d], n, t, d }
     }
 
     /// The `[t, d]` block of one row.
@@ -166,11 +161,7 @@ impl Dataset {
             }
         }
         if self.meta.ids.len() != n {
-            return Err(DataError::IdCount {
-                path: path_buf(),
-                ids: self.meta.ids.len(),
-                n,
-            });
+            return Err(DataError::IdCount { path: path_buf(), ids: self.meta.ids.len(), n });
         }
         Ok(())
     }
@@ -214,22 +205,14 @@ pub(crate) fn check_length(
 
 pub(crate) fn check_label(path: &Path, row: usize, value: f32) -> Result<(), DataError> {
     if !(value.is_finite() && (-3.0..=3.0).contains(&value)) {
-        return Err(DataError::BadLabel {
-            path: path.to_path_buf(),
-            row,
-            value,
-        });
+        return Err(DataError::BadLabel { path: path.to_path_buf(), row, value });
     }
     Ok(())
 }
 
 pub(crate) fn check_split(path: &Path, row: usize, value: i64) -> Result<(), DataError> {
     if !(0..=2).contains(&value) {
-        return Err(DataError::BadSplit {
-            path: path.to_path_buf(),
-            row,
-            value,
-        });
+        return Err(DataError::BadSplit { path: path.to_path_buf(), row, value });
     }
     Ok(())
 }
@@ -240,11 +223,7 @@ pub(crate) mod tests {
 
     /// A small valid dataset: 4 rows, unaligned lengths, a split.
     pub(crate) fn tiny() -> Dataset {
-        let mut modalities = [
-            Features::zeros(4, 3, 2),
-            Features::zeros(4, 5, 1),
-            Features::zeros(4, 2, 3),
-        ];
+        let mut modalities = [Features::zeros(4, 3, 2), Features::zeros(4, 5, 1), Features::zeros(4, 2, 3)];
         for (m, f) in modalities.iter_mut().enumerate() {
             for (k, v) in f.data.iter_mut().enumerate() {
                 *v = (k as f32 * 0.5 + m as f32) - 2.0;
@@ -280,42 +259,23 @@ pub(crate) mod tests {
         let mut ds = tiny();
         ds.modalities[1].data[2 * 5 + 3] = f32::NAN;
         let e = ds.validate(p).unwrap_err().to_string();
-        assert!(
-            e.contains("`audio`") && e.contains("[row 2, step 3, feature 0]"),
-            "{e}"
-        );
+        assert!(e.contains("`audio`") && e.contains("[row 2, step 3, feature 0]"), "{e}");
 
         let mut ds = tiny();
         ds.lengths[2][1] = 3;
         let e = ds.validate(p).unwrap_err().to_string();
-        assert!(
-            e.contains("`vision_lengths` row 1 is 3") && e.contains("1..=2"),
-            "{e}"
-        );
+        assert!(e.contains("`vision_lengths` row 1 is 3") && e.contains("1..=2"), "{e}");
 
         let mut ds = tiny();
         ds.labels[3] = 3.5;
-        assert!(matches!(
-            ds.validate(p),
-            Err(DataError::BadLabel { row: 3, .. })
-        ));
+        assert!(matches!(ds.validate(p), Err(DataError::BadLabel { row: 3, .. })));
 
         let mut ds = tiny();
         ds.split = Some(vec![0, 1, 3, 0]);
-        assert!(matches!(
-            ds.validate(p),
-            Err(DataError::BadSplit {
-                row: 2,
-                value: 3,
-                ..
-            })
-        ));
+        assert!(matches!(ds.validate(p), Err(DataError::BadSplit { row: 2, value: 3, .. })));
 
         let mut ds = tiny();
         ds.meta.ids.pop();
-        assert!(matches!(
-            ds.validate(p),
-            Err(DataError::IdCount { ids: 3, n: 4, .. })
-        ));
+        assert!(matches!(ds.validate(p), Err(DataError::IdCount { ids: 3, n: 4, .. })));
     }
 }

@@ -31,77 +31,31 @@ pub enum DataError {
     },
 
     #[error("{}: header metadata `{key}` is invalid: {reason}", path.display())]
-    BadMetadata {
-        path: PathBuf,
-        key: String,
-        reason: String,
-    },
+    BadMetadata { path: PathBuf, key: String, reason: String },
 
     #[error("{}: missing tensor `{tensor}` ({expected})", path.display())]
-    MissingTensor {
-        path: PathBuf,
-        tensor: String,
-        expected: String,
-    },
+    MissingTensor { path: PathBuf, tensor: String, expected: String },
 
     #[error("{}: tensor `{tensor}` has dtype {got}, expected {expected}", path.display())]
-    WrongDtype {
-        path: PathBuf,
-        tensor: String,
-        expected: String,
-        got: String,
-    },
+    WrongDtype { path: PathBuf, tensor: String, expected: String, got: String },
 
     #[error("{}: tensor `{tensor}` has shape {got:?}, expected {expected}", path.display())]
-    WrongShape {
-        path: PathBuf,
-        tensor: String,
-        expected: String,
-        got: Vec<usize>,
-    },
+    WrongShape { path: PathBuf, tensor: String, expected: String, got: Vec<usize> },
 
     #[error("{}: tensor `{tensor}` has {got} rows but `{reference}` has {expected}; every tensor needs one row per utterance", path.display())]
-    RowCountMismatch {
-        path: PathBuf,
-        tensor: String,
-        got: usize,
-        reference: String,
-        expected: usize,
-    },
+    RowCountMismatch { path: PathBuf, tensor: String, got: usize, reference: String, expected: usize },
 
     #[error("{}: tensor `{tensor}` holds {value} at [row {row}, step {step}, feature {feature}]; features must be finite (the converters in tools/ replace NaN/inf by 0)", path.display())]
-    NonFinite {
-        path: PathBuf,
-        tensor: String,
-        row: usize,
-        step: usize,
-        feature: usize,
-        value: f32,
-    },
+    NonFinite { path: PathBuf, tensor: String, row: usize, step: usize, feature: usize, value: f32 },
 
     #[error("{}: tensor `label` row {row} is {value}; labels must be finite sentiment scores in [-3, 3]", path.display())]
-    BadLabel {
-        path: PathBuf,
-        row: usize,
-        value: f32,
-    },
+    BadLabel { path: PathBuf, row: usize, value: f32 },
 
     #[error("{}: tensor `{tensor}` row {row} is {value}; a length must be in 1..={max} (`{modality}` has {max} steps)", path.display())]
-    BadLength {
-        path: PathBuf,
-        tensor: String,
-        modality: String,
-        row: usize,
-        value: i64,
-        max: usize,
-    },
+    BadLength { path: PathBuf, tensor: String, modality: String, row: usize, value: i64, max: usize },
 
     #[error("{}: tensor `split` row {row} is {value}; expected 0 (train), 1 (valid) or 2 (test)", path.display())]
-    BadSplit {
-        path: PathBuf,
-        row: usize,
-        value: i64,
-    },
+    BadSplit { path: PathBuf, row: usize, value: i64 },
 
     #[error("{}: metadata `meta.ids` lists {ids} ids but the tensors have {n} rows", path.display())]
     IdCount { path: PathBuf, ids: usize, n: usize },
@@ -147,19 +101,10 @@ mod tests {
             value: f32::NEG_INFINITY,
         };
         let text = e.to_string();
-        assert!(
-            text.starts_with("d/x.safetensors: tensor `audio`"),
-            "{text}"
-        );
-        assert!(
-            text.contains("[row 3, step 4, feature 5]") && text.contains("-inf"),
-            "{text}"
-        );
+        assert!(text.starts_with("d/x.safetensors: tensor `audio`"), "{text}");
+        assert!(text.contains("[row 3, step 4, feature 5]") && text.contains("-inf"), "{text}");
         assert!(e.is_bad_input());
-        let w = DataError::Write {
-            path: "o".into(),
-            source: std::io::Error::other("disk full"),
-        };
+        let w = DataError::Write { path: "o".into(), source: std::io::Error::other("disk full") };
         assert!(!w.is_bad_input());
     }
 }

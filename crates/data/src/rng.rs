@@ -111,18 +111,12 @@ mod tests {
         let xs: Vec<f64> = (0..n).map(|_| r.noise() as f64).collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(
-            mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
-            "mean {mean} var {var}"
-        );
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "mean {mean} var {var}");
         let mut counts = [0usize; 3];
         for _ in 0..3000 {
             counts[r.below(3) as usize] += 1;
         }
-        assert!(
-            counts.iter().all(|&c| (850..1150).contains(&c)),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (850..1150).contains(&c)), "{counts:?}");
         let zs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
         let var = zs.iter().map(|z| z * z).sum::<f64>() / n as f64;
         assert!((var - 1.0).abs() < 0.02, "{var}");

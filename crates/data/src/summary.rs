@@ -41,10 +41,7 @@ pub fn summarize(ds: &Dataset) -> Summary {
         positive: count(|y| y > 0.0),
         negative: count(|y| y < 0.0),
         zero: count(|y| y == 0.0),
-        split: ds
-            .split
-            .as_ref()
-            .map(|s| [0u8, 1, 2].map(|v| s.iter().filter(|&&x| x == v).count())),
+        split: ds.split.as_ref().map(|s| [0u8, 1, 2].map(|v| s.iter().filter(|&&x| x == v).count())),
         source: ds.meta.source.clone(),
         nonfinite_replaced: ds.meta.nonfinite_replaced,
     }
@@ -85,11 +82,7 @@ impl fmt::Display for Summary {
             None => write!(f, "; no split")?,
         }
         if self.nonfinite_replaced > 0 {
-            write!(
-                f,
-                "; {} non-finite values replaced by 0",
-                self.nonfinite_replaced
-            )?;
+            write!(f, "; {} non-finite values replaced by 0", self.nonfinite_replaced)?;
         }
         Ok(())
     }
@@ -104,19 +97,10 @@ mod tests {
     fn counts_and_one_line() {
         let s = summarize(&tiny());
         assert_eq!((s.rows, s.positive, s.negative, s.zero), (4, 2, 1, 1));
-        assert_eq!(
-            (s.dims, s.steps, s.split),
-            ([2, 1, 3], [3, 5, 2], Some([2, 1, 1]))
-        );
+        assert_eq!((s.dims, s.steps, s.split), ([2, 1, 3], [3, 5, 2], Some([2, 1, 1])));
         let line = s.to_string();
         assert!(!line.contains('\n'));
-        assert!(
-            line.starts_with("4 rows; dims text 2 audio 1 vision 3;"),
-            "{line}"
-        );
-        assert!(
-            line.contains("1 zero (25.0%)") && line.contains("split 2 train / 1 valid / 1 test"),
-            "{line}"
-        );
+        assert!(line.starts_with("4 rows; dims text 2 audio 1 vision 3;"), "{line}");
+        assert!(line.contains("1 zero (25.0%)") && line.contains("split 2 train / 1 valid / 1 test"), "{line}");
     }
 }

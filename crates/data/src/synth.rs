@@ -71,13 +71,7 @@ pub struct SynthConfig {
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        SynthConfig {
-            n: 2199,
-            seed: 0,
-            dims: [300, 74, 47],
-            max_len: 50,
-            min_len: 5,
-        }
+        SynthConfig { n: 2199, seed: 0, dims: [300, 74, 47], max_len: 50, min_len: 5 }
     }
 }
 
@@ -120,30 +114,15 @@ pub fn synthesize(cfg: &SynthConfig) -> Dataset {
     let max_len = cfg.max_len.max(min_len);
     let dims = cfg.dims.map(|d| d.max(1));
     if (min_len, max_len, dims) != (cfg.min_len, cfg.max_len, cfg.dims) {
-        tracing::warn!(
-            ?cfg,
-            min_len,
-            max_len,
-            ?dims,
-            "synth config clamped to valid values"
-        );
+        tracing::warn!(?cfg, min_len, max_len, ?dims, "synth config clamped to valid values");
     }
     let n = cfg.n;
     let mut rng = DetRng::new(cfg.seed, stream::SYNTH);
 
     // Fixed per-dataset structure: speaker styles and each modality's projection.
-    let styles: Vec<[f32; 3]> = (0..N_SPEAKERS)
-        .map(|_| {
-            [
-                rng.normal() as f32,
-                rng.normal() as f32,
-                rng.normal() as f32,
-            ]
-        })
-        .collect();
-    let projections: Vec<Projection> = (0..3)
-        .map(|m| Projection::draw(&mut rng, m, dims[m]))
-        .collect();
+    let styles: Vec<[f32; 3]> =
+        (0..N_SPEAKERS).map(|_| [rng.normal() as f32, rng.normal() as f32, rng.normal() as f32]).collect();
+    let projections: Vec<Projection> = (0..3).map(|m| Projection::draw(&mut rng, m, dims[m])).collect();
 
     // Per-utterance latents and labels.
     let mut latents = Vec::with_capacity(n);
@@ -154,14 +133,7 @@ pub fn synthesize(cfg: &SynthConfig) -> Dataset {
         labels.push(annotate(&mut rng, s, neutral));
         let style = styles[rng.below(N_SPEAKERS as u64) as usize];
         let expressed = s + EXPRESSION_NOISE * rng.normal();
-        let z = [
-            (expressed / 1.6) as f32,
-            style[0],
-            style[1],
-            style[2],
-            rng.normal() as f32,
-            rng.normal() as f32,
-        ];
+        let z = [(expressed / 1.6) as f32, style[0], style[1], style[2], rng.normal() as f32, rng.normal() as f32];
         latents.push(z);
         lengths.push((min_len + rng.below((max_len - min_len + 1) as u64) as usize) as u32);
     }
@@ -169,24 +141,14 @@ pub fn synthesize(cfg: &SynthConfig) -> Dataset {
     let modalities: [Features; 3] = std::array::from_fn(|m| {
         let mut f = Features::zeros(n, max_len, dims[m]);
         for i in 0..n {
-            fill_row(
-                &mut rng,
-                &projections[m],
-                m,
-                &latents[i],
-                lengths[i] as usize,
-                &mut f,
-                i,
-            );
+            fill_row(&mut rng, &projections[m], m, &latents[i], lengths[i] as usize, &mut f, i);
         }
         f
     });
 
     let split = split_tensor(&mut rng, n);
     let meta = Metadata {
-        ids: (0..n)
-            .map(|i| format!("synth{}_{i:04}", cfg.seed))
-            .collect(),
+        ids: (0..n).map(|i| format!("synth{}_{i:04}", cfg.seed)).collect(),
         source: format!("decsweep synthetic CMU-MOSI (seed {})", cfg.seed),
         feature_names: None,
         nonfinite_replaced: 0,
@@ -199,13 +161,7 @@ pub fn synthesize(cfg: &SynthConfig) -> Dataset {
             "max_len": max_len,
         }),
     };
-    Dataset {
-        modalities,
-        lengths: [lengths.clone(), lengths.clone(), lengths],
-        labels,
-        split: Some(split),
-        meta,
-    }
+    Dataset { modalities, lengths: [lengths.clone(), lengths.clone(), lengths], labels, split: Some(split), meta }
 }
 
 /// The latent sentiment from the neutral, positive or negative mode; `true` when neutral.
@@ -223,11 +179,7 @@ fn sentiment(rng: &mut DetRng) -> (f64, bool) {
 
 /// The annotated label: noisy, on a 0.2 grid, within [-3, 3].
 fn annotate(rng: &mut DetRng, s: f64, neutral: bool) -> f32 {
-    let sd = if neutral {
-        NEUTRAL_ANNOTATOR_NOISE
-    } else {
-        ANNOTATOR_NOISE
-    };
+    let sd = if neutral { NEUTRAL_ANNOTATOR_NOISE } else { ANNOTATOR_NOISE };
     let rounded = ((s + sd * rng.normal()) * 5.0).round() / 5.0;
     // `+ 0.0` turns a rounded −0.0 into +0.0, so a zero label is stored and printed as 0.
     (rounded.clamp(-3.0, 3.0) + 0.0) as f32
@@ -244,17 +196,8 @@ struct Projection {
 
 impl Projection {
     fn draw(rng: &mut DetRng, m: usize, d: usize) -> Self {
-        let column = [
-            SENTIMENT_WEIGHT[m],
-            STYLE_WEIGHT,
-            STYLE_WEIGHT,
-            STYLE_WEIGHT,
-            NUISANCE_WEIGHT,
-            NUISANCE_WEIGHT,
-        ];
-        let weights = (0..d * N_LATENT)
-            .map(|k| column[k % N_LATENT] * rng.normal() as f32)
-            .collect();
+        let column = [SENTIMENT_WEIGHT[m], STYLE_WEIGHT, STYLE_WEIGHT, STYLE_WEIGHT, NUISANCE_WEIGHT, NUISANCE_WEIGHT];
+        let weights = (0..d * N_LATENT).map(|k| column[k % N_LATENT] * rng.normal() as f32).collect();
         let scale = (0..d).map(|_| (0.7 * rng.normal()).exp() as f32).collect();
         let offset = (0..d).map(|_| (2.0 * rng.normal()) as f32).collect();
         // Text (GloVe) has no dead columns; audio and vision about one in twenty.
@@ -264,25 +207,12 @@ impl Projection {
                 dead[rng.below(d as u64) as usize] = true;
             }
         }
-        Projection {
-            weights,
-            scale,
-            offset,
-            dead,
-        }
+        Projection { weights, scale, offset, dead }
     }
 }
 
 /// Writes the valid steps of row `i` of modality `m`; padded steps stay 0.
-fn fill_row(
-    rng: &mut DetRng,
-    p: &Projection,
-    m: usize,
-    z: &[f32; N_LATENT],
-    len: usize,
-    f: &mut Features,
-    i: usize,
-) {
+fn fill_row(rng: &mut DetRng, p: &Projection, m: usize, z: &[f32; N_LATENT], len: usize, f: &mut Features, i: usize) {
     let d = f.d;
     let noise_m = NOISE[m];
     let period = 5.0 + 15.0 * rng.uniform();
@@ -304,8 +234,7 @@ fn fill_row(
             }
             let w = &p.weights[j * N_LATENT..(j + 1) * N_LATENT];
             // Spelled out: this line runs tens of millions of times per dataset.
-            let signal =
-                w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3] + w[4] * v[4] + w[5] * v[5];
+            let signal = w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3] + w[4] * v[4] + w[5] * v[5];
             *x = p.offset[j] + p.scale[j] * (signal + noise_m * rng.noise());
         }
     }
@@ -317,10 +246,8 @@ fn split_tensor(rng: &mut DetRng, n: usize) -> Vec<u8> {
     let valid = (n * MOSI_SPLIT[1] + total / 2) / total;
     let test = (n * MOSI_SPLIT[2] + total / 2) / total;
     let train = n.saturating_sub(valid + test);
-    let mut split: Vec<u8> = [(0u8, train), (1, valid), (2, test)]
-        .iter()
-        .flat_map(|&(v, k)| std::iter::repeat_n(v, k))
-        .collect();
+    let mut split: Vec<u8> =
+        [(0u8, train), (1, valid), (2, test)].iter().flat_map(|&(v, k)| std::iter::repeat_n(v, k)).collect();
     rng.shuffle(&mut split);
     split
 }
@@ -338,12 +265,7 @@ mod tests {
         ds.validate(Path::new("synth")).unwrap();
         assert_eq!(ds.n(), 2199);
         for (m, f) in ds.modalities.iter().enumerate() {
-            assert_eq!(
-                (f.n, f.t, f.d),
-                (2199, 50, [300, 74, 47][m]),
-                "{}",
-                MODALITIES[m]
-            );
+            assert_eq!((f.n, f.t, f.d), (2199, 50, [300, 74, 47][m]), "{}", MODALITIES[m]);
         }
         assert!(ds.lengths_aligned());
         let lens = &ds.lengths[0];
@@ -352,78 +274,43 @@ mod tests {
         for (m, f) in ds.modalities.iter().enumerate() {
             for (i, &len) in lens.iter().enumerate() {
                 let len = len as usize;
-                assert!(
-                    f.row(i)[len * f.d..].iter().all(|&x| x == 0.0),
-                    "padding {m} row {i}"
-                );
-                assert!(
-                    f.step(i, len - 1).iter().any(|&x| x != 0.0),
-                    "last valid step {m} row {i}"
-                );
+                assert!(f.row(i)[len * f.d..].iter().all(|&x| x == 0.0), "padding {m} row {i}");
+                assert!(f.step(i, len - 1).iter().any(|&x| x != 0.0), "last valid step {m} row {i}");
             }
         }
         let split = ds.split.as_ref().unwrap();
         let counts = [0u8, 1, 2].map(|v| split.iter().filter(|&&s| s == v).count());
         assert_eq!(counts, MOSI_SPLIT);
-        assert!(
-            split[..100].contains(&2) && split[..100].contains(&0),
-            "split is shuffled"
-        );
+        assert!(split[..100].contains(&2) && split[..100].contains(&0), "split is shuffled");
 
         let zeros = ds.labels.iter().filter(|&&y| y == 0.0).count() as f64 / 2199.0;
         let pos = ds.labels.iter().filter(|&&y| y > 0.0).count() as f64 / 2199.0;
         assert!((0.03..0.08).contains(&zeros), "zero labels {zeros}");
         assert!((0.4..0.6).contains(&pos), "positive labels {pos}");
-        assert!(
-            ds.labels
-                .iter()
-                .all(|&y| ((y * 5.0).round() - y * 5.0).abs() < 1e-4),
-            "0.2 grid"
-        );
+        assert!(ds.labels.iter().all(|&y| ((y * 5.0).round() - y * 5.0).abs() < 1e-4), "0.2 grid");
         // Bimodal: more mass around ±1.6 than around ±0.6.
         let near = |c: f32| ds.labels.iter().filter(|&&y| (y - c).abs() < 0.3).count();
         assert!(near(1.6) > near(0.6) && near(-1.6) > near(-0.6));
         // Dead features are constant over valid steps.
         let audio = &ds.modalities[1];
-        let dead = (0..audio.d)
-            .filter(|&j| (0..50).all(|i| audio.step(i, 0)[j] == audio.step(0, 0)[j]))
-            .count();
+        let dead = (0..audio.d).filter(|&j| (0..50).all(|i| audio.step(i, 0)[j] == audio.step(0, 0)[j])).count();
         assert!(dead >= 1, "audio has constant features");
     }
 
     #[test]
     fn same_seed_same_data_other_seed_other_data() {
-        let small = SynthConfig {
-            n: 50,
-            dims: [7, 5, 3],
-            ..SynthConfig::default()
-        };
+        let small = SynthConfig { n: 50, dims: [7, 5, 3], ..SynthConfig::default() };
         assert_eq!(synthesize(&small), synthesize(&small));
-        let other = synthesize(&SynthConfig {
-            seed: 1,
-            ..small.clone()
-        });
-        assert_ne!(
-            synthesize(&small).modalities[0].data,
-            other.modalities[0].data
-        );
+        let other = synthesize(&SynthConfig { seed: 1, ..small.clone() });
+        assert_ne!(synthesize(&small).modalities[0].data, other.modalities[0].data);
     }
 
     #[test]
     fn odd_configs_are_clamped_not_panics() {
-        let ds = synthesize(&SynthConfig {
-            n: 3,
-            seed: 0,
-            dims: [0, 1, 2],
-            max_len: 0,
-            min_len: 0,
-        });
+        let ds = synthesize(&SynthConfig { n: 3, seed: 0, dims: [0, 1, 2], max_len: 0, min_len: 0 });
         ds.validate(Path::new("synth")).unwrap();
         assert_eq!(ds.modalities[0].t, 1);
-        let empty = synthesize(&SynthConfig {
-            n: 0,
-            ..SynthConfig::default()
-        });
+        let empty = synthesize(&SynthConfig { n: 0, ..SynthConfig::default() });
         assert_eq!(empty.n(), 0);
     }
 
@@ -431,12 +318,7 @@ mod tests {
     /// takes seconds in an unoptimised test build).
     fn mosi(seed: u64) -> &'static Dataset {
         static CACHE: [OnceLock<Dataset>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-        CACHE[seed as usize].get_or_init(|| {
-            synthesize(&SynthConfig {
-                seed,
-                ..SynthConfig::default()
-            })
-        })
+        CACHE[seed as usize].get_or_init(|| synthesize(&SynthConfig { seed, ..SynthConfig::default() }))
     }
 
     /// Per-row time averages of the valid steps of the modalities `mods`, concatenated.
@@ -478,11 +360,7 @@ mod tests {
         for row in x.iter_mut() {
             for j in 0..d {
                 let sd = var[j].sqrt();
-                row[j] = if sd > 1e-12 {
-                    (row[j] - mean[j]) / sd
-                } else {
-                    0.0
-                };
+                row[j] = if sd > 1e-12 { (row[j] - mean[j]) / sd } else { 0.0 };
             }
         }
     }
@@ -513,10 +391,7 @@ mod tests {
                 b -= lr * err;
             }
         }
-        let correct = test
-            .iter()
-            .filter(|&&i| (b + dot(&x[i], &w) > 0.0) == (y[i] > 0.5))
-            .count();
+        let correct = test.iter().filter(|&&i| (b + dot(&x[i], &w) > 0.0) == (y[i] > 0.5)).count();
         correct as f64 / test.len() as f64
     }
 
@@ -526,10 +401,7 @@ mod tests {
         let mut rng = DetRng::new(seed, 99);
         let mut best: Option<(f64, Vec<usize>)> = None;
         for _ in 0..3 {
-            let mut centers = [
-                x[rng.below(n as u64) as usize].clone(),
-                x[rng.below(n as u64) as usize].clone(),
-            ];
+            let mut centers = [x[rng.below(n as u64) as usize].clone(), x[rng.below(n as u64) as usize].clone()];
             let mut assign = vec![usize::MAX; n];
             let mut inertia = 0.0;
             for _ in 0..100 {
@@ -574,20 +446,10 @@ mod tests {
     fn measure(ds: &Dataset, mods: &[usize], seed: u64) -> (f64, f64) {
         let split = ds.split.clone().unwrap();
         let mut x = time_averaged(ds, mods);
-        let y: Vec<f64> = ds
-            .labels
-            .iter()
-            .map(|&l| if l > 0.0 { 1.0 } else { 0.0 })
-            .collect();
+        let y: Vec<f64> = ds.labels.iter().map(|&l| if l > 0.0 { 1.0 } else { 0.0 }).collect();
         let nonzero = |i: &usize| ds.labels[*i] != 0.0;
-        let train: Vec<usize> = (0..ds.n())
-            .filter(|&i| split[i] == 0)
-            .filter(nonzero)
-            .collect();
-        let test: Vec<usize> = (0..ds.n())
-            .filter(|&i| split[i] == 2)
-            .filter(nonzero)
-            .collect();
+        let train: Vec<usize> = (0..ds.n()).filter(|&i| split[i] == 0).filter(nonzero).collect();
+        let test: Vec<usize> = (0..ds.n()).filter(|&i| split[i] == 2).filter(nonzero).collect();
 
         standardize(&mut x, &train);
         let lr = logistic_accuracy(&x, &y, &train, &test);
@@ -596,27 +458,18 @@ mod tests {
         standardize(&mut x, &all);
         let assign = two_means(&x, seed);
         let labeled: Vec<usize> = all.into_iter().filter(nonzero).collect();
-        let agree = labeled
-            .iter()
-            .filter(|&&i| (assign[i] == 1) == (y[i] > 0.5))
-            .count() as f64
-            / labeled.len() as f64;
+        let agree = labeled.iter().filter(|&&i| (assign[i] == 1) == (y[i] > 0.5)).count() as f64 / labeled.len() as f64;
         (lr, agree.max(1.0 - agree))
     }
 
     #[test]
     fn learnable_but_not_trivial_and_clusters_follow_sentiment() {
-        let measured: Vec<(f64, f64)> = (0..3)
-            .map(|seed| measure(mosi(seed), &[0, 1, 2], seed))
-            .collect();
+        let measured: Vec<(f64, f64)> = (0..3).map(|seed| measure(mosi(seed), &[0, 1, 2], seed)).collect();
         for (seed, &(lr, agree)) in measured.iter().enumerate() {
             eprintln!("seed {seed}: logistic regression test accuracy {lr:.4}, 2-means agreement {agree:.4}");
         }
         for (seed, &(lr, agree)) in measured.iter().enumerate() {
-            assert!(
-                (0.75..0.90).contains(&lr),
-                "seed {seed}: logistic regression accuracy {lr}"
-            );
+            assert!((0.75..0.90).contains(&lr), "seed {seed}: logistic regression accuracy {lr}");
             assert!(agree > 0.65, "seed {seed}: 2-means agreement {agree}");
         }
     }

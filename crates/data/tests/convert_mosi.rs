@@ -97,13 +97,8 @@ fn length(g: usize, m: usize, t: usize, aligned: bool) -> usize {
 
 /// A python that can import numpy, or a failure saying how to get one.
 fn python() -> String {
-    let has_numpy = |py: &str| {
-        Command::new(py)
-            .args(["-c", "import numpy"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
+    let has_numpy =
+        |py: &str| Command::new(py).args(["-c", "import numpy"]).output().map(|o| o.status.success()).unwrap_or(false);
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
     let mut tried = Vec::new();
     let candidates = std::env::var("DECSWEEP_PYTHON")
@@ -148,33 +143,20 @@ fn fixtures(py: &str, dir: &Path) {
     let script = dir.join("make_fixtures.py");
     std::fs::write(&script, FIXTURES).unwrap();
     let out = Command::new(py).arg(&script).arg(dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "fixture script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "fixture script failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Checks one converted file against the fixture's formulas.
 fn check(ds: &Dataset, mult: bool, aligned: bool) {
     let steps = if aligned { [8, 8, 8] } else { [8, 10, 12] };
     assert_eq!(ds.n(), 11);
-    assert_eq!(
-        ds.split.as_deref(),
-        Some(&[0u8, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2][..])
-    );
+    assert_eq!(ds.split.as_deref(), Some(&[0u8, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2][..]));
     assert_eq!(ds.labels, LABELS);
-    assert_eq!(
-        ds.meta.nonfinite_replaced, 4,
-        "three -inf in audio and one NaN in vision"
-    );
+    assert_eq!(ds.meta.nonfinite_replaced, 4, "three -inf in audio and one NaN in vision");
     assert_eq!(ds.lengths_aligned(), aligned);
     let id = if mult { "vid7_7_8" } else { "vid7$_$7" };
     assert_eq!(ds.meta.ids[7], id);
-    assert_eq!(
-        ds.meta.extra["input_format"],
-        if mult { "mult" } else { "mmsa" }
-    );
+    assert_eq!(ds.meta.extra["input_format"], if mult { "mult" } else { "mmsa" });
     for m in 0..3 {
         let f = &ds.modalities[m];
         assert_eq!((f.t, f.d), (steps[m], DIMS[m]), "modality {m}");
@@ -187,11 +169,7 @@ fn check(ds: &Dataset, mult: bool, aligned: bool) {
                     // Rows 1, 7 and 9 are each split's row 1 (the -inf); row 8 is test row 0 (NaN).
                     let replaced = (m == 1 && [1, 7, 9].contains(&g) && k == 0 && j == 1)
                         || (m == 2 && g == 8 && k == 0 && j == 0);
-                    let want = if k >= len || replaced {
-                        0.0
-                    } else {
-                        value(g, k, j, m)
-                    };
+                    let want = if k >= len || replaced { 0.0 } else { value(g, k, j, m) };
                     assert_eq!(got, want, "modality {m} row {g} step {k} feature {j} (mult {mult}, aligned {aligned})");
                 }
             }
@@ -212,19 +190,12 @@ fn converts_mmsa_and_mult_pickles() {
     ] {
         let out = dir.join(name.replace(".pkl", ".safetensors"));
         let run = convert(&py, &dir.join(name), &out, "auto");
-        assert!(
-            run.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        assert!(run.status.success(), "{name}: {}", String::from_utf8_lossy(&run.stderr));
         let ds = load(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
         check(&ds, mult, aligned);
         if mult {
             let padding = &ds.meta.extra["padding"]["audio"];
-            assert!(
-                padding["front"].as_u64().unwrap() > 0,
-                "MulT rows are front-padded: {padding}"
-            );
+            assert!(padding["front"].as_u64().unwrap() > 0, "MulT rows are front-padded: {padding}");
         }
     }
 }
@@ -240,9 +211,7 @@ fn bad_inputs_exit_2_naming_file_and_key() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("missing_audio.pkl")
-            && stderr.contains("'valid'")
-            && stderr.contains("'audio'"),
+        stderr.contains("missing_audio.pkl") && stderr.contains("'valid'") && stderr.contains("'audio'"),
         "{stderr}"
     );
 

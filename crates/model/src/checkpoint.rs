@@ -23,11 +23,8 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// A detached CPU copy of every variable (trainable or not, e.g. BatchNorm statistics).
     pub fn of(vs: &VarStore) -> Checkpoint {
-        let mut tensors: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .map(|(name, t)| (name, t.detach().to_device(Device::Cpu).copy()))
-            .collect();
+        let mut tensors: Vec<(String, Tensor)> =
+            vs.variables().into_iter().map(|(name, t)| (name, t.detach().to_device(Device::Cpu).copy())).collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         Checkpoint { tensors }
     }
@@ -61,10 +58,9 @@ impl Checkpoint {
             if !prefixes.iter().any(|p| name.starts_with(p)) {
                 continue;
             }
-            let src = self.get(&name).ok_or_else(|| CheckpointError::Missing {
-                name: name.clone(),
-                needed_by: prefixes.join(", "),
-            })?;
+            let src = self
+                .get(&name)
+                .ok_or_else(|| CheckpointError::Missing { name: name.clone(), needed_by: prefixes.join(", ") })?;
             if src.size() != dst.size() {
                 return Err(CheckpointError::Shape { name, found: src.size(), expected: dst.size() });
             }

@@ -78,9 +78,8 @@ pub fn clusters_to_classes(assign: &[i64], labels: &[f32], labeled: &[bool], k: 
         }
     }
     // A cluster without labeled members counts as undecided (rate 0.5).
-    let rate: Vec<f64> = (0..k)
-        .map(|c| if members[c] == 0 { 0.5 } else { positives[c] as f64 / members[c] as f64 })
-        .collect();
+    let rate: Vec<f64> =
+        (0..k).map(|c| if members[c] == 0 { 0.5 } else { positives[c] as f64 / members[c] as f64 }).collect();
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&a, &b| rate[a].total_cmp(&rate[b]).then(a.cmp(&b)));
     let mut class: Vec<usize> = rate.iter().map(|&r| (r > 0.5) as usize).collect();

@@ -19,13 +19,19 @@ fn uniform_bound(fan_in: i64) -> nn::Init {
     nn::Init::Uniform { lo: -bound, up: bound }
 }
 
-fn linear_with_bias<'a>(vs: impl std::borrow::Borrow<nn::Path<'a>>, fan_in: i64, out: i64, bias: nn::Init) -> nn::Linear {
+fn linear_with_bias<'a>(
+    vs: impl std::borrow::Borrow<nn::Path<'a>>,
+    fan_in: i64,
+    out: i64,
+    bias: nn::Init,
+) -> nn::Linear {
     let config = nn::LinearConfig { ws_init: uniform_bound(fan_in), bs_init: Some(bias), bias: true };
     nn::linear(vs, fan_in, out, config)
 }
 
 /// `nn.BatchNorm1d`: weight 1, bias 0, running statistics 0 and 1.
 pub fn batch_norm1d<'a>(vs: impl std::borrow::Borrow<nn::Path<'a>>, dim: i64) -> nn::BatchNorm {
-    let config = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
+    let config =
+        nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
     nn::batch_norm1d(vs, dim, config)
 }

@@ -145,8 +145,8 @@ mod tests {
         let p = target_distribution(&q);
         close_f(p.double_value(&[0, 0]), 25.0 / 26.0);
         let kl = cluster_kl(&p, &q);
-        let expected = 25.0 / 26.0 * ((25.0f64 / 26.0) / (5.0 / 6.0)).ln()
-            + 1.0 / 26.0 * ((1.0f64 / 26.0) / (1.0 / 6.0)).ln();
+        let expected =
+            25.0 / 26.0 * ((25.0f64 / 26.0) / (5.0 / 6.0)).ln() + 1.0 / 26.0 * ((1.0f64 / 26.0) / (1.0 / 6.0)).ln();
         close(&kl, expected);
     }
 

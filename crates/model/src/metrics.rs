@@ -26,7 +26,11 @@ impl BinaryMetrics {
             let tp = confusion[c][c] as f64;
             let fp = confusion[1 - c][c] as f64;
             let fn_ = confusion[c][1 - c] as f64;
-            if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fn_) }
+            if tp == 0.0 {
+                0.0
+            } else {
+                2.0 * tp / (2.0 * tp + fp + fn_)
+            }
         };
         let support = |c: usize| (confusion[c][0] + confusion[c][1]) as f64;
         let (f0, f1v) = (f1(0), f1(1));

@@ -18,7 +18,8 @@ pub fn config_tensors(cfg: &ModelConfig, seq_len: i64, scalars: &[(&str, f64)]) 
         ("latent_dim", cfg.latent_dim),
         ("n_clusters", cfg.n_clusters),
     ];
-    let mut out: Vec<(String, Tensor)> = ints.into_iter().map(|(n, v)| (format!("config/{n}"), Tensor::from(v))).collect();
+    let mut out: Vec<(String, Tensor)> =
+        ints.into_iter().map(|(n, v)| (format!("config/{n}"), Tensor::from(v))).collect();
     out.push(("config/input_dims".into(), Tensor::from_slice(&cfg.input_dims)));
     out.push(("config/head_dims".into(), Tensor::from_slice(&cfg.head_dims)));
     let dropout = [("dropout", cfg.dropout)];

@@ -142,7 +142,12 @@ type Progress<'p> = &'p mut dyn FnMut(&EpochRecord) -> Control;
 
 impl<'a> Trainer<'a> {
     /// Runs `pipeline`, taking stage checkpoints from `cache` where it has them.
-    pub fn run(&self, pipeline: Pipeline, cache: &mut dyn StageCache, progress: Progress) -> Result<PipelineOutcome, TrainError> {
+    pub fn run(
+        &self,
+        pipeline: Pipeline,
+        cache: &mut dyn StageCache,
+        progress: Progress,
+    ) -> Result<PipelineOutcome, TrainError> {
         let mut stages = Vec::new();
         let init = match pipeline {
             Pipeline::Baseline => None,
@@ -215,7 +220,15 @@ impl<'a> Trainer<'a> {
         for epoch in 1..=epochs {
             let train_loss = self.train_epoch(&self.data.train, &mut opt, |b, _| terms(b, true).total(weights))?;
             let val_loss = self.evaluate_loss(&self.data.val, |b| terms(b, false).total(weights));
-            let record = EpochRecord { stage, epoch, epochs, train_loss, val_loss, val_accuracy: None, elapsed_s: started.elapsed().as_secs_f64() };
+            let record = EpochRecord {
+                stage,
+                epoch,
+                epochs,
+                train_loss,
+                val_loss,
+                val_accuracy: None,
+                elapsed_s: started.elapsed().as_secs_f64(),
+            };
             self.after_epoch(&record, progress)?;
         }
         Ok((Checkpoint::of(&vs), epochs))
@@ -254,7 +267,11 @@ impl<'a> Trainer<'a> {
             let q = losses::soft_assignment(&z, &centroids, p.dof);
             LossTerms {
                 cluster: losses::cluster_kl(target, &q),
-                recon: if weights.alpha != 0.0 { losses::reconstruction(&ae.decode(&z, batch), batch) } else { q.zeros_like().sum(Kind::Float) },
+                recon: if weights.alpha != 0.0 {
+                    losses::reconstruction(&ae.decode(&z, batch), batch)
+                } else {
+                    q.zeros_like().sum(Kind::Float)
+                },
                 supervised: losses::supervised(&q, &cluster_to_class, &batch.y, &batch.labeled),
                 disentangle: losses::disentangle(&z),
             }
@@ -278,10 +295,23 @@ impl<'a> Trainer<'a> {
                 tch::no_grad(|| {
                     let q = losses::soft_assignment(&self.latent_codes(&ae, &val_labeled), &centroids, p.dof);
                     let predicted = losses::class_probabilities(&q, &cluster_to_class).argmax(1, false);
-                    predicted.to_kind(Kind::Float).eq_tensor(&val_labeled.y).to_kind(Kind::Double).mean(Kind::Double).double_value(&[])
+                    predicted
+                        .to_kind(Kind::Float)
+                        .eq_tensor(&val_labeled.y)
+                        .to_kind(Kind::Double)
+                        .mean(Kind::Double)
+                        .double_value(&[])
                 })
             });
-            let record = EpochRecord { stage, epoch, epochs, train_loss, val_loss, val_accuracy, elapsed_s: started.elapsed().as_secs_f64() };
+            let record = EpochRecord {
+                stage,
+                epoch,
+                epochs,
+                train_loss,
+                val_loss,
+                val_accuracy,
+                elapsed_s: started.elapsed().as_secs_f64(),
+            };
             self.after_epoch(&record, progress)?;
         }
         Ok((Checkpoint::of(&vs), epochs))
@@ -289,7 +319,11 @@ impl<'a> Trainer<'a> {
 
     /// Trains the classifier on the labeled training rows, its encoders taken from `init` when
     /// given; keeps the epoch with the best validation accuracy (ties: lower validation loss).
-    pub fn train_classifier(&self, init: Option<&Checkpoint>, progress: Progress) -> Result<PipelineOutcome, TrainError> {
+    pub fn train_classifier(
+        &self,
+        init: Option<&Checkpoint>,
+        progress: Progress,
+    ) -> Result<PipelineOutcome, TrainError> {
         let stage = Stage::Finetune;
         self.seed_stage(stage);
         let p = self.params;
@@ -311,7 +345,8 @@ impl<'a> Trainer<'a> {
         let started = Instant::now();
         let mut best: Option<(f64, f64, usize, Checkpoint)> = None;
         for epoch in 1..=epochs {
-            let train_loss = self.train_epoch(&train, &mut opt, |b, _| losses::bce_with_logits(&model.forward(b, true), &b.y))?;
+            let train_loss =
+                self.train_epoch(&train, &mut opt, |b, _| losses::bce_with_logits(&model.forward(b, true), &b.y))?;
             let eval = evaluate_classifier(&model, &val);
             let record = EpochRecord {
                 stage,

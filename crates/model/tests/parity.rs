@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use decsweep_api::Params;
-use decsweep_model::reference::{batch_tensors, config_tensors};
 use decsweep_model::autoencoder::Autoencoder;
 use decsweep_model::classifier::Classifier;
 use decsweep_model::losses::{self, LossTerms, LossWeights};
+use decsweep_model::reference::{batch_tensors, config_tensors};
 use decsweep_model::{Batch, ModelConfig};
 use tch::nn::{Init, VarStore};
 use tch::{Device, Kind, Tensor};

@@ -198,7 +198,9 @@ impl Slot {
         }
         let id = &lease.lease_id;
         let reported = match outcome {
-            Outcome::Completed(metrics) => self.client.post_retrying(&format!("leases/{id}/complete"), &CompleteTrial { metrics }),
+            Outcome::Completed(metrics) => {
+                self.client.post_retrying(&format!("leases/{id}/complete"), &CompleteTrial { metrics })
+            }
             Outcome::Pruned { stage, epoch, metrics } => {
                 self.client.post_retrying(&format!("leases/{id}/prune"), &PruneTrial { stage, epoch, metrics })
             }
@@ -245,7 +247,9 @@ impl Slot {
         let data = match &lease.dataset {
             Some(d) => match self.fetch_dataset(&d.sha256) {
                 Ok(path) => path,
-                Err(e) => return Outcome::Failed { reason: format!("fetching dataset {}: {e:#}", d.sha256), retryable: true },
+                Err(e) => {
+                    return Outcome::Failed { reason: format!("fetching dataset {}: {e:#}", d.sha256), retryable: true }
+                }
             },
             None => return Outcome::Failed { reason: "the lease names no dataset".into(), retryable: false },
         };
@@ -285,10 +289,13 @@ impl Slot {
         match status {
             Ok(s) if s.success() => read_model_outcome(&out),
             Ok(s) => {
-                let err: serde_json::Value =
-                    fs::read_to_string(out.join("error.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+                let err: serde_json::Value = fs::read_to_string(out.join("error.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
                 let kind = err["kind"].as_str().unwrap_or("error");
-                let message = err["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("{s}: {stderr_tail}"));
+                let message =
+                    err["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("{s}: {stderr_tail}"));
                 // Bad input and divergence are deterministic: running the same trial again would
                 // fail the same way.
                 Outcome::Failed { reason: message, retryable: kind == "error" }
@@ -299,7 +306,14 @@ impl Slot {
 
     /// Forwards every epoch the child prints to the coordinator and answers the child with the
     /// coordinator's decision. Stops the child when the lease is lost or the worker shuts down.
-    fn relay_progress(&self, lease: &Lease, stdout: impl BufRead, mut stdin: ChildStdin, child: &mut Child, lost: &AtomicBool) {
+    fn relay_progress(
+        &self,
+        lease: &Lease,
+        stdout: impl BufRead,
+        mut stdin: ChildStdin,
+        child: &mut Child,
+        lost: &AtomicBool,
+    ) {
         let path = format!("leases/{}/progress", lease.lease_id);
         for line in stdout.lines() {
             let Ok(line) = line else { break };
@@ -335,7 +349,13 @@ impl Slot {
         }
     }
 
-    fn run_command(&self, argv: &[String], env: &BTreeMap<String, String>, workdir: Option<&str>, lost: &AtomicBool) -> Outcome {
+    fn run_command(
+        &self,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        workdir: Option<&str>,
+        lost: &AtomicBool,
+    ) -> Outcome {
         let Some((program, args)) = argv.split_first() else {
             return Outcome::Failed { reason: "the command is empty".into(), retryable: false };
         };
@@ -377,7 +397,9 @@ impl Slot {
                 Ok(metrics) => Outcome::Completed(metrics),
                 Err(e) => Outcome::Failed { reason: e.to_string(), retryable: false },
             },
-            (Ok(s), _) => Outcome::Failed { reason: format!("`{program}` exited with {s}: {stderr_tail}"), retryable: true },
+            (Ok(s), _) => {
+                Outcome::Failed { reason: format!("`{program}` exited with {s}: {stderr_tail}"), retryable: true }
+            }
             (Err(e), _) => Outcome::Failed { reason: format!("waiting for `{program}`: {e}"), retryable: true },
         }
     }

@@ -19,10 +19,10 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 use decsweep_api::Params;
-use decsweep_model::reference::{batch_tensors, config_tensors};
 use decsweep_model::autoencoder::Autoencoder;
 use decsweep_model::classifier::Classifier;
 use decsweep_model::losses::{self, LossTerms, LossWeights};
+use decsweep_model::reference::{batch_tensors, config_tensors};
 use decsweep_model::{Batch, ModelConfig};
 use serde::Deserialize;
 use tch::nn::{self, OptimizerConfig, VarStore};
@@ -312,7 +312,6 @@ fn random_batch(n: i64, steps: i64, device: Device) -> Batch {
         labeled: Tensor::ones([n], (Kind::Bool, device)),
     }
 }
-
 
 fn snapshot(prefix: &str, vs: &VarStore) -> Vec<(String, Tensor)> {
     let mut vars: Vec<(String, Tensor)> = vs

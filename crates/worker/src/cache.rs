@@ -21,7 +21,13 @@ pub struct DirCache {
 }
 
 impl DirCache {
-    pub fn new(dir: &Path, dataset_hash: &str, params: &Params, pipeline: Pipeline, seed: u64) -> std::io::Result<Self> {
+    pub fn new(
+        dir: &Path,
+        dataset_hash: &str,
+        params: &Params,
+        pipeline: Pipeline,
+        seed: u64,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         Ok(DirCache {
             dir: dir.to_path_buf(),

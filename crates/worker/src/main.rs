@@ -147,7 +147,14 @@ fn print_params() {
     for spec in decsweep_api::SPECS {
         let stages: Vec<&str> = spec.stages.iter().map(|s| s.name()).collect();
         let default = defaults.get(spec.name).map(|v| v.to_string()).unwrap_or_default();
-        let line = format!("{:<15} {:<10} {:<28} {:<22} {}", spec.name, default, spec.domain.describe(), stages.join(","), spec.doc.trim());
+        let line = format!(
+            "{:<15} {:<10} {:<28} {:<22} {}",
+            spec.name,
+            default,
+            spec.domain.describe(),
+            stages.join(","),
+            spec.doc.trim()
+        );
         if writeln!(out, "{line}").is_err() {
             break;
         }

@@ -9,7 +9,9 @@ use anyhow::{anyhow, Context};
 use decsweep_api::{Params, Stage};
 use decsweep_data::{PrepConfig, Prepared};
 use decsweep_model::train::Evaluation;
-use decsweep_model::{Control, EpochRecord, ModelConfig, NoCache, PipelineOutcome, StageCache, TrainError, TrainSet, Trainer};
+use decsweep_model::{
+    Control, EpochRecord, ModelConfig, NoCache, PipelineOutcome, StageCache, TrainError, TrainSet, Trainer,
+};
 use serde_json::json;
 
 use crate::cache::DirCache;
@@ -23,7 +25,9 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
     if let Err(failure) = &result {
         let (kind, e) = match failure {
             Failure::BadInput(e) => ("bad_input", e),
-            Failure::Failed(e) if e.downcast_ref::<TrainError>().is_some_and(|t| matches!(t, TrainError::Diverged { .. })) => {
+            Failure::Failed(e)
+                if e.downcast_ref::<TrainError>().is_some_and(|t| matches!(t, TrainError::Diverged { .. })) =>
+            {
                 ("diverged", e)
             }
             Failure::Failed(e) => ("error", e),
@@ -72,7 +76,11 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
         curves.append(r);
         eprintln!("{}", progress_line(r));
         last_epoch = Some(r.clone());
-        if supervised { supervisor_says(r) } else { Control::Continue }
+        if supervised {
+            supervisor_says(r)
+        } else {
+            Control::Continue
+        }
     };
     let mut dir_cache = match &args.cache {
         Some(dir) => Some(
@@ -110,7 +118,16 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
     };
 
     outcome.classifier.save(&args.out.join("classifier.safetensors"))?;
-    let metrics = metrics_json(&args, &params, &dataset_hash, &prepared, &outcome, device, reuses, started.elapsed().as_secs_f64());
+    let metrics = metrics_json(
+        &args,
+        &params,
+        &dataset_hash,
+        &prepared,
+        &outcome,
+        device,
+        reuses,
+        started.elapsed().as_secs_f64(),
+    );
     write_atomically(&args.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
     eprintln!(
         "done: accuracy {:.4}  f1_weighted {:.4}  f1_macro {:.4}  loss {:.4}  (best epoch {}, {} parameters) → {}",

@@ -86,7 +86,10 @@ fn dec_pipeline_writes_every_output() {
     let o = train(synthetic_dataset(), "dec", 1, &sets, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("[ae") && err.contains("[dec") && err.contains("[finetune"), "a progress line per epoch:\n{err}");
+    assert!(
+        err.contains("[ae") && err.contains("[dec") && err.contains("[finetune"),
+        "a progress line per epoch:\n{err}"
+    );
 
     let m = metrics(&out);
     for key in ["accuracy", "f1_weighted", "f1_macro", "loss", "time_ae_s", "time_dec_s", "time_finetune_s", "wall_s"] {
@@ -132,7 +135,14 @@ fn same_seed_same_result_and_cache_reuses_stages() {
     }
     // Another label fraction shares the AE stage but not the DEC stage.
     let c = tmp.path().join("c");
-    let oc = train(synthetic_dataset(), "dec", 7, &["epochs_ae=2", "epochs_dec=2", "epochs_ft=3", "label_fraction=0.2"], &c, &cache_arg);
+    let oc = train(
+        synthetic_dataset(),
+        "dec",
+        7,
+        &["epochs_ae=2", "epochs_dec=2", "epochs_ft=3", "label_fraction=0.2"],
+        &c,
+        &cache_arg,
+    );
     assert!(oc.status.success(), "{}", stderr(&oc));
     assert_eq!(metrics(&c)["cache_reuses"], 1);
 
@@ -215,7 +225,8 @@ fn divergence_stops_the_trial_with_its_stage_and_epoch() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("diverge");
     // An absurd learning rate blows the AE's reconstruction up within a few epochs.
-    let o = train(synthetic_dataset(), "dec", 0, &["epochs_ae=20", "lr_ae=1e12", "epochs_dec=1", "epochs_ft=1"], &out, &[]);
+    let o =
+        train(synthetic_dataset(), "dec", 0, &["epochs_ae=20", "lr_ae=1e12", "epochs_dec=1", "epochs_ft=1"], &out, &[]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("diverged in stage ae at epoch"), "{err}");

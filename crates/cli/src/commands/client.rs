@@ -87,7 +87,15 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         let acc = t.metrics.get("accuracy").map(|a| format!("{a:.4}")).unwrap_or_default();
         let worker = t.worker.as_deref().unwrap_or("");
         let error = t.error.as_deref().unwrap_or("");
-        println!("{:>6} {:<9} {:<9} seed {:<4} attempts {} {:<8} {worker} {error}", t.id, t.pipeline, t.status.name(), t.seed, t.attempts, acc);
+        println!(
+            "{:>6} {:<9} {:<9} seed {:<4} attempts {} {:<8} {worker} {error}",
+            t.id,
+            t.pipeline,
+            t.status.name(),
+            t.seed,
+            t.attempts,
+            acc
+        );
     }
     Ok(())
 }

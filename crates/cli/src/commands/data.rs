@@ -53,15 +53,10 @@ pub fn run(command: DataCommand) -> anyhow::Result<()> {
 
 fn synth(args: &SynthArgs) -> anyhow::Result<()> {
     let n = usize::try_from(args.n).context("--n does not fit this machine's memory")?;
-    let cfg = SynthConfig {
-        n,
-        seed: args.seed,
-        ..SynthConfig::default()
-    };
+    let cfg = SynthConfig { n, seed: args.seed, ..SynthConfig::default() };
     let ds = synthesize(&cfg);
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
     }
     save(&ds, &args.out)?;
     tracing::info!(path = %args.out.display(), seed = args.seed, rows = args.n, "wrote synthetic dataset");
@@ -85,11 +80,7 @@ fn report(path: &Path, summary: &Summary, json: bool) -> anyhow::Result<()> {
     let sha256 = content_hash(path)?;
     let mut out = std::io::stdout().lock();
     if json {
-        let report = Report {
-            path,
-            sha256,
-            summary,
-        };
+        let report = Report { path, sha256, summary };
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
         writeln!(out, "{}: {summary}; sha256 {sha256}", path.display())?;

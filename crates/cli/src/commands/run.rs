@@ -67,7 +67,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
-        let options = CoordinatorOptions { lease_ttl: Duration::from_secs(args.lease_ttl.max(1)), ..Default::default() };
+        let options =
+            CoordinatorOptions { lease_ttl: Duration::from_secs(args.lease_ttl.max(1)), ..Default::default() };
         let coordinator = Coordinator::open(&db, options)?;
         let info = coordinator
             .create_study(CreateStudy { spec: spec_text, spec_path: spec_path.display().to_string() })
@@ -76,7 +77,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         if info.created {
             eprintln!("study `{study}`: {} trials, database {}", info.counts.total(), db.display());
         } else {
-            eprintln!("study `{study}`: resuming from {} ({} of {} done)", db.display(), info.counts.finished(), info.counts.total());
+            eprintln!(
+                "study `{study}`: resuming from {} ({} of {} done)",
+                db.display(),
+                info.counts.finished(),
+                info.counts.total()
+            );
         }
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -84,7 +90,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = {
             let coordinator = coordinator.clone();
-            tokio::spawn(async move { coordinator.serve(listener, async { let _ = server_stopped.await; }).await })
+            tokio::spawn(async move {
+                coordinator
+                    .serve(listener, async {
+                        let _ = server_stopped.await;
+                    })
+                    .await
+            })
         };
 
         let threads = args.threads.unwrap_or((cores / workers.max(1)).max(1));
@@ -112,7 +124,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         eprintln!("reports: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
         if counts.failed > 0 {
-            bail!("{} of {} trials failed (their errors are in {})", counts.failed, counts.total(), results.join("trials.csv").display());
+            bail!(
+                "{} of {} trials failed (their errors are in {})",
+                counts.failed,
+                counts.total(),
+                results.join("trials.csv").display()
+            );
         }
         Ok(())
     })
@@ -226,7 +243,8 @@ fn find_worker(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("DECSWEEP_WORKER") {
         return Ok(PathBuf::from(p));
     }
-    if let Some(sibling) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join("decsweep-worker"))) {
+    if let Some(sibling) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join("decsweep-worker")))
+    {
         if sibling.exists() {
             return Ok(sibling);
         }

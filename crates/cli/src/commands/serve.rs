@@ -35,9 +35,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let coordinator = Coordinator::open(&args.db, options)?;
         let listener = tokio::net::TcpListener::bind(args.bind).await?;
         eprintln!("coordinator listening on http://{} (database {})", listener.local_addr()?, args.db.display());
-        coordinator
-            .serve(listener, shutdown_signal())
-            .await?;
+        coordinator.serve(listener, shutdown_signal()).await?;
         Ok(())
     })
 }

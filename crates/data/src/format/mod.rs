@@ -29,19 +29,13 @@ pub fn content_hash(path: &Path) -> Result<String, DataError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let k = file
-            .read(&mut buf)
-            .map_err(|source| read_error(path, source))?;
+        let k = file.read(&mut buf).map_err(|source| read_error(path, source))?;
         if k == 0 {
             break;
         }
         hasher.update(&buf[..k]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 pub(crate) fn open(path: &Path) -> Result<File, DataError> {
@@ -50,14 +44,9 @@ pub(crate) fn open(path: &Path) -> Result<File, DataError> {
 
 pub(crate) fn read_error(path: &Path, source: std::io::Error) -> DataError {
     if source.kind() == std::io::ErrorKind::NotFound {
-        DataError::NotFound {
-            path: path.to_path_buf(),
-        }
+        DataError::NotFound { path: path.to_path_buf() }
     } else {
-        DataError::Read {
-            path: path.to_path_buf(),
-            source,
-        }
+        DataError::Read { path: path.to_path_buf(), source }
     }
 }
 
@@ -71,14 +60,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("abc");
         std::fs::write(&p, b"abc").unwrap();
-        assert_eq!(
-            content_hash(&p).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert!(matches!(
-            content_hash(&dir.join("nope")),
-            Err(DataError::NotFound { .. })
-        ));
+        assert_eq!(content_hash(&p).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(matches!(content_hash(&dir.join("nope")), Err(DataError::NotFound { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

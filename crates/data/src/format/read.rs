@@ -11,36 +11,20 @@ use crate::dataset::{check_length, check_split, Dataset, Features, Metadata, MOD
 use crate::error::DataError;
 
 /// Tensors this format defines; anything else in a file is ignored with a warning.
-const KNOWN_TENSORS: [&str; 9] = [
-    "text",
-    "audio",
-    "vision",
-    "lengths",
-    "text_lengths",
-    "audio_lengths",
-    "vision_lengths",
-    "label",
-    "split",
-];
+const KNOWN_TENSORS: [&str; 9] =
+    ["text", "audio", "vision", "lengths", "text_lengths", "audio_lengths", "vision_lengths", "label", "split"];
 
 /// Reads a dataset file and checks every invariant of the format.
 pub fn load(path: &Path) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|source| read_error(path, source))?;
-    let not_safetensors = |source| DataError::NotSafetensors {
-        path: path.to_path_buf(),
-        source,
-    };
+    let not_safetensors = |source| DataError::NotSafetensors { path: path.to_path_buf(), source };
     // `SafeTensors` does not expose the header's `__metadata__`, so the header is read twice;
     // it is small next to the tensors.
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
     let file = SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;
     let reader = Reader { path, file: &file };
 
-    let mut unknown: Vec<&str> = file
-        .names()
-        .into_iter()
-        .filter(|n| !KNOWN_TENSORS.contains(n))
-        .collect();
+    let mut unknown: Vec<&str> = file.names().into_iter().filter(|n| !KNOWN_TENSORS.contains(n)).collect();
     unknown.sort_unstable();
     for name in unknown {
         tracing::warn!(path = %path.display(), tensor = name, "ignoring unknown tensor");
@@ -80,9 +64,7 @@ pub fn load(path: &Path) -> Result<Dataset, DataError> {
                     return Err(DataError::MissingTensor {
                         path: path.to_path_buf(),
                         tensor: "lengths".into(),
-                        expected: format!(
-                            "integer [N] valid steps per row, or `{own_name}` for this modality"
-                        ),
+                        expected: format!("integer [N] valid steps per row, or `{own_name}` for this modality"),
                     })
                 }
             },
@@ -108,13 +90,7 @@ pub fn load(path: &Path) -> Result<Dataset, DataError> {
     };
 
     let meta = read_meta(path, header.metadata().as_ref(), n)?;
-    let ds = Dataset {
-        modalities,
-        lengths,
-        labels,
-        split,
-        meta,
-    };
+    let ds = Dataset { modalities, lengths, labels, split, meta };
     ds.validate(path)?;
     tracing::debug!(path = %path.display(), rows = n, "loaded dataset");
     Ok(ds)
@@ -122,16 +98,8 @@ pub fn load(path: &Path) -> Result<Dataset, DataError> {
 
 /// Reads `format` and `meta` from the header. A file without them (written by another
 /// safetensors tool) is accepted with a warning and row numbers as ids.
-fn read_meta(
-    path: &Path,
-    header: Option<&HashMap<String, String>>,
-    n: usize,
-) -> Result<Metadata, DataError> {
-    let bad = |key: &str, reason: String| DataError::BadMetadata {
-        path: path.to_path_buf(),
-        key: key.into(),
-        reason,
-    };
+fn read_meta(path: &Path, header: Option<&HashMap<String, String>>, n: usize) -> Result<Metadata, DataError> {
+    let bad = |key: &str, reason: String| DataError::BadMetadata { path: path.to_path_buf(), key: key.into(), reason };
     match header.and_then(|h| h.get("format")) {
         Some(f) if f == FORMAT => {}
         Some(f) => return Err(bad("format", format!("is `{f}`, expected `{FORMAT}`"))),
@@ -140,14 +108,10 @@ fn read_meta(
         }
     }
     match header.and_then(|h| h.get("meta")) {
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| bad("meta", format!("not the JSON of a Metadata: {e}"))),
+        Some(text) => serde_json::from_str(text).map_err(|e| bad("meta", format!("not the JSON of a Metadata: {e}"))),
         None => {
             tracing::warn!(path = %path.display(), "header has no `meta`; using row numbers as ids");
-            Ok(Metadata {
-                ids: (0..n).map(|i| i.to_string()).collect(),
-                ..Metadata::default()
-            })
+            Ok(Metadata { ids: (0..n).map(|i| i.to_string()).collect(), ..Metadata::default() })
         }
     }
 }
@@ -162,20 +126,16 @@ impl<'a> Reader<'a> {
         match self.file.tensor(name) {
             Ok(view) => Ok(Some(view)),
             Err(SafeTensorError::TensorNotFound(_)) => Ok(None),
-            Err(source) => Err(DataError::NotSafetensors {
-                path: self.path.to_path_buf(),
-                source,
-            }),
+            Err(source) => Err(DataError::NotSafetensors { path: self.path.to_path_buf(), source }),
         }
     }
 
     fn require(&self, name: &str, expected: &str) -> Result<TensorView<'a>, DataError> {
-        self.optional(name)?
-            .ok_or_else(|| DataError::MissingTensor {
-                path: self.path.to_path_buf(),
-                tensor: name.into(),
-                expected: expected.into(),
-            })
+        self.optional(name)?.ok_or_else(|| DataError::MissingTensor {
+            path: self.path.to_path_buf(),
+            tensor: name.into(),
+            expected: expected.into(),
+        })
     }
 
     fn features(&self, name: &str) -> Result<Features, DataError> {
@@ -225,11 +185,7 @@ impl<'a> Reader<'a> {
         if view.dtype() != Dtype::F32 {
             return Err(self.wrong_dtype(name, "F32", view.dtype()));
         }
-        Ok(view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        Ok(view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     /// Any integer dtype, widened to i64 (u64 values beyond i64 saturate, which every range
@@ -239,33 +195,15 @@ impl<'a> Reader<'a> {
         let out: Vec<i64> = match view.dtype() {
             Dtype::I8 => b.iter().map(|&x| x as i8 as i64).collect(),
             Dtype::U8 => b.iter().map(|&x| x as i64).collect(),
-            Dtype::I16 => b
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]) as i64)
-                .collect(),
-            Dtype::U16 => b
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]) as i64)
-                .collect(),
-            Dtype::I32 => b
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                .collect(),
-            Dtype::U32 => b
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                .collect(),
-            Dtype::I64 => b
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(eight(c)))
-                .collect(),
-            Dtype::U64 => b
-                .chunks_exact(8)
-                .map(|c| i64::try_from(u64::from_le_bytes(eight(c))).unwrap_or(i64::MAX))
-                .collect(),
-            other => {
-                return Err(self.wrong_dtype(name, "an integer dtype (I8..I64, U8..U64)", other))
+            Dtype::I16 => b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
+            Dtype::U16 => b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as i64).collect(),
+            Dtype::I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect(),
+            Dtype::U32 => b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect(),
+            Dtype::I64 => b.chunks_exact(8).map(|c| i64::from_le_bytes(eight(c))).collect(),
+            Dtype::U64 => {
+                b.chunks_exact(8).map(|c| i64::try_from(u64::from_le_bytes(eight(c))).unwrap_or(i64::MAX)).collect()
             }
+            other => return Err(self.wrong_dtype(name, "an integer dtype (I8..I64, U8..U64)", other)),
         };
         Ok(out)
     }

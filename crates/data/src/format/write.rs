@@ -22,10 +22,7 @@ use crate::error::DataError;
 /// file intact. The dataset is validated first so that `save` never writes a file `load` rejects.
 pub fn save(ds: &Dataset, path: &Path) -> Result<(), DataError> {
     ds.validate(path)?;
-    let write_err = |source| DataError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let write_err = |source| DataError::Write { path: path.to_path_buf(), source };
     let tensors = plan(ds);
     let header = header(ds, &tensors).map_err(|e| write_err(std::io::Error::other(e)))?;
     let tmp = temp_path(path).map_err(write_err)?;
@@ -73,18 +70,14 @@ impl Payload<'_> {
             Payload::F32(v) => {
                 for chunk in v.chunks(1 << 14) {
                     buf.clear();
-                    chunk
-                        .iter()
-                        .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
+                    chunk.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
                     w.write_all(&buf)?;
                 }
             }
             Payload::I64(v) => {
                 for chunk in v.chunks(1 << 13) {
                     buf.clear();
-                    chunk
-                        .iter()
-                        .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
+                    chunk.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
                     w.write_all(&buf)?;
                 }
             }
@@ -107,11 +100,7 @@ fn plan(ds: &Dataset) -> Vec<Planned<'_>> {
     let mut out = Vec::new();
     let as_i64 = |v: &[u32]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
     if ds.lengths_aligned() {
-        out.push(Planned {
-            name: "lengths".into(),
-            shape: vec![n],
-            payload: Payload::I64(as_i64(&ds.lengths[0])),
-        });
+        out.push(Planned { name: "lengths".into(), shape: vec![n], payload: Payload::I64(as_i64(&ds.lengths[0])) });
     } else {
         for (name, lengths) in MODALITIES.iter().zip(&ds.lengths) {
             out.push(Planned {
@@ -121,24 +110,12 @@ fn plan(ds: &Dataset) -> Vec<Planned<'_>> {
             });
         }
     }
-    out.push(Planned {
-        name: "label".into(),
-        shape: vec![n],
-        payload: Payload::F32(&ds.labels),
-    });
+    out.push(Planned { name: "label".into(), shape: vec![n], payload: Payload::F32(&ds.labels) });
     for (m, f) in ds.modalities.iter().enumerate() {
-        out.push(Planned {
-            name: MODALITIES[m].into(),
-            shape: vec![f.n, f.t, f.d],
-            payload: Payload::F32(&f.data),
-        });
+        out.push(Planned { name: MODALITIES[m].into(), shape: vec![f.n, f.t, f.d], payload: Payload::F32(&f.data) });
     }
     if let Some(split) = &ds.split {
-        out.push(Planned {
-            name: "split".into(),
-            shape: vec![n],
-            payload: Payload::U8(split),
-        });
+        out.push(Planned { name: "split".into(), shape: vec![n], payload: Payload::U8(split) });
     }
     out
 }
@@ -147,10 +124,7 @@ fn plan(ds: &Dataset) -> Vec<Planned<'_>> {
 fn header(ds: &Dataset, tensors: &[Planned<'_>]) -> Result<Vec<u8>, serde_json::Error> {
     let mut map = Map::new();
     let meta = serde_json::to_string(&ds.meta)?;
-    map.insert(
-        "__metadata__".into(),
-        json!({ "format": FORMAT, "meta": meta }),
-    );
+    map.insert("__metadata__".into(), json!({ "format": FORMAT, "meta": meta }));
     let mut offset = 0usize;
     for t in tensors {
         let end = offset + t.payload.byte_len();
@@ -186,12 +160,9 @@ fn parent(path: &Path) -> &Path {
 
 /// A hidden sibling of `path`, unique to this process.
 fn temp_path(path: &Path) -> std::io::Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the output path has no file name",
-        )
-    })?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the output path has no file name"))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".tmp-{}", std::process::id()));
@@ -222,10 +193,7 @@ mod tests {
         assert_eq!(load(&a).unwrap(), ds);
         assert_eq!(content_hash(&a).unwrap(), content_hash(&b).unwrap());
         // Only the file itself is left behind.
-        let names: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
 
         // The safetensors crate reads what we wrote, with the per-modality lengths.
@@ -235,16 +203,7 @@ mod tests {
         names.sort_unstable();
         assert_eq!(
             names,
-            [
-                "audio",
-                "audio_lengths",
-                "label",
-                "split",
-                "text",
-                "text_lengths",
-                "vision",
-                "vision_lengths"
-            ]
+            ["audio", "audio_lengths", "label", "split", "text", "text_lengths", "vision", "vision_lengths"]
         );
         let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap());
         assert_eq!(header_len % 8, 0);
@@ -276,17 +235,11 @@ mod tests {
         let before = fs::read(&p).unwrap();
         let mut bad = tiny();
         bad.labels[0] = f32::NAN;
-        assert!(matches!(
-            save(&bad, &p),
-            Err(DataError::BadLabel { row: 0, .. })
-        ));
+        assert!(matches!(save(&bad, &p), Err(DataError::BadLabel { row: 0, .. })));
         assert_eq!(fs::read(&p).unwrap(), before);
         let missing_dir = dir.join("no/such/dir/x.safetensors");
         let e = save(&tiny(), &missing_dir).unwrap_err();
-        assert!(
-            matches!(e, DataError::Write { .. }) && e.to_string().contains("no/such/dir"),
-            "{e}"
-        );
+        assert!(matches!(e, DataError::Write { .. }) && e.to_string().contains("no/such/dir"), "{e}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

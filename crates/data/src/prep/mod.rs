@@ -82,47 +82,20 @@ pub fn prepare(ds: &Dataset, cfg: &PrepConfig) -> Result<Prepared, DataError> {
     ds.validate_structure(std::path::Path::new("<dataset>"))?;
 
     let classes = split::binarise(&ds.labels, cfg.zero_label);
-    let parts = split::partition(
-        &classes,
-        ds.split.as_deref(),
-        cfg.split,
-        cfg.val_fraction,
-        cfg.seed,
-    )?;
-    let train_labeled = split::choose_labeled(
-        &parts.train,
-        &classes,
-        cfg.label_fraction,
-        cfg.seed,
-        stream::LABELED_TRAIN,
-    );
-    let val_labeled = split::choose_labeled(
-        &parts.val,
-        &classes,
-        cfg.label_fraction,
-        cfg.seed,
-        stream::LABELED_VAL,
-    );
+    let parts = split::partition(&classes, ds.split.as_deref(), cfg.split, cfg.val_fraction, cfg.seed)?;
+    let train_labeled =
+        split::choose_labeled(&parts.train, &classes, cfg.label_fraction, cfg.seed, stream::LABELED_TRAIN);
+    let val_labeled = split::choose_labeled(&parts.val, &classes, cfg.label_fraction, cfg.seed, stream::LABELED_VAL);
     check_sizes(ds, cfg, &parts, &classes, &train_labeled)?;
 
-    let scalers: Vec<normalize::Scaler> = (0..3)
-        .map(|m| {
-            normalize::Scaler::fit(&ds.modalities[m], &ds.lengths[m], &parts.train, cfg.seq_len)
-        })
-        .collect();
+    let scalers: Vec<normalize::Scaler> =
+        (0..3).map(|m| normalize::Scaler::fit(&ds.modalities[m], &ds.lengths[m], &parts.train, cfg.seq_len)).collect();
     let build = |rows: &[usize], labeled: Vec<bool>| Part {
-        features: std::array::from_fn(|m| {
-            scalers[m].apply(&ds.modalities[m], &ds.lengths[m], rows, cfg.seq_len)
-        }),
+        features: std::array::from_fn(|m| scalers[m].apply(&ds.modalities[m], &ds.lengths[m], rows, cfg.seq_len)),
         lengths: std::array::from_fn(|m| {
-            rows.iter()
-                .map(|&i| (ds.lengths[m][i] as usize).min(cfg.seq_len) as i64)
-                .collect()
+            rows.iter().map(|&i| (ds.lengths[m][i] as usize).min(cfg.seq_len) as i64).collect()
         }),
-        labels: rows
-            .iter()
-            .map(|&i| classes[i].map_or(0.0, f32::from))
-            .collect(),
+        labels: rows.iter().map(|&i| classes[i].map_or(0.0, f32::from)).collect(),
         labeled,
         rows: rows.to_vec(),
     };
@@ -139,20 +112,8 @@ pub fn prepare(ds: &Dataset, cfg: &PrepConfig) -> Result<Prepared, DataError> {
         n_val_unlabeled: val.len() - val.n_labeled(),
         n_test: parts.test.len(),
     };
-    tracing::debug!(
-        ?stats,
-        seq_len = cfg.seq_len,
-        seed = cfg.seed,
-        "prepared data"
-    );
-    Ok(Prepared {
-        dims: ds.modalities.each_ref().map(|f| f.d),
-        seq_len: cfg.seq_len,
-        train,
-        val,
-        test,
-        stats,
-    })
+    tracing::debug!(?stats, seq_len = cfg.seq_len, seed = cfg.seed, "prepared data");
+    Ok(Prepared { dims: ds.modalities.each_ref().map(|f| f.d), seq_len: cfg.seq_len, train, val, test, stats })
 }
 
 /// Refuses preparations a model cannot train or be validated on, saying what to change.
@@ -173,9 +134,7 @@ fn check_sizes(
     );
     let source = match cfg.split {
         SplitMode::Random => "raise val_fraction or use a dataset with more rows",
-        SplitMode::Dataset => {
-            "the file's split has no usable row with split = 1; use split = random"
-        }
+        SplitMode::Dataset => "the file's split has no usable row with split = 1; use split = random",
     };
     if parts.train.is_empty() {
         return Err(DataError::Insufficient {
@@ -184,12 +143,7 @@ fn check_sizes(
         });
     }
     for (class, name) in [(0u8, "negative (label < 0)"), (1, "positive (label > 0)")] {
-        let labeled = parts
-            .train
-            .iter()
-            .zip(train_labeled)
-            .filter(|(&i, &l)| l && classes[i] == Some(class))
-            .count();
+        let labeled = parts.train.iter().zip(train_labeled).filter(|(&i, &l)| l && classes[i] == Some(class)).count();
         if labeled == 0 {
             return Err(DataError::Insufficient {
                 what: format!("the labeled training set has no {name} row ({context})"),

@@ -34,15 +34,8 @@ impl Scaler {
         }
         // Two more passes (mean, then variance about it) rather than running sums: stable
         // for features with a large offset.
-        let range: Vec<f64> = (0..d)
-            .map(|j| {
-                if count > 0 && max[j] > min[j] {
-                    max[j] - min[j]
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let range: Vec<f64> =
+            (0..d).map(|j| if count > 0 && max[j] > min[j] { max[j] - min[j] } else { 0.0 }).collect();
         let scaled = |j: usize, x: f32| (x as f64 - min[j]) / range[j];
         let mut mean = vec![0.0f64; d];
         let mut var = vec![0.0f64; d];
@@ -65,17 +58,8 @@ impl Scaler {
             target.iter_mut().for_each(|v| *v /= count.max(1) as f64);
         }
         let std: Vec<f64> = var.iter().map(|v| v.sqrt()).collect();
-        let range = range
-            .iter()
-            .zip(&std)
-            .map(|(&r, &s)| if s > 0.0 { r } else { 0.0 })
-            .collect();
-        Scaler {
-            min,
-            range,
-            mean,
-            std,
-        }
+        let range = range.iter().zip(&std).map(|(&r, &s)| if s > 0.0 { r } else { 0.0 }).collect();
+        Scaler { min, range, mean, std }
     }
 
     /// The rows `rows` of `f`, padded / truncated to `seq_len`, normalised: `[rows, seq_len, d]`
@@ -134,21 +118,13 @@ mod tests {
         assert_eq!(test.len(), 4);
         let expect = (9.0 / 4.0 - 0.5) / (1.0f32 / 6.0).sqrt();
         assert!((test[0] - expect).abs() < 1e-5, "{test:?}");
-        assert!(
-            (test[2] - (-3.0 / 4.0 - 0.5) / (1.0f32 / 6.0).sqrt()).abs() < 1e-5,
-            "{test:?}"
-        );
+        assert!((test[2] - (-3.0 / 4.0 - 0.5) / (1.0f32 / 6.0).sqrt()).abs() < 1e-5, "{test:?}");
         assert_eq!((test[1], test[3]), (0.0, 0.0), "constant feature stays 0");
     }
 
     #[test]
     fn no_training_rows_gives_zeros() {
-        let f = Features {
-            data: vec![1.0, 2.0],
-            n: 1,
-            t: 2,
-            d: 1,
-        };
+        let f = Features { data: vec![1.0, 2.0], n: 1, t: 2, d: 1 };
         let s = Scaler::fit(&f, &[2], &[], 2);
         assert_eq!(s.apply(&f, &[2], &[0], 2), vec![0.0, 0.0]);
     }

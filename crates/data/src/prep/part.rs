@@ -88,10 +88,7 @@ mod tests {
         assert_eq!(s.features[0], vec![20., 21., 0., 1.]);
         assert_eq!(s.features[2], vec![20., 21., 22., 0., 1., 2.]);
         assert_eq!(s.lengths[2], vec![1, 3]);
-        assert_eq!(
-            (s.rows.clone(), s.labels.clone()),
-            (vec![9, 7], vec![1., 0.])
-        );
+        assert_eq!((s.rows.clone(), s.labels.clone()), (vec![9, 7], vec![1., 0.]));
         let l = p.labeled_only();
         assert_eq!(l.rows, vec![7, 9]);
         assert_eq!(l.features[1], vec![0., 20.]);

@@ -53,10 +53,7 @@ pub(super) fn partition(
     let kept = |i: &usize| classes[*i].is_some();
     let rows_with = |v: u8| -> Vec<usize> {
         match split {
-            Some(s) => (0..classes.len())
-                .filter(|&i| s[i] == v)
-                .filter(kept)
-                .collect(),
+            Some(s) => (0..classes.len()).filter(|&i| s[i] == v).filter(kept).collect(),
             None => Vec::new(),
         }
     };
@@ -65,44 +62,23 @@ pub(super) fn partition(
             if split.is_none() {
                 return Err(DataError::NoSplit);
             }
-            Ok(Assignment {
-                train: rows_with(0),
-                val: rows_with(1),
-                test: rows_with(2),
-                dropped,
-            })
+            Ok(Assignment { train: rows_with(0), val: rows_with(1), test: rows_with(2), dropped })
         }
         SplitMode::Random => {
             let test = rows_with(2);
-            let pool: Vec<usize> = (0..classes.len())
-                .filter(kept)
-                .filter(|&i| split.is_none_or(|s| s[i] != 2))
-                .collect();
+            let pool: Vec<usize> =
+                (0..classes.len()).filter(kept).filter(|&i| split.is_none_or(|s| s[i] != 2)).collect();
             let (train, val) = stratified(&pool, classes, val_fraction, seed);
-            Ok(Assignment {
-                train,
-                val,
-                test,
-                dropped,
-            })
+            Ok(Assignment { train, val, test, dropped })
         }
     }
 }
 
 /// Splits `pool` into (train, val), `val_fraction` of each class going to val.
-fn stratified(
-    pool: &[usize],
-    classes: &[Option<u8>],
-    val_fraction: f64,
-    seed: u64,
-) -> (Vec<usize>, Vec<usize>) {
+fn stratified(pool: &[usize], classes: &[Option<u8>], val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for class in 0..2u8 {
-        let mut members: Vec<usize> = pool
-            .iter()
-            .copied()
-            .filter(|&i| classes[i] == Some(class))
-            .collect();
+        let mut members: Vec<usize> = pool.iter().copied().filter(|&i| classes[i] == Some(class)).collect();
         DetRng::new(seed, stream::PARTITION + class as u64).shuffle(&mut members);
         let k = ((val_fraction * members.len() as f64).round() as usize).min(members.len());
         val.extend_from_slice(&members[..k]);
@@ -125,9 +101,7 @@ pub(super) fn choose_labeled(
 ) -> Vec<bool> {
     let mut labeled = vec![false; rows.len()];
     for class in 0..2u8 {
-        let mut positions: Vec<usize> = (0..rows.len())
-            .filter(|&p| classes[rows[p]] == Some(class))
-            .collect();
+        let mut positions: Vec<usize> = (0..rows.len()).filter(|&p| classes[rows[p]] == Some(class)).collect();
         if positions.is_empty() {
             continue;
         }
@@ -146,29 +120,15 @@ mod tests {
 
     fn classes(n: usize) -> Vec<Option<u8>> {
         // Every 10th row dropped, otherwise alternating-ish classes with imbalance.
-        (0..n)
-            .map(|i| {
-                if i % 10 == 0 {
-                    None
-                } else {
-                    Some(u8::from(i % 3 != 0))
-                }
-            })
-            .collect()
+        (0..n).map(|i| if i % 10 == 0 { None } else { Some(u8::from(i % 3 != 0)) }).collect()
     }
 
     #[test]
     fn binarise_follows_zero_label() {
         let y = [-0.2, 0.0, 2.0];
         assert_eq!(binarise(&y, ZeroLabel::Drop), vec![Some(0), None, Some(1)]);
-        assert_eq!(
-            binarise(&y, ZeroLabel::Negative),
-            vec![Some(0), Some(0), Some(1)]
-        );
-        assert_eq!(
-            binarise(&y, ZeroLabel::Positive),
-            vec![Some(0), Some(1), Some(1)]
-        );
+        assert_eq!(binarise(&y, ZeroLabel::Negative), vec![Some(0), Some(0), Some(1)]);
+        assert_eq!(binarise(&y, ZeroLabel::Positive), vec![Some(0), Some(1), Some(1)]);
     }
 
     #[test]
@@ -178,22 +138,12 @@ mod tests {
         let a = partition(&c, Some(&split), SplitMode::Random, 0.2, 5).unwrap();
         assert_eq!(a.dropped, 100);
         assert!(a.test.iter().all(|&i| split[i] == 2 && c[i].is_some()));
-        assert!(a
-            .train
-            .iter()
-            .chain(&a.val)
-            .all(|&i| split[i] != 2 && c[i].is_some()));
+        assert!(a.train.iter().chain(&a.val).all(|&i| split[i] != 2 && c[i].is_some()));
         assert_eq!(a.train.len() + a.val.len() + a.test.len() + a.dropped, 1000);
-        let pos = |rows: &[usize]| {
-            rows.iter().filter(|&&i| c[i] == Some(1)).count() as f64 / rows.len() as f64
-        };
+        let pos = |rows: &[usize]| rows.iter().filter(|&&i| c[i] == Some(1)).count() as f64 / rows.len() as f64;
         assert!((pos(&a.train) - pos(&a.val)).abs() < 0.02, "stratified");
         assert!((a.val.len() as f64 / (a.train.len() + a.val.len()) as f64 - 0.2).abs() < 0.01);
-        assert_ne!(
-            a,
-            partition(&c, Some(&split), SplitMode::Random, 0.2, 6).unwrap(),
-            "seeded"
-        );
+        assert_ne!(a, partition(&c, Some(&split), SplitMode::Random, 0.2, 6).unwrap(), "seeded");
         let none = partition(&c, None, SplitMode::Random, 0.2, 5).unwrap();
         assert!(none.test.is_empty() && none.train.len() + none.val.len() == 900);
     }
@@ -204,14 +154,8 @@ mod tests {
         let split: Vec<u8> = (0..30).map(|i| (i % 3) as u8).collect();
         let a = partition(&c, Some(&split), SplitMode::Dataset, 0.2, 0).unwrap();
         assert!(a.train.iter().all(|&i| i % 3 == 0) && a.val.iter().all(|&i| i % 3 == 1));
-        assert!(
-            a.test.iter().all(|&i| i % 3 == 2) && !a.train.contains(&0),
-            "row 0 is dropped"
-        );
-        assert!(matches!(
-            partition(&c, None, SplitMode::Dataset, 0.2, 0),
-            Err(DataError::NoSplit)
-        ));
+        assert!(a.test.iter().all(|&i| i % 3 == 2) && !a.train.contains(&0), "row 0 is dropped");
+        assert!(matches!(partition(&c, None, SplitMode::Dataset, 0.2, 0), Err(DataError::NoSplit)));
     }
 
     #[test]
@@ -223,22 +167,11 @@ mod tests {
             let l = choose_labeled(&rows, &c, f, 3, stream::LABELED_TRAIN);
             for class in 0..2 {
                 let n_c = rows.iter().filter(|&&i| c[i] == Some(class)).count();
-                let got = rows
-                    .iter()
-                    .zip(&l)
-                    .filter(|(&i, &lab)| lab && c[i] == Some(class))
-                    .count();
-                assert_eq!(
-                    got,
-                    ((f * n_c as f64).round() as usize).max(1),
-                    "class {class} at {f}"
-                );
+                let got = rows.iter().zip(&l).filter(|(&i, &lab)| lab && c[i] == Some(class)).count();
+                assert_eq!(got, ((f * n_c as f64).round() as usize).max(1), "class {class} at {f}");
             }
             if let Some(prev) = previous {
-                assert!(
-                    prev.iter().zip(&l).all(|(&a, &b)| !a || b),
-                    "{f}: not a superset of the smaller fraction"
-                );
+                assert!(prev.iter().zip(&l).all(|(&a, &b)| !a || b), "{f}: not a superset of the smaller fraction");
             }
             previous = Some(l);
         }

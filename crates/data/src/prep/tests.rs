@@ -4,13 +4,7 @@ use super::*;
 use crate::synth::{synthesize, SynthConfig};
 
 fn data() -> Dataset {
-    synthesize(&SynthConfig {
-        n: 400,
-        seed: 11,
-        dims: [6, 4, 3],
-        max_len: 12,
-        min_len: 2,
-    })
+    synthesize(&SynthConfig { n: 400, seed: 11, dims: [6, 4, 3], max_len: 12, min_len: 2 })
 }
 
 fn cfg(label_fraction: f64, seed: u64) -> PrepConfig {
@@ -25,27 +19,16 @@ fn cfg(label_fraction: f64, seed: u64) -> PrepConfig {
 }
 
 fn labeled_rows(p: &Part) -> BTreeSet<usize> {
-    p.rows
-        .iter()
-        .zip(&p.labeled)
-        .filter(|(_, &l)| l)
-        .map(|(&r, _)| r)
-        .collect()
+    p.rows.iter().zip(&p.labeled).filter(|(_, &l)| l).map(|(&r, _)| r).collect()
 }
 
 #[test]
 fn partition_ignores_label_fraction_and_labeled_sets_are_nested() {
     let ds = data();
     let fractions = [0.05, 0.1, 0.2, 0.4, 0.6, 1.0];
-    let prepared: Vec<Prepared> = fractions
-        .iter()
-        .map(|&f| prepare(&ds, &cfg(f, 3)).unwrap())
-        .collect();
+    let prepared: Vec<Prepared> = fractions.iter().map(|&f| prepare(&ds, &cfg(f, 3)).unwrap()).collect();
     for p in &prepared[1..] {
-        assert_eq!(
-            p.train.rows, prepared[0].train.rows,
-            "train rows depend only on the seed"
-        );
+        assert_eq!(p.train.rows, prepared[0].train.rows, "train rows depend only on the seed");
         assert_eq!(p.val.rows, prepared[0].val.rows);
         // Identical features too: normalisation is fitted on all train rows, labeled or not.
         assert_eq!(p.train.features, prepared[0].train.features);
@@ -59,10 +42,7 @@ fn partition_ignores_label_fraction_and_labeled_sets_are_nested() {
     assert_eq!(all.stats.n_train_unlabeled, 0);
     assert_eq!(all.train.labeled_only(), all.train);
     // Another seed gives another partition.
-    assert_ne!(
-        prepare(&ds, &cfg(0.4, 4)).unwrap().train.rows,
-        prepared[3].train.rows
-    );
+    assert_ne!(prepare(&ds, &cfg(0.4, 4)).unwrap().train.rows, prepared[3].train.rows);
 }
 
 #[test]
@@ -71,13 +51,7 @@ fn labeled_fraction_is_per_class() {
     let p = prepare(&ds, &cfg(0.4, 0)).unwrap();
     for class in [0.0, 1.0] {
         let n = p.train.labels.iter().filter(|&&y| y == class).count();
-        let l = p
-            .train
-            .labels
-            .iter()
-            .zip(&p.train.labeled)
-            .filter(|(&y, &l)| l && y == class)
-            .count();
+        let l = p.train.labels.iter().zip(&p.train.labeled).filter(|(&y, &l)| l && y == class).count();
         assert_eq!(l, (0.4 * n as f64).round() as usize, "class {class}");
     }
 }
@@ -88,24 +62,14 @@ fn random_mode_holds_out_the_files_test_rows() {
     let split = ds.split.clone().unwrap();
     let p = prepare(&ds, &cfg(0.4, 0)).unwrap();
     let test = p.test.as_ref().unwrap();
-    let expected: Vec<usize> = (0..ds.n())
-        .filter(|&i| split[i] == 2 && ds.labels[i] != 0.0)
-        .collect();
+    let expected: Vec<usize> = (0..ds.n()).filter(|&i| split[i] == 2 && ds.labels[i] != 0.0).collect();
     assert_eq!(test.rows, expected);
-    assert!(
-        test.labeled.iter().all(|&l| !l),
-        "test labels are never for training"
-    );
+    assert!(test.labeled.iter().all(|&l| !l), "test labels are never for training");
     let zeros = ds.labels.iter().filter(|&&y| y == 0.0).count();
     assert_eq!(p.stats.dropped_zero, zeros);
     let s = &p.stats;
     assert_eq!(
-        s.n_train_labeled
-            + s.n_train_unlabeled
-            + s.n_val_labeled
-            + s.n_val_unlabeled
-            + s.n_test
-            + zeros,
+        s.n_train_labeled + s.n_train_unlabeled + s.n_val_labeled + s.n_val_unlabeled + s.n_test + zeros,
         ds.n()
     );
     let val_share = p.val.len() as f64 / (p.val.len() + p.train.len()) as f64;
@@ -122,25 +86,15 @@ fn random_mode_holds_out_the_files_test_rows() {
 fn dataset_mode_uses_the_files_split() {
     let ds = data();
     let split = ds.split.clone().unwrap();
-    let c = PrepConfig {
-        split: SplitMode::Dataset,
-        zero_label: ZeroLabel::Positive,
-        ..cfg(0.5, 0)
-    };
+    let c = PrepConfig { split: SplitMode::Dataset, zero_label: ZeroLabel::Positive, ..cfg(0.5, 0) };
     let p = prepare(&ds, &c).unwrap();
     assert!(p.train.rows.iter().all(|&i| split[i] == 0));
     assert!(p.val.rows.iter().all(|&i| split[i] == 1));
-    assert_eq!(
-        p.test.as_ref().unwrap().len(),
-        split.iter().filter(|&&s| s == 2).count()
-    );
+    assert_eq!(p.test.as_ref().unwrap().len(), split.iter().filter(|&&s| s == 2).count());
     assert_eq!(p.stats.dropped_zero, 0);
     // Zeros count as positive here.
     for (k, &i) in p.train.rows.iter().enumerate() {
-        assert_eq!(
-            p.train.labels[k],
-            if ds.labels[i] >= 0.0 { 1.0 } else { 0.0 }
-        );
+        assert_eq!(p.train.labels[k], if ds.labels[i] >= 0.0 { 1.0 } else { 0.0 });
     }
     let mut no_split = ds.clone();
     no_split.split = None;
@@ -161,10 +115,7 @@ fn sequences_are_truncated_or_padded_and_normalised_on_train() {
                 assert_eq!(len, (ds.lengths[m][row] as usize).min(8));
                 assert!(len >= 1);
                 let block = &part.features[m][k * 8 * d..(k + 1) * 8 * d];
-                assert!(
-                    block[len * d..].iter().all(|&x| x == 0.0),
-                    "padded steps are exactly 0"
-                );
+                assert!(block[len * d..].iter().all(|&x| x == 0.0), "padded steps are exactly 0");
             }
         }
     }
@@ -181,125 +132,57 @@ fn sequences_are_truncated_or_padded_and_normalised_on_train() {
             let mean = values.iter().sum::<f64>() / values.len() as f64;
             let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
             let constant = values.iter().all(|&v| v == 0.0);
-            assert!(
-                constant || (mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3),
-                "m {m} j {j}: {mean} {var}"
-            );
+            assert!(constant || (mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3), "m {m} j {j}: {mean} {var}");
         }
     }
     // seq_len longer than the file's T pads.
-    let long = prepare(
-        &ds,
-        &PrepConfig {
-            seq_len: 20,
-            ..cfg(1.0, 0)
-        },
-    )
-    .unwrap();
+    let long = prepare(&ds, &PrepConfig { seq_len: 20, ..cfg(1.0, 0) }).unwrap();
     assert_eq!(long.train.features[0].len(), long.train.len() * 20 * 6);
 }
 
 #[test]
 fn preparation_is_deterministic() {
     let ds = data();
-    assert_eq!(
-        prepare(&ds, &cfg(0.3, 9)).unwrap(),
-        prepare(&ds, &cfg(0.3, 9)).unwrap()
-    );
+    assert_eq!(prepare(&ds, &cfg(0.3, 9)).unwrap(), prepare(&ds, &cfg(0.3, 9)).unwrap());
 }
 
 #[test]
 fn unusable_settings_are_refused_with_advice() {
     let ds = data();
     for f in [0.0, -0.1, 1.5, f64::NAN] {
-        assert!(
-            matches!(
-                prepare(&ds, &cfg(f, 0)),
-                Err(DataError::BadLabelFraction(_))
-            ),
-            "{f}"
-        );
+        assert!(matches!(prepare(&ds, &cfg(f, 0)), Err(DataError::BadLabelFraction(_))), "{f}");
     }
-    let bad_val = PrepConfig {
-        val_fraction: 1.0,
-        ..cfg(0.4, 0)
-    };
-    assert!(matches!(
-        prepare(&ds, &bad_val),
-        Err(DataError::BadValFraction(_))
-    ));
-    assert!(matches!(
-        prepare(
-            &ds,
-            &PrepConfig {
-                seq_len: 0,
-                ..cfg(0.4, 0)
-            }
-        ),
-        Err(DataError::BadSeqLen)
-    ));
+    let bad_val = PrepConfig { val_fraction: 1.0, ..cfg(0.4, 0) };
+    assert!(matches!(prepare(&ds, &bad_val), Err(DataError::BadValFraction(_))));
+    assert!(matches!(prepare(&ds, &PrepConfig { seq_len: 0, ..cfg(0.4, 0) }), Err(DataError::BadSeqLen)));
 
     // Too few rows for a validation part.
-    let mut tiny = synthesize(&SynthConfig {
-        n: 4,
-        seed: 0,
-        dims: [2, 2, 2],
-        max_len: 3,
-        min_len: 1,
-    });
+    let mut tiny = synthesize(&SynthConfig { n: 4, seed: 0, dims: [2, 2, 2], max_len: 3, min_len: 1 });
     tiny.labels = vec![-1.0, 1.0, -1.0, 1.0];
     tiny.split = None;
-    let e = prepare(
-        &tiny,
-        &PrepConfig {
-            val_fraction: 0.1,
-            ..cfg(0.4, 0)
-        },
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("validation part is empty") && e.contains("val_fraction"),
-        "{e}"
-    );
+    let e = prepare(&tiny, &PrepConfig { val_fraction: 0.1, ..cfg(0.4, 0) }).unwrap_err().to_string();
+    assert!(e.contains("validation part is empty") && e.contains("val_fraction"), "{e}");
 
     // No negative row at all.
     let mut one_class = ds.clone();
-    one_class
-        .labels
-        .iter_mut()
-        .for_each(|y| *y = (y.abs() + 0.2).min(3.0));
+    one_class.labels.iter_mut().for_each(|y| *y = (y.abs() + 0.2).min(3.0));
     let e = prepare(&one_class, &cfg(0.4, 0)).unwrap_err().to_string();
-    assert!(
-        e.contains("no negative (label < 0) row") && e.contains("label_fraction"),
-        "{e}"
-    );
+    assert!(e.contains("no negative (label < 0) row") && e.contains("label_fraction"), "{e}");
 }
 
 #[test]
 fn an_inconsistent_in_memory_dataset_is_an_error_not_a_panic() {
     let mut ds = data();
     ds.lengths[1].pop();
-    assert!(matches!(
-        prepare(&ds, &cfg(0.4, 0)),
-        Err(DataError::RowCountMismatch { .. })
-    ));
+    assert!(matches!(prepare(&ds, &cfg(0.4, 0)), Err(DataError::RowCountMismatch { .. })));
     let mut ds = data();
     ds.split.as_mut().unwrap().truncate(3);
-    assert!(matches!(
-        prepare(&ds, &cfg(0.4, 0)),
-        Err(DataError::RowCountMismatch { .. })
-    ));
+    assert!(matches!(prepare(&ds, &cfg(0.4, 0)), Err(DataError::RowCountMismatch { .. })));
 }
 
 #[test]
 fn from_params_reads_the_data_parameters() {
-    let p = Params {
-        seq_len: 12,
-        label_fraction: 0.1,
-        zero_label: ZeroLabel::Negative,
-        ..Params::default()
-    };
+    let p = Params { seq_len: 12, label_fraction: 0.1, zero_label: ZeroLabel::Negative, ..Params::default() };
     let c = PrepConfig::from_params(&p, 5);
     assert_eq!(
         c,

@@ -14,19 +14,11 @@ use crate::format::save;
 type Raw = (Dtype, Vec<usize>, Vec<u8>);
 
 fn f32s(shape: &[usize], values: impl IntoIterator<Item = f32>) -> Raw {
-    (
-        Dtype::F32,
-        shape.to_vec(),
-        values.into_iter().flat_map(f32::to_le_bytes).collect(),
-    )
+    (Dtype::F32, shape.to_vec(), values.into_iter().flat_map(f32::to_le_bytes).collect())
 }
 
 fn ints32(values: &[i32]) -> Raw {
-    (
-        Dtype::I32,
-        vec![values.len()],
-        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    )
+    (Dtype::I32, vec![values.len()], values.iter().flat_map(|v| v.to_le_bytes()).collect())
 }
 
 /// A valid file's tensors: 3 rows, T = 2, aligned lengths as I32, no split.
@@ -41,10 +33,7 @@ fn valid() -> HashMap<String, Raw> {
 }
 
 fn meta(n: usize) -> HashMap<String, String> {
-    let m = Metadata {
-        ids: (0..n).map(|i| format!("r{i}")).collect(),
-        ..Metadata::default()
-    };
+    let m = Metadata { ids: (0..n).map(|i| format!("r{i}")).collect(), ..Metadata::default() };
     HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("meta".to_string(), serde_json::to_string(&m).unwrap()),
@@ -55,26 +44,16 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("decsweep-data-read-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("decsweep-data-read-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
     }
 
-    fn write(
-        &self,
-        tensors: &HashMap<String, Raw>,
-        header: Option<HashMap<String, String>>,
-    ) -> PathBuf {
+    fn write(&self, tensors: &HashMap<String, Raw>, header: Option<HashMap<String, String>>) -> PathBuf {
         let views: Vec<(String, TensorView<'_>)> = tensors
             .iter()
-            .map(|(k, (dtype, shape, bytes))| {
-                (
-                    k.clone(),
-                    TensorView::new(*dtype, shape.clone(), bytes).unwrap(),
-                )
-            })
+            .map(|(k, (dtype, shape, bytes))| (k.clone(), TensorView::new(*dtype, shape.clone(), bytes).unwrap()))
             .collect();
         let path = self.0.join("x.safetensors");
         std::fs::write(&path, safetensors::serialize(views, header).unwrap()).unwrap();
@@ -88,10 +67,7 @@ impl Drop for Scratch {
     }
 }
 
-fn load_with(
-    name: &str,
-    edit: impl FnOnce(&mut HashMap<String, Raw>),
-) -> Result<Dataset, DataError> {
+fn load_with(name: &str, edit: impl FnOnce(&mut HashMap<String, Raw>)) -> Result<Dataset, DataError> {
     let s = Scratch::new(name);
     let mut t = valid();
     edit(&mut t);
@@ -102,14 +78,7 @@ fn load_with(
 fn a_valid_file_with_i32_lengths_and_an_unknown_tensor_loads() {
     let ds = load_with("valid", |t| {
         t.insert("extra_stuff".into(), f32s(&[1], [1.0]));
-        t.insert(
-            "split".into(),
-            (
-                Dtype::I64,
-                vec![3],
-                [0i64, 1, 2].iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
-        );
+        t.insert("split".into(), (Dtype::I64, vec![3], [0i64, 1, 2].iter().flat_map(|v| v.to_le_bytes()).collect()));
     })
     .unwrap();
     assert_eq!(ds.lengths, [vec![1, 2, 2], vec![1, 2, 2], vec![1, 2, 2]]);
@@ -169,18 +138,12 @@ fn wrong_dtypes_say_expected_and_got() {
     })
     .unwrap_err();
     let text = e.to_string();
-    assert!(
-        text.contains("`text`") && text.contains("F64") && text.contains("expected F32"),
-        "{text}"
-    );
+    assert!(text.contains("`text`") && text.contains("F64") && text.contains("expected F32"), "{text}");
     let e = load_with("dtype-lengths", |t| {
         t.insert("lengths".into(), f32s(&[3], [1.0, 1.0, 1.0]));
     })
     .unwrap_err();
-    assert!(
-        matches!(e, DataError::WrongDtype { ref tensor, .. } if tensor == "lengths"),
-        "{e}"
-    );
+    assert!(matches!(e, DataError::WrongDtype { ref tensor, .. } if tensor == "lengths"), "{e}");
 }
 
 #[test]
@@ -189,35 +152,23 @@ fn wrong_shapes_and_row_counts_say_which() {
         t.insert("audio".into(), f32s(&[3, 2], (0..6).map(|v| v as f32)));
     })
     .unwrap_err();
-    assert!(
-        matches!(e, DataError::WrongShape { ref tensor, .. } if tensor == "audio"),
-        "{e}"
-    );
+    assert!(matches!(e, DataError::WrongShape { ref tensor, .. } if tensor == "audio"), "{e}");
     let e = load_with("rows", |t| {
         t.insert("vision".into(), f32s(&[2, 2, 3], (0..12).map(|v| v as f32)));
     })
     .unwrap_err();
     let text = e.to_string();
-    assert!(
-        text.contains("`vision` has 2 rows but `text` has 3"),
-        "{text}"
-    );
+    assert!(text.contains("`vision` has 2 rows but `text` has 3"), "{text}");
     let e = load_with("label-rows", |t| {
         t.insert("label".into(), f32s(&[4], [0.0; 4]));
     })
     .unwrap_err();
-    assert!(
-        matches!(e, DataError::RowCountMismatch { ref tensor, got: 4, .. } if tensor == "label"),
-        "{e}"
-    );
+    assert!(matches!(e, DataError::RowCountMismatch { ref tensor, got: 4, .. } if tensor == "label"), "{e}");
     let e = load_with("label-rank", |t| {
         t.insert("label".into(), f32s(&[3, 1], [0.0; 3]));
     })
     .unwrap_err();
-    assert!(
-        matches!(e, DataError::WrongShape { ref tensor, .. } if tensor == "label"),
-        "{e}"
-    );
+    assert!(matches!(e, DataError::WrongShape { ref tensor, .. } if tensor == "label"), "{e}");
 }
 
 #[test]
@@ -228,11 +179,7 @@ fn bad_values_name_tensor_and_position() {
         t.insert("vision".into(), f32s(&[3, 2, 3], v));
     })
     .unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("`vision` holds inf at [row 2, step 1, feature 2]"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("`vision` holds inf at [row 2, step 1, feature 2]"), "{e}");
 
     let e = load_with("label", |t| {
         t.insert("label".into(), f32s(&[3], [0.0, -3.5, 1.0]));
@@ -249,26 +196,13 @@ fn bad_values_name_tensor_and_position() {
         t.insert("lengths".into(), ints32(&[1, 0, 2]));
     })
     .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            DataError::BadLength {
-                row: 1,
-                value: 0,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, DataError::BadLength { row: 1, value: 0, .. }), "{e}");
     let e = load_with("len-big", |t| {
         t.insert("vision_lengths".into(), ints32(&[1, 2, 3]));
     })
     .unwrap_err();
     let text = e.to_string();
-    assert!(
-        text.contains("`vision_lengths` row 2 is 3") && text.contains("1..=2"),
-        "{text}"
-    );
+    assert!(text.contains("`vision_lengths` row 2 is 3") && text.contains("1..=2"), "{text}");
     let e = load_with("len-neg", |t| {
         t.insert("lengths".into(), ints32(&[1, -4, 2]));
     })
@@ -279,17 +213,7 @@ fn bad_values_name_tensor_and_position() {
         t.insert("split".into(), (Dtype::U8, vec![3], vec![0, 3, 1]));
     })
     .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            DataError::BadSplit {
-                row: 1,
-                value: 3,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, DataError::BadSplit { row: 1, value: 3, .. }), "{e}");
 }
 
 #[test]
@@ -301,17 +225,11 @@ fn header_metadata_is_checked() {
     let mut wrong = meta(3);
     wrong.insert("format".into(), "other/2".into());
     let e = load(&s.write(&valid(), Some(wrong))).unwrap_err();
-    assert!(
-        e.to_string().contains("`format`") && e.to_string().contains("other/2"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("`format`") && e.to_string().contains("other/2"), "{e}");
 
     let mut garbled = meta(3);
     garbled.insert("meta".into(), "{not json".into());
-    assert!(matches!(
-        load(&s.write(&valid(), Some(garbled))),
-        Err(DataError::BadMetadata { .. })
-    ));
+    assert!(matches!(load(&s.write(&valid(), Some(garbled))), Err(DataError::BadMetadata { .. })));
 
     // Files from other safetensors tools (no metadata) load, with row numbers as ids.
     let ds = load(&s.write(&valid(), None)).unwrap();
