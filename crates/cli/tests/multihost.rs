@@ -21,19 +21,9 @@ use decsweep_api::wire::{StudyInfo, TrialInfo, TrialStatus};
 const TOKEN: &str = "multihost-test-token";
 const PORT: u16 = 8320;
 
-fn decsweep() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_decsweep"))
-}
+mod common;
 
-fn worker_bin() -> PathBuf {
-    let path = decsweep().with_file_name("decsweep-worker");
-    assert!(
-        path.exists(),
-        "{} is missing: build every binary first (`cargo build --workspace --bins`; make test does)",
-        path.display()
-    );
-    path
-}
+use common::{decsweep, worker_bin};
 
 /// Runs `ip ARGS`, panicking with a message that says what is needed when it cannot.
 fn ip(args: &[&str]) {

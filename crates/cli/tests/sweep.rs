@@ -11,19 +11,9 @@ use std::time::{Duration, Instant};
 
 use decsweep_api::wire::{StudyInfo, TrialInfo, TrialStatus};
 
-fn decsweep() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_decsweep"))
-}
+mod common;
 
-fn worker_bin() -> PathBuf {
-    let path = decsweep().with_file_name("decsweep-worker");
-    assert!(
-        path.exists(),
-        "{} is missing: build every binary first (`cargo build --workspace --bins`; make test does)",
-        path.display()
-    );
-    path
-}
+use common::{decsweep, worker_bin};
 
 /// A small sweep: synthetic data, a tiny network, a few epochs.
 fn write_spec(dir: &Path, name: &str, epochs_ft: u32, fractions: &str, seeds: &str) -> PathBuf {
@@ -279,17 +269,20 @@ fn long_trial_spec(dir: &Path, name: &str) -> PathBuf {
     spec
 }
 
+/// A server with one long trial (lease TTL `ttl_s`) and an agent that has leased it.
+fn lease_long_trial(dir: &Path, name: &str, ttl_s: u32) -> (Server, Guard) {
+    let spec = long_trial_spec(dir, name);
+    let server = serve(&dir.join(format!("{name}.db")), free_port(), ttl_s);
+    submit(&server.url, &spec);
+    let first = agent(&server.url, &dir.join("home1"));
+    wait_for("the trial to be leased", Duration::from_secs(60), || status(&server.url, name).0.counts.running == 1);
+    (server, first)
+}
+
 #[test]
 fn a_worker_killed_mid_trial_loses_nothing_and_the_trial_completes_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = long_trial_spec(tmp.path(), "killworker");
-    let server = serve(&tmp.path().join("kill.db"), free_port(), 2);
-    submit(&server.url, &spec);
-
-    let mut first = agent(&server.url, &tmp.path().join("home1"));
-    wait_for("the trial to be leased", Duration::from_secs(60), || {
-        status(&server.url, "killworker").0.counts.running == 1
-    });
+    let (server, mut first) = lease_long_trial(tmp.path(), "killworker", 2);
     std::thread::sleep(Duration::from_millis(1500));
     first.0.kill().unwrap(); // SIGKILL: no chance to release the lease.
     first.0.wait().unwrap();
@@ -307,14 +300,8 @@ fn a_worker_killed_mid_trial_loses_nothing_and_the_trial_completes_once() {
 #[test]
 fn sigterm_releases_the_running_trial_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = long_trial_spec(tmp.path(), "sigterm");
     // A TTL far longer than the test waits: the trial must come back by release, not expiry.
-    let server = serve(&tmp.path().join("term.db"), free_port(), 600);
-    submit(&server.url, &spec);
-    let mut first = agent(&server.url, &tmp.path().join("home1"));
-    wait_for("the trial to be leased", Duration::from_secs(60), || {
-        status(&server.url, "sigterm").0.counts.running == 1
-    });
+    let (server, mut first) = lease_long_trial(tmp.path(), "sigterm", 600);
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(first.0.id() as libc::pid_t, libc::SIGTERM) };
     let exited = first.0.wait().unwrap();
