@@ -14,7 +14,7 @@ export LIBTORCH = $(shell cat $(VENV)/libtorch-path 2>/dev/null)
 export DECSWEEP_PYTHON := $(VPY)
 CARGO ?= cargo
 
-.PHONY: build venv test demo bench-train bench-coordinator bench-search clean-venv
+.PHONY: build venv test demo bench-train bench-coordinator bench-search bench-prune clean-venv
 
 venv: $(VENV_STAMP)
 
@@ -42,6 +42,10 @@ bench-coordinator: build
 
 bench-search: build
 	./target/release/decsweep-bench-search --python $(VPY)
+
+# About 15 minutes on 2 cores: four runs of a 30-configuration `dec` sweep.
+bench-prune: build
+	./target/release/decsweep-bench-prune --workers 2
 
 clean-venv:
 	rm -rf $(VENV)

@@ -51,9 +51,10 @@
 //! n_trials = 100                      # configurations to try (required)
 //! seed = 0
 //! n_startup_trials = 10               # uniform draws first (default 10)
-//! n_ei_candidates = 64                # candidates scored per proposal (default 64)
+//! n_ei_candidates = 128               # candidates scored per proposal (default 128)
 //! multivariate = true                 # joint kernels over all dimensions (default true)
 //! constant_liar = true                # running points count as worst (default true)
+//! good_bandwidth_factor = 0.5         # good-trials kernel width vs Optuna's (default 0.5)
 //!
 //! [pruner]
 //! kind = "median"                     # or "asha"

@@ -1,6 +1,7 @@
 //! The Tree-structured Parzen Estimator (TPE) sampler, written for decsweep (no crate in the
 //! Rust ecosystem implements TPE with Optuna's estimator; this follows the algorithm Optuna
-//! documents, with its defaults).
+//! documents, with its defaults except two that `decsweep-bench-search` measured better:
+//! `n_ei_candidates` and `good_bandwidth_factor`).
 //!
 //! # Algorithm
 //!
@@ -29,10 +30,12 @@
 //!     Bandwidths (Optuna ≥ 4's rule, in both modes): sort the centres, put `a` and `b` at the
 //!     ends, σᵢ = the larger gap to a neighbour; without `consider_endpoints` (default) the first
 //!     and last σ use their inner gap only (when there are at least two centres). Then the magic
-//!     clip: σ ∈ [(b − a) / min(100, 1 + n + 1), b − a].
+//!     clip: σ ∈ [(b − a) / min(100, 1 + n + 1), b − a]. In the good-trials estimator only,
+//!     these σ (not the prior's) are then multiplied by `good_bandwidth_factor` (0.5; Optuna's
+//!     estimator is factor 1): l concentrates on the best points while g keeps Optuna's width.
 //!   - Choice with k values: each observation's kernel puts `prior_weight / (n + 1)` on every
 //!     value and 1 more on its own, normalised; the prior kernel is uniform.
-//! - **Proposal**: draw `n_ei_candidates` (64; Optuna's is 24, see below) points from l, keep
+//! - **Proposal**: draw `n_ei_candidates` (128; Optuna's is 24, see below) points from l, keep
 //!   the one maximising
 //!   `log l(x) − log g(x)`. Multivariate (default, as in Optuna ≥ 4 for one objective; measured
 //!   better than univariate by `decsweep-bench-search` on 4–5 of its 5 functions): one mixture
@@ -63,7 +66,8 @@ use crate::space::{Dimension, Space};
 use crate::spec::Direction;
 
 /// `[sampler]` options of `kind = "tpe"`; the defaults are those of Optuna 5's `TPESampler`
-/// for one objective (multivariate, constant liar on), except `n_ei_candidates` (64, measured).
+/// for one objective (multivariate, constant liar on), except two that were measured better:
+/// `n_ei_candidates` (128) and `good_bandwidth_factor` (0.5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TpeSettings {
     /// Uniform draws before the model is used.
@@ -80,21 +84,35 @@ pub struct TpeSettings {
     pub consider_endpoints: bool,
     /// Clip bandwidths to `[range / min(100, 1 + n_kernels), range]`.
     pub consider_magic_clip: bool,
+    /// Multiplies the bandwidths of the good-trials estimator's observation kernels (not its
+    /// prior, not the bad-trials estimator): below 1 the proposals stay closer to the best points.
+    /// Optuna has no such option (it is 1 there).
+    #[serde(default = "default_good_bandwidth_factor")]
+    pub good_bandwidth_factor: f64,
+}
+
+fn default_good_bandwidth_factor() -> f64 {
+    TpeSettings::default().good_bandwidth_factor
 }
 
 impl Default for TpeSettings {
     fn default() -> Self {
         TpeSettings {
             n_startup_trials: 10,
-            // Optuna's default is 24. 64 had the lower median regret than Optuna 5's TPE on more
-            // functions of `decsweep-bench-search` (4 of 5 on seeds 0–19 and on 100–159, against
-            // 2 of 5 with 24), at about 3 ms per proposal with 1,000 finished trials.
-            n_ei_candidates: 64,
+            // Optuna's default is 24. With the narrower good-trials kernels below, 64, 128, 256
+            // and 512 were all better than Optuna on `decsweep-bench-search`'s tuning seeds;
+            // 128 had the lowest geometric-mean regret ratio over 200 of them (bench/RESULTS.md).
+            n_ei_candidates: 128,
             multivariate: true,
             constant_liar: true,
             prior_weight: 1.0,
             consider_endpoints: false,
             consider_magic_clip: true,
+            // Measured on the tuning seeds of `decsweep-bench-search` (bench/RESULTS.md): halving
+            // the good kernels' bandwidths cut the median regret on all five functions (to
+            // 0.3–0.8× of factor 1's on four of them), where shrinking both estimators' kernels
+            // alike made Hartmann-6 worse.
+            good_bandwidth_factor: 0.5,
         }
     }
 }
@@ -302,7 +320,7 @@ fn bandwidths(mus: &[f64], a: f64, b: f64, s: &TpeSettings) -> Vec<f64> {
 
 impl Parzen {
     /// The estimator over `obs` (rows of encoded values for `params`, oldest first).
-    fn new(params: &[&Param], obs: &[Vec<f64>], s: &TpeSettings) -> Parzen {
+    fn new(params: &[&Param], obs: &[Vec<f64>], s: &TpeSettings, bandwidth_factor: f64) -> Parzen {
         let n = obs.len();
         let mut w = weights(n);
         w.push(s.prior_weight);
@@ -321,7 +339,8 @@ impl Parzen {
                 Kind::Num { lo, hi, step } => {
                     let (a, b) = (lo - step / 2.0, hi + step / 2.0);
                     let mut mus: Vec<f64> = obs.iter().map(|r| r[j]).collect();
-                    let mut sigmas = bandwidths(&mus, a, b, s);
+                    let mut sigmas: Vec<f64> =
+                        bandwidths(&mus, a, b, s).into_iter().map(|sg| sg * bandwidth_factor).collect();
                     mus.push(0.5 * (a + b));
                     sigmas.push(b - a);
                     let log_z: Vec<f64> =
@@ -512,8 +531,8 @@ impl TpeSampler {
             let pick = |idx: &[usize]| -> Vec<Vec<f64>> {
                 idx.iter().map(|i| g.iter().map(|j| rows[*i][*j]).collect()).collect()
             };
-            let below = Parzen::new(&ps, &pick(&below_idx), &self.settings);
-            let above = Parzen::new(&ps, &pick(&above_idx), &self.settings);
+            let below = Parzen::new(&ps, &pick(&below_idx), &self.settings, self.settings.good_bandwidth_factor);
+            let above = Parzen::new(&ps, &pick(&above_idx), &self.settings, 1.0);
             let mut cands: Vec<(f64, usize, Vec<f64>)> = (0..n_cand)
                 .map(|i| {
                     let x = below.sample(rng);

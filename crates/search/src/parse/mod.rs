@@ -25,8 +25,16 @@ use crate::{expand, suggest};
 const TOP_KEYS: &[&str] =
     &["study", "command", "fixed", "space", "configs", "sampler", "pruner", "objective", "resources"];
 const COMMAND_KEYS: &[&str] = &["program", "pass", "env", "workdir"];
-const SAMPLER_KEYS: &[&str] =
-    &["kind", "seed", "n_trials", "n_startup_trials", "n_ei_candidates", "multivariate", "constant_liar"];
+const SAMPLER_KEYS: &[&str] = &[
+    "kind",
+    "seed",
+    "n_trials",
+    "n_startup_trials",
+    "n_ei_candidates",
+    "multivariate",
+    "constant_liar",
+    "good_bandwidth_factor",
+];
 const PRUNER_KEYS: &[&str] = &[
     "kind",
     "stage",

@@ -12,7 +12,8 @@ use crate::spec::{Direction, Objective, Resources, SamplerKind, SamplerSpec};
 use crate::tpe::TpeSettings;
 
 /// `[sampler]` keys that only `kind = "tpe"` reads.
-pub(crate) const TPE_KEYS: &[&str] = &["n_startup_trials", "n_ei_candidates", "multivariate", "constant_liar"];
+pub(crate) const TPE_KEYS: &[&str] =
+    &["n_startup_trials", "n_ei_candidates", "multivariate", "constant_liar", "good_bandwidth_factor"];
 
 /// `[sampler]` and where its parts were written, for checks made once the space is known.
 pub(crate) struct Sampler {
@@ -85,6 +86,14 @@ pub(crate) fn sampler(diag: &mut Diagnostics, s: Option<&Section<'_, '_>>) -> Op
             },
             "multivariate" => match reader::boolean(diag, e.value, &s.field(key)) {
                 Some(b) => tpe.multivariate = b,
+                None => ok = false,
+            },
+            "good_bandwidth_factor" => match reader::number(diag, e.value, &s.field(key)) {
+                Some(f) if f.is_finite() && f > 0.0 && f <= 10.0 => tpe.good_bandwidth_factor = f,
+                Some(f) => {
+                    diag.error(e.value.span(), format!("expected a number in (0, 10] for {}, found {f}", s.field(key)));
+                    ok = false;
+                }
                 None => ok = false,
             },
             _ => match reader::boolean(diag, e.value, &s.field(key)) {

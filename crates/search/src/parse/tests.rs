@@ -479,13 +479,14 @@ fn valid(src: &str) -> SweepSpec {
 #[test]
 fn tpe_sampler_reads_its_options_and_plans_adaptively() {
     let s = valid(&format!(
-        "{TPE_HEAD}[sampler]\nkind = \"tpe\"\nn_trials = 30\nseed = 4\nn_startup_trials = 5\nn_ei_candidates = 48\nmultivariate = false\nconstant_liar = false\n[space]\nlr_ft = {{ loguniform = [1e-5, 1e-3] }}\nepochs_ft = {{ int = [10, 50], step = 10 }}\n[objective]\ndirection = \"maximize\"\n"
+        "{TPE_HEAD}[sampler]\nkind = \"tpe\"\nn_trials = 30\nseed = 4\nn_startup_trials = 5\nn_ei_candidates = 48\nmultivariate = false\nconstant_liar = false\ngood_bandwidth_factor = 1\n[space]\nlr_ft = {{ loguniform = [1e-5, 1e-3] }}\nepochs_ft = {{ int = [10, 50], step = 10 }}\n[objective]\ndirection = \"maximize\"\n"
     ));
     let spec = s.sampler_spec();
     assert_eq!(spec.kind, crate::SamplerKind::Tpe);
     assert_eq!((spec.seed, spec.n_trials), (4, Some(30)));
     let t = &spec.tpe;
     assert_eq!((t.n_startup_trials, t.n_ei_candidates, t.multivariate, t.constant_liar), (5, 48, false, false));
+    assert_eq!(t.good_bandwidth_factor, 1.0, "an integer is read as a number");
     assert!(s.is_adaptive() && s.trials().is_empty(), "tpe trials are planned as points are proposed");
     let mut sampler = s.sampler();
     let p = sampler.ask(&[], &[]).unwrap();
@@ -529,6 +530,12 @@ fn tpe_refusals_name_the_place() {
         9,
         19,
         "expected at least 1",
+    );
+    only_error(
+        &format!("{TPE_HEAD}[sampler]\nkind = \"tpe\"\nn_trials = 5\ngood_bandwidth_factor = 0.0\n[space]\nlr_ft = {{ uniform = [1e-5, 1e-3] }}\n"),
+        9,
+        25,
+        "expected a number in (0, 10] for `sampler.good_bandwidth_factor`, found 0",
     );
 }
 

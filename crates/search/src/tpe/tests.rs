@@ -49,7 +49,7 @@ fn bandwidths_by_hand() {
 #[test]
 fn continuous_log_density_by_hand() {
     let p = Param::new("x", &Dimension::Uniform { lo: 0.0, hi: 10.0 });
-    let est = Parzen::new(&[&p], &[vec![1.0], vec![7.0]], &TpeSettings::default());
+    let est = Parzen::new(&[&p], &[vec![1.0], vec![7.0]], &TpeSettings::default(), 1.0);
     // Gaps 1|6|3: σ = inner gap 6 for both centres; the prior is N(5, 10). Equal weights 1/3,
     // each kernel truncated to [0, 10]:
     // log((φ(2/6)/6/(Φ(9/6)−Φ(−1/6)) + φ(−4/6)/6/(Φ(3/6)−Φ(−7/6)) + φ(−0.2)/10/(Φ(0.5)−Φ(−0.5)))/3).
@@ -58,9 +58,19 @@ fn continuous_log_density_by_hand() {
 }
 
 #[test]
+fn good_bandwidth_factor_scales_the_observation_kernels_only() {
+    let p = Param::new("x", &Dimension::Uniform { lo: 0.0, hi: 10.0 });
+    let est = Parzen::new(&[&p], &[vec![1.0], vec![7.0]], &TpeSettings::default(), 0.5);
+    // As above with σ = 6 · 0.5 = 3 for both centres; the prior keeps N(5, 10):
+    // log((φ(2/3)/3/(Φ(9/3)−Φ(−1/3)) + φ(−4/3)/3/(Φ(3/3)−Φ(−7/3)) + φ(−0.2)/10/(Φ(0.5)−Φ(−0.5)))/3).
+    let mut scratch = Vec::new();
+    close(est.log_pdf(&[3.0], &mut scratch), -2.185_991_081_601_512, 2e-6);
+}
+
+#[test]
 fn discrete_log_density_by_hand() {
     let p = Param::new("k", &Dimension::Int { lo: 0, hi: 4, step: 1, log: false });
-    let est = Parzen::new(&[&p], &[vec![1.0]], &TpeSettings::default());
+    let est = Parzen::new(&[&p], &[vec![1.0]], &TpeSettings::default(), 1.0);
     // Range widened to [−0.5, 4.5]; one centre at 1: σ = larger gap max(1.5, 3.5) = 3.5
     // (clip [5/3, 5]); the prior is N(2, 5).
     // p(1) = ½ Σ mass([0.5, 1.5]) / mass([−0.5, 4.5]) over N(1, 3.5) and N(2, 5).
@@ -75,7 +85,7 @@ fn discrete_log_density_by_hand() {
 fn categorical_kernel_by_hand() {
     let vs = vec![ParamValue::Str("a".into()), ParamValue::Str("b".into()), ParamValue::Str("c".into())];
     let p = Param::new("c", &Dimension::Choice(vs));
-    let est = Parzen::new(&[&p], &[vec![0.0], vec![0.0], vec![2.0]], &TpeSettings::default());
+    let est = Parzen::new(&[&p], &[vec![0.0], vec![0.0], vec![2.0]], &TpeSettings::default(), 1.0);
     // Four kernels: each observation puts 1/4 on every value and 1 more on its own (5/7 own,
     // 1/7 others after normalising); the prior is uniform. Weights 1/4 each.
     // p(a) = (5/7 + 5/7 + 1/7 + 1/3) / 4 = 10/21; p(b) = (1/7·3 + 1/3)/4 = 4/21; p(c) = 7/21.
