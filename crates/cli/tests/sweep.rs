@@ -101,6 +101,8 @@ fn run_sweeps_with_two_workers_writes_reports_that_match_the_store_and_resumes()
     let o = run_sweep(&spec, &results, &home);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "decsweep run failed:\n{stderr}");
+    let wal = std::fs::metadata(results.join("decsweep.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "a finished run leaves its database checkpointed, not a WAL to replay");
 
     // Every trial completed once, by one of the two workers.
     let trials = store_trials(&results.join("decsweep.db"), "e2e");

@@ -8,7 +8,10 @@
 //! cost of a commit (an fsync with `synchronous = FULL`) is shared by the whole batch.
 //!
 //! Reads (listings, reports, metrics) run on read-only connections in `spawn_blocking`, which
-//! WAL lets proceed while the writer writes. Nothing here blocks a tokio worker thread.
+//! WAL lets proceed while the writer writes. Nothing here blocks a tokio worker thread, except
+//! dropping the last handle: that waits for the writer to checkpoint the WAL into the database
+//! and close, so a finished `decsweep run` leaves one self-contained file rather than a WAL
+//! that the next opener would have to replay.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -94,11 +97,27 @@ impl ReaderPool {
     }
 }
 
+/// The writer thread, joined when the last [`Store`] handle goes.
+struct Writer(Mutex<Option<std::thread::JoinHandle<()>>>);
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let Some(thread) = self.0.get_mut().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        // A handle dropped by a job on the writer thread itself must not wait for itself.
+        if thread.thread().id() != std::thread::current().id() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Store {
+    // Field order matters: the queue's sender is dropped before the writer is joined, which is
+    // what ends the writer's loop.
     jobs: mpsc::Sender<Box<dyn WriteJob>>,
     readers: Arc<ReaderPool>,
+    writer: Arc<Writer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -138,12 +157,12 @@ impl Store {
             }
         }
         let (jobs, queue) = mpsc::channel::<Box<dyn WriteJob>>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("decsweep-store".into())
             .spawn(move || writer_loop(ctx, queue))
             .map_err(|e| Error::io(path, e))?;
         let readers = Arc::new(ReaderPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
-        Ok(Store { jobs, readers })
+        Ok(Store { jobs, readers, writer: Arc::new(Writer(Mutex::new(Some(thread)))) })
     }
 
     /// Runs `f` on the writer connection inside a transaction; answers once it is committed.
@@ -181,6 +200,11 @@ fn writer_loop(mut ctx: WriteCtx, queue: mpsc::Receiver<Box<dyn WriteJob>>) {
             }
         }
         run_batch(&mut ctx, &mut batch);
+    }
+    // Every handle is gone: fold the WAL into the database and truncate it. Readers that are
+    // still open (none once the handles are) would only make this a partial checkpoint.
+    if let Err(e) = ctx.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "could not checkpoint the WAL on close");
     }
     tracing::debug!("store writer stopped");
 }
@@ -313,6 +337,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(workers, 0, "the failed request's change was undone");
+    }
+
+    #[tokio::test]
+    async fn closing_the_store_folds_the_wal_into_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let wal = dir.path().join("c.db-wal");
+        let store = open(&path);
+        store.write(|ctx| ctx.insert_study(&command_study("a", 50, 2))).await.unwrap();
+        let n = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        assert!(n(&wal) > 0, "writes go to the WAL first");
+        let clone = store.clone();
+        drop(store);
+        assert!(n(&wal) > 0, "another handle keeps the store open");
+        drop(clone);
+        assert_eq!(n(&wal), 0, "the last handle checkpoints and truncates the WAL");
+        // Everything is in the database file itself.
+        let conn = Connection::open(&path).unwrap();
+        let trials: i64 = conn.query_row("SELECT COUNT(*) FROM trials", [], |r| r.get(0)).unwrap();
+        assert_eq!(trials, 50);
     }
 
     #[tokio::test]
