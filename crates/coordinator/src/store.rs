@@ -117,7 +117,8 @@ pub(crate) struct Store {
     // what ends the writer's loop.
     jobs: mpsc::Sender<Box<dyn WriteJob>>,
     readers: Arc<ReaderPool>,
-    writer: Arc<Writer>,
+    /// Held for its `Drop`: the last handle joins the writer thread.
+    _writer: Arc<Writer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -162,7 +163,7 @@ impl Store {
             .spawn(move || writer_loop(ctx, queue))
             .map_err(|e| Error::io(path, e))?;
         let readers = Arc::new(ReaderPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
-        Ok(Store { jobs, readers, writer: Arc::new(Writer(Mutex::new(Some(thread)))) })
+        Ok(Store { jobs, readers, _writer: Arc::new(Writer(Mutex::new(Some(thread)))) })
     }
 
     /// Runs `f` on the writer connection inside a transaction; answers once it is committed.
