@@ -284,12 +284,18 @@ fn erfc(x: f64) -> f64 {
 
 const LOG_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 
+/// Terms this far below the largest are skipped: each is under e^−40 ≈ 4e−18 of a sum that holds
+/// at least 1, so even a thousand of them move the log by less than 1e−14, while most of a wide
+/// mixture's kernels are that far from any one point and their exp is most of the cost of
+/// scoring a candidate.
+const NEGLIGIBLE_LOG_TERM: f64 = -40.0;
+
 fn log_sum_exp(xs: &[f64]) -> f64 {
     let m = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if m == f64::NEG_INFINITY {
         return m;
     }
-    m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+    m + xs.iter().map(|x| x - m).filter(|d| *d > NEGLIGIBLE_LOG_TERM).map(f64::exp).sum::<f64>().ln()
 }
 
 /// Bandwidths of numeric kernels at `mus` (not including the prior) on the (step-widened)
