@@ -240,6 +240,13 @@ pub struct FailTrial {
     pub retryable: bool,
 }
 
+/// `POST /v1/leases/{lease_id}/return`: the worker is stopping (SIGTERM, Ctrl-C) and gives the
+/// trial back unfinished. Unlike a failure it does not use up one of the trial's retries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReturnTrial {
+    pub reason: String,
+}
+
 /// `POST /v1/leases/{lease_id}/prune`: the worker stopped the trial after a `prune` answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PruneTrial {

@@ -309,8 +309,36 @@ fn sigterm_releases_the_running_trial_at_once() {
     let exited = first.0.wait().unwrap();
     assert!(exited.success(), "a worker stopped by SIGTERM exits 0: {exited}");
     let (info, trials) = status(&server.url, "sigterm");
-    assert_eq!(info.counts.pending, 1, "released back to the queue: {trials:#?}");
-    assert_eq!(trials[0].attempts, 1);
+    assert_eq!(info.counts.pending, 1, "returned to the queue: {trials:#?}");
+    assert_eq!(trials[0].attempts, 0, "a returned attempt does not count against the retries");
+    assert!(trials[0].error.as_deref().unwrap_or("").contains("returned unfinished"), "{trials:#?}");
+}
+
+/// End to end: an idle agent stopped just as work arrives leaves nothing running and exits 0.
+/// Whether the coordinator grants it the trial in that instant depends on timing; the agent's
+/// unit test `a_lease_granted_after_the_stop_signal_is_returned_unrun` pins that case down.
+#[test]
+fn an_idle_agent_stopped_as_work_arrives_leaves_nothing_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing to do yet: the agent sits in a long poll. A TTL far longer than the test waits.
+    let server = serve(&tmp.path().join("race.db"), free_port(), 600);
+    let agent = agent(&server.url, &tmp.path().join("home"));
+    let polled = || {
+        let text = reqwest::blocking::get(format!("{}/metrics", server.url)).unwrap().text().unwrap();
+        text.lines().any(|l| l.contains("route=\"/v1/lease\"") && !l.starts_with('#'))
+    };
+    wait_for("the agent to poll for work", Duration::from_secs(30), polled);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(agent.0.id() as libc::pid_t, libc::SIGTERM) };
+    // Work appears while the poll is (most likely) still out: the coordinator grants it to the
+    // stopping agent, which must hand it back before it exits.
+    submit(&server.url, &long_trial_spec(tmp.path(), "race"));
+    let mut agent = agent;
+    let exited = agent.0.wait().unwrap();
+    assert!(exited.success(), "a worker stopped by SIGTERM exits 0: {exited}");
+    let (info, trials) = status(&server.url, "race");
+    assert_eq!(info.counts.running, 0, "no lease is left running until its TTL: {trials:#?}");
+    assert_eq!((info.counts.pending, trials[0].attempts), (1, 0), "{trials:#?}");
 }
 
 #[test]

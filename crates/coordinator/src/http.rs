@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use decsweep_api::wire::{
-    ApiError, CompleteTrial, CreateStudy, EpochProgress, FailTrial, LeaseRequest, PruneTrial, TrialStatus,
+    ApiError, CompleteTrial, CreateStudy, EpochProgress, FailTrial, LeaseRequest, PruneTrial, ReturnTrial, TrialStatus,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -139,6 +139,7 @@ pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str
         .add("POST", "/v1/leases/{lease_id}/complete", post(complete))
         .add("POST", "/v1/leases/{lease_id}/fail", post(fail))
         .add("POST", "/v1/leases/{lease_id}/prune", post(prune))
+        .add("POST", "/v1/leases/{lease_id}/return", post(give_back))
         .add("GET", "/v1/datasets/{sha256}", get(dataset));
     let mut list = public.list;
     list.extend(v1.list);
@@ -279,6 +280,14 @@ async fn fail(
     ApiJson(body): ApiJson<FailTrial>,
 ) -> Answer<Response> {
     Ok(Json(c.fail(&lease_id, body).await?).into_response())
+}
+
+async fn give_back(
+    State(c): State<Coordinator>,
+    ApiPath(lease_id): ApiPath<String>,
+    ApiJson(body): ApiJson<ReturnTrial>,
+) -> Answer<Response> {
+    Ok(Json(c.give_back(&lease_id, body).await?).into_response())
 }
 
 async fn prune(

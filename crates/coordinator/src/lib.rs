@@ -100,7 +100,7 @@ use std::time::Duration;
 
 use decsweep_api::wire::{
     CompleteTrial, CreateStudy, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction,
-    ProgressReply, PruneTrial, Recorded, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
+    ProgressReply, PruneTrial, Recorded, ReturnTrial, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
 };
 use decsweep_search::Dataset;
 use tokio::sync::Notify;
@@ -482,6 +482,17 @@ impl Coordinator {
             self.inner.work.notify_waiters();
         }
         Ok(Recorded { recorded: outcome.recorded })
+    }
+
+    /// Takes a trial back from a stopping worker: pending again, the attempt not counted.
+    pub async fn give_back(&self, lease_id: &str, body: ReturnTrial) -> Result<Recorded> {
+        let id = lease_id.to_string();
+        let recorded = self.inner.store.write(move |ctx| ctx.give_back(&id, &body.reason)).await?;
+        if recorded {
+            bump(&self.inner.metrics.returns, 1);
+            self.inner.work.notify_waiters();
+        }
+        Ok(Recorded { recorded })
     }
 
     /// Records that a trial was stopped early at the coordinator's request.

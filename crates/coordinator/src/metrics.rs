@@ -16,6 +16,7 @@ pub struct Metrics {
     pub(crate) expirations: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) prunes: AtomicU64,
+    pub(crate) returns: AtomicU64,
     /// (method, route, status) → count.
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
@@ -43,6 +44,7 @@ impl Metrics {
             ("decsweep_lease_expirations_total", "Leases that expired without a result.", &self.expirations),
             ("decsweep_failures_total", "Trial failures reported by workers.", &self.failures),
             ("decsweep_prunes_total", "Trials pruned.", &self.prunes),
+            ("decsweep_returns_total", "Trials given back unfinished by stopping workers.", &self.returns),
         ];
         for (name, help, value) in counters {
             let _ =

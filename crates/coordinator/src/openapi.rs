@@ -148,6 +148,7 @@ pub fn document() -> Value {
         "/v1/leases/{lease_id}/complete": { "post": lease_call("Record the trial's metrics.", Some("CompleteTrial"), recorded()) },
         "/v1/leases/{lease_id}/fail": { "post": lease_call("Record a failed attempt; retried while retryable and retries are left.", Some("FailTrial"), recorded()) },
         "/v1/leases/{lease_id}/prune": { "post": lease_call("Record that the trial stopped early after a `prune` answer.", Some("PruneTrial"), recorded()) },
+        "/v1/leases/{lease_id}/return": { "post": lease_call("Give the trial back unfinished (the worker is stopping): pending again, the attempt not counted.", Some("ReturnTrial"), recorded()) },
         "/v1/datasets/{sha256}": { "get": Op::new("Download a study's dataset by content hash (streamed, with Content-Length).")
             .param(path_param("sha256", json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" }), "SHA-256 of the file."))
             .answer("200", json!({ "description": "The dataset file (safetensors).", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } }))
@@ -214,6 +215,7 @@ pub fn document() -> Value {
             "reason": { "type": "string" }, "retryable": { "type": "boolean" } } },
         "PruneTrial": { "type": "object", "required": ["stage", "epoch", "metrics"], "properties": {
             "stage": schema_ref("Stage"), "epoch": { "type": "integer" }, "metrics": metrics } },
+        "ReturnTrial": { "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } },
         "Recorded": { "type": "object", "properties": { "recorded": { "type": "boolean" } } }
     });
 

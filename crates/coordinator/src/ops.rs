@@ -7,7 +7,8 @@
 //!
 //! A lease is one attempt at one trial. The trial row names its current lease; the `leases`
 //! table remembers every lease ever granted and how it ended (`outcome`: NULL while active,
-//! then `expired`, `completed`, `failed`, `released` or `pruned`). A call naming a lease is
+//! then `expired`, `completed`, `failed`, `released` (failed, trial requeued), `pruned` or
+//! `returned` (given back unfinished by a worker that is stopping)). A call naming a lease is
 //! judged by its [`Standing`]:
 //!
 //! - **active**: the trial is running under this lease: the call applies.
@@ -17,7 +18,7 @@
 //!   progress report revives the lease (the trial is running again, same attempt) when the
 //!   trial is pending. This is what lets workers carry on across a coordinator restart longer
 //!   than the TTL, or a network hiccup.
-//! - **ended**: this lease already completed, failed or pruned the trial. Repeating the same
+//! - **ended**: this lease already completed, failed, pruned or returned the trial. Repeating the same
 //!   kind of call answers "not recorded" (200, idempotent); another kind is a conflict.
 //! - **superseded**: the trial has been leased again since. Every call is a conflict (409) and
 //!   changes nothing, so a late result is never counted twice.
@@ -613,6 +614,33 @@ impl WriteCtx {
         Ok(FailOutcome { recorded: true, requeued: requeue })
     }
 
+    /// Gives a trial back unrun or half-run because its worker is shutting down: the trial goes
+    /// back to the queue as if this lease had never been granted. The attempt is not counted
+    /// (`attempts` goes back down, so a study with `retries = 0` does not lose the trial to a
+    /// routine restart) and the curves it recorded are deleted, so the next attempt, which gets
+    /// the same number, starts clean. The lease itself stays in `leases` as `returned`.
+    pub(crate) fn give_back(&mut self, lease_id: &str, reason: &str) -> Result<bool> {
+        let lease = self.load_lease(lease_id)?;
+        match lease.standing() {
+            Standing::Active | Standing::ExpiredUnclaimed => {}
+            Standing::Ended(o) if o == "returned" => return Ok(false),
+            Standing::Ended(o) => return Err(lease.conflict(format!("the lease already ended: {o}"))),
+            Standing::Superseded => return Err(lease.superseded()),
+        }
+        let now = self.now();
+        self.conn
+            .prepare_cached("DELETE FROM curves WHERE trial_id = ?1 AND attempt = ?2")?
+            .execute(params![lease.trial_id, lease.attempt])?;
+        self.conn
+            .prepare_cached(
+                "UPDATE trials SET status = 'pending', attempts = MAX(attempts - 1, 0), error = ?2,
+                        lease_expires_ms = NULL, updated_ms = ?3 WHERE id = ?1",
+            )?
+            .execute(params![lease.trial_id, format!("returned unfinished: {reason}"), now])?;
+        self.end_lease(lease_id, "returned", now)?;
+        Ok(true)
+    }
+
     /// Records that the worker stopped the trial early. Its metrics get `pruned_epoch`,
     /// `pruned_stage` (the stage's ordinal: data 0, ae 1, dec 2, finetune 3) and, when the worker
     /// sent none, `accuracy` and `loss` from the last point recorded in that stage by this
@@ -928,6 +956,42 @@ pub(crate) mod tests {
         assert_eq!(c.trial_id, 2);
         f.ctx.fail(&c.lease_id, "bad parameters", false).unwrap();
         assert_eq!(f.status(2).0, "failed", "not retryable: failed at once");
+    }
+
+    #[test]
+    fn a_returned_trial_is_pending_again_without_using_a_retry() {
+        let mut f = Fixture::new();
+        // No retries: a failure would end the trial, a return must not.
+        f.ctx.insert_study(&command_study("a", 1, 0)).unwrap();
+        let a = f.lease("w");
+        let p = EpochProgress {
+            stage: Stage::Finetune,
+            epoch: 1,
+            epochs: 10,
+            train_loss: 0.5,
+            val_loss: 0.6,
+            val_accuracy: Some(0.7),
+        };
+        f.ctx.progress(&a.lease_id, &p).unwrap();
+        assert!(f.ctx.give_back(&a.lease_id, "worker stopping").unwrap());
+        assert!(!f.ctx.give_back(&a.lease_id, "worker stopping").unwrap(), "idempotent");
+        assert!(f.ctx.complete(&a.lease_id, &metrics(0.9)).is_err(), "a returned lease cannot complete");
+        let (status, attempts, error) = f.status(1);
+        assert_eq!((status.as_str(), attempts), ("pending", 0));
+        assert_eq!(error.as_deref(), Some("returned unfinished: worker stopping"));
+        let curves: i64 = f.ctx.conn.query_row("SELECT COUNT(*) FROM curves", [], |r| r.get(0)).unwrap();
+        assert_eq!(curves, 0, "the returned attempt's curves are gone");
+        let outcome: String = f
+            .ctx
+            .conn
+            .query_row("SELECT outcome FROM leases WHERE lease_id = ?1", [&a.lease_id], |r| r.get(0))
+            .unwrap();
+        assert_eq!(outcome, "returned");
+        // The next lease is attempt 1 again, and the one retry-less attempt is still there.
+        let b = f.lease("w2");
+        assert_eq!((b.trial_id, b.attempt), (1, 1));
+        assert!(f.ctx.complete(&b.lease_id, &metrics(0.8)).unwrap());
+        assert_eq!(f.status(1).0, "completed");
     }
 
     #[test]

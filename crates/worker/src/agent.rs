@@ -7,6 +7,12 @@
 //! pruned or abandoned trial is stopped by closing a pipe. If the agent dies, the child reads
 //! end-of-file at its next epoch and stops; the coordinator re-leases the trial when the lease
 //! expires.
+//!
+//! On SIGTERM or SIGINT the agent stops its running trials within an epoch and *returns* them
+//! (`/return`: pending again, the attempt not counted), then exits 0. It exits only once every
+//! slot has ended, including a slot whose lease request is out, so a lease granted as the signal
+//! arrives is returned too rather than left to expire; the price is that an idle agent takes up
+//! to one long poll ([`LONG_POLL_MS`]) to exit.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,7 +26,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use decsweep_api::wire::{
-    CompleteTrial, EpochProgress, FailTrial, Lease, LeaseRequest, ProgressAction, ProgressReply, PruneTrial, TrialJob,
+    CompleteTrial, EpochProgress, FailTrial, Lease, LeaseRequest, ProgressAction, ProgressReply, PruneTrial,
+    ReturnTrial, TrialJob,
 };
 use decsweep_api::Stage;
 use serde::de::DeserializeOwned;
@@ -65,8 +72,10 @@ impl AgentArgs {
     }
 }
 
-/// How long one lease request waits at the coordinator before answering "none".
-const LONG_POLL_MS: u64 = 10_000;
+/// How long one lease request waits at the coordinator before answering "none". Short enough
+/// that a stopping agent, which waits for its polls to come back, exits promptly; an idle slot
+/// costs the coordinator one request this often.
+const LONG_POLL_MS: u64 = 2_000;
 
 pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let Some(url) = args.coordinator.clone() else {
@@ -87,7 +96,6 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let dataset_lock = Arc::new(Mutex::new(()));
     tracing::info!(coordinator = %url, slots = args.slots, threads, home = %home.display(), "agent started");
 
-    let busy: Vec<Arc<AtomicBool>> = (0..args.slots.max(1)).map(|_| Arc::new(AtomicBool::new(false))).collect();
     let handles: Vec<_> = (0..args.slots.max(1))
         .map(|slot| {
             let slot_ctx = Slot {
@@ -99,25 +107,18 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
                 stop: Arc::clone(&stop),
                 exit_when_idle: args.exit_when_idle,
                 dataset_lock: Arc::clone(&dataset_lock),
-                busy: Arc::clone(&busy[slot]),
             };
             thread::spawn(move || slot_ctx.run())
         })
         .collect();
-    // Once asked to stop, leave as soon as no slot holds a trial: an idle slot may be inside a
-    // long poll that would otherwise keep the process alive for seconds.
-    while !handles.iter().all(|h| h.is_finished()) {
-        if stop.load(Ordering::Relaxed) && busy.iter().all(|b| !b.load(Ordering::Relaxed)) {
-            tracing::info!("stopped");
-            return Ok(());
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
     let mut first_error = None;
     for h in handles {
         if let Err(e) = h.join().expect("slot thread does not panic") {
             first_error.get_or_insert(e);
         }
+    }
+    if stop.load(Ordering::Relaxed) {
+        tracing::info!("stopped");
     }
     match first_error {
         Some(e) => Err(Failure::Failed(e)),
@@ -152,8 +153,6 @@ struct Slot {
     stop: Arc<AtomicBool>,
     exit_when_idle: bool,
     dataset_lock: Arc<Mutex<()>>,
-    /// Whether this slot holds a lease right now.
-    busy: Arc<AtomicBool>,
 }
 
 impl Slot {
@@ -161,12 +160,15 @@ impl Slot {
         let mut backoff = Duration::from_millis(200);
         while !self.stop.load(Ordering::Relaxed) {
             let request = LeaseRequest { worker: self.name.clone(), wait_ms: LONG_POLL_MS };
-            match self.client.lease(&request) {
+            let answer = self.client.lease(&request);
+            match answer {
+                // The stop signal came while the request was out.
+                Ok(Some(lease)) if self.stop.load(Ordering::Relaxed) => {
+                    self.give_back(&lease, "granted as the worker stopped")
+                }
                 Ok(Some(lease)) => {
-                    self.busy.store(true, Ordering::Relaxed);
                     backoff = Duration::from_millis(200);
                     self.run_lease(lease);
-                    self.busy.store(false, Ordering::Relaxed);
                 }
                 Ok(None) if self.exit_when_idle => break,
                 Ok(None) => {}
@@ -179,6 +181,15 @@ impl Slot {
             }
         }
         Ok(())
+    }
+
+    /// Hands a lease's trial back to the queue without a result (the worker is stopping).
+    fn give_back(&self, lease: &Lease, reason: &str) {
+        let path = format!("leases/{}/return", lease.lease_id);
+        match self.client.post_retrying(&path, &ReturnTrial { reason: format!("{reason} ({})", self.name) }) {
+            Ok(()) => tracing::info!(trial = lease.trial_id, "returned the trial to the queue"),
+            Err(e) => tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"), "could not return the trial"),
+        }
     }
 
     fn run_lease(&self, lease: Lease) {
@@ -207,6 +218,10 @@ impl Slot {
             Outcome::Failed { reason, retryable } => {
                 tracing::warn!(trial = lease.trial_id, %reason, "trial failed");
                 self.client.post_retrying(&format!("leases/{id}/fail"), &FailTrial { reason, retryable })
+            }
+            Outcome::Stopped => {
+                self.give_back(&lease, "the worker was shut down during the trial");
+                return;
             }
         };
         if let Err(e) = reported {
@@ -284,7 +299,7 @@ impl Slot {
         let status = child.wait();
         let stderr_tail = stderr_tail.join().unwrap_or_default();
         if self.stop.load(Ordering::Relaxed) {
-            return Outcome::Failed { reason: "the worker was shut down; trial released".into(), retryable: true };
+            return Outcome::Stopped;
         }
         match status {
             Ok(s) if s.success() => read_model_outcome(&out),
@@ -390,7 +405,7 @@ impl Slot {
         let read = stdout.join().unwrap_or_else(|_| Err(std::io::Error::other("stdout reader panicked")));
         let stderr_tail = stderr_tail.join().unwrap_or_default();
         if self.stop.load(Ordering::Relaxed) {
-            return Outcome::Failed { reason: "the worker was shut down; trial released".into(), retryable: true };
+            return Outcome::Stopped;
         }
         match (status, read) {
             (Ok(s), Ok(stdout)) if s.success() => match decsweep_search::command::parse_metrics(&stdout) {
@@ -440,8 +455,17 @@ impl Slot {
 
 enum Outcome {
     Completed(BTreeMap<String, f64>),
-    Pruned { stage: Stage, epoch: u32, metrics: BTreeMap<String, f64> },
-    Failed { reason: String, retryable: bool },
+    Pruned {
+        stage: Stage,
+        epoch: u32,
+        metrics: BTreeMap<String, f64>,
+    },
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
+    /// The agent is stopping and stopped the trial: it goes back to the queue.
+    Stopped,
 }
 
 /// Reads `metrics.json` of a finished `train --supervised` run.
@@ -597,6 +621,8 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::mpsc;
+
     use super::*;
 
     #[test]
@@ -610,5 +636,92 @@ mod tests {
         assert_eq!(flat.get("param_count"), Some(&10.0));
         assert_eq!(flat.get("test_accuracy"), Some(&0.7));
         assert!(!flat.contains_key("lr_ft") && !flat.contains_key("device") && !flat.contains_key("seed"));
+    }
+
+    /// A coordinator stand-in on loopback speaking just enough HTTP/1.1: it sends the path of
+    /// every request to `seen`, holds each lease request until `go` fires and then grants
+    /// `lease`, and answers anything else `{"recorded": true}`.
+    fn fake_coordinator(lease: Lease, seen: mpsc::Sender<String>, go: mpsc::Receiver<()>) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut reader = BufReader::new(stream.unwrap());
+                loop {
+                    let mut head = String::new();
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line);
+                    }
+                    let Some(path) = head.split_whitespace().nth(1).map(str::to_string) else { break };
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let answer = if path == "/v1/lease" {
+                        seen.send(path).unwrap();
+                        go.recv().unwrap();
+                        serde_json::to_string(&lease).unwrap()
+                    } else {
+                        seen.send(path).unwrap();
+                        r#"{"recorded": true}"#.to_string()
+                    };
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    reader.get_mut().write_all(response.as_bytes()).unwrap();
+                }
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_lease_granted_after_the_stop_signal_is_returned_unrun() {
+        let home = tempfile::tempdir().unwrap();
+        // Starting this program would fail the trial for good (`/fail`), so only a lease that is
+        // handed back without being started ends in `/return`.
+        let missing = home.path().join("no-such-program");
+        let lease = Lease {
+            lease_id: "L1".into(),
+            trial_id: 7,
+            study: "s".into(),
+            job: TrialJob::Command { argv: vec![missing.display().to_string()], env: BTreeMap::new(), workdir: None },
+            seed: 0,
+            attempt: 1,
+            dataset: None,
+            ttl_ms: 60_000,
+        };
+        let (seen_tx, seen) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        let url = fake_coordinator(lease, seen_tx, go_rx);
+        let stop = Arc::new(AtomicBool::new(false));
+        let slot = Slot {
+            name: "w".into(),
+            device: "cpu".into(),
+            threads: 1,
+            home: home.path().to_path_buf(),
+            client: Client::new(&url, None).unwrap(),
+            stop: Arc::clone(&stop),
+            exit_when_idle: false,
+            dataset_lock: Arc::new(Mutex::new(())),
+        };
+        let running = thread::spawn(move || slot.run());
+        // The lease request is out; the signal comes; then the coordinator grants the trial.
+        assert_eq!(seen.recv_timeout(Duration::from_secs(10)).unwrap(), "/v1/lease");
+        stop.store(true, Ordering::Relaxed);
+        go.send(()).unwrap();
+        running.join().unwrap().unwrap();
+        let after: Vec<String> = seen.try_iter().collect();
+        assert_eq!(after, ["/v1/leases/L1/return"], "returned unstarted, not failed");
     }
 }
