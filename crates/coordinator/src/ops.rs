@@ -958,21 +958,18 @@ pub(crate) mod tests {
         assert_eq!(f.status(2).0, "failed", "not retryable: failed at once");
     }
 
+    /// Epoch `epoch` of 10 of the classifier stage, validation accuracy 0.7.
+    fn finetune_epoch(epoch: u32, val_loss: f64) -> EpochProgress {
+        EpochProgress { stage: Stage::Finetune, epoch, epochs: 10, train_loss: 0.5, val_loss, val_accuracy: Some(0.7) }
+    }
+
     #[test]
     fn a_returned_trial_is_pending_again_without_using_a_retry() {
         let mut f = Fixture::new();
         // No retries: a failure would end the trial, a return must not.
         f.ctx.insert_study(&command_study("a", 1, 0)).unwrap();
         let a = f.lease("w");
-        let p = EpochProgress {
-            stage: Stage::Finetune,
-            epoch: 1,
-            epochs: 10,
-            train_loss: 0.5,
-            val_loss: 0.6,
-            val_accuracy: Some(0.7),
-        };
-        f.ctx.progress(&a.lease_id, &p).unwrap();
+        f.ctx.progress(&a.lease_id, &finetune_epoch(1, 0.6)).unwrap();
         assert!(f.ctx.give_back(&a.lease_id, "worker stopping").unwrap());
         assert!(!f.ctx.give_back(&a.lease_id, "worker stopping").unwrap(), "idempotent");
         assert!(f.ctx.complete(&a.lease_id, &metrics(0.9)).is_err(), "a returned lease cannot complete");
@@ -999,14 +996,7 @@ pub(crate) mod tests {
         let mut f = Fixture::new();
         f.ctx.insert_study(&command_study("a", 1, 2)).unwrap();
         let l = f.lease("w");
-        let p = EpochProgress {
-            stage: Stage::Finetune,
-            epoch: 3,
-            epochs: 10,
-            train_loss: 0.5,
-            val_loss: 0.6,
-            val_accuracy: Some(0.7),
-        };
+        let p = finetune_epoch(3, 0.6);
         f.clock.advance(Duration::from_millis(TTL_MS as u64 - 1));
         assert_eq!(f.ctx.progress(&l.lease_id, &p).unwrap(), ProgressAction::Continue);
         // Reported again (a retried request): one row.
@@ -1045,14 +1035,7 @@ pub(crate) mod tests {
         f.ctx.pruner = Arc::new(BeatenPruner);
         f.ctx.insert_study(&command_study("a", 2, 2)).unwrap();
         let (a, b) = (f.lease("w1"), f.lease("w2"));
-        let p = |epoch, val_loss| EpochProgress {
-            stage: Stage::Finetune,
-            epoch,
-            epochs: 5,
-            train_loss: 1.0,
-            val_loss,
-            val_accuracy: None,
-        };
+        let p = finetune_epoch;
         assert_eq!(f.ctx.progress(&a.lease_id, &p(2, 0.3)).unwrap(), ProgressAction::Continue);
         assert_eq!(
             f.ctx.progress(&b.lease_id, &p(1, 0.9)).unwrap(),
