@@ -402,3 +402,21 @@ x = { grid = [0.25, 0.5] }
         assert_eq!(t.metrics["seed_seen"], t.seed as f64);
     }
 }
+
+#[test]
+fn a_device_the_worker_cannot_see_is_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(tmp.path(), "nodevice", 1, "[1.0]", "[0]");
+    let results = tmp.path().join("results");
+    let o = Command::new(decsweep())
+        .args(["run", spec.to_str().unwrap(), "--device", "cuda:99"])
+        .arg("--results")
+        .arg(&results)
+        .env("DECSWEEP_WORKER", worker_bin())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "bad input exits 2:\n{stderr}");
+    assert!(stderr.contains("`--device cuda:99`, but decsweep-worker finds"), "{stderr}");
+    assert!(!results.join("decsweep.db").exists(), "no study was created");
+}

@@ -36,9 +36,9 @@
 //! metric = "accuracy"                 # default "accuracy"
 //! direction = "maximize"              # or "minimize"; default "maximize"
 //!
-//! [resources]                         # what one trial needs from a worker
-//! gpus = 0.25                         # a share of one GPU (four trials per GPU), or whole GPUs
-//! cpus = 1
+//! [resources]                         # what one trial needs (sets `decsweep run`'s worker count)
+//! gpus = 0.25                         # a share of one GPU (four trials per GPU); default 1
+//! cpus = 1                            # cores per trial; default 1
 //! ```
 //!
 //! The TPE sampler ([`crate::tpe`] documents the algorithm) proposes one point at a time from

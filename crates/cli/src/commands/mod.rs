@@ -2,6 +2,7 @@
 
 mod client;
 mod data;
+mod placement;
 mod report;
 mod run;
 mod serve;

@@ -13,6 +13,7 @@ use decsweep_api::wire::{CreateStudy, StatusCounts};
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::placement::{self, Machine};
 use super::report::write_reports;
 use crate::exit::Interrupted;
 
@@ -21,8 +22,10 @@ pub struct RunArgs {
     /// Sweep spec (TOML), e.g. sweeps/demo.toml.
     #[arg(value_name = "SPEC")]
     spec: PathBuf,
-    /// Local worker processes (each runs one trial at a time). Default: the machine's cores
-    /// divided by the spec's `[resources] cpus` per trial (1 when unset).
+    /// Local worker processes (each runs one trial at a time). Default on CPU: the machine's
+    /// cores divided by the spec's `[resources] cpus` per trial (1 when unset). With CUDA: the
+    /// GPUs divided by `[resources] gpus` per trial (a whole GPU when unset; 0.25 puts four
+    /// trials on each GPU), at most the CPU figure; workers are spread over the GPUs.
     #[arg(long)]
     workers: Option<usize>,
     /// Study database; running again with the same database resumes.
@@ -39,7 +42,8 @@ pub struct RunArgs {
     /// CPU threads per worker. Default: the machine's cores divided among the workers.
     #[arg(long)]
     threads: Option<usize>,
-    /// Device for the workers' trials (`cpu`, `cuda`, `cuda:K`, `auto`).
+    /// Device for the workers' trials (`cpu`, `cuda`, `cuda:K`, `auto`). `auto` and `cuda` use
+    /// every GPU the worker binary can see (`decsweep-worker info`), `auto` the CPU when none.
     #[arg(long, default_value = "auto")]
     device: String,
     /// Seconds a lease lives without a heartbeat before its trial is handed out again.
@@ -60,10 +64,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let db = args.db.clone().unwrap_or_else(|| results.join("decsweep.db"));
     let worker_bin = find_worker(args.worker_bin.as_deref())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = args.workers.unwrap_or_else(|| {
-        let per_trial = spec.resources().cpus.unwrap_or(1.0).max(0.01);
-        ((cores as f64 / per_trial).floor() as usize).max(1)
-    });
+    let cuda_devices = if args.device == "cpu" { 0 } else { placement::cuda_devices(&worker_bin)? };
+    let devices = placement::place(args.workers, &args.device, spec.resources(), Machine { cores, cuda_devices })
+        .map_err(crate::exit::BadInput)?;
+    let workers = devices.len();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
@@ -100,9 +104,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         };
 
         let threads = args.threads.unwrap_or((cores / workers.max(1)).max(1));
-        let mut pool = WorkerPool { bin: worker_bin, url, threads, device: args.device.clone(), children: Vec::new() };
+        let mut pool = WorkerPool { bin: worker_bin, url, threads, children: Vec::new() };
         let outcome = if info.counts.finished() < info.counts.total() {
-            pool.spawn(workers.max(1))?;
+            for device in &devices {
+                pool.spawn(device)?;
+            }
             let result = watch(&coordinator, &study, &mut pool).await;
             pool.stop().await;
             result
@@ -172,60 +178,57 @@ async fn watch(coordinator: &Coordinator, study: &str, pool: &mut WorkerPool) ->
     }
 }
 
-/// The local worker processes.
+/// The local worker processes, each with its device.
 struct WorkerPool {
     bin: PathBuf,
     url: String,
     threads: usize,
-    device: String,
-    children: Vec<Child>,
+    children: Vec<(Child, String)>,
 }
 
 impl WorkerPool {
-    fn spawn(&mut self, n: usize) -> anyhow::Result<()> {
-        for _ in 0..n {
-            let mut cmd = Command::new(&self.bin);
-            cmd.args(["--coordinator", &self.url, "--threads", &self.threads.to_string(), "--device", &self.device]);
-            // The progress bar is the view here; workers speak up only for warnings, unless
-            // the user asked for more.
-            if std::env::var_os("RUST_LOG").is_none() {
-                cmd.env("RUST_LOG", "warn");
-            }
-            let child = cmd
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .with_context(|| format!("starting {}", self.bin.display()))?;
-            self.children.push(child);
+    fn spawn(&mut self, device: &str) -> anyhow::Result<()> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["--coordinator", &self.url, "--threads", &self.threads.to_string(), "--device", device]);
+        // The progress bar is the view here; workers speak up only for warnings, unless
+        // the user asked for more.
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
         }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        self.children.push((child, device.to_string()));
         Ok(())
     }
 
-    /// A worker that exited while work remains (a crash, an out-of-memory kill) is replaced; its
-    /// trial comes back when the lease expires.
+    /// A worker that exited while work remains (a crash, an out-of-memory kill) is replaced on
+    /// the same device; its trial comes back when the lease expires.
     fn replace_dead(&mut self) -> anyhow::Result<()> {
-        let mut dead = 0;
-        self.children.retain_mut(|c| match c.try_wait() {
+        let mut dead = Vec::new();
+        self.children.retain_mut(|(c, device)| match c.try_wait() {
             Ok(Some(status)) => {
-                tracing::warn!(%status, "a worker exited; starting another");
-                dead += 1;
+                tracing::warn!(%status, device = %device, "a worker exited; starting another");
+                dead.push(device.clone());
                 false
             }
             _ => true,
         });
-        self.spawn(dead)
+        dead.iter().try_for_each(|device| self.spawn(device))
     }
 
     /// SIGTERM, so each worker releases its trial, then waits (SIGKILL after a grace period).
     async fn stop(&mut self) {
-        for c in &self.children {
+        for (c, _) in &self.children {
             // SAFETY: kill(2) on a child we own; at worst it has exited already.
             unsafe {
                 libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
             }
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        for c in &mut self.children {
+        for (c, _) in &mut self.children {
             while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
