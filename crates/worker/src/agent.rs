@@ -160,8 +160,7 @@ impl Slot {
         let mut backoff = Duration::from_millis(200);
         while !self.stop.load(Ordering::Relaxed) {
             let request = LeaseRequest { worker: self.name.clone(), wait_ms: LONG_POLL_MS };
-            let answer = self.client.lease(&request);
-            match answer {
+            match self.client.lease(&request) {
                 // The stop signal came while the request was out.
                 Ok(Some(lease)) if self.stop.load(Ordering::Relaxed) => {
                     self.give_back(&lease, "granted as the worker stopped")
