@@ -97,8 +97,9 @@ pub(crate) fn render(m: &Model) -> String {
              completed; the baseline is the one whose parameters read by both pipelines are equal. \
              95% CI from Student's t with n − 1 degrees of freedom; p-values are two-sided, from \
              the paired t-test and, as a robustness check, the Wilcoxon signed-rank test (exact \
-             without ties, normal approximation otherwise). The pairs are listed in \
-             `paired.csv`.\n\n",
+             without ties, normal approximation otherwise). The paired t p-value is left blank \
+             when every pair differs by the same non-zero amount (no spread to test against). The \
+             pairs are listed in `paired.csv`.\n\n",
         );
         table(&mut out, &COMPARISON_HEADERS, 2, m.comparisons.iter().map(|r| r.iter().map(cell).collect()));
     }
