@@ -9,8 +9,10 @@
 //! - `history`: every *finished* point (none of its trials pending or running), in the order the
 //!   points were proposed. Its value is the mean of the objective metric over the point's
 //!   **completed** trials (its seeds, and every configuration the point was crossed with);
-//!   pruned and failed trials are left out, and a point with no completed trial has
-//!   `value: None` (a failed observation). This matches `crates/search/src/pruning.rs`.
+//!   pruned and failed trials are left out. A point with no completed trial but a pruned one is
+//!   a *pruned* observation (`pruned_at`: the furthest epoch its pruned trials reached; `value`:
+//!   the mean of their last values), which TPE ranks below every completed point; a point whose
+//!   trials all failed has `value: None` (a failed observation, which TPE leaves out).
 //! - `pending`: every other point, in proposal order.
 //!
 //! The proposal becomes one trial per seed (and configuration) through
@@ -69,6 +71,10 @@ pub(crate) fn points(conn: &Connection, study_id: i64, metric: &str) -> Result<P
         open: bool,
         sum: f64,
         n: u32,
+        /// Over the pruned trials: furthest step, sum and count of the last values.
+        pruned_step: Option<u32>,
+        pruned_sum: f64,
+        pruned_n: u32,
     }
     let mut stmt = conn.prepare_cached(
         "SELECT point, status, metrics FROM trials WHERE study_id = ?1 AND point IS NOT NULL ORDER BY id",
@@ -85,7 +91,10 @@ pub(crate) fn points(conn: &Connection, study_id: i64, metric: &str) -> Result<P
             let point: Point = serde_json::from_str(&key)
                 .map_err(|e| Error::Corrupt(format!("a stored point of study {study_id} does not decode: {e}")))?;
             order.push(key.clone());
-            acc.insert(key.clone(), Acc { point, open: false, sum: 0.0, n: 0 });
+            acc.insert(
+                key.clone(),
+                Acc { point, open: false, sum: 0.0, n: 0, pruned_step: None, pruned_sum: 0.0, pruned_n: 0 },
+            );
         }
         let a = acc.get_mut(&key).expect("inserted above");
         match status.as_str() {
@@ -94,15 +103,21 @@ pub(crate) fn points(conn: &Connection, study_id: i64, metric: &str) -> Result<P
                 any_pending = true;
             }
             "running" => a.open = true,
-            "completed" => {
-                let value = metrics
-                    .as_deref()
-                    .and_then(|m| serde_json::from_str::<BTreeMap<String, f64>>(m).ok())
-                    .and_then(|m| m.get(metric).copied())
-                    .filter(|v| v.is_finite());
-                if let Some(v) = value {
-                    a.sum += v;
-                    a.n += 1;
+            "completed" | "pruned" => {
+                let metrics = metrics.as_deref().and_then(|m| serde_json::from_str::<BTreeMap<String, f64>>(m).ok());
+                let value = metrics.as_ref().and_then(|m| m.get(metric).copied()).filter(|v| v.is_finite());
+                if status == "completed" {
+                    if let Some(v) = value {
+                        a.sum += v;
+                        a.n += 1;
+                    }
+                } else {
+                    let step = metrics.as_ref().and_then(|m| m.get("pruned_epoch")).map_or(0, |e| *e as u32);
+                    a.pruned_step = Some(a.pruned_step.map_or(step, |s| s.max(step)));
+                    if let Some(v) = value {
+                        a.pruned_sum += v;
+                        a.pruned_n += 1;
+                    }
                 }
             }
             _ => {}
@@ -114,7 +129,13 @@ pub(crate) fn points(conn: &Connection, study_id: i64, metric: &str) -> Result<P
         if a.open {
             out.pending.push(a.point);
         } else {
-            out.history.push(Observation { point: a.point, value: (a.n > 0).then(|| a.sum / f64::from(a.n)) });
+            let mean = |sum: f64, n: u32| (n > 0).then(|| sum / f64::from(n));
+            out.history.push(match (a.n, a.pruned_step) {
+                (0, Some(step)) => {
+                    Observation { point: a.point, value: mean(a.pruned_sum, a.pruned_n), pruned_at: Some(step) }
+                }
+                _ => Observation { point: a.point, value: mean(a.sum, a.n), pruned_at: None },
+            });
         }
         out.keys.push(key);
     }
@@ -310,9 +331,11 @@ n_trials = 2
         BTreeMap::from([("x".to_string(), ParamValue::Float(x))])
     }
 
-    /// Trial `id` belongs to point `x` with `status` and, if given, score `v`.
+    /// Trial `id` belongs to point `x` with `status` and, if given, score `v` (a pruned trial
+    /// stopped at epoch 7).
     fn set(f: &Fixture, id: i64, x: f64, status: &str, v: Option<f64>) {
-        let metrics = v.map(|v| format!("{{\"score\":{v},\"other\":1.0}}"));
+        let pruned = if status == "pruned" { ",\"pruned_epoch\":7.0" } else { "" };
+        let metrics = v.map(|v| format!("{{\"score\":{v},\"other\":1.0{pruned}}}"));
         f.ctx
             .conn
             .execute(
@@ -325,15 +348,17 @@ n_trials = 2
     #[test]
     fn history_is_the_mean_over_completed_seeds_in_proposal_order() {
         let mut f = Fixture::new();
-        f.ctx.insert_study(&command_study("s", 9, 2)).unwrap();
+        f.ctx.insert_study(&command_study("s", 10, 2)).unwrap();
         // Point 0.5: two completed seeds → mean. Point 0.1: one completed, one pruned → the
-        // completed one. Point 0.9: failed and pruned → None. Point 0.2: one running → pending.
+        // completed one. Point 0.9: failed and pruned → pruned. Point 0.2: one running →
+        // pending. Point 0.7: failed only → None.
         set(&f, 1, 0.5, "completed", Some(1.0));
         set(&f, 2, 0.1, "completed", Some(4.0));
         set(&f, 3, 0.5, "completed", Some(2.0));
         set(&f, 4, 0.1, "pruned", Some(0.0));
         set(&f, 5, 0.9, "failed", None);
         set(&f, 6, 0.9, "pruned", Some(3.0));
+        set(&f, 10, 0.7, "failed", None);
         set(&f, 7, 0.2, "completed", Some(5.0));
         set(&f, 8, 0.2, "running", None);
         // Trial 9 has no point (not planned by a sampler) and is pending: it does not count.
@@ -341,13 +366,14 @@ n_trials = 2
         assert_eq!(
             p.history,
             [
-                Observation { point: point(0.5), value: Some(1.5) },
-                Observation { point: point(0.1), value: Some(4.0) },
-                Observation { point: point(0.9), value: None },
+                Observation { point: point(0.5), value: Some(1.5), pruned_at: None },
+                Observation { point: point(0.1), value: Some(4.0), pruned_at: None },
+                Observation { point: point(0.9), value: Some(3.0), pruned_at: Some(7) },
+                Observation { point: point(0.7), value: None, pruned_at: None },
             ]
         );
         assert_eq!(p.pending, [point(0.2)]);
-        assert_eq!(p.len(), 4);
+        assert_eq!(p.len(), 5);
         assert!(!p.any_pending, "trial 9 has no point; the running one is not pending");
         set(&f, 9, 0.3, "pending", None);
         let p = points(&f.ctx.conn, 1, "score").unwrap();

@@ -188,6 +188,7 @@ async fn a_tpe_study_samples_points_as_results_come_in() {
         .map(|(_, x, mean)| Observation {
             point: BTreeMap::from([("x".into(), ParamValue::Float(*x))]),
             value: Some(*mean),
+            pruned_at: None,
         })
         .collect();
     let expected = spec.sampler().ask(&history, &[]).unwrap();

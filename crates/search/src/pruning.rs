@@ -39,9 +39,9 @@
 //!
 //! # Seeds
 //!
-//! Each seed's trial is judged on its own values. A configuration whose seeds were all pruned has
-//! no value for the sampler (it is a failed observation for TPE); with some seeds completed, the
-//! sampler sees the mean over the completed ones.
+//! Each seed's trial is judged on its own values. A configuration whose seeds were all pruned is
+//! a *pruned* observation for the sampler (TPE ranks it below every completed configuration);
+//! with some seeds completed, the sampler sees the mean over the completed ones.
 
 use serde::{Deserialize, Serialize};
 

@@ -37,8 +37,14 @@ pub type Point = BTreeMap<String, ParamValue>;
 pub struct Observation {
     pub point: Point,
     /// The objective metric, raw (not oriented by the direction), averaged over the
-    /// configuration's seeds; `None` when its trials failed.
+    /// configuration's seeds; `None` when its trials failed. For a pruned configuration: the
+    /// last value its trials reported, when there is one.
     pub value: Option<f64>,
+    /// `Some(step)` when no seed of the configuration completed because the pruner stopped them:
+    /// the furthest step (epoch of the pruned stage) any of them reached. TPE ranks such a
+    /// configuration below every completed one, as Optuna's TPE does, so it learns from it
+    /// instead of ignoring it like a failure.
+    pub pruned_at: Option<u32>,
 }
 
 /// Proposes configurations.

@@ -7,7 +7,9 @@
 //!
 //! Each ask, the finished configurations (failed ones, `value = None` or non-finite, are left
 //! out, as Optuna leaves out failed trials) get a loss: the value when minimising, `-value` when
-//! maximising. With `constant_liar` (default, as in Optuna 5; decsweep's workers run in
+//! maximising. Pruned configurations (`pruned_at`) rank below every completed one, those
+//! stopped at a later step first and then by their last value, as in Optuna's TPE: they count
+//! as finished, so they land in the "bad" group and steer proposals away. With `constant_liar` (default, as in Optuna 5; decsweep's workers run in
 //! parallel) every pending point joins them with a loss worse than every value seen, so it lands
 //! in the "bad" group and pushes the next proposal away from it (it does not count towards
 //! the size of the good group).
@@ -488,18 +490,37 @@ impl TpeSampler {
         let encode = |p: &Point| -> Option<Vec<f64>> {
             self.params.iter().map(|prm| p.get(&prm.name).and_then(|v| prm.encode(v))).collect()
         };
+        let orient = |v: f64| match self.direction {
+            Direction::Minimize => v,
+            Direction::Maximize => -v,
+        };
+        // (row, furthest step, oriented last value) of each pruned configuration.
+        let mut pruned: Vec<(usize, u32, f64)> = Vec::new();
         for o in history {
-            let Some(v) = o.value.filter(|v| v.is_finite()) else {
-                continue;
-            };
+            let value = o.value.filter(|v| v.is_finite());
+            if o.pruned_at.is_none() && value.is_none() {
+                continue; // failed
+            }
             let Some(row) = encode(&o.point) else {
                 continue;
             };
+            match o.pruned_at {
+                Some(step) => {
+                    pruned.push((rows.len(), step, value.map_or(f64::INFINITY, orient)));
+                    losses.push(f64::NAN); // ranked below
+                }
+                None => losses.push(orient(value.expect("checked above"))),
+            }
             rows.push(row);
-            losses.push(match self.direction {
-                Direction::Minimize => v,
-                Direction::Maximize => -v,
-            });
+        }
+        // Pruned configurations rank below every completed one (Optuna's order): those that got
+        // further first, then by their last value. Only the order of losses matters to TPE.
+        if !pruned.is_empty() {
+            let worst = losses.iter().filter(|l| l.is_finite()).fold(0.0f64, |a, l| a.max(*l));
+            pruned.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.total_cmp(&b.2)).then(a.0.cmp(&b.0)));
+            for (rank, (i, _, _)) in pruned.iter().enumerate() {
+                losses[*i] = worst.abs() * 2.0 + 1.0 + rank as f64;
+            }
         }
         if self.settings.constant_liar {
             for p in pending {

@@ -153,7 +153,7 @@ fn best_of(s: &mut dyn Sampler, f: &Function, seed: u64, budget: usize, ev: &Eva
             break;
         };
         let value = ev.eval(f, &point, seed, t)?;
-        history.push(Observation { point, value: Some(value) });
+        history.push(Observation { point, value: Some(value), pruned_at: None });
     }
     Ok(history.iter().filter_map(|o| o.value).fold(f64::INFINITY, f64::min))
 }
@@ -200,7 +200,7 @@ fn latency_ms(n: usize, settings: &TpeSettings) -> f64 {
         .filter_map(|_| random.ask(&[], &[]))
         .map(|point| {
             let value = Some((f.f)(&coords(&point, 6)));
-            Observation { point, value }
+            Observation { point, value, pruned_at: None }
         })
         .collect();
     let mut tpe = TpeSampler::new(space(f), Direction::Minimize, settings.clone(), 0, n + 100);

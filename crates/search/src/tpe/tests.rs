@@ -134,7 +134,7 @@ fn run(s: &mut dyn Sampler, n: usize, f: impl Fn(&Point) -> f64) -> Vec<Observat
     for _ in 0..n {
         let point = s.ask(&history, &[]).expect("a point");
         let value = Some(f(&point));
-        history.push(Observation { point, value });
+        history.push(Observation { point, value, pruned_at: None });
     }
     history
 }
@@ -259,3 +259,74 @@ fn tpe_beats_random_on_a_quadratic_at_equal_budget() {
 }
 const CONTINUOUS_AT_3: f64 = -2.2333337641398363;
 const DISCRETE_AT_1: f64 = -1.5420821167646481;
+
+#[test]
+fn pruned_configurations_push_proposals_away_unlike_failed_ones() {
+    // Completed points on [0, 1] whose value grows with the distance from the nearer of 0.3
+    // and 0.5; the trials between them, on [0.33, 0.47], were all pruned. As failures TPE would
+    // ignore them and keep proposing there (the two best points' kernels cover the gap); ranked
+    // as the worst observations they put the bad estimator's mass there.
+    let space = Space { dims: vec![("x".into(), Dimension::Uniform { lo: 0.0, hi: 1.0 })] };
+    let obs = |x: f64, value: Option<f64>, pruned_at: Option<u32>| Observation {
+        point: [("x".to_string(), ParamValue::Float(x))].into(),
+        value,
+        pruned_at,
+    };
+    let mut as_pruned = Vec::new();
+    let mut as_failed = Vec::new();
+    for i in 0..20 {
+        let x = 0.05 * i as f64;
+        if (0.33..=0.47).contains(&x) {
+            continue;
+        }
+        let value = (x - 0.3).abs().min((x - 0.5).abs());
+        as_pruned.push(obs(x, Some(value), None));
+        as_failed.push(obs(x, Some(value), None));
+    }
+    for i in 0..8 {
+        let x = 0.335 + 0.02 * i as f64;
+        as_pruned.push(obs(x, Some(0.9), Some(3)));
+        as_failed.push(obs(x, None, None));
+    }
+    let in_pruned_region = |history: &[Observation]| {
+        (0..200u64)
+            .filter(|seed| {
+                let mut tpe = TpeSampler::new(space.clone(), Direction::Minimize, TpeSettings::default(), *seed, 100);
+                let x = tpe.ask(history, &[]).unwrap()["x"].as_f64().unwrap();
+                (0.33..=0.47).contains(&x)
+            })
+            .count()
+    };
+    let (pruned, failed) = (in_pruned_region(&as_pruned), in_pruned_region(&as_failed));
+    assert!(
+        pruned * 3 < failed,
+        "proposals in the pruned region: {pruned} of 200 vs {failed} when they count as failed"
+    );
+}
+
+#[test]
+fn pruned_configurations_rank_below_completed_ones_further_steps_first() {
+    let space = Space { dims: vec![("x".into(), Dimension::Uniform { lo: 0.0, hi: 1.0 })] };
+    let obs = |x: f64, value: Option<f64>, pruned_at: Option<u32>| Observation {
+        point: [("x".to_string(), ParamValue::Float(x))].into(),
+        value,
+        pruned_at,
+    };
+    let history = [
+        obs(0.1, Some(0.1), Some(5)),
+        obs(0.2, Some(2.0), None),
+        obs(0.3, Some(0.5), Some(9)),
+        obs(0.4, None, None), // failed: left out
+        obs(0.5, Some(0.2), Some(9)),
+        obs(0.6, Some(1.0), None),
+        obs(0.7, None, Some(9)), // pruned before reporting a value: last among step 9
+    ];
+    let tpe = TpeSampler::new(space, Direction::Minimize, TpeSettings::default(), 0, 10);
+    let (rows, losses) = tpe.rows(&history, &[]);
+    assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), [0.1, 0.2, 0.3, 0.5, 0.6, 0.7], "oldest first");
+    let mut order: Vec<usize> = (0..losses.len()).collect();
+    order.sort_by(|a, b| losses[*a].total_cmp(&losses[*b]));
+    let ranked: Vec<f64> = order.iter().map(|i| rows[*i][0]).collect();
+    // Completed by value (1.0, 2.0), then step 9 by value (0.2, 0.5, none), then step 5.
+    assert_eq!(ranked, [0.6, 0.2, 0.5, 0.3, 0.7, 0.1]);
+}
