@@ -420,3 +420,32 @@ fn a_device_the_worker_cannot_see_is_refused_before_anything_starts() {
     assert!(stderr.contains("`--device cuda:99`, but decsweep-worker finds"), "{stderr}");
     assert!(!results.join("decsweep.db").exists(), "no study was created");
 }
+
+#[test]
+fn ctrl_c_on_run_returns_the_running_trial_to_the_queue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = long_trial_spec(tmp.path(), "interrupt");
+    let results = tmp.path().join("results");
+    let home = tmp.path().join("home");
+    let child = Command::new(decsweep())
+        .args(["run", spec.to_str().unwrap(), "--workers", "1", "--threads", "1", "--device", "cpu"])
+        .arg("--results")
+        .arg(&results)
+        .env("DECSWEEP_HOME", &home)
+        .env("DECSWEEP_WORKER", worker_bin())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = Guard(child);
+    // The worker has started training once its trial directory exists.
+    wait_for("the trial to start", Duration::from_secs(60), || home.join("trials/1-1").exists());
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(first.0.id() as libc::pid_t, libc::SIGINT) };
+    let status = first.0.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "interrupted is not success");
+    let trials = store_trials(&results.join("decsweep.db"), "interrupt");
+    assert_eq!(trials.len(), 1);
+    assert_eq!((trials[0].status, trials[0].attempts), (TrialStatus::Pending, 0), "returned: {trials:#?}");
+    assert!(trials[0].error.as_deref().unwrap_or("").contains("returned unfinished"), "{trials:#?}");
+}

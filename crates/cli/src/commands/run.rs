@@ -110,7 +110,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 pool.spawn(device)?;
             }
             let result = watch(&coordinator, &study, &mut pool).await;
-            pool.stop().await;
+            // Signal first, then wake the idle agents' long polls (they come back empty now), so
+            // every agent sees its stop flag at once; running trials are returned meanwhile.
+            pool.signal_stop();
+            coordinator.begin_shutdown();
+            pool.wait_stopped().await;
             result
         } else {
             Ok(info.counts.clone())
@@ -219,14 +223,18 @@ impl WorkerPool {
         dead.iter().try_for_each(|device| self.spawn(device))
     }
 
-    /// SIGTERM, so each worker releases its trial, then waits (SIGKILL after a grace period).
-    async fn stop(&mut self) {
+    /// SIGTERM to every worker: each returns its running trial and exits.
+    fn signal_stop(&self) {
         for (c, _) in &self.children {
             // SAFETY: kill(2) on a child we own; at worst it has exited already.
             unsafe {
                 libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
             }
         }
+    }
+
+    /// Waits for the signalled workers to exit (SIGKILL after a grace period).
+    async fn wait_stopped(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         for (c, _) in &mut self.children {
             while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
