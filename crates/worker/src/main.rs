@@ -22,7 +22,8 @@ use decsweep_api::Pipeline;
 #[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 #[command(after_help = "Without a subcommand the worker is an agent: it leases trials from --coordinator, \
 runs them (one child process per trial), heartbeats, streams per-epoch progress and reports the \
-outcome. SIGTERM or Ctrl-C releases the running trials back to the queue.")]
+outcome. SIGTERM or Ctrl-C stops the running trials within an epoch and returns them to the queue \
+(the attempt is not counted against the study's retries), then exits 0.")]
 struct Cli {
     /// Log format on stderr; verbosity comes from RUST_LOG (default: info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]

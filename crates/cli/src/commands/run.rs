@@ -146,7 +146,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Follows the study until every trial is finished, with a progress bar; restarts workers that
-/// die. Ctrl-C stops early (the workers release their trials; running again resumes).
+/// die. Ctrl-C stops early (the workers return their trials to the queue; running again resumes).
 async fn watch(coordinator: &Coordinator, study: &str, pool: &mut WorkerPool) -> anyhow::Result<StatusCounts> {
     let info = coordinator.study(study).await?;
     let first = &info.counts;
