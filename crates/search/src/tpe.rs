@@ -9,10 +9,10 @@
 //! out, as Optuna leaves out failed trials) get a loss: the value when minimising, `-value` when
 //! maximising. Pruned configurations (`pruned_at`) rank below every completed one, those
 //! stopped at a later step first and then by their last value, as in Optuna's TPE: they count
-//! as finished, so they land in the "bad" group and steer proposals away. With `constant_liar` (default, as in Optuna 5; decsweep's workers run in
-//! parallel) every pending point joins them with a loss worse than every value seen, so it lands
-//! in the "bad" group and pushes the next proposal away from it (it does not count towards
-//! the size of the good group).
+//! as finished, so they land in the "bad" group and steer proposals away. With `constant_liar`
+//! (default, as in Optuna 5; decsweep's workers run in parallel) every pending point joins them
+//! with a loss worse than every value seen, so it lands in the "bad" group and pushes the next
+//! proposal away from it (it does not count towards the size of the good group).
 //!
 //! - **Startup**: while fewer than `n_startup_trials` (10) configurations count (finished, plus
 //!   pending ones with the liar), points are drawn uniformly like the random sampler, redrawn
