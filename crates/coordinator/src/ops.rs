@@ -447,6 +447,19 @@ impl WriteCtx {
         }
     }
 
+    /// The lease a complete / fail / prune / return call may end the trial with, judged by its
+    /// [`Standing`]: `None` when it already ended with one of `repeated` (the same call again,
+    /// answered "not recorded"), a conflict when it ended otherwise or was superseded.
+    fn lease_to_end(&self, lease_id: &str, repeated: &[&str]) -> Result<Option<LeaseRow>> {
+        let lease = self.load_lease(lease_id)?;
+        match lease.standing() {
+            Standing::Active | Standing::ExpiredUnclaimed => Ok(Some(lease)),
+            Standing::Ended(o) if repeated.contains(&o.as_str()) => Ok(None),
+            Standing::Ended(o) => Err(lease.conflict(format!("the lease already ended: {o}"))),
+            Standing::Superseded => Err(lease.superseded()),
+        }
+    }
+
     fn load_lease(&self, lease_id: &str) -> Result<LeaseRow> {
         self.conn
             .prepare_cached(
@@ -558,13 +571,9 @@ impl WriteCtx {
 
     /// Records the result of a trial. `Ok(false)`: this lease had already completed it.
     pub(crate) fn complete(&mut self, lease_id: &str, metrics: &BTreeMap<String, f64>) -> Result<bool> {
-        let lease = self.load_lease(lease_id)?;
-        match lease.standing() {
-            Standing::Active | Standing::ExpiredUnclaimed => {}
-            Standing::Ended(o) if o == "completed" => return Ok(false),
-            Standing::Ended(o) => return Err(lease.conflict(format!("the lease already ended: {o}"))),
-            Standing::Superseded => return Err(lease.superseded()),
-        }
+        let Some(lease) = self.lease_to_end(lease_id, &["completed"])? else {
+            return Ok(false);
+        };
         let now = self.now();
         self.conn
             .prepare_cached(
@@ -580,15 +589,9 @@ impl WriteCtx {
     /// Records a failed attempt: back to the queue when `retryable` and retries are left, else
     /// failed for good.
     pub(crate) fn fail(&mut self, lease_id: &str, reason: &str, retryable: bool) -> Result<FailOutcome> {
-        let lease = self.load_lease(lease_id)?;
-        match lease.standing() {
-            Standing::Active | Standing::ExpiredUnclaimed => {}
-            Standing::Ended(o) if o == "failed" || o == "released" => {
-                return Ok(FailOutcome { recorded: false, requeued: false })
-            }
-            Standing::Ended(o) => return Err(lease.conflict(format!("the lease already ended: {o}"))),
-            Standing::Superseded => return Err(lease.superseded()),
-        }
+        let Some(lease) = self.lease_to_end(lease_id, &["failed", "released"])? else {
+            return Ok(FailOutcome { recorded: false, requeued: false });
+        };
         let retries = self.study_meta(lease.study_id)?.retries;
         let now = self.now();
         let requeue = retryable && lease.attempts <= retries;
@@ -620,13 +623,9 @@ impl WriteCtx {
     /// routine restart) and the curves it recorded are deleted, so the next attempt, which gets
     /// the same number, starts clean. The lease itself stays in `leases` as `returned`.
     pub(crate) fn give_back(&mut self, lease_id: &str, reason: &str) -> Result<bool> {
-        let lease = self.load_lease(lease_id)?;
-        match lease.standing() {
-            Standing::Active | Standing::ExpiredUnclaimed => {}
-            Standing::Ended(o) if o == "returned" => return Ok(false),
-            Standing::Ended(o) => return Err(lease.conflict(format!("the lease already ended: {o}"))),
-            Standing::Superseded => return Err(lease.superseded()),
-        }
+        let Some(lease) = self.lease_to_end(lease_id, &["returned"])? else {
+            return Ok(false);
+        };
         let now = self.now();
         self.conn
             .prepare_cached("DELETE FROM curves WHERE trial_id = ?1 AND attempt = ?2")?
@@ -646,13 +645,9 @@ impl WriteCtx {
     /// sent none, `accuracy` and `loss` from the last point recorded in that stage by this
     /// attempt (its validation accuracy and loss), so `trials.csv` shows where it stood.
     pub(crate) fn prune(&mut self, lease_id: &str, p: &PruneTrial) -> Result<bool> {
-        let lease = self.load_lease(lease_id)?;
-        match lease.standing() {
-            Standing::Active | Standing::ExpiredUnclaimed => {}
-            Standing::Ended(o) if o == "pruned" => return Ok(false),
-            Standing::Ended(o) => return Err(lease.conflict(format!("the lease already ended: {o}"))),
-            Standing::Superseded => return Err(lease.superseded()),
-        }
+        let Some(lease) = self.lease_to_end(lease_id, &["pruned"])? else {
+            return Ok(false);
+        };
         let now = self.now();
         let mut metrics = p.metrics.clone();
         let last: Option<(Option<f64>, Option<f64>)> = self
