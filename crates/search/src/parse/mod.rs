@@ -25,26 +25,6 @@ use crate::{expand, suggest};
 const TOP_KEYS: &[&str] =
     &["study", "command", "fixed", "space", "configs", "sampler", "pruner", "objective", "resources"];
 const COMMAND_KEYS: &[&str] = &["program", "pass", "env", "workdir"];
-const SAMPLER_KEYS: &[&str] = &[
-    "kind",
-    "seed",
-    "n_trials",
-    "n_startup_trials",
-    "n_ei_candidates",
-    "multivariate",
-    "constant_liar",
-    "good_bandwidth_factor",
-];
-const PRUNER_KEYS: &[&str] = &[
-    "kind",
-    "stage",
-    "n_startup_trials",
-    "n_warmup_steps",
-    "interval_steps",
-    "min_resource",
-    "reduction_factor",
-    "min_early_stopping_rate",
-];
 const OBJECTIVE_KEYS: &[&str] = &["metric", "direction"];
 const RESOURCES_KEYS: &[&str] = &["gpus", "cpus"];
 
@@ -172,11 +152,11 @@ fn walk(
     let config_decl: Option<&Vec<DeclaredConfig>> = configs.as_ref().and_then(|c| c.as_ref());
     checks::overlaps(diag, source, &fixed, &space_decl, config_decl.map_or(&[][..], |c| c.as_slice()));
 
-    let sampler = match section(diag, &top, "sampler", Some(SAMPLER_KEYS)) {
+    let sampler = match section(diag, &top, "sampler", Some(&settings::sampler_keys())) {
         Ok(s) => settings::sampler(diag, s.as_ref()),
         Err(()) => None,
     };
-    let pruner_section = section(diag, &top, "pruner", Some(PRUNER_KEYS));
+    let pruner_section = section(diag, &top, "pruner", Some(&settings::pruner_keys()));
     let pruner = match &pruner_section {
         Ok(Some(s)) => settings::pruner(diag, s).map(Some),
         Ok(None) => Some(None),

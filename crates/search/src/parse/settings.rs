@@ -15,6 +15,20 @@ use crate::tpe::TpeSettings;
 pub(crate) const TPE_KEYS: &[&str] =
     &["n_startup_trials", "n_ei_candidates", "multivariate", "constant_liar", "good_bandwidth_factor"];
 
+/// Every key `[sampler]` may hold.
+pub(crate) fn sampler_keys() -> Vec<&'static str> {
+    ["kind", "seed", "n_trials"].into_iter().chain(TPE_KEYS.iter().copied()).collect()
+}
+
+/// `[pruner]` keys of `kind = "median"` and of `kind = "asha"`.
+const MEDIAN_KEYS: &[&str] = &["n_startup_trials", "n_warmup_steps", "interval_steps"];
+const ASHA_KEYS: &[&str] = &["min_resource", "reduction_factor", "min_early_stopping_rate"];
+
+/// Every key `[pruner]` may hold.
+pub(crate) fn pruner_keys() -> Vec<&'static str> {
+    ["kind", "stage"].into_iter().chain(MEDIAN_KEYS.iter().chain(ASHA_KEYS).copied()).collect()
+}
+
 /// `[sampler]` and where its parts were written, for checks made once the space is known.
 pub(crate) struct Sampler {
     pub spec: SamplerSpec,
@@ -254,20 +268,12 @@ pub(crate) fn pruner(diag: &mut Diagnostics, s: &Section<'_, '_>) -> Option<Prun
     };
     let mut out = if kind == "median" { PrunerKind::median() } else { PrunerKind::asha() };
     let (own, other): (&[&str], &str) = match kind {
-        "median" => (&["n_startup_trials", "n_warmup_steps", "interval_steps"], "asha"),
-        _ => (&["min_resource", "reduction_factor", "min_early_stopping_rate"], "median"),
+        "median" => (MEDIAN_KEYS, "asha"),
+        _ => (ASHA_KEYS, "median"),
     };
     for e in &s.entries {
-        let known = [
-            "n_startup_trials",
-            "n_warmup_steps",
-            "interval_steps",
-            "min_resource",
-            "reduction_factor",
-            "min_early_stopping_rate",
-        ];
         // `kind` and `stage` are read below; unknown keys were reported when the table was opened.
-        if !known.contains(&e.key) {
+        if !MEDIAN_KEYS.contains(&e.key) && !ASHA_KEYS.contains(&e.key) {
             continue;
         }
         if !own.contains(&e.key) {
