@@ -200,7 +200,7 @@ pub(crate) fn draw(rng: &mut ChaCha8Rng, dim: &Dimension) -> ParamValue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn vals(xs: &[i64]) -> Vec<ParamValue> {
@@ -247,7 +247,8 @@ mod tests {
         );
     }
 
-    fn mixed_space() -> Space {
+    /// One dimension of every kind (also used by the TPE tests).
+    pub(crate) fn mixed_space() -> Space {
         Space {
             dims: vec![
                 ("u".into(), Dimension::Uniform { lo: -2.0, hi: 3.0 }),

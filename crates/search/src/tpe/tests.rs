@@ -1,4 +1,5 @@
 use super::*;
+use crate::sampler::tests::mixed_space;
 
 fn close(a: f64, b: f64, tol: f64) {
     assert!((a - b).abs() <= tol, "{a} vs {b}");
@@ -103,19 +104,6 @@ fn gauss_mass_is_stable_in_the_tails() {
     let right = log_gauss_mass(40.0, 41.0);
     assert!(right.is_finite() && right < -790.0, "{right}");
     close(log_gauss_mass(-41.0, -40.0), right, 1e-9);
-}
-
-fn mixed_space() -> Space {
-    Space {
-        dims: vec![
-            ("u".into(), Dimension::Uniform { lo: -2.0, hi: 3.0 }),
-            ("lu".into(), Dimension::LogUniform { lo: 1e-5, hi: 1e-2 }),
-            ("i".into(), Dimension::Int { lo: 3, hi: 17, step: 1, log: false }),
-            ("is".into(), Dimension::Int { lo: 8, hi: 100, step: 8, log: false }),
-            ("il".into(), Dimension::Int { lo: 1, hi: 1024, step: 1, log: true }),
-            ("c".into(), Dimension::Choice(vec![ParamValue::Str("x".into()), ParamValue::Float(0.5)])),
-        ],
-    }
 }
 
 fn objective(p: &Point) -> f64 {
@@ -260,6 +248,11 @@ fn tpe_beats_random_on_a_quadratic_at_equal_budget() {
 const CONTINUOUS_AT_3: f64 = -2.2333337641398363;
 const DISCRETE_AT_1: f64 = -1.5420821167646481;
 
+/// A finished configuration of the one-dimensional space `x`.
+fn obs(x: f64, value: Option<f64>, pruned_at: Option<u32>) -> Observation {
+    Observation { point: [("x".to_string(), ParamValue::Float(x))].into(), value, pruned_at }
+}
+
 #[test]
 fn pruned_configurations_push_proposals_away_unlike_failed_ones() {
     // Completed points on [0, 1] whose value grows with the distance from the nearer of 0.3
@@ -267,11 +260,6 @@ fn pruned_configurations_push_proposals_away_unlike_failed_ones() {
     // ignore them and keep proposing there (the two best points' kernels cover the gap); ranked
     // as the worst observations they put the bad estimator's mass there.
     let space = Space { dims: vec![("x".into(), Dimension::Uniform { lo: 0.0, hi: 1.0 })] };
-    let obs = |x: f64, value: Option<f64>, pruned_at: Option<u32>| Observation {
-        point: [("x".to_string(), ParamValue::Float(x))].into(),
-        value,
-        pruned_at,
-    };
     let mut as_pruned = Vec::new();
     let mut as_failed = Vec::new();
     for i in 0..20 {
@@ -307,11 +295,6 @@ fn pruned_configurations_push_proposals_away_unlike_failed_ones() {
 #[test]
 fn pruned_configurations_rank_below_completed_ones_further_steps_first() {
     let space = Space { dims: vec![("x".into(), Dimension::Uniform { lo: 0.0, hi: 1.0 })] };
-    let obs = |x: f64, value: Option<f64>, pruned_at: Option<u32>| Observation {
-        point: [("x".to_string(), ParamValue::Float(x))].into(),
-        value,
-        pruned_at,
-    };
     let history = [
         obs(0.1, Some(0.1), Some(5)),
         obs(0.2, Some(2.0), None),
