@@ -46,8 +46,10 @@ impl<'a> Group<'a> {
             .collect()
     }
 
+    /// Statistics of `metric` over the aggregated trials, with the interval method that suits
+    /// it (logit-t for accuracy and F1).
     pub(crate) fn summary(&self, metric: &str) -> Summary {
-        Summary::of(self.values(metric).into_iter().map(|(_, x)| x))
+        Summary::of_metric(metric, self.values(metric).into_iter().map(|(_, x)| x))
     }
 
     /// A parameter's value, falling back to the registry default for a registered parameter the

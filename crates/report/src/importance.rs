@@ -1,9 +1,9 @@
 //! `importance.csv`: which parameters the objective depends on, by a simple, stated method.
 //!
-//! Written together with `search.svg` (when some pipeline has more than one configuration and a
-//! parameter varies). For each pipeline, over its configurations with at least one completed
-//! seed (y = the objective's mean over the completed seeds, as in `search.svg`), and for each
-//! parameter that varies among them:
+//! Written for any search, grid and random included (when some pipeline has more than one
+//! configuration and a parameter varies; an adaptive study also gets `search.svg`). For each
+//! pipeline, over its configurations with at least one completed seed (y = the objective's mean
+//! over the completed seeds, as in `search.svg`), and for each parameter that varies among them:
 //!
 //! 1. The configurations are split into groups by the parameter's value. A numeric parameter
 //!    with more than [`MAX_BINS`] distinct values is binned instead into up to [`MAX_BINS`]

@@ -6,12 +6,12 @@
 //! | file | what |
 //! | --- | --- |
 //! | `trials.csv` | one row per trial: id, pipeline, config_id, every parameter, seed, status, attempts, worker, error, every metric |
-//! | `summary.csv` | one row per configuration (pipeline, config_id): trial counts by status, the aggregated seeds and trial ids, and n, mean, std, 95% CI of every metric |
-//! | `paired.csv` | the seed pairs behind the dec-vs-baseline comparison |
-//! | `table.md`, `table.tex` | the paper's Table 1 layout (model, accuracy % mean ± std, weighted F1, n, parameter count) and the paired comparison |
+//! | `summary.csv` | one row per configuration (pipeline, config_id): trial counts by status, the aggregated seeds and trial ids, and n, mean, std, 95% CI (and its method) of every metric |
+//! | `paired.csv` | the seed pairs behind the dec-vs-baseline comparison, with each comparison's mean difference, interval, d_z, raw and Holm-adjusted p-values |
+//! | `table.md`, `table.tex` | the paper's Table 1 layout (model, accuracy % mean ± std and 95% CI, weighted F1 and its CI, n, parameter count) and the paired comparison |
 //! | `accuracy_vs_label_fraction.svg` | only when the label fraction varies |
-//! | `search.svg` | only for a search (a pipeline with several configurations differing in a parameter): the objective of each configuration in order of its first trial id, pruned ones hollow, and the best so far as a step line |
-//! | `importance.csv` | with `search.svg`: per pipeline and varying parameter, the share of the objective's variance across completed configurations explained by that parameter alone (η²), see the module docs of `importance` |
+//! | `search.svg` | only for an adaptive search ([`ReportOptions::adaptive`], a TPE study): the objective of each configuration in order of its first trial id, pruned ones hollow, and the best so far as a step line. A grid or random study proposes its configurations in an order that means nothing, so it has no best-so-far |
+//! | `importance.csv` | for any search (a pipeline with several configurations differing in a parameter, grid and random included): per pipeline and varying parameter, the share of the objective's variance across completed configurations explained by that parameter alone (η²), see the module docs of `importance` |
 //! | `curves_<trial_id>.svg` | train/validation loss per epoch and stage of each configuration's representative trial |
 //!
 //! Conventions every file shares:
@@ -21,9 +21,13 @@
 //!   out of statistics and not counted in `n`. `search.svg` and `importance.csv` always rank
 //!   configurations by the objective's mean over *completed* seeds (what the sampler sees);
 //!   pruned-only configurations appear in `search.svg` as hollow markers and nowhere else.
-//! - **Statistics.** Sample standard deviation (n − 1); 95% intervals mean ± t_{0.975, n−1} ·
-//!   std/√n; paired comparisons by a two-sided paired t-test with a Wilcoxon signed-rank test
-//!   beside it. See [`stats`] for how they are computed.
+//! - **Statistics.** Sample standard deviation (n − 1). 95% intervals of a mean: for metrics in
+//!   [0, 1] (accuracy, F1) the logit-t interval, which stays inside the bounds; for the others
+//!   (loss, times) mean ± t_{0.975, n−1} · std/√n; none from fewer than 3 seeds
+//!   ([`stats::MIN_INTERVAL_N`]). Paired comparisons by a two-sided paired t-test with a
+//!   Wilcoxon signed-rank test beside it, the mean difference with its t interval and Cohen's
+//!   d_z, and both tests' p-values Holm-adjusted over every comparison of the study. See
+//!   [`stats`] for how they are computed.
 //! - **Traceability.** CSV numbers are written in Rust's shortest round-trip form, and
 //!   `summary.csv` / `paired.csv` name the trial ids they come from, so every number in a report
 //!   can be recomputed from rows of `trials.csv`.
@@ -74,12 +78,23 @@ pub struct ReportOptions {
     /// `search.svg` and `importance.csv`; `None` means [`DEFAULT_OBJECTIVE`] (accuracy,
     /// maximised). Normally the spec's `[objective]`.
     pub objective: Option<(String, bool)>,
+    /// The study's configurations were proposed one by one by an adaptive sampler (TPE), each
+    /// informed by the results before it: only then does the order of configurations mean
+    /// something and `search.svg` (best so far) get written. Normally
+    /// `decsweep_api::wire::StudyInfo::adaptive`.
+    pub adaptive: bool,
 }
 
 impl ReportOptions {
     /// These options with `objective` set to `(metric, maximize)`.
     pub fn with_objective(mut self, metric: impl Into<String>, maximize: bool) -> Self {
         self.objective = Some((metric.into(), maximize));
+        self
+    }
+
+    /// These options with `adaptive` set.
+    pub fn with_adaptive(mut self, adaptive: bool) -> Self {
+        self.adaptive = adaptive;
         self
     }
 
@@ -110,8 +125,8 @@ pub struct ReportFile {
 pub fn render(report: &StudyReport, opts: &ReportOptions) -> Result<Vec<ReportFile>, ReportError> {
     report.validate()?;
     let groups = groups::group(report.trials, opts);
-    let (comparisons, unmatched) = pairing::compare(&groups);
-    let model = tables::model(report.study, &groups, &comparisons, &unmatched, opts);
+    let comparisons = pairing::compare(&groups);
+    let model = tables::model(report.study, &groups, &comparisons, opts);
 
     let file = |name: &str, contents: String| ReportFile { name: name.to_string(), contents };
     let mut files = vec![
@@ -125,8 +140,12 @@ pub fn render(report: &StudyReport, opts: &ReportOptions) -> Result<Vec<ReportFi
         files.push(file(plots::LABEL_FRACTION_FILE, doc));
     }
     let (metric, maximize) = opts.objective();
-    if let Some(doc) = search::plot(report.study, &groups, metric, maximize) {
-        files.push(file(search::FILE, doc));
+    if search::is_search(&groups) {
+        if opts.adaptive {
+            if let Some(doc) = search::plot(report.study, &groups, metric, maximize) {
+                files.push(file(search::FILE, doc));
+            }
+        }
         files.push(file(importance::FILE, importance::render(&groups, metric)?));
     }
     files.extend(plots::curve_plots(report.study, &groups, report.curves).into_iter().map(|(n, c)| file(&n, c)));
@@ -184,8 +203,8 @@ mod tests {
             "table.md",
             "table.tex",
             "accuracy_vs_label_fraction.svg",
-            // Each pipeline has two configurations that differ in label_fraction: a (tiny) search.
-            "search.svg",
+            // Each pipeline has two configurations that differ in label_fraction: a (tiny) grid
+            // search, so parameter importance but no best-so-far plot (not adaptive).
             "importance.csv",
             // Representatives: base-lf20 → trial 1 (seed 0), dec-lf20 → trial 9 (seed 0; trial 10,
             // its seed 1, has curves too but is not chosen); the lf40 configurations have none.
@@ -208,12 +227,16 @@ mod tests {
              baseline,label_fraction,1,1,2,2,eta_squared_by_value\n\
              dec,label_fraction,1,1,2,2,eta_squared_by_value\n"
         );
-        let search = fs::read_to_string(dir.join("search.svg")).unwrap();
-        assert!(search.contains(">baseline: best so far</text>") && search.contains(">dec: best so far</text>"));
 
         let md = fs::read_to_string(dir.join("table.md")).unwrap();
         assert!(md.starts_with("# Study label-fraction & co\n"), "{md}");
-        assert!(md.contains("| Model | Accuracy (%) | F1 (weighted) | n | Param count |"), "{md}");
+        assert!(
+            md.contains("| Model | Accuracy (%) | 95% CI (%) | F1 (weighted) | 95% CI | n | Param count |"),
+            "{md}"
+        );
+        // Accuracies 0.704 0.693 0.711 0.698: mean 70.15%, sd 0.78, logit-t [68.90, 71.37]
+        // (numpy: 68.8995, 71.3711 with t_{0.975,3} = 3.182446).
+        assert!(md.contains("| baseline (label_fraction=0.2) | 70.15 ± 0.78 | [68.90, 71.37] |"), "{md}");
         assert!(md.contains("| dec (label_fraction=0.2) |"), "{md}");
         assert!(md.contains("- baseline (label_fraction=0.4): 1 failed"), "{md}");
         assert!(md.contains("- dec (label_fraction=0.4): 1 pending, 1 pruned"), "{md}");
@@ -267,11 +290,12 @@ mod tests {
     fn a_search_gets_its_plot_and_importance_in_the_objectives_direction() {
         let trials = search_study();
         let report = StudyReport { study: "tpe", trials: &trials, curves: &[] };
+        let adaptive = ReportOptions::default().with_adaptive(true);
         // Set DECSWEEP_REPORT_SEARCH_SAMPLE_DIR to keep the sample for a look.
         if let Some(dir) = std::env::var_os("DECSWEEP_REPORT_SEARCH_SAMPLE_DIR") {
-            write_all(&report, Path::new(&dir)).unwrap();
+            write_all_with(&report, Path::new(&dir), &adaptive).unwrap();
         }
-        let files = render(&report, &ReportOptions::default()).unwrap();
+        let files = render(&report, &adaptive).unwrap();
         let get = |name: &str| files.iter().find(|f| f.name == name).map(|f| f.contents.clone());
         let svg = get("search.svg").unwrap();
         assert_well_formed(&svg);
@@ -283,12 +307,31 @@ mod tests {
         assert!(lines[1].starts_with("command,lr,") && lines[1].ends_with(",20,5,eta_squared_quantile_bins"), "{imp}");
         assert!(lines[2].starts_with("command,opt,") && lines[2].ends_with(",20,2,eta_squared_by_value"), "{imp}");
 
-        let opts = ReportOptions::default().with_objective("loss", false);
+        let opts = adaptive.clone().with_objective("loss", false);
         assert_eq!(opts.objective(), ("loss", false));
         let files = render(&report, &opts).unwrap();
         let svg = &files.iter().find(|f| f.name == "search.svg").unwrap().contents;
         assert!(svg.contains("loss per configuration (minimize)"), "{svg}");
         assert_eq!(ReportOptions::default().objective(), DEFAULT_OBJECTIVE);
+    }
+
+    #[test]
+    fn search_svg_only_for_an_adaptive_study() {
+        // The same configurations: planned up front (grid or random) they get importance.csv
+        // only; proposed one by one by TPE they get the best-so-far plot too.
+        let trials = search_study();
+        let report = StudyReport { study: "s", trials: &trials, curves: &[] };
+        let planned = render(&report, &ReportOptions::default()).unwrap();
+        let planned = names(&planned);
+        assert!(planned.contains("importance.csv") && !planned.contains("search.svg"), "{planned:?}");
+        let adaptive = render(&report, &ReportOptions::default().with_adaptive(true)).unwrap();
+        assert!(names(&adaptive).contains("search.svg"));
+        // A study with one configuration per pipeline is no search either way.
+        let (trials, _) = study();
+        let one: Vec<TrialRow> = trials.into_iter().filter(|t| t.config_id.ends_with("lf20")).collect();
+        let report = StudyReport { study: "s", trials: &one, curves: &[] };
+        let files = render(&report, &ReportOptions::default().with_adaptive(true)).unwrap();
+        assert!(!names(&files).contains("search.svg") && !names(&files).contains("importance.csv"));
     }
 
     #[test]
@@ -313,6 +356,34 @@ mod tests {
         let md = &files.iter().find(|f| f.name == "table.md").unwrap().contents;
         let line = md.lines().find(|l| l.starts_with("| dec (label_fraction=0.2) | baseline")).unwrap();
         assert!(line.contains(&format!("| +{mean:.2} |")), "{line} vs {mean}");
+
+        // Every comparison statistic is recomputable from the rows: one comparison per dec config.
+        let headers = r.headers().unwrap().clone();
+        let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let (mean_c, sd_c, dz_c, p_c, holm_c, m_c) =
+            (col("mean_difference"), col("std_difference"), col("d_z"), col("p_t"), col("p_t_holm"), col("holm_m_t"));
+        let mut raw = Vec::new();
+        for dec in ["dec-lf20", "dec-lf40"] {
+            let rows: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[0] == dec).collect();
+            let d: Vec<f64> = rows.iter().map(|r| r[9].parse().unwrap()).collect();
+            let n = d.len() as f64;
+            let m = d.iter().sum::<f64>() / n;
+            let sd = (d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            let num = |r: &csv::StringRecord, c: usize| r[c].parse::<f64>().unwrap();
+            for r in &rows {
+                assert!((num(r, mean_c) - m).abs() < 1e-15 && (num(r, sd_c) - sd).abs() < 1e-15);
+                assert!((num(r, dz_c) - m / sd).abs() < 1e-12, "d_z = mean / sd");
+                assert_eq!(&r[m_c], "2", "two comparisons in the study");
+            }
+            raw.push((num(rows[0], p_c), num(rows[0], holm_c)));
+        }
+        // Holm with m = 2: the smaller p doubled, the larger kept unless below it (capped at 1).
+        let (lo, hi) = if raw[0].0 <= raw[1].0 { (raw[0], raw[1]) } else { (raw[1], raw[0]) };
+        assert!((lo.1 - (2.0 * lo.0).min(1.0)).abs() < 1e-15, "{raw:?}");
+        assert!((hi.1 - hi.0.max(lo.1)).abs() < 1e-15, "{raw:?}");
+        assert!(md.contains("m = 2 paired t-tests, m = 2 Wilcoxon tests"), "{md}");
+        let tex = &files.iter().find(|f| f.name == "table.tex").unwrap().contents;
+        assert!(tex.contains("($m = 2$ $t$-tests, $m = 2$ Wilcoxon tests)"), "{tex}");
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! in both groups must be equal too. Pairs are the aggregated trials of both groups with the same
 //! seed and a finite accuracy; seeds present on one side only are left out. The paired
 //! difference is dec − baseline.
+//!
+//! The comparisons of one study are one family of tests: their paired-t p-values are
+//! Holm-adjusted together, and so are their Wilcoxon p-values (see [`crate::stats::holm`]).
+//! A comparison whose test could not be run (fewer than two pairs; for the t-test also
+//! differences with no spread) is left out of its family and does not count in m.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +19,7 @@ use tracing::warn;
 
 use crate::format::same_value;
 use crate::groups::Group;
-use crate::stats::{paired_t_test, wilcoxon_signed_rank, PairedT, Wilcoxon};
+use crate::stats::{holm, paired_t_test, wilcoxon_signed_rank, PairedT, Wilcoxon};
 use crate::TrialRow;
 
 /// The metric the comparison is about.
@@ -39,10 +44,35 @@ pub(crate) struct Comparison<'a> {
     pub pairs: Vec<Pair<'a>>,
     pub t: PairedT,
     pub wilcoxon: Wilcoxon,
+    /// The paired-t p-value after Holm's correction over every comparison of the study.
+    pub t_holm: Option<f64>,
+    /// The Wilcoxon p-value after Holm's correction over every comparison of the study.
+    pub wilcoxon_holm: Option<f64>,
 }
 
-/// Every dec-vs-baseline comparison, and the dec groups for which no baseline matched.
-pub(crate) fn compare<'a>(groups: &[Group<'a>]) -> (Vec<Comparison<'a>>, Vec<usize>) {
+impl Comparison<'_> {
+    /// The Wilcoxon p-value, when there are at least two pairs: like the t-test, no test is
+    /// reported from a single pair (its exact p-value could never be below 1).
+    pub(crate) fn wilcoxon_p(&self) -> Option<f64> {
+        (self.pairs.len() >= 2).then_some(self.wilcoxon.p_value)
+    }
+}
+
+/// Every comparison of a study, with the size of each Holm family.
+#[derive(Debug)]
+pub(crate) struct Comparisons<'a> {
+    pub list: Vec<Comparison<'a>>,
+    /// Indices of the dec groups for which no baseline matched.
+    pub unmatched: Vec<usize>,
+    /// m of the Holm correction of the paired t-tests: comparisons with a t p-value.
+    pub m_t: usize,
+    /// m of the Holm correction of the Wilcoxon tests: comparisons with two or more pairs.
+    pub m_wilcoxon: usize,
+}
+
+/// Every dec-vs-baseline comparison with Holm-adjusted p-values, and the dec groups for which
+/// no baseline matched.
+pub(crate) fn compare<'a>(groups: &[Group<'a>]) -> Comparisons<'a> {
     let is = |g: &Group, p: Pipeline| g.pipeline == p.name();
     let mut comparisons = Vec::new();
     let mut unmatched = Vec::new();
@@ -61,13 +91,21 @@ pub(crate) fn compare<'a>(groups: &[Group<'a>]) -> (Vec<Comparison<'a>>, Vec<usi
                 t: paired_t_test(&diffs),
                 wilcoxon: wilcoxon_signed_rank(&diffs),
                 pairs,
+                t_holm: None,
+                wilcoxon_holm: None,
             });
         }
         if !matched {
             unmatched.push(di);
         }
     }
-    (comparisons, unmatched)
+    let (t_holm, m_t) = holm(&comparisons.iter().map(|c| c.t.p_value).collect::<Vec<_>>());
+    let (w_holm, m_wilcoxon) = holm(&comparisons.iter().map(Comparison::wilcoxon_p).collect::<Vec<_>>());
+    for ((c, t), w) in comparisons.iter_mut().zip(t_holm).zip(w_holm) {
+        c.t_holm = t;
+        c.wilcoxon_holm = w;
+    }
+    Comparisons { list: comparisons, unmatched, m_t, m_wilcoxon }
 }
 
 fn shared_params_equal(dec: &Group, base: &Group) -> bool {
@@ -153,9 +191,11 @@ mod tests {
             tr.params.insert("beta".into(), ParamValue::Float(0.5));
         }
         let groups = group(&trials, &ReportOptions::default());
-        let (cmps, unmatched) = compare(&groups);
+        let Comparisons { list: cmps, unmatched, m_t, .. } = compare(&groups);
         assert_eq!(cmps.len(), 1);
         let c = &cmps[0];
+        // One comparison: Holm changes nothing.
+        assert_eq!((m_t, c.t_holm), (1, c.t.p_value));
         assert_eq!((groups[c.dec].config_id, groups[c.baseline].config_id), ("d2", "b2"));
         let pairs: Vec<(u64, i64, i64)> = c.pairs.iter().map(|p| (p.seed, p.dec.id, p.baseline.id)).collect();
         assert_eq!(pairs, [(0, 5, 1), (1, 6, 2)]);
@@ -173,10 +213,52 @@ mod tests {
         d_other.params.insert("seq_len".into(), ParamValue::Int(50));
         let trials = [b, d, d_other];
         let groups = group(&trials, &ReportOptions::default());
-        let (cmps, unmatched) = compare(&groups);
+        let Comparisons { list: cmps, unmatched, .. } = compare(&groups);
         assert_eq!(cmps.len(), 1);
         assert_eq!(groups[cmps[0].dec].config_id, "d");
         assert_eq!(unmatched.iter().map(|i| groups[*i].label.as_str()).collect::<Vec<_>>(), ["dec (seq_len=50)"]);
         assert_eq!(groups[cmps[0].dec].label, "dec (seq_len=30)");
+    }
+
+    #[test]
+    fn every_comparison_of_a_study_is_holm_adjusted_together() {
+        // Three label fractions, three seeds each; dec − baseline per seed:
+        //   lf 0.2: 0.05 0.04 0.06 → mean 0.05, sd 0.01, t = 0.05/(0.01/√3) = 8.660254, p₁
+        //   lf 0.4: 0.01 0.03 0.02 → mean 0.02, sd 0.01, t = 3.464102, p₂
+        //   lf 0.8: 0.00 0.01 −0.01 → t = 0, p₃ = 1
+        // Holm: the smallest raw p ×3, the next ×2 (or the running max), the largest ×1.
+        let mut trials = Vec::new();
+        let mut id = 0;
+        for (lf, diffs) in [(0.2, [0.05, 0.04, 0.06]), (0.4, [0.01, 0.03, 0.02]), (0.8, [0.0, 0.01, -0.01])] {
+            for (seed, d) in diffs.into_iter().enumerate() {
+                let base = 0.6 + 0.05 * seed as f64;
+                id += 1;
+                trials.push(t(id, "baseline", "b", seed as u64, lf, base));
+                id += 1;
+                trials.push(t(id, "dec", "d", seed as u64, lf, base + d));
+            }
+        }
+        // Config ids must differ per label fraction for the groups to differ.
+        for tr in trials.iter_mut() {
+            let lf = tr.params["label_fraction"].as_f64().unwrap();
+            tr.config_id = format!("{}-{lf}", tr.pipeline);
+        }
+        let groups = group(&trials, &ReportOptions::default());
+        let cs = compare(&groups);
+        assert_eq!((cs.list.len(), cs.m_t, cs.m_wilcoxon), (3, 3, 3));
+        let raw: Vec<f64> = cs.list.iter().map(|c| c.t.p_value.unwrap()).collect();
+        let holm: Vec<f64> = cs.list.iter().map(|c| c.t_holm.unwrap()).collect();
+        assert!((cs.list[0].t.t.unwrap() - 8.660254).abs() < 1e-5);
+        assert!((cs.list[1].t.t.unwrap() - 3.464102).abs() < 1e-5);
+        assert_eq!(raw[2], 1.0);
+        assert!(raw[0] < raw[1]);
+        assert!((holm[0] - 3.0 * raw[0]).abs() < 1e-15);
+        assert!((holm[1] - (2.0 * raw[1]).max(holm[0])).abs() < 1e-15);
+        assert_eq!(holm[2], 1.0);
+        // Wilcoxon with 3 pairs: all positive → exact p = 2/8 = 0.25 (twice); lf 0.8 has one zero
+        // dropped, d = 0.01, −0.01 tie → normal approximation. Adjusted ≥ raw, monotone.
+        for c in &cs.list {
+            assert!(c.wilcoxon_holm.unwrap() >= c.wilcoxon.p_value);
+        }
     }
 }

@@ -1,10 +1,13 @@
 //! The SVG plots of a report.
 //!
 //! - `accuracy_vs_label_fraction.svg`, written only when `label_fraction` takes two or more
-//!   values across configurations: x = label fraction, y = mean accuracy (%) with its 95% t
-//!   interval as an error bar. One line per pipeline — more precisely per pipeline and setting
-//!   of the *other* varying parameters, so a line never joins configurations that differ in
-//!   anything but the label fraction. Configurations with no aggregated accuracy are left out.
+//!   values across configurations: x = label fraction, y = mean accuracy (%) with its 95%
+//!   interval as an error bar: the logit-t interval, which stays inside 0–100%, and no bar for a
+//!   configuration with fewer than 3 seeds (see [`crate::stats::interval95`]); the panel title
+//!   names the method. The y axis follows the means and bars and never runs past 0 or 100%. One
+//!   line per pipeline — more precisely per pipeline and setting of the *other* varying
+//!   parameters, so a line never joins configurations that differ in anything but the label
+//!   fraction. Configurations with no aggregated accuracy are left out.
 //! - `curves_<trial_id>.svg`, one per configuration, for its representative trial: the first
 //!   aggregated trial in (seed, id) order that has recorded curve points, i.e. normally the
 //!   lowest seed. Train and validation loss per epoch, one panel per stage in pipeline order
@@ -15,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::groups::{reads, varying_params, Group};
+use crate::stats::{IntervalMethod, MIN_INTERVAL_N};
 use crate::svg::{self, Panel, Point, Series, Style};
 use crate::{CurvePoint, TrialRow};
 
@@ -39,6 +43,8 @@ pub(crate) fn label_fraction_plot(study: &str, groups: &[Group]) -> Option<Strin
     }
     // One series per pipeline + the other varying parameters it reads.
     let mut lines: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+    let mut methods = Vec::new();
+    let mut all_fractions = true;
     for g in groups {
         let Some(x) = g.param(LABEL_FRACTION).and_then(|v| v.as_f64()) else { continue };
         let acc = g.summary("accuracy");
@@ -50,7 +56,9 @@ pub(crate) fn label_fraction_plot(study: &str, groups: &[Group]) -> Option<Strin
             .collect();
         let name =
             if others.is_empty() { g.pipeline.to_string() } else { format!("{} ({})", g.pipeline, others.join(", ")) };
-        let err = acc.ci95.map(|(lo, hi)| (100.0 * lo, 100.0 * hi));
+        methods.extend(acc.ci95.map(|c| c.method));
+        all_fractions &= g.values("accuracy").iter().all(|(_, a)| (0.0..=1.0).contains(a));
+        let err = acc.ci95.map(|c| (100.0 * c.low, 100.0 * c.high));
         lines.entry(name).or_default().push(Point { x, y: 100.0 * mean, err });
     }
     let series = lines
@@ -61,11 +69,21 @@ pub(crate) fn label_fraction_plot(study: &str, groups: &[Group]) -> Option<Strin
             Series { name, color: PALETTE[i % PALETTE.len()], dashed: i >= PALETTE.len(), style: Style::Line, points }
         })
         .collect();
+    let title = if methods.is_empty() {
+        format!("mean accuracy; no interval (fewer than {MIN_INTERVAL_N} seeds)")
+    } else if methods.iter().all(|m| *m == IntervalMethod::LogitT) {
+        format!("mean accuracy; bars: 95% logit-t interval (n ≥ {MIN_INTERVAL_N})")
+    } else {
+        format!("mean accuracy; bars: 95% interval (n ≥ {MIN_INTERVAL_N}; method in summary.csv)")
+    };
     let panel = Panel {
-        title: "mean accuracy with 95% CI over seeds".into(),
+        title,
         x_label: "label fraction".into(),
         y_label: "accuracy (%)".into(),
         series,
+        // Accuracies reported as fractions cannot leave 0–100%; a `command` pipeline that
+        // reports something else keeps an unbounded axis rather than a clipped one.
+        y_limits: all_fractions.then_some((0.0, 100.0)),
     };
     Some(svg::render(&format!("{study}: accuracy vs label fraction"), &[panel]))
 }
@@ -118,6 +136,7 @@ fn curve_plot(study: &str, g: &Group, trial: &TrialRow, points: &[&CurvePoint]) 
                         points: line(|p| p.val_loss),
                     },
                 ],
+                y_limits: None,
             }
         })
         .collect();

@@ -1,8 +1,10 @@
 //! `search.svg`: how a search progressed, configuration by configuration.
 //!
-//! Written only when some pipeline has more than one configuration and a parameter varies
-//! between them (a grid, a random or a model-based search), since a single configuration has no
-//! search to show.
+//! Written only for an adaptive study ([`crate::ReportOptions::adaptive`]: TPE proposes each
+//! configuration from the results before it) in which some pipeline has more than one
+//! configuration and a parameter varies between them. A grid or random study plans every
+//! configuration before any result exists, so their order, and a best-so-far line along it,
+//! says nothing about the search; a single configuration has no search to show.
 //!
 //! - **x** is the configuration's position in the study, 1-based, with configurations ordered by
 //!   the smallest trial id among their trials (the order the sampler proposed them). Every
@@ -166,6 +168,7 @@ pub(crate) fn plot(study: &str, groups: &[Group], metric: &str, maximize: bool) 
         x_label: "configuration, in order of first trial id".into(),
         y_label: metric.to_string(),
         series,
+        y_limits: None,
     };
     Some(svg::render(&format!("{study}: search, best {metric} so far"), &[panel]))
 }

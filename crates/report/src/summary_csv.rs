@@ -4,12 +4,17 @@
 //! when they disagree or do not have it), the trial counts `n_trials, n_completed, n_failed,
 //! n_pruned, n_pending, n_running`, then `seeds` and `trial_ids` (`;`-separated, the aggregated
 //! trials only: completed ones, plus pruned ones with `include_pruned`), then for every metric
-//! `<metric>_n, _mean, _std, _ci95_low, _ci95_high`.
+//! `<metric>_n, _mean, _std, _ci95_low, _ci95_high, _ci95_method`.
 //!
 //! Each statistic is reproducible from `trials.csv`: take the rows named in `trial_ids`, keep the
-//! metric's finite cells (`<metric>_n` of them), and compute the mean, the sample standard
-//! deviation (n − 1) and mean ± t_{0.975, n−1} · std / √n. With n = 1 the std and interval cells
-//! are empty; with n = 0 the mean is too.
+//! metric's finite cells (`<metric>_n` of them), and compute the mean x̄ and the sample standard
+//! deviation s (n − 1). The 95% interval of the mean is named by `_ci95_method`:
+//! - `t`: x̄ ± t_{0.975, n−1} · s / √n (unbounded metrics: loss, times, counts);
+//! - `logit_t`: expit(logit(x̄) ± t_{0.975, n−1} · s / (√n · x̄ (1 − x̄))) (metrics in [0, 1]:
+//!   accuracy and F1; the interval stays inside [0, 1]; see [`crate::stats::interval95`]).
+//!
+//! With n < 3 the interval cells (and the method) are empty: two seeds give no usable interval.
+//! With n = 1 the std is empty too; with n = 0 the mean is too.
 
 use crate::columns::{metric_names, Headers};
 use crate::format::csv_opt;
@@ -26,7 +31,7 @@ const COUNTS: [(&str, TrialStatus); 5] = [
     ("n_pending", TrialStatus::Pending),
     ("n_running", TrialStatus::Running),
 ];
-const STATS: [&str; 5] = ["n", "mean", "std", "ci95_low", "ci95_high"];
+const STATS: [&str; 6] = ["n", "mean", "std", "ci95_low", "ci95_high", "ci95_method"];
 
 pub(crate) fn render(trials: &[TrialRow], groups: &[Group]) -> Result<String, ReportError> {
     let mut params: Vec<&String> = groups.iter().flat_map(|g| g.params.keys().chain(&g.disputed)).collect();
@@ -66,8 +71,9 @@ pub(crate) fn render(trials: &[TrialRow], groups: &[Group]) -> Result<String, Re
                 s.n.to_string(),
                 csv_opt(s.mean),
                 csv_opt(s.std),
-                csv_opt(s.ci95.map(|c| c.0)),
-                csv_opt(s.ci95.map(|c| c.1)),
+                csv_opt(s.ci95.map(|c| c.low)),
+                csv_opt(s.ci95.map(|c| c.high)),
+                s.ci95.map(|c| c.method.name().to_string()).unwrap_or_default(),
             ]);
         }
         w.write_record(&rec).map_err(|e| ReportError::csv(FILE, e))?;
@@ -133,6 +139,7 @@ mod tests {
             ]
         );
         assert_eq!(summary.len(), 4);
+        let mut checked = 0;
 
         for row in &summary {
             let key = (row["pipeline"].as_str(), row["config_id"].as_str());
@@ -168,23 +175,40 @@ mod tests {
                 let n = xs.len();
                 assert_eq!(row[&format!("{m}_n")], n.to_string(), "{key:?} {m}_n");
                 let cell = |s: &str| row[&format!("{m}_{s}")].as_str();
+                let no_interval = || ["ci95_low", "ci95_high", "ci95_method"].iter().all(|s| cell(s).is_empty());
                 if n == 0 {
-                    assert!(["mean", "std", "ci95_low", "ci95_high"].iter().all(|s| cell(s).is_empty()));
+                    assert!(cell("mean").is_empty() && cell("std").is_empty() && no_interval());
                     continue;
                 }
                 let mean = xs.iter().sum::<f64>() / n as f64;
                 close(cell("mean"), mean, 1e-12, m);
                 if n == 1 {
-                    assert!(cell("std").is_empty() && cell("ci95_low").is_empty() && cell("ci95_high").is_empty());
+                    assert!(cell("std").is_empty() && no_interval());
                     continue;
                 }
                 let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
                 close(cell("std"), sd, 1e-12, m);
-                let half = T975[n - 2] * sd / (n as f64).sqrt();
-                close(cell("ci95_low"), mean - half, 1e-6, m);
-                close(cell("ci95_high"), mean + half, 1e-6, m);
+                if n < 3 {
+                    assert!(no_interval(), "{key:?} {m}: no interval from two seeds");
+                    continue;
+                }
+                let se = sd / (n as f64).sqrt();
+                let bounded = m.starts_with("accuracy") || m.starts_with("f1_");
+                let (lo, hi) = if bounded {
+                    let eta = (mean / (1.0 - mean)).ln();
+                    let half = T975[n - 2] * se / (mean * (1.0 - mean));
+                    let expit = |z: f64| 1.0 / (1.0 + (-z).exp());
+                    (expit(eta - half), expit(eta + half))
+                } else {
+                    (mean - T975[n - 2] * se, mean + T975[n - 2] * se)
+                };
+                assert_eq!(cell("ci95_method"), if bounded { "logit_t" } else { "t" }, "{key:?} {m}");
+                close(cell("ci95_low"), lo, 1e-6, m);
+                close(cell("ci95_high"), hi, 1e-6, m);
+                checked += 1;
             }
         }
+        assert!(checked > 10, "intervals were checked: {checked}");
         // dec-lf40: trials 13, 15, 16 completed, 14 pruned, 17 pending; the NaN loss of trial 16
         // is left out of the loss statistics.
         let dec40 = summary.iter().find(|r| r["config_id"] == "dec-lf40").unwrap();

@@ -1,9 +1,10 @@
 //! Tests on paired differences: Student's paired t-test and the Wilcoxon signed-rank test.
 
-use super::dist::{normal_cdf, student_t_quantile, student_t_two_sided_p};
+use super::dist::{normal_cdf, student_t_two_sided_p};
+use super::interval::{interval95, IntervalMethod};
 
 /// A two-sided paired t-test of H0: mean difference = 0, with the 95% interval of the mean
-/// difference.
+/// difference and the standardised effect size d_z.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PairedT {
     /// Number of pairs (finite differences).
@@ -12,8 +13,13 @@ pub struct PairedT {
     pub mean: Option<f64>,
     /// Sample standard deviation of the differences; `None` when n < 2.
     pub std: Option<f64>,
-    /// mean ± t_{0.975, n−1} · std / √n; `None` when n < 2.
+    /// mean ± t_{0.975, n−1} · std / √n; `None` when n < [`super::MIN_INTERVAL_N`] (two pairs
+    /// give t_{0.975,1} = 12.7 and an interval that says nothing).
     pub ci95: Option<(f64, f64)>,
+    /// Cohen's d_z = mean / std of the differences (= t / √n): the mean difference in units of
+    /// its own seed-to-seed spread. `None` when n < 2 or the differences have no spread (all
+    /// equal up to rounding), where the ratio is 0/0 or infinite and means nothing.
+    pub d_z: Option<f64>,
     /// The t statistic; `None` when n < 2 or when every difference is the same non-zero value.
     pub t: Option<f64>,
     /// Two-sided p-value; `None` when `t` is.
@@ -26,12 +32,11 @@ pub fn paired_t_test(diffs: &[f64]) -> PairedT {
     let n = d.len();
     let mean = (n > 0).then(|| d.iter().sum::<f64>() / n as f64);
     let (Some(m), true) = (mean, n >= 2) else {
-        return PairedT { n, mean, std: None, ci95: None, t: None, p_value: None };
+        return PairedT { n, mean, std: None, ci95: None, d_z: None, t: None, p_value: None };
     };
     let df = (n - 1) as f64;
     let sd = (d.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / df).sqrt();
     let se = sd / (n as f64).sqrt();
-    let half = student_t_quantile(0.975, df) * se;
     // Identical differences (equal up to rounding: accuracies are ratios of counts, so two
     // seeds that each gained one validation row differ by 1e-16) have no spread. All zero: no
     // evidence of a difference (t = 0, p = 1). All the same non-zero value: the formula says
@@ -50,7 +55,8 @@ pub fn paired_t_test(diffs: &[f64]) -> PairedT {
         n,
         mean,
         std: Some(sd),
-        ci95: Some((m - half, m + half)),
+        ci95: interval95(IntervalMethod::T, n, m, sd).map(|c| (c.low, c.high)),
+        d_z: (sd > rounding).then(|| m / sd),
         t,
         p_value: t.map(|t| student_t_two_sided_p(t, df)),
     }
@@ -161,20 +167,39 @@ mod tests {
         assert!((r.p_value.unwrap() - want_p).abs() < 1e-10, "{:?}", r.p_value);
         let (lo, hi) = r.ci95.unwrap();
         assert!((lo - 0.0103676).abs() < 1e-7 && (hi - 0.0496324).abs() < 1e-7, "{lo} {hi}");
+        // d_z = 0.03 / 0.0158114 = 3/√2.5 = 1.8973666 (numpy: d.mean()/d.std(ddof=1)
+        // = 1.897366596101028), which is also t/√n = 3√2/√5.
+        assert!((r.d_z.unwrap() - 1.897366596101028).abs() < 1e-12, "{:?}", r.d_z);
+        assert!((r.d_z.unwrap() - r.t.unwrap() / 5f64.sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cohens_d_z_of_a_second_worked_sample() {
+        // d = −0.02, 0.01, 0.04: mean 0.01, deviations −0.03 0 0.03, sd = √(0.0018/2) = 0.03,
+        // d_z = 0.01/0.03 = 1/3; t = 0.01/(0.03/√3) = 0.5773503 = d_z·√3.
+        let r = paired_t_test(&[-0.02, 0.01, 0.04]);
+        assert!((r.d_z.unwrap() - 1.0 / 3.0).abs() < 1e-12, "{:?}", r.d_z);
+        assert!((r.t.unwrap() - 3f64.sqrt() / 3.0).abs() < 1e-12);
+        // Two pairs: a p-value and d_z, but no interval (t_{0.975,1} = 12.7).
+        let two = paired_t_test(&[0.01, 0.03]);
+        assert_eq!(two.ci95, None);
+        assert!(two.p_value.is_some() && two.d_z.is_some());
     }
 
     #[test]
     fn paired_t_degenerate_cases() {
         assert_eq!(paired_t_test(&[]).mean, None);
         let one = paired_t_test(&[0.02]);
-        assert_eq!((one.n, one.mean, one.p_value), (1, Some(0.02), None));
+        assert_eq!((one.n, one.mean, one.p_value, one.d_z), (1, Some(0.02), None, None));
         let same = paired_t_test(&[0.01, 0.01, 0.01]);
         assert_eq!((same.t, same.p_value, same.ci95), (None, None, Some((0.01, 0.01))), "no spread: undefined");
+        assert_eq!(same.d_z, None, "no spread: d_z undefined");
         // One validation row of 29 gained in both seeds, as the demo's accuracies give it.
         let rounded = paired_t_test(&[0.034_482_758_620_689_724, 0.034_482_758_620_689_61]);
         assert_eq!(rounded.p_value, None, "equal up to rounding is equal");
+        assert_eq!(rounded.d_z, None);
         let zeros = paired_t_test(&[0.0, 0.0]);
-        assert_eq!(zeros.p_value, Some(1.0));
+        assert_eq!((zeros.p_value, zeros.d_z), (Some(1.0), None));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Line charts with axes, round-number ticks, error bars and a legend, one or more panels per
 //! document.
 
-use super::ticks::{nice_ticks, Ticks};
+use super::ticks::{nice_ticks, nice_ticks_within, Ticks};
 use super::{Anchor, Stroke, Svg};
 
 /// One point; `err` is an absolute (low, high) interval drawn as an error bar.
@@ -47,6 +47,9 @@ pub(crate) struct Panel {
     pub x_label: String,
     pub y_label: String,
     pub series: Vec<Series>,
+    /// The values y can take at all (0–100 for a percentage), or `None` for unbounded. The
+    /// y axis follows the data (points and error bars) and is never drawn past these.
+    pub y_limits: Option<(f64, f64)>,
 }
 
 const PLOT_W: f64 = 360.0;
@@ -126,7 +129,10 @@ fn draw_panel(svg: &mut Svg, panel: &Panel) {
         return;
     };
     let tx = nice_ticks(xmin, xmax, 5);
-    let ty = nice_ticks(ymin, ymax, 5);
+    let ty = match panel.y_limits {
+        Some(limits) => nice_ticks_within(ymin, ymax, 5, limits),
+        None => nice_ticks(ymin, ymax, 5),
+    };
     let fx = |x: f64| LEFT + (x - tx.lo) / (tx.hi - tx.lo) * PLOT_W;
     let fy = |y: f64| TOP + PLOT_H - (y - ty.lo) / (ty.hi - ty.lo) * PLOT_H;
 
@@ -250,6 +256,7 @@ mod tests {
                     ],
                 },
             ],
+            y_limits: None,
         };
         let doc = render("trial 7 \"dec\"", &[panel.clone(), panel]);
         assert_well_formed(&doc);
@@ -261,7 +268,13 @@ mod tests {
 
     #[test]
     fn empty_panels_say_so() {
-        let panel = Panel { title: "ae".into(), x_label: "epoch".into(), y_label: "loss".into(), series: vec![] };
+        let panel = Panel {
+            title: "ae".into(),
+            x_label: "epoch".into(),
+            y_label: "loss".into(),
+            series: vec![],
+            y_limits: None,
+        };
         let doc = render("t", &[panel]);
         assert_well_formed(&doc);
         assert!(doc.contains("no data"));
@@ -271,7 +284,8 @@ mod tests {
 
     #[test]
     fn many_panels_wrap_into_rows() {
-        let panel = Panel { title: "p".into(), x_label: "x".into(), y_label: "y".into(), series: vec![] };
+        let panel =
+            Panel { title: "p".into(), x_label: "x".into(), y_label: "y".into(), series: vec![], y_limits: None };
         let doc = render("t", &vec![panel; 4]);
         assert_well_formed(&doc);
         assert_eq!(doc.matches("<g transform").count(), 4);

@@ -70,6 +70,32 @@ pub(crate) fn nice_ticks(min: f64, max: f64, target: usize) -> Ticks {
     Ticks { lo, hi, step, values, decimals }
 }
 
+/// [`nice_ticks`] for a quantity that cannot leave `limits` (a percentage: 0–100): the range
+/// follows the data, a degenerate range is widened only up to the limits, and the axis is cut
+/// at them, so no tick and no stretch of axis shows a value the quantity cannot take.
+pub(crate) fn nice_ticks_within(min: f64, max: f64, target: usize, limits: (f64, f64)) -> Ticks {
+    let (lo_lim, hi_lim) = limits;
+    let (mut min, mut max) = (min.max(lo_lim), max.min(hi_lim));
+    if !(min.is_finite() && max.is_finite() && min <= max) {
+        (min, max) = (lo_lim, hi_lim);
+    }
+    if max - min <= f64::EPSILON * max.abs().max(min.abs()).max(1.0) {
+        // One value: the same ±10% window as nice_ticks, cut at the limits.
+        let pad = if min == 0.0 { 1.0 } else { 0.1 * min.abs() };
+        min = (min - pad).max(lo_lim);
+        max = (max + pad).min(hi_lim);
+    }
+    let mut t = nice_ticks(min, max, target);
+    t.lo = t.lo.max(lo_lim);
+    t.hi = t.hi.min(hi_lim);
+    let slack = 1e-9 * t.step;
+    t.values.retain(|v| *v >= lo_lim - slack && *v <= hi_lim + slack);
+    for v in &mut t.values {
+        *v = v.clamp(lo_lim, hi_lim);
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +122,25 @@ mod tests {
         // Straddling zero prints 0, not -0.
         let t = nice_ticks(-0.3, 0.25, 4);
         assert!(labels(&t).contains(&"0.0".to_string()), "{:?}", labels(&t));
+    }
+
+    #[test]
+    fn bounded_axes_follow_the_data_and_stop_at_the_limits() {
+        let pct = (0.0, 100.0);
+        // Accuracies 52%–93%: the axis follows them (50–100), not 0–100.
+        let t = nice_ticks_within(52.0, 93.0, 5, pct);
+        assert_eq!((t.lo, t.hi), (50.0, 100.0));
+        // Every seed at 100%: a window below 100, none above.
+        let t = nice_ticks_within(100.0, 100.0, 5, pct);
+        assert!(t.lo >= 80.0 && t.lo < 100.0 && t.hi == 100.0, "{t:?}");
+        assert!(t.values.iter().all(|v| (0.0..=100.0).contains(v)) && t.values.len() >= 2, "{t:?}");
+        // Every seed at 0% likewise; an overshooting input is cut at the limits.
+        let t = nice_ticks_within(0.0, 0.0, 5, pct);
+        assert_eq!(t.lo, 0.0);
+        assert!(t.hi > 0.0);
+        let t = nice_ticks_within(-200.0, 300.0, 5, pct);
+        assert_eq!((t.lo, t.hi), (0.0, 100.0));
+        assert_eq!(labels(&t), ["0", "20", "40", "60", "80", "100"]);
     }
 
     #[test]

@@ -1,11 +1,22 @@
 //! `table.md`: GitHub-flavoured Markdown.
 
 use super::{Cell, Model, RESULT_HEADERS};
+use crate::stats::MIN_INTERVAL_N;
 
 pub(crate) const FILE: &str = "table.md";
 
-const COMPARISON_HEADERS: [&str; 7] =
-    ["dec", "baseline", "pairs", "Δ accuracy (pp)", "95% CI (pp)", "p (paired t)", "p (Wilcoxon)"];
+const COMPARISON_HEADERS: [&str; 10] = [
+    "dec",
+    "baseline",
+    "pairs",
+    "Δ accuracy (pp)",
+    "95% CI (pp)",
+    "d_z",
+    "p (paired t)",
+    "p Holm (t)",
+    "p (Wilcoxon)",
+    "p Holm (Wilcoxon)",
+];
 
 /// Escapes text so it renders literally inside a table cell.
 ///
@@ -43,6 +54,7 @@ fn cell(c: &Cell) -> String {
         Cell::MeanStd(m, Some(s)) => format!("{m} ± {s}"),
         Cell::MeanStd(m, None) => m.clone(),
         Cell::Interval(lo, hi) => format!("[{lo}, {hi}]"),
+        Cell::NoInterval(n) => format!("none (n = {n} < {MIN_INTERVAL_N})"),
         Cell::Range(lo, hi) => format!("{lo}–{hi}"),
         Cell::Missing => "–".to_string(),
     }
@@ -64,8 +76,13 @@ pub(crate) fn render(m: &Model) -> String {
     let mut out = format!("# Study {}\n\n", escape(&m.study));
     out.push_str(&format!(
         "Accuracy (%) and weighted F1 on the validation split: mean ± sample standard deviation over \
-         the seeds of each configuration ({aggregated}; n = seeds aggregated). Each number is \
-         recomputable from `summary.csv` and the `trials.csv` rows it lists.\n\n"
+         the seeds of each configuration ({aggregated}; n = seeds aggregated), and the 95% \
+         confidence interval of the mean: {method}{why}. No interval is given for fewer than \
+         {MIN_INTERVAL_N} seeds: with 2, the t quantile on 1 degree of freedom is 12.7 and the \
+         interval would say nothing. Each number is recomputable from `summary.csv` and the \
+         `trials.csv` rows it lists.\n\n",
+        method = m.interval_method,
+        why = if m.interval_method.starts_with("logit") { super::LOGIT_WHY } else { "" },
     ));
     if m.results.is_empty() {
         out.push_str("No trials.\n");
@@ -95,12 +112,20 @@ pub(crate) fn render(m: &Model) -> String {
         out.push_str(
             "Δ accuracy = dec − baseline in percentage points, over the seeds both configurations \
              completed; the baseline is the one whose parameters read by both pipelines are equal. \
-             95% CI from Student's t with n − 1 degrees of freedom; p-values are two-sided, from \
-             the paired t-test and, as a robustness check, the Wilcoxon signed-rank test (exact \
-             without ties, normal approximation otherwise). The paired t p-value is left blank \
-             when every pair differs by the same non-zero amount (no spread to test against). The \
-             pairs are listed in `paired.csv`.\n\n",
+             95% CI from Student's t with n − 1 degrees of freedom (none for fewer than 3 pairs). \
+             d_z (Cohen) = mean difference / standard deviation of the differences, blank when \
+             they have no spread. p-values are two-sided, from the paired t-test and, as a \
+             robustness check, the Wilcoxon signed-rank test (exact without ties, normal \
+             approximation otherwise). The paired t p-value is left blank when every pair \
+             differs by the same non-zero amount (no spread to test against). The pairs and \
+             every number here are in `paired.csv`.\n\n",
         );
+        out.push_str(&format!(
+            "Multiple comparisons: the Holm columns adjust each test's p-values over all \
+             comparisons of this study (Holm–Bonferroni step-down; controls the family-wise \
+             error rate): m = {} paired t-tests, m = {} Wilcoxon tests.\n\n",
+            m.m_t, m.m_wilcoxon
+        ));
         table(&mut out, &COMPARISON_HEADERS, 2, m.comparisons.iter().map(|r| r.iter().map(cell).collect()));
     }
     if !m.unmatched.is_empty() {

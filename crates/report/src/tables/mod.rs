@@ -1,16 +1,19 @@
 //! `table.md` and `table.tex`, in the style of the paper's Table 1.
 //!
 //! Both are rendered from one [`Model`] so they always say the same thing: one row per
-//! configuration (model description, accuracy mean ± std in %, weighted F1 mean ± std, number of
-//! seeds aggregated, parameter count), then the paired dec-vs-baseline comparisons.
+//! configuration (model description, accuracy mean ± std in % and its 95% interval, weighted F1
+//! mean ± std and its interval, number of seeds aggregated, parameter count), then the paired
+//! dec-vs-baseline comparisons (mean difference, its interval, Cohen's d_z, raw and
+//! Holm-adjusted p-values). Intervals follow [`crate::stats::interval95`]: logit-t for accuracy
+//! and F1, none below [`crate::stats::MIN_INTERVAL_N`] seeds, where the cell says so.
 
 mod latex;
 mod markdown;
 
 use crate::format::{fixed, grouped, p_value, signed};
 use crate::groups::Group;
-use crate::pairing::Comparison;
-use crate::stats::Summary;
+use crate::pairing::Comparisons;
+use crate::stats::{IntervalMethod, Summary};
 use crate::{ReportOptions, TrialStatus};
 
 pub(crate) use latex::{render as render_latex, FILE as TEX_FILE};
@@ -27,6 +30,9 @@ pub(crate) enum Cell {
     MeanStd(String, Option<String>),
     /// [low, high].
     Interval(String, String),
+    /// An interval not given because only this many seeds (or pairs) were aggregated, fewer
+    /// than [`crate::stats::MIN_INTERVAL_N`].
+    NoInterval(usize),
     /// low–high, for a value that should be constant but is not.
     Range(String, String),
     /// No value.
@@ -35,7 +41,7 @@ pub(crate) enum Cell {
 
 /// One configuration's line in the results table.
 pub(crate) struct ResultRow {
-    pub cells: [Cell; 5],
+    pub cells: [Cell; 7],
 }
 
 /// Trials of one configuration left out of its statistics.
@@ -52,29 +58,34 @@ pub(crate) struct Model {
     pub excluded: Vec<Excluded>,
     /// Pruned trials in the whole study.
     pub pruned: usize,
-    pub comparisons: Vec<[Cell; 7]>,
+    pub comparisons: Vec<[Cell; 10]>,
+    /// Sizes of the Holm families: comparisons with a paired-t p-value, with a Wilcoxon one.
+    pub m_t: usize,
+    pub m_wilcoxon: usize,
     /// Labels of dec configurations no baseline matched.
     pub unmatched: Vec<String>,
+    /// How the results table's intervals were computed, for the caption.
+    pub interval_method: String,
 }
 
-pub(crate) const RESULT_HEADERS: [&str; 5] = ["Model", "Accuracy (%)", "F1 (weighted)", "n", "Param count"];
+pub(crate) const RESULT_HEADERS: [&str; 7] =
+    ["Model", "Accuracy (%)", "95% CI (%)", "F1 (weighted)", "95% CI", "n", "Param count"];
 
-pub(crate) fn model(
-    study: &str,
-    groups: &[Group],
-    comparisons: &[Comparison],
-    unmatched: &[usize],
-    opts: &ReportOptions,
-) -> Model {
+pub(crate) fn model(study: &str, groups: &[Group], comparisons: &Comparisons, opts: &ReportOptions) -> Model {
+    let mut methods = Vec::new();
     let results = groups
         .iter()
         .map(|g| {
             let acc = g.summary("accuracy");
+            let f1 = g.summary("f1_weighted");
+            methods.extend(acc.ci95.iter().chain(&f1.ci95).map(|c| c.method));
             ResultRow {
                 cells: [
                     Cell::Text(g.label.clone()),
                     mean_std(&acc, 100.0, 2),
-                    mean_std(&g.summary("f1_weighted"), 1.0, 3),
+                    interval(&acc, 100.0, 2),
+                    mean_std(&f1, 1.0, 3),
+                    interval(&f1, 1.0, 3),
                     Cell::Num(acc.n.to_string()),
                     param_count(g),
                 ],
@@ -93,20 +104,29 @@ pub(crate) fn model(
             (!counts.is_empty()).then(|| Excluded { label: g.label.clone(), counts })
         })
         .collect();
-    let comparisons = comparisons
+    let p = |p: Option<f64>| p.map_or(Cell::Missing, |p| Cell::Num(p_value(p)));
+    let rows = comparisons
+        .list
         .iter()
         .map(|c| {
             let t = &c.t;
             let pct = |x: f64| signed(100.0 * x, 2);
+            let ci = match t.ci95 {
+                Some((lo, hi)) => Cell::Interval(pct(lo), pct(hi)),
+                None if t.n > 0 => Cell::NoInterval(t.n),
+                None => Cell::Missing,
+            };
             [
                 Cell::Text(groups[c.dec].label.clone()),
                 Cell::Text(groups[c.baseline].label.clone()),
                 Cell::Num(t.n.to_string()),
                 t.mean.map_or(Cell::Missing, |m| Cell::Num(pct(m))),
-                t.ci95.map_or(Cell::Missing, |(lo, hi)| Cell::Interval(pct(lo), pct(hi))),
-                t.p_value.map_or(Cell::Missing, |p| Cell::Num(p_value(p))),
-                // Like the t-test, no test from a single pair.
-                if t.n < 2 { Cell::Missing } else { Cell::Num(p_value(c.wilcoxon.p_value)) },
+                ci,
+                t.d_z.map_or(Cell::Missing, |d| Cell::Num(signed(d, 2))),
+                p(t.p_value),
+                p(c.t_holm),
+                p(c.wilcoxon_p()),
+                p(c.wilcoxon_holm),
             ]
         })
         .collect();
@@ -116,14 +136,40 @@ pub(crate) fn model(
         results,
         excluded,
         pruned: groups.iter().map(|g| g.count(TrialStatus::Pruned)).sum(),
-        comparisons,
-        unmatched: unmatched.iter().map(|i| groups[*i].label.clone()).collect(),
+        comparisons: rows,
+        m_t: comparisons.m_t,
+        m_wilcoxon: comparisons.m_wilcoxon,
+        unmatched: comparisons.unmatched.iter().map(|i| groups[*i].label.clone()).collect(),
+        interval_method: describe_methods(&methods),
+    }
+}
+
+/// Said after the name of the logit-t method in a caption.
+pub(crate) const LOGIT_WHY: &str =
+    " (Student's t for the mean on the logit scale, mapped back, so it stays inside [0, 100]%)";
+
+/// "logit-t interval", or both names when some configuration's values were not proportions.
+pub(crate) fn describe_methods(methods: &[IntervalMethod]) -> String {
+    let logit = methods.contains(&IntervalMethod::LogitT);
+    let t = methods.contains(&IntervalMethod::T);
+    match (logit, t) {
+        (true, true) => "logit-t interval (t interval where values fall outside [0, 1])".to_string(),
+        (false, true) => IntervalMethod::T.caption().to_string(),
+        _ => IntervalMethod::LogitT.caption().to_string(),
     }
 }
 
 fn mean_std(s: &Summary, scale: f64, decimals: usize) -> Cell {
     match s.mean {
         Some(m) => Cell::MeanStd(fixed(scale * m, decimals), s.std.map(|sd| fixed(scale * sd, decimals))),
+        None => Cell::Missing,
+    }
+}
+
+fn interval(s: &Summary, scale: f64, decimals: usize) -> Cell {
+    match s.ci95 {
+        Some(c) => Cell::Interval(fixed(scale * c.low, decimals), fixed(scale * c.high, decimals)),
+        None if s.n > 0 => Cell::NoInterval(s.n),
         None => Cell::Missing,
     }
 }
@@ -187,24 +233,64 @@ mod tests {
             ..Default::default()
         }));
         let groups = group(&trials, &ReportOptions::default());
-        let (cmps, unmatched) = compare(&groups);
-        let m = model("s", &groups, &cmps, &unmatched, &ReportOptions::default());
-        // baseline: mean 73.64, std of (73.14, 74.14) = √0.5 = 0.7071 → "0.71".
+        let cmps = compare(&groups);
+        let m = model("s", &groups, &cmps, &ReportOptions::default());
+        // baseline: mean 73.64, std of (73.14, 74.14) = √0.5 = 0.7071 → "0.71"; two seeds, so
+        // no interval, and the cell says why.
         assert_eq!(
             m.results[0].cells,
             [
                 Cell::Text("baseline".into()),
                 Cell::MeanStd("73.64".into(), Some("0.71".into())),
+                Cell::NoInterval(2),
                 Cell::MeanStd("0.726".into(), Some("0.007".into())),
+                Cell::NoInterval(2),
                 Cell::Num("2".into()),
                 Cell::Num("851,713".into()),
             ]
         );
-        // One dec seed: no std.
-        assert_eq!(m.results[1].cells[1], Cell::MeanStd("75.86".into(), None));
+        // One dec seed: no std, no interval.
+        assert_eq!(m.results[1].cells[1..3], [Cell::MeanStd("75.86".into(), None), Cell::NoInterval(1)]);
         assert_eq!(m.excluded.len(), 1);
         assert_eq!(m.excluded[0].describe(), "1 failed");
-        // One pair (seed 0): +2.72 pp, no interval or t-test p.
-        assert_eq!(m.comparisons[0][2..5], [Cell::Num("1".into()), Cell::Num("+2.72".into()), Cell::Missing]);
+        // One pair (seed 0): +2.72 pp, no interval, d_z or tests; nothing to adjust.
+        assert_eq!(
+            m.comparisons[0][2..],
+            [
+                Cell::Num("1".into()),
+                Cell::Num("+2.72".into()),
+                Cell::NoInterval(1),
+                Cell::Missing,
+                Cell::Missing,
+                Cell::Missing,
+                Cell::Missing,
+                Cell::Missing
+            ]
+        );
+        assert_eq!((m.m_t, m.m_wilcoxon), (0, 0));
+    }
+
+    #[test]
+    fn three_seeds_get_a_logit_interval_in_percent() {
+        // 0.70 0.74 0.78 0.80 0.83 → logit-t [0.7007380, 0.8271852] (see stats::interval).
+        let trials: Vec<_> = [0.70, 0.74, 0.78, 0.80, 0.83]
+            .into_iter()
+            .enumerate()
+            .map(|(i, acc)| {
+                trial(TrialSpec {
+                    id: i as i64,
+                    pipeline: "baseline",
+                    config: "b",
+                    seed: i as u64,
+                    acc: Some(acc),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let groups = group(&trials, &ReportOptions::default());
+        let m = model("s", &groups, &compare(&groups), &ReportOptions::default());
+        assert_eq!(m.results[0].cells[2], Cell::Interval("70.07".into(), "82.72".into()));
+        assert_eq!(m.interval_method, "logit-t interval");
+        assert_eq!(describe_methods(&[IntervalMethod::T]), "t interval");
     }
 }
