@@ -103,6 +103,11 @@ pub struct StudyInfo {
     /// trial finished with none pending. `None`: every trial exists from creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned: Option<u64>,
+    /// Whether an adaptive sampler (TPE) proposes the study's configurations one by one from
+    /// the results so far; false for grid and random studies, planned in full at creation.
+    /// Reports draw the best-so-far plot only for adaptive studies.
+    #[serde(default)]
+    pub adaptive: bool,
     /// The metric the study optimises and whether larger is better (from the spec's
     /// `[objective]`), so reports and progress know which way is best.
     #[serde(default = "default_objective_metric")]

@@ -177,7 +177,8 @@ pub fn document() -> Value {
             "name": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" },
             "dataset_sha256": { "type": "string" }, "counts": schema_ref("StatusCounts"),
             "created": { "type": "boolean", "description": "Whether this request created the study." },
-            "planned": { "type": "integer", "description": "Adaptive (TPE) studies only: the trials the study will have once its sampler has proposed all n_trials points." } } },
+            "planned": { "type": "integer", "description": "Adaptive (TPE) studies only: the trials the study will have once its sampler has proposed all n_trials points." },
+            "adaptive": { "type": "boolean", "description": "Whether an adaptive sampler (TPE) proposes the configurations one by one; false for grid and random studies." } } },
         "TrialInfo": { "type": "object", "properties": {
             "id": { "type": "integer", "format": "int64" }, "study": { "type": "string" },
             "pipeline": { "type": "string", "description": "baseline, dec or command" },

@@ -40,20 +40,21 @@ fn study_counts(conn: &Connection, study_id: i64) -> Result<StatusCounts> {
     Ok(counts)
 }
 
-/// [`StudyInfo::planned`] of a study: for an adaptive one, `n_trials` × the trials one point
-/// plans (seeds × configurations; a TPE spec crosses no grid).
-fn planned(conn: &Connection, study_id: i64) -> Result<Option<u64>> {
+/// [`StudyInfo::adaptive`] and [`StudyInfo::planned`] of a study: for an adaptive one,
+/// `n_trials` × the trials one point plans (seeds × configurations; a TPE spec crosses no grid).
+fn planned(conn: &Connection, study_id: i64) -> Result<(bool, Option<u64>)> {
     let (adaptive, text, path): (bool, String, String) = conn
         .prepare_cached("SELECT adaptive, spec, spec_path FROM studies WHERE id = ?1")?
         .query_row([study_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     if !adaptive {
-        return Ok(None);
+        return Ok((false, None));
     }
     let options = decsweep_search::LoadOptions { check_dataset: false };
-    Ok(decsweep_search::SweepSpec::from_source(&text, &path, &options).ok().and_then(|spec| {
+    let planned = decsweep_search::SweepSpec::from_source(&text, &path, &options).ok().and_then(|spec| {
         let per_point = (spec.seeds().len() * spec.configs().len()) as u64;
         spec.sampler_spec().n_trials.map(|n| n.saturating_mul(per_point))
-    }))
+    });
+    Ok((true, planned))
 }
 
 /// The study's id and spec text, if it exists.
@@ -73,13 +74,15 @@ pub(crate) fn study(conn: &Connection, name: &str) -> Result<StudyInfo> {
         .optional()?;
     let (id, created_at, dataset_sha256, objective_metric, direction) =
         row.ok_or_else(|| Error::StudyNotFound(name.to_string()))?;
+    let (adaptive, planned) = planned(conn, id)?;
     Ok(StudyInfo {
         name: name.to_string(),
         created_at,
         dataset_sha256,
         counts: study_counts(conn, id)?,
         created: false,
-        planned: planned(conn, id)?,
+        planned,
+        adaptive,
         objective_metric,
         maximize: direction == "maximize",
     })
@@ -104,13 +107,15 @@ pub(crate) fn studies(conn: &Connection) -> Result<Vec<StudyInfo>> {
     let mut out = Vec::new();
     for row in rows {
         let (id, name, created_at, dataset_sha256, objective_metric, direction) = row?;
+        let (adaptive, planned) = planned(conn, id)?;
         out.push(StudyInfo {
             name,
             created_at,
             dataset_sha256,
             counts: counts.remove(&id).unwrap_or_default(),
             created: false,
-            planned: planned(conn, id)?,
+            planned,
+            adaptive,
             objective_metric,
             maximize: direction == "maximize",
         });

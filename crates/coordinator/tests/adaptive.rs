@@ -129,6 +129,7 @@ async fn drive() -> Vec<TrialInfo> {
     let info = s.create(TPE_SPEC).await;
     assert_eq!((info.counts.total(), info.counts.pending), (2, 2), "one point, one trial per seed, at creation");
     assert_eq!(info.planned, Some(24), "12 points × 2 seeds");
+    assert!(info.adaptive, "reports draw search.svg from this");
 
     // Three workers lease before anything completes: the third gets a second point.
     let a0 = s.lease("w1").await.unwrap();

@@ -145,6 +145,7 @@ async fn a_study_is_created_once_from_a_spec() {
     assert_eq!(list.len(), 1);
     let one: StudyInfo = s.get("/v1/studies/tiny").await.json().await.unwrap();
     assert_eq!(one.counts.pending, 8);
+    assert!(!one.adaptive && !info.adaptive, "a grid study is planned in full");
     let trials: Vec<TrialInfo> = s.get("/v1/studies/tiny/trials").await.json().await.unwrap();
     assert_eq!(trials.len(), 8);
     assert!(trials.iter().all(|t| t.status == TrialStatus::Pending && t.attempts == 0));
