@@ -22,8 +22,9 @@ pub struct ReportArgs {
     /// Bearer token of the coordinator's API.
     #[arg(long, env = "DECSWEEP_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Output directory. Default: results/<study>.
-    #[arg(long, value_name = "DIR")]
+    /// Output directory, the same option as `decsweep run --out`. Default: results/<study>.
+    // Hidden alias: `decsweep run` called this `--results`, so either spelling works on both.
+    #[arg(long, value_name = "DIR", alias = "results")]
     out: Option<PathBuf>,
 }
 
@@ -44,7 +45,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
             let client = super::client::Client::new(url, args.token.clone())?;
             let info: decsweep_api::wire::StudyInfo = client.get(&format!("studies/{}", args.study))?;
             let (trials, curves) = client.report_input(&args.study)?;
-            let options = ReportOptions::default().with_objective(info.objective_metric, info.maximize);
+            let options = report_options(&info);
             write_all_with(&StudyReport { study: &args.study, trials: &trials, curves: &curves }, &out, &options)
                 .with_context(|| format!("writing reports to {}", out.display()))?
         }
@@ -62,7 +63,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
 pub async fn write_reports(coordinator: &Coordinator, study: &str, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let info = coordinator.study(study).await.map_err(super::coordinator_error)?;
     let (trials, curves) = coordinator.report_input(study).await.map_err(super::coordinator_error)?;
-    let options = ReportOptions::default().with_objective(info.objective_metric, info.maximize);
+    let options = report_options(&info);
     write_all_with(&StudyReport { study, trials: &trials, curves: &curves }, dir, &options)
         .with_context(|| format!("writing reports to {}", dir.display()))
+}
+
+/// What a report needs to know about its study: the objective, and whether an adaptive sampler
+/// proposed the configurations (only then is `search.svg` written).
+fn report_options(info: &decsweep_api::wire::StudyInfo) -> ReportOptions {
+    ReportOptions::default().with_objective(info.objective_metric.clone(), info.maximize).with_adaptive(info.adaptive)
 }
