@@ -82,7 +82,7 @@ fn every_malformed_spec_exits_2_naming_its_line() {
     for (what, text, at, word) in cases() {
         let path = tmp.path().join("spec.toml");
         std::fs::write(&path, &text).unwrap();
-        let o = decsweep(&["run", path.to_str().unwrap(), "--results", "out"], tmp.path());
+        let o = decsweep(&["run", path.to_str().unwrap(), "--out", "out"], tmp.path());
         let err = String::from_utf8_lossy(&o.stderr);
         let located = err.contains(&format!("spec.toml{at}"));
         if o.status.code() != Some(2) || !located || !err.contains(word) || err.contains("panicked") {

@@ -50,7 +50,7 @@ label_fraction = {{ grid = {fractions} }}
 fn run_sweep(spec: &Path, results: &Path, home: &Path) -> Output {
     Command::new(decsweep())
         .args(["run", spec.to_str().unwrap(), "--workers", "2", "--threads", "1", "--device", "cpu"])
-        .arg("--results")
+        .arg("--out")
         .arg(results)
         .env("DECSWEEP_HOME", home)
         .env("DECSWEEP_WORKER", worker_bin())
@@ -154,6 +154,21 @@ fn run_sweeps_with_two_workers_writes_reports_that_match_the_store_and_resumes()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("curves_"))
         .count();
     assert!(curves >= 1);
+    // A grid study: parameter importance, but no best-so-far plot (only for adaptive samplers).
+    assert!(results.join("importance.csv").exists() && !results.join("search.svg").exists());
+
+    // `decsweep report --out` regenerates the same tables from the database elsewhere.
+    let elsewhere = tmp.path().join("elsewhere");
+    let o = Command::new(decsweep())
+        .args(["report", "e2e", "--db", results.join("decsweep.db").to_str().unwrap(), "--out"])
+        .arg(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for file in ["table.md", "summary.csv", "paired.csv"] {
+        let a = std::fs::read_to_string(results.join(file)).unwrap();
+        assert_eq!(a, std::fs::read_to_string(elsewhere.join(file)).unwrap(), "{file}");
+    }
 
     // The same command again resumes: nothing runs twice.
     let again = run_sweep(&spec, &results, &home);
@@ -410,7 +425,7 @@ fn a_device_the_worker_cannot_see_is_refused_before_anything_starts() {
     let results = tmp.path().join("results");
     let o = Command::new(decsweep())
         .args(["run", spec.to_str().unwrap(), "--device", "cuda:99"])
-        .arg("--results")
+        .arg("--out")
         .arg(&results)
         .env("DECSWEEP_WORKER", worker_bin())
         .output()
@@ -429,7 +444,7 @@ fn ctrl_c_on_run_returns_the_running_trial_to_the_queue() {
     let home = tmp.path().join("home");
     let child = Command::new(decsweep())
         .args(["run", spec.to_str().unwrap(), "--workers", "1", "--threads", "1", "--device", "cpu"])
-        .arg("--results")
+        .arg("--out")
         .arg(&results)
         .env("DECSWEEP_HOME", &home)
         .env("DECSWEEP_WORKER", worker_bin())

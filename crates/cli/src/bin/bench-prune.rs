@@ -177,7 +177,7 @@ fn main() -> Result<()> {
             .args(["--workers", &a.workers.to_string()])
             .arg("--db")
             .arg(&db)
-            .arg("--results")
+            .arg("--out")
             .arg(dir.join("results"))
             .stdout(std::fs::File::create(dir.join("run.log"))?)
             .stderr(std::fs::File::create(dir.join("run.err"))?)

@@ -29,12 +29,15 @@ pub struct RunArgs {
     #[arg(long)]
     workers: Option<usize>,
     /// Study database; running again with the same database resumes.
-    /// Default: <results>/decsweep.db.
+    /// Default: <out>/decsweep.db.
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
-    /// Where the reports go. Default: results/<study name>.
-    #[arg(long, value_name = "DIR")]
-    results: Option<PathBuf>,
+    /// Output directory: where the reports (and by default the database) go, the same option
+    /// as `decsweep report --out`. Default: results/<study name>.
+    // `--results`, this option's name until both commands shared `--out`, stays a hidden
+    // alias so existing scripts keep working.
+    #[arg(long, value_name = "DIR", alias = "results")]
+    out: Option<PathBuf>,
     /// The worker binary. Default: $DECSWEEP_WORKER, else `decsweep-worker` beside this binary,
     /// else on PATH.
     #[arg(long, value_name = "PATH")]
@@ -59,7 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let spec = decsweep_search::SweepSpec::from_source(&spec_text, &spec_path, &Default::default())
         .map_err(|e| crate::exit::BadInput(e.to_string()))?;
     let study = spec.name().to_string();
-    let results = args.results.clone().unwrap_or_else(|| PathBuf::from("results").join(&study));
+    let results = args.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&study));
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
     let db = args.db.clone().unwrap_or_else(|| results.join("decsweep.db"));
     let worker_bin = find_worker(args.worker_bin.as_deref())?;
