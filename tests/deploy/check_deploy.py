@@ -18,19 +18,25 @@ Prints one line per resource or file checked ("ok ...") and one per problem ("FI
 exits 0 when there is no problem, 1 when there is one, 2 on bad usage or a missing validator.
 """
 
-import os
+import importlib
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-try:
-    import yaml
-    import kubernetes_validate.utils as kv
-    from kubernetes_validate.version import __version__ as KUBERNETES_VALIDATE_VERSION
-except ImportError as e:  # the Makefile's venv rule installs them
-    print(f"check_deploy.py: {e}; install the pinned validators into this Python with `make venv`", file=sys.stderr)
-    sys.exit(2)
+
+def require(module):
+    """Imports a validator's module, or exits 2 saying how to install it (the venv rule does)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        print(f"check_deploy.py: {e}; install the pinned validators into this Python with `make venv`", file=sys.stderr)
+        sys.exit(2)
+
+
+yaml = require("yaml")
+# Imported by check_kubernetes only: the compose checks need not pay for loading it.
+kv = None
 
 # Oldest and newest schema sets in the pinned kubernetes-validate.
 KUBERNETES_VERSIONS = ("1.25", "1.37")
@@ -71,6 +77,9 @@ def resource_name(doc):
 
 
 def check_kubernetes(directory, problems):
+    global kv
+    kv = require("kubernetes_validate.utils")
+    print(f"kubernetes-validate {require('kubernetes_validate.version').__version__}")
     files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
     if not files:
         problems.add(directory, "no .yaml manifests")
@@ -389,7 +398,6 @@ def main(argv):
     problems = Problems()
     directory = Path(argv[2])
     if argv[1] == "kubernetes":
-        print(f"kubernetes-validate {KUBERNETES_VALIDATE_VERSION}")
         check_kubernetes(directory, problems)
     else:
         check_compose(directory, problems)
