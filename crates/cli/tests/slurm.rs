@@ -136,23 +136,6 @@ fn sbatch_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/slurm/worker-array.sbatch")
 }
 
-/// Every job log of the array, for failure messages.
-fn job_logs(dir: &Path) -> String {
-    let mut out = String::new();
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
-    paths.sort();
-    for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "log")) {
-        let text = fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        out.push_str(&format!(
-            "\n--- {} ---\n{}\n",
-            path.display(),
-            lines[lines.len().saturating_sub(15)..].join("\n")
-        ));
-    }
-    out
-}
-
 /// (trial id, worker, outcome) of every lease ever granted, in the order granted.
 fn leases(db: &Path) -> Vec<(i64, String, Option<String>)> {
     let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
@@ -176,6 +159,7 @@ fn the_sbatch_array_shares_a_study_survives_scancel_and_ends_when_the_queue_drai
     let db = tmp.path().join("coordinator").join("decsweep.db");
     fs::create_dir_all(db.parent().unwrap()).unwrap();
     let mut coordinator = Coordinator::start(&db, &token, tmp.path().join("serve.log"));
+    cluster.show_logs_of(tmp.path());
     let url = coordinator.url.clone();
 
     let gate = tmp.path().join("gate");
@@ -188,6 +172,7 @@ fn the_sbatch_array_shares_a_study_survives_scancel_and_ends_when_the_queue_drai
     let jobs = tmp.path().join("jobs");
     let scratch = tmp.path().join("scratch");
     fs::create_dir_all(&jobs).unwrap();
+    cluster.show_logs_of(&jobs);
     fs::create_dir_all(&scratch).unwrap();
     let out = cluster
         .command("sbatch")
@@ -215,7 +200,6 @@ fn the_sbatch_array_shares_a_study_survives_scancel_and_ends_when_the_queue_drai
     // --parsable prints "JOBID" or "JOBID;CLUSTER".
     let job = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap().to_string();
     let worker_name = |task: u32| format!("{}-{job}_{task}", cluster.host);
-    let context = || format!("{}{}", job_logs(&jobs), cluster.logs());
 
     // Each task's worker leases one trial and holds it at the gate.
     cluster.wait_until("every array task to be running a trial", Duration::from_secs(120), || {
@@ -235,7 +219,7 @@ fn the_sbatch_array_shares_a_study_survives_scancel_and_ends_when_the_queue_drai
     let victim_trial = trials(&url, &token)
         .into_iter()
         .find(|t| t.worker.as_deref() == Some(worker_name(VICTIM).as_str()) && t.status == TrialStatus::Running)
-        .unwrap_or_else(|| panic!("task {VICTIM} holds a trial{}", context()));
+        .unwrap_or_else(|| panic!("task {VICTIM} holds a trial{}", cluster.logs()));
     cluster.run_ok("scancel", &[&format!("{job}_{VICTIM}")]);
     cluster.wait_until("the cancelled task to end and its trial to be pending", Duration::from_secs(60), || {
         let returned = trials(&url, &token).into_iter().find(|t| t.id == victim_trial.id).unwrap();
@@ -257,7 +241,7 @@ fn the_sbatch_array_shares_a_study_survives_scancel_and_ends_when_the_queue_drai
     let done = trials(&url, &token);
     assert_eq!(done.len(), 6, "3 values × 2 seeds: {done:#?}");
     for t in &done {
-        assert_eq!(t.status, TrialStatus::Completed, "trial {}: {t:#?}{}", t.id, context());
+        assert_eq!(t.status, TrialStatus::Completed, "trial {}: {t:#?}{}", t.id, cluster.logs());
         assert_eq!(t.attempts, 1, "trial {} completed on its first counted attempt: {t:#?}", t.id);
         assert_eq!(t.metrics["accuracy"], t.params["x"].as_f64().unwrap(), "trial {} reported its own result", t.id);
     }

@@ -121,6 +121,7 @@ pub struct Cluster {
     /// Started in this order; a RefCell so that waiting (which checks them) can run client
     /// commands through `&self`.
     daemons: RefCell<Vec<Daemon>>,
+    log_dirs: RefCell<Vec<PathBuf>>,
     shut_down: bool,
 }
 
@@ -155,6 +156,7 @@ impl Cluster {
             conf: dir.join("slurm.conf"),
             jobcomp_log: logs.join("jobcomp.txt"),
             daemons: RefCell::new(Vec::new()),
+            log_dirs: RefCell::new(Vec::new()),
             shut_down: false,
         };
 
@@ -338,15 +340,29 @@ impl Cluster {
             .collect()
     }
 
-    /// The tail of every daemon's log, for failure messages.
+    /// Adds the `*.log` files of `dir` (job output, the coordinator's log) to failure messages.
+    pub fn show_logs_of(&self, dir: &Path) {
+        self.log_dirs.borrow_mut().push(dir.to_path_buf());
+    }
+
+    /// The tail of every daemon's log and of the logs in `show_logs_of` folders, for failure
+    /// messages.
     pub fn logs(&self) -> String {
-        let mut out = String::new();
         let dir = self.conf.parent().unwrap().join("log");
-        for name in ["munged.out", "slurmctld.log", "slurmd.log", "slurmctld.out", "slurmd.out"] {
-            let text = fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let mut paths: Vec<PathBuf> =
+            ["munged.out", "slurmctld.log", "slurmd.log", "slurmctld.out", "slurmd.out"].map(|n| dir.join(n)).into();
+        for dir in self.log_dirs.borrow().iter() {
+            let mut logs: Vec<PathBuf> = fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+            logs.retain(|p| p.extension().is_some_and(|e| e == "log"));
+            logs.sort();
+            paths.extend(logs);
+        }
+        let mut out = String::new();
+        for path in paths {
+            let text = fs::read_to_string(&path).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let tail = lines[lines.len().saturating_sub(12)..].join("\n");
-            out.push_str(&format!("\n--- {name} (last lines) ---\n{tail}\n"));
+            out.push_str(&format!("\n--- {} (last lines) ---\n{tail}\n", path.display()));
         }
         out
     }
