@@ -6,7 +6,11 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VPY := $(VENV)/bin/python
 TORCH_VERSION := 2.11.0
-VENV_STAMP := $(VENV)/.decsweep-torch-$(TORCH_VERSION)-numpy-optuna
+# Offline validators of deploy/ (crates/cli/tests/deploy.rs): the Kubernetes schemas and the
+# Compose Specification's.
+DEPLOY_CHECKERS := kubernetes-validate==1.37.0 check-jsonschema==0.39.0
+# The stamp names every pinned package, so changing the set installs it into an existing .venv.
+VENV_STAMP := $(VENV)/.decsweep-torch-$(TORCH_VERSION)-numpy-optuna-$(subst ==,-,$(subst $() ,-,$(DEPLOY_CHECKERS)))
 
 # torch-sys builds against the PyTorch wheel inside .venv (headers and shared libraries).
 # Recursive so it is read after the venv exists.
@@ -20,7 +24,7 @@ venv: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy optuna
+	$(VPY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy optuna $(DEPLOY_CHECKERS)
 	$(VPY) -c 'import os, torch; print(os.path.dirname(torch.__file__))' > $(VENV)/libtorch-path
 	touch $@
 
