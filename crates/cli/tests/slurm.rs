@@ -149,8 +149,6 @@ fn the_sbatch_array_shares_a_study_survives_scancel_and_ends_when_the_queue_drai
     let install_time = slurm_cluster::ensure_installed();
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
-    let cluster = Cluster::start(&tmp.path().join("slurm"));
-    let cluster_up = started.elapsed();
 
     let token = format!("slurm-test-token-{}", std::process::id());
     let token_file = tmp.path().join("token");
@@ -158,9 +156,15 @@ fn the_sbatch_array_shares_a_study_survives_scancel_and_ends_when_the_queue_drai
     f.write_all(token.as_bytes()).unwrap();
     let db = tmp.path().join("coordinator").join("decsweep.db");
     fs::create_dir_all(db.parent().unwrap()).unwrap();
+    // Started before the cluster so that, on a failure, the cluster is dropped first: its jobs'
+    // workers can still give their trials back and exit on SIGTERM instead of waiting for SIGKILL.
     let mut coordinator = Coordinator::start(&db, &token, tmp.path().join("serve.log"));
-    cluster.show_logs_of(tmp.path());
     let url = coordinator.url.clone();
+    let cluster_started = Instant::now();
+    let cluster = Cluster::start(&tmp.path().join("slurm"));
+    let cluster_up = cluster_started.elapsed();
+    cluster.spare(coordinator.child.id());
+    cluster.show_logs_of(tmp.path());
 
     let gate = tmp.path().join("gate");
     let spec = write_spec(tmp.path(), &gate);
@@ -288,7 +292,7 @@ fn the_sbatch_array_shares_a_study_survives_scancel_and_ends_when_the_queue_drai
     let mut cluster = cluster;
     let problems = cluster.shut_down();
     assert!(problems.is_empty(), "the cluster shut down cleanly: {problems:#?}");
-    assert_eq!(slurm_cluster::descendants(), Vec::new(), "no daemon, job or worker process is left");
+    assert_eq!(slurm_cluster::descendants(&[]), Vec::new(), "no daemon, job or worker process is left");
     eprintln!(
         "slurm test: install {:.1} s, cluster up in {:.1} s, whole test {:.1} s",
         install_time.as_secs_f64(),

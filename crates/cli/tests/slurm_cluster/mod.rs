@@ -122,6 +122,8 @@ pub struct Cluster {
     /// commands through `&self`.
     daemons: RefCell<Vec<Daemon>>,
     log_dirs: RefCell<Vec<PathBuf>>,
+    /// Processes the test owns and stops itself (the coordinator): shutdown leaves them alone.
+    spared: RefCell<Vec<i32>>,
     shut_down: bool,
 }
 
@@ -157,6 +159,7 @@ impl Cluster {
             jobcomp_log: logs.join("jobcomp.txt"),
             daemons: RefCell::new(Vec::new()),
             log_dirs: RefCell::new(Vec::new()),
+            spared: RefCell::new(Vec::new()),
             shut_down: false,
         };
 
@@ -340,6 +343,12 @@ impl Cluster {
             .collect()
     }
 
+    /// Keeps shutdown from killing `pid`, a child the test stops itself (and whose handle would
+    /// otherwise signal a pid already reaped).
+    pub fn spare(&self, pid: u32) {
+        self.spared.borrow_mut().push(pid as i32);
+    }
+
     /// Adds the `*.log` files of `dir` (job output, the coordinator's log) to failure messages.
     pub fn show_logs_of(&self, dir: &Path) {
         self.log_dirs.borrow_mut().push(dir.to_path_buf());
@@ -412,7 +421,7 @@ impl Cluster {
                 }
             }
         }
-        for (pid, what) in descendants() {
+        for (pid, what) in descendants(&self.spared.borrow()) {
             problems.push(format!("process {pid} ({what}) was still running after the daemons stopped"));
             // SAFETY: killing a process below this test process, then reaping it if it is ours.
             unsafe {
@@ -432,9 +441,9 @@ impl Drop for Cluster {
     }
 }
 
-/// Every live process below this one (pid, command line); zombies among this process's children
-/// (orphans it adopted as subreaper) are reaped instead.
-pub fn descendants() -> Vec<(i32, String)> {
+/// Every live process below this one (pid, command line), except `spared` ones and theirs;
+/// zombies among this process's children (orphans it adopted as subreaper) are reaped instead.
+pub fn descendants(spared: &[i32]) -> Vec<(i32, String)> {
     let me = std::process::id() as i32;
     let mut children: BTreeMap<i32, Vec<(i32, char)>> = BTreeMap::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
@@ -452,7 +461,7 @@ pub fn descendants() -> Vec<(i32, String)> {
     let mut queue = vec![me];
     while let Some(parent) = queue.pop() {
         for &(pid, state) in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
-            if !seen.insert(pid) {
+            if !seen.insert(pid) || spared.contains(&pid) {
                 continue;
             }
             if state == 'Z' {
