@@ -81,7 +81,8 @@ impl Adam {
             let Some(mut grad) = slot.grad.take() else { continue };
             slot.step += 1;
             if self.weight_decay != 0.0 {
-                grad = grad + slot.param.g_mul_scalar(self.weight_decay);
+                // Out of place: the engine's gradient may be an expanded view.
+                grad = grad.g_add(&slot.param.g_mul_scalar(self.weight_decay));
             }
             let (exp_avg, exp_avg_sq) =
                 slot.moments.get_or_insert_with(|| (slot.param.zeros_like(), slot.param.zeros_like()));
