@@ -29,6 +29,11 @@ impl Checkpoint {
         Checkpoint { tensors }
     }
 
+    /// Another handle on the same tensors (they are never modified in place).
+    pub fn shallow_clone(&self) -> Checkpoint {
+        Checkpoint { tensors: self.tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect() }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Tensor> {
         self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }

@@ -3,7 +3,8 @@
 //! - [`encoder`]: per-modality Transformer encoders;
 //! - [`classifier`]: the sentiment classifier of §3.2;
 //! - [`autoencoder`], [`cluster`], [`losses`]: the semi-supervised DEC network of §3.3;
-//! - [`train`]: the stages (AE pretraining, DEC, classifier) and the two pipelines.
+//! - [`train`]: the stages (AE pretraining, DEC, classifier) and the two pipelines;
+//! - [`optim`], [`resume`]: Adam with a saveable state, and a trial's resumable state and its file.
 
 pub mod autoencoder;
 pub mod batch;
@@ -14,7 +15,9 @@ pub mod encoder;
 pub mod init;
 pub mod losses;
 pub mod metrics;
+pub mod optim;
 pub mod reference;
+pub mod resume;
 pub mod train;
 
 use decsweep_api::Params;
@@ -22,8 +25,11 @@ use decsweep_api::Params;
 pub use batch::Batch;
 pub use checkpoint::Checkpoint;
 pub use metrics::BinaryMetrics;
+pub use optim::Adam;
+pub use resume::{ResumeError, TrialState};
 pub use train::{
-    Control, EpochRecord, NoCache, PipelineOutcome, StageCache, StageReport, TrainError, TrainSet, Trainer,
+    Control, EpochRecord, NoCache, Observer, PipelineOutcome, Session, StageCache, StageReport, TrainError, TrainSet,
+    Trainer,
 };
 
 /// Shapes of the networks, derived from the trial's parameters and the dataset's feature dims.

@@ -6,12 +6,15 @@
 //!
 //! Every stage seeds torch's generator from the trial seed and its own name before building its
 //! network, so its result does not depend on what ran before it in the process: a stage loaded
-//! from a cache and one trained on the spot are interchangeable. Every epoch is reported to a
-//! callback that may stop the stage (pruning).
+//! from a cache and one trained on the spot are interchangeable. Every epoch then reseeds it from
+//! (seed, stage, epoch), so the generator's state at an epoch boundary is a function of where
+//! the trial is, and a trial resumed from a [`TrialState`] draws the same shuffles and dropout
+//! masks as one that never stopped. Every epoch is reported to an [`Observer`] that may stop the
+//! trial (pruning) or ask for its state (checkpoints).
 
 use std::time::Instant;
 
-use tch::nn::{self, OptimizerConfig, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use decsweep_api::{Params, Pipeline, Stage};
@@ -23,6 +26,8 @@ use crate::classifier::Classifier;
 use crate::cluster::{clusters_to_classes, kmeans};
 use crate::losses::{self, LossTerms, LossWeights};
 use crate::metrics::BinaryMetrics;
+use crate::optim::Adam;
+use crate::resume::{BestSoFar, TrialState};
 use crate::ModelConfig;
 
 /// Rows evaluated at once outside training (bounds memory, not results).
@@ -37,6 +42,12 @@ pub enum TrainError {
     Diverged { stage: Stage, epoch: usize, what: &'static str, value: f64 },
     #[error("stopped in stage {stage} at epoch {epoch}")]
     Stopped { stage: Stage, epoch: usize },
+    /// The observer asked to suspend: the state after this epoch was handed to it.
+    #[error("suspended in stage {stage} after epoch {epoch}")]
+    Suspended { stage: Stage, epoch: usize },
+    /// A [`TrialState`] that does not fit this trial's networks (nothing was trained).
+    #[error("the trial state does not fit this trial: {0}")]
+    Resume(String),
     #[error("no labeled rows in the {part} set: the {stage} stage needs some (raise label_fraction)")]
     NoLabeledRows { stage: Stage, part: &'static str },
     #[error(transparent)]
@@ -45,11 +56,31 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
 }
 
-/// What a progress callback wants after an epoch.
+/// What the observer wants after an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
     Continue,
+    /// End the trial now (pruning).
     Stop,
+    /// Hand the trial's state to [`Observer::checkpoint`], then go on.
+    Checkpoint,
+    /// Hand the trial's state to [`Observer::checkpoint`], then end with
+    /// [`TrainError::Suspended`].
+    Suspend,
+}
+
+/// Receives every epoch and, when it asks for them, the trial's resumable states.
+pub trait Observer {
+    fn epoch(&mut self, record: &EpochRecord) -> Control;
+    /// The state after the epoch just reported, when that epoch's answer asked for it.
+    fn checkpoint(&mut self, _state: &TrialState) {}
+}
+
+/// A closure observes epochs and never asks for a state.
+impl<F: FnMut(&EpochRecord) -> Control> Observer for F {
+    fn epoch(&mut self, record: &EpochRecord) -> Control {
+        self(record)
+    }
 }
 
 /// One epoch of one stage, as streamed to the sweep layer and written to `curves.csv`.
@@ -138,34 +169,96 @@ pub struct Trainer<'a> {
     pub data: &'a TrainSet,
 }
 
-type Progress<'p> = &'p mut dyn FnMut(&EpochRecord) -> Control;
+/// One run of a pipeline: the observer, and what a [`TrialState`] carries across stages.
+pub struct Session<'o> {
+    observer: &'o mut dyn Observer,
+    /// Every epoch reported so far, those of a resumed state included.
+    curves: Vec<EpochRecord>,
+    /// Reports of the finished stages.
+    stages: Vec<StageReport>,
+    /// The state to resume from, until its stage takes it.
+    resume: Option<TrialState>,
+    /// How many times the trial has been resumed, this run included.
+    resumes: u32,
+}
+
+impl<'o> Session<'o> {
+    pub fn new(observer: &'o mut dyn Observer) -> Self {
+        Session { observer, curves: Vec::new(), stages: Vec::new(), resume: None, resumes: 0 }
+    }
+
+    /// A session that goes on from `state`.
+    pub fn resuming(observer: &'o mut dyn Observer, state: TrialState) -> Self {
+        Session {
+            observer,
+            curves: state.curves.clone(),
+            stages: state.finished_stages.clone(),
+            resumes: state.resumes + 1,
+            resume: Some(state),
+        }
+    }
+
+    /// The stage the resumed state is in, if any is still to be taken.
+    fn resume_stage(&self) -> Option<Stage> {
+        self.resume.as_ref().map(|r| r.stage)
+    }
+
+    /// The resumed state, if it is `stage`'s.
+    fn take_resume(&mut self, stage: Stage) -> Option<TrialState> {
+        self.resume.take_if(|r| r.stage == stage)
+    }
+}
+
+/// The parts of a [`TrialState`] that belong to the stage in progress.
+struct StageSnapshot {
+    weights: Checkpoint,
+    optimizer: Vec<(String, Tensor)>,
+    best: Option<BestSoFar>,
+    target: Option<Tensor>,
+}
 
 impl<'a> Trainer<'a> {
-    /// Runs `pipeline`, taking stage checkpoints from `cache` where it has them.
+    /// Runs `pipeline`, taking stage checkpoints from `cache` where it has them. `session` says
+    /// where epochs go and, when made with [`Session::resuming`], where the trial goes on from.
     pub fn run(
         &self,
         pipeline: Pipeline,
         cache: &mut dyn StageCache,
-        progress: Progress,
+        session: &mut Session,
     ) -> Result<PipelineOutcome, TrainError> {
-        let mut stages = Vec::new();
+        if let Some(stage) = session.resume_stage() {
+            let stages: &[Stage] = match pipeline {
+                Pipeline::Baseline => &[Stage::Finetune],
+                Pipeline::Dec => &[Stage::Ae, Stage::Dec, Stage::Finetune],
+            };
+            if !stages.contains(&stage) {
+                return Err(TrainError::Resume(format!("stage {stage} is not a stage of the {pipeline} pipeline")));
+            }
+        }
         let init = match pipeline {
             Pipeline::Baseline => None,
             Pipeline::Dec => {
-                let ae = self.cached_stage(Stage::Ae, cache, &mut stages, |t| t.pretrain_autoencoder(progress))?;
-                let dec = self.cached_stage(Stage::Dec, cache, &mut stages, |t| t.cluster(&ae, progress))?;
-                Some(dec)
+                // A state in a later stage holds everything the earlier stages produced.
+                let after = |stage: Stage, s: &Session| s.resume_stage().is_some_and(|r| r > stage);
+                let ae = match after(Stage::Ae, session) {
+                    true => None,
+                    false => Some(self.cached_stage(Stage::Ae, cache, session, |t, s| t.pretrain_autoencoder(s))?),
+                };
+                match after(Stage::Dec, session) {
+                    true => None,
+                    false => Some(self.cached_stage(Stage::Dec, cache, session, |t, s| t.cluster(ae.as_ref(), s))?),
+                }
             }
         };
         let started = Instant::now();
-        let mut outcome = self.train_classifier(init.as_ref(), progress)?;
-        stages.push(StageReport {
+        let mut outcome = self.train_classifier(init.as_ref(), session)?;
+        session.stages.push(StageReport {
             stage: Stage::Finetune,
             epochs_run: self.params.epochs_ft as usize,
             wall_s: started.elapsed().as_secs_f64(),
             cached: false,
         });
-        outcome.stages = stages;
+        outcome.stages = session.stages.clone();
         Ok(outcome)
     }
 
@@ -173,41 +266,55 @@ impl<'a> Trainer<'a> {
         &self,
         stage: Stage,
         cache: &mut dyn StageCache,
-        reports: &mut Vec<StageReport>,
-        train: impl FnOnce(&Self) -> Result<(Checkpoint, usize), TrainError>,
+        session: &mut Session,
+        train: impl FnOnce(&Self, &mut Session) -> Result<(Checkpoint, usize), TrainError>,
     ) -> Result<Checkpoint, TrainError> {
         let started = Instant::now();
-        if let Some(ckpt) = cache.load(stage) {
-            tracing::info!(%stage, "stage checkpoint reused from cache");
-            reports.push(StageReport { stage, epochs_run: 0, wall_s: started.elapsed().as_secs_f64(), cached: true });
-            return Ok(ckpt);
+        // A stage in progress goes on from its state rather than from the cache.
+        if session.resume_stage() != Some(stage) {
+            if let Some(ckpt) = cache.load(stage) {
+                tracing::info!(%stage, "stage checkpoint reused from cache");
+                session.stages.push(StageReport {
+                    stage,
+                    epochs_run: 0,
+                    wall_s: started.elapsed().as_secs_f64(),
+                    cached: true,
+                });
+                return Ok(ckpt);
+            }
         }
-        let (ckpt, epochs_run) = train(self)?;
+        let (ckpt, epochs_run) = train(self, session)?;
         cache.store(stage, &ckpt);
-        reports.push(StageReport { stage, epochs_run, wall_s: started.elapsed().as_secs_f64(), cached: false });
+        session.stages.push(StageReport { stage, epochs_run, wall_s: started.elapsed().as_secs_f64(), cached: false });
         Ok(ckpt)
     }
 
     /// Seeds torch from the trial seed and the stage, so each stage is reproducible on its own.
     fn seed_stage(&self, stage: Stage) {
-        let salt = match stage {
-            Stage::Data => 0,
-            Stage::Ae => 1,
-            Stage::Dec => 2,
-            Stage::Finetune => 3,
-        };
-        let mixed = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(salt);
-        tch::manual_seed((mixed >> 1) as i64);
+        tch::manual_seed(mix_seed(self.seed, stage_salt(stage), 0));
+    }
+
+    /// Seeds torch from the trial seed, the stage and the epoch (1-based) about to run: the
+    /// generator's state at an epoch boundary is then the same whether the process ran the
+    /// epochs before or resumed after them.
+    fn seed_epoch(&self, stage: Stage, epoch: usize) {
+        tch::manual_seed(mix_seed(self.seed, stage_salt(stage), epoch as u64));
     }
 
     /// AE pretraining: `alpha_ae · recon + gamma_ae · disentangle` on every training row.
     /// Returns the final weights and the epochs run.
-    pub fn pretrain_autoencoder(&self, progress: Progress) -> Result<(Checkpoint, usize), TrainError> {
+    pub fn pretrain_autoencoder(&self, session: &mut Session) -> Result<(Checkpoint, usize), TrainError> {
         let stage = Stage::Ae;
         self.seed_stage(stage);
+        let resume = session.take_resume(stage);
         let vs = VarStore::new(self.device);
         let ae = Autoencoder::new(vs.root(), &self.config);
-        let mut opt = nn::Adam::default().build(&vs, self.params.lr_ae)?;
+        let mut opt = Adam::new(&vs, self.params.lr_ae, 0.0);
+        let epochs = self.params.epochs_ae as usize;
+        let done = match &resume {
+            Some(state) => restore(state, &vs, &mut opt, epochs)?,
+            None => 0,
+        };
         let weights = LossWeights { cluster: 0.0, alpha: self.params.alpha_ae, beta: 0.0, gamma: self.params.gamma_ae };
         let terms = |batch: &Batch, train: bool| {
             let z = ae.encode(batch, train);
@@ -215,9 +322,9 @@ impl<'a> Trainer<'a> {
             let zero = recon.zeros_like();
             LossTerms { cluster: zero.shallow_clone(), supervised: zero, disentangle: losses::disentangle(&z), recon }
         };
-        let epochs = self.params.epochs_ae as usize;
         let started = Instant::now();
-        for epoch in 1..=epochs {
+        for epoch in done + 1..=epochs {
+            self.seed_epoch(stage, epoch);
             let train_loss = self.train_epoch(&self.data.train, &mut opt, |b, _| terms(b, true).total(weights))?;
             let val_loss = self.evaluate_loss(&self.data.val, |b| terms(b, false).total(weights));
             let record = EpochRecord {
@@ -229,7 +336,12 @@ impl<'a> Trainer<'a> {
                 val_accuracy: None,
                 elapsed_s: started.elapsed().as_secs_f64(),
             };
-            self.after_epoch(&record, progress)?;
+            self.after_epoch(session, record, || StageSnapshot {
+                weights: Checkpoint::of(&vs),
+                optimizer: opt.state(),
+                best: None,
+                target: None,
+            })?;
         }
         Ok((Checkpoint::of(&vs), epochs))
     }
@@ -237,30 +349,69 @@ impl<'a> Trainer<'a> {
     /// Semi-supervised DEC (equation 8), starting from the AE checkpoint: centroids from k-means
     /// on the latent codes, the target P recomputed over all training rows every `p_update`
     /// epochs. Returns the final weights (encoders, fusion, decoders, centroids) and epochs run.
-    pub fn cluster(&self, ae_checkpoint: &Checkpoint, progress: Progress) -> Result<(Checkpoint, usize), TrainError> {
+    /// `ae_checkpoint` may be `None` only when the session resumes in this stage.
+    pub fn cluster(
+        &self,
+        ae_checkpoint: Option<&Checkpoint>,
+        session: &mut Session,
+    ) -> Result<(Checkpoint, usize), TrainError> {
         let stage = Stage::Dec;
         self.seed_stage(stage);
         if self.data.train.labeled.any().int64_value(&[]) == 0 && self.params.beta > 0.0 {
             return Err(TrainError::NoLabeledRows { stage, part: "training" });
         }
         let p = self.params;
+        let resume = session.take_resume(stage);
         let vs = VarStore::new(self.device);
         let ae = Autoencoder::new(vs.root(), &self.config);
-        ae_checkpoint.load_into(&vs, &["encoders.", "fusion.", "decoders."])?;
-
-        // Centroids from k-means on the pretrained latent space; each cluster stands for the
-        // class most of its labeled members carry.
-        let z_all = self.latent_codes(&ae, &self.data.train);
-        let (init, assign) = kmeans(&z_all, p.n_clusters, KMEANS_RESTARTS, KMEANS_MAX_ITER);
-        let labels = Vec::<f32>::try_from(self.data.train.y.to_device(Device::Cpu)).expect("float labels");
-        let labeled = Vec::<bool>::try_from(self.data.train.labeled.to_device(Device::Cpu)).expect("bool mask");
-        let map: Vec<f32> = clusters_to_classes(&assign, &labels, &labeled, p.n_clusters as usize).concat();
         let dec_root = vs.root() / "dec";
-        let centroids = dec_root.var_copy("centroids", &init);
-        let mut cluster_to_class = dec_root.zeros_no_train("cluster_to_class", &[p.n_clusters, 2]);
-        tch::no_grad(|| cluster_to_class.copy_(&Tensor::from_slice(&map).view([p.n_clusters, 2])));
+        let (centroids, cluster_to_class) = match (&resume, ae_checkpoint) {
+            // The resumed state holds the centroids and the cluster map.
+            (Some(_), _) => (
+                dec_root.zeros("centroids", &[p.n_clusters, p.latent_dim]),
+                dec_root.zeros_no_train("cluster_to_class", &[p.n_clusters, 2]),
+            ),
+            (None, Some(ae_checkpoint)) => {
+                ae_checkpoint.load_into(&vs, &["encoders.", "fusion.", "decoders."])?;
+                // Centroids from k-means on the pretrained latent space; each cluster stands for
+                // the class most of its labeled members carry.
+                let z_all = self.latent_codes(&ae, &self.data.train);
+                let (init, assign) = kmeans(&z_all, p.n_clusters, KMEANS_RESTARTS, KMEANS_MAX_ITER);
+                let labels = Vec::<f32>::try_from(self.data.train.y.to_device(Device::Cpu)).expect("float labels");
+                let labeled = Vec::<bool>::try_from(self.data.train.labeled.to_device(Device::Cpu)).expect("bool mask");
+                let map: Vec<f32> = clusters_to_classes(&assign, &labels, &labeled, p.n_clusters as usize).concat();
+                let centroids = dec_root.var_copy("centroids", &init);
+                let mut cluster_to_class = dec_root.zeros_no_train("cluster_to_class", &[p.n_clusters, 2]);
+                tch::no_grad(|| cluster_to_class.copy_(&Tensor::from_slice(&map).view([p.n_clusters, 2])));
+                (centroids, cluster_to_class)
+            }
+            (None, None) => {
+                return Err(TrainError::Resume("the DEC stage needs the AE checkpoint or a state to resume".into()))
+            }
+        };
 
-        let mut opt = nn::Adam::default().build(&vs, p.lr_dec)?;
+        let mut opt = Adam::new(&vs, p.lr_dec, 0.0);
+        let epochs = p.epochs_dec as usize;
+        let mut target = Tensor::zeros([0], (Kind::Float, self.device));
+        let done = match resume {
+            Some(state) => {
+                let done = restore(&state, &vs, &mut opt, epochs)?;
+                let n = self.data.train.len();
+                match state.target {
+                    Some(t) if t.size() == [n, p.n_clusters] => target = t.to_device(self.device),
+                    Some(t) => {
+                        return Err(TrainError::Resume(format!(
+                            "DEC target distribution has shape {:?}, expected [{n}, {}]",
+                            t.size(),
+                            p.n_clusters
+                        )))
+                    }
+                    None => return Err(TrainError::Resume("a DEC state lacks the target distribution".into())),
+                }
+                done
+            }
+            None => 0,
+        };
         let weights = LossWeights { cluster: p.cluster_weight, alpha: p.alpha, beta: p.beta, gamma: p.gamma };
         let terms = |batch: &Batch, target: &Tensor, train: bool| {
             let z = ae.encode(batch, train);
@@ -277,10 +428,9 @@ impl<'a> Trainer<'a> {
             }
         };
         let val_labeled = self.data.val.labeled_rows();
-        let epochs = p.epochs_dec as usize;
         let started = Instant::now();
-        let mut target = Tensor::zeros([0], (Kind::Float, self.device));
-        for epoch in 1..=epochs {
+        for epoch in done + 1..=epochs {
+            self.seed_epoch(stage, epoch);
             if (epoch - 1) % p.p_update as usize == 0 {
                 target = self.target_distribution(&ae, &centroids, &self.data.train);
             }
@@ -312,7 +462,12 @@ impl<'a> Trainer<'a> {
                 val_accuracy,
                 elapsed_s: started.elapsed().as_secs_f64(),
             };
-            self.after_epoch(&record, progress)?;
+            self.after_epoch(session, record, || StageSnapshot {
+                weights: Checkpoint::of(&vs),
+                optimizer: opt.state(),
+                best: None,
+                target: Some(target.to_device(Device::Cpu).copy()),
+            })?;
         }
         Ok((Checkpoint::of(&vs), epochs))
     }
@@ -322,14 +477,15 @@ impl<'a> Trainer<'a> {
     pub fn train_classifier(
         &self,
         init: Option<&Checkpoint>,
-        progress: Progress,
+        session: &mut Session,
     ) -> Result<PipelineOutcome, TrainError> {
         let stage = Stage::Finetune;
         self.seed_stage(stage);
         let p = self.params;
+        let resume = session.take_resume(stage);
         let vs = VarStore::new(self.device);
         let model = Classifier::new(vs.root(), &self.config);
-        if let Some(ckpt) = init {
+        if let (Some(ckpt), None) = (init, &resume) {
             ckpt.load_into(&vs, &["encoders."])?;
         }
         let train = self.data.train.labeled_rows();
@@ -340,11 +496,26 @@ impl<'a> Trainer<'a> {
         if val.is_empty() {
             return Err(TrainError::NoLabeledRows { stage, part: "validation" });
         }
-        let mut opt = nn::Adam { wd: p.weight_decay, ..Default::default() }.build(&vs, p.lr_ft)?;
+        let mut opt = Adam::new(&vs, p.lr_ft, p.weight_decay);
         let epochs = p.epochs_ft as usize;
+        let mut best: Option<BestSoFar> = None;
+        let done = match resume {
+            Some(state) => {
+                let done = restore(&state, &vs, &mut opt, epochs)?;
+                match state.best {
+                    Some(b) if b.epoch <= done => {
+                        check_weights(&b.weights, &vs).map_err(|e| TrainError::Resume(format!("best epoch: {e}")))?;
+                        best = Some(b);
+                    }
+                    _ => return Err(TrainError::Resume("a classifier state lacks a valid best epoch".into())),
+                }
+                done
+            }
+            None => 0,
+        };
         let started = Instant::now();
-        let mut best: Option<(f64, f64, usize, Checkpoint)> = None;
-        for epoch in 1..=epochs {
+        for epoch in done + 1..=epochs {
+            self.seed_epoch(stage, epoch);
             let train_loss =
                 self.train_epoch(&train, &mut opt, |b, _| losses::bce_with_logits(&model.forward(b, true), &b.y))?;
             let eval = evaluate_classifier(&model, &val);
@@ -357,15 +528,30 @@ impl<'a> Trainer<'a> {
                 val_accuracy: Some(eval.metrics.accuracy),
                 elapsed_s: started.elapsed().as_secs_f64(),
             };
-            let better = best.as_ref().is_none_or(|(acc, loss, _, _)| {
-                eval.metrics.accuracy > *acc || (eval.metrics.accuracy == *acc && eval.loss < *loss)
+            let better = best.as_ref().is_none_or(|b| {
+                eval.metrics.accuracy > b.accuracy || (eval.metrics.accuracy == b.accuracy && eval.loss < b.loss)
             });
             if better {
-                best = Some((eval.metrics.accuracy, eval.loss, epoch, Checkpoint::of(&vs)));
+                best = Some(BestSoFar {
+                    accuracy: eval.metrics.accuracy,
+                    loss: eval.loss,
+                    epoch,
+                    weights: Checkpoint::of(&vs),
+                });
             }
-            self.after_epoch(&record, progress)?;
+            self.after_epoch(session, record, || StageSnapshot {
+                weights: Checkpoint::of(&vs),
+                optimizer: opt.state(),
+                best: best.as_ref().map(|b| BestSoFar {
+                    accuracy: b.accuracy,
+                    loss: b.loss,
+                    epoch: b.epoch,
+                    weights: b.weights.shallow_clone(),
+                }),
+                target: None,
+            })?;
         }
-        let (_, _, best_epoch, checkpoint) = best.expect("at least one epoch");
+        let BestSoFar { epoch: best_epoch, weights: checkpoint, .. } = best.expect("at least one epoch");
         checkpoint.load_into(&vs, &[""])?;
         let param_count = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         Ok(PipelineOutcome {
@@ -384,7 +570,7 @@ impl<'a> Trainer<'a> {
     fn train_epoch(
         &self,
         data: &Batch,
-        opt: &mut nn::Optimizer,
+        opt: &mut Adam,
         loss: impl Fn(&Batch, &Tensor) -> Tensor,
     ) -> Result<f64, TrainError> {
         let mut sum = Tensor::zeros([], (Kind::Double, self.device));
@@ -434,8 +620,14 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Checks for divergence, then lets the callback continue or stop the stage.
-    fn after_epoch(&self, record: &EpochRecord, progress: Progress) -> Result<(), TrainError> {
+    /// Checks for divergence, records the epoch and lets the observer decide: go on, stop, or
+    /// take the trial's state (built by `snapshot` only then) and go on or suspend.
+    fn after_epoch(
+        &self,
+        session: &mut Session,
+        record: EpochRecord,
+        snapshot: impl FnOnce() -> StageSnapshot,
+    ) -> Result<(), TrainError> {
         for (what, value) in [("training loss", record.train_loss), ("validation loss", record.val_loss)] {
             // An empty validation set yields NaN by construction; only a real loss can diverge.
             let no_validation = what == "validation loss" && value.is_nan() && self.data.val.is_empty();
@@ -443,10 +635,87 @@ impl<'a> Trainer<'a> {
                 return Err(TrainError::Diverged { stage: record.stage, epoch: record.epoch, what, value });
             }
         }
-        match progress(record) {
+        let control = session.observer.epoch(&record);
+        let (stage, epoch) = (record.stage, record.epoch);
+        session.curves.push(record);
+        match control {
             Control::Continue => Ok(()),
-            Control::Stop => Err(TrainError::Stopped { stage: record.stage, epoch: record.epoch }),
+            Control::Stop => Err(TrainError::Stopped { stage, epoch }),
+            Control::Checkpoint | Control::Suspend => {
+                let StageSnapshot { weights, optimizer, best, target } = snapshot();
+                let state = TrialState {
+                    stage,
+                    epoch,
+                    weights,
+                    optimizer,
+                    best,
+                    target,
+                    curves: session.curves.clone(),
+                    finished_stages: session.stages.clone(),
+                    resumes: session.resumes,
+                };
+                session.observer.checkpoint(&state);
+                match control {
+                    Control::Suspend => Err(TrainError::Suspended { stage, epoch }),
+                    _ => Ok(()),
+                }
+            }
         }
+    }
+}
+
+/// Puts a resumed state's weights and optimiser state into a freshly built stage; returns the
+/// epochs already done.
+fn restore(state: &TrialState, vs: &VarStore, opt: &mut Adam, epochs: usize) -> Result<usize, TrainError> {
+    if state.epoch > epochs {
+        return Err(TrainError::Resume(format!(
+            "the state is after epoch {} of stage {}, which has {epochs}",
+            state.epoch, state.stage
+        )));
+    }
+    check_weights(&state.weights, vs).map_err(TrainError::Resume)?;
+    state.weights.load_into(vs, &[""])?;
+    opt.load_state(&state.optimizer).map_err(|e| TrainError::Resume(e.to_string()))?;
+    Ok(state.epoch)
+}
+
+/// Whether `weights` names exactly the variables of `vs`, each with its shape.
+fn check_weights(weights: &Checkpoint, vs: &VarStore) -> Result<(), String> {
+    let vars = vs.variables();
+    if let Some((name, _)) = weights.tensors.iter().find(|(name, _)| !vars.contains_key(name)) {
+        return Err(format!("variable `{name}` is not in the stage's network"));
+    }
+    for (name, var) in &vars {
+        match weights.get(name) {
+            None => return Err(format!("variable `{name}` is missing")),
+            Some(t) if t.size() != var.size() => {
+                return Err(format!("variable `{name}` has shape {:?}, the network's is {:?}", t.size(), var.size()))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Mixes the trial seed, a stage's salt and an epoch into one torch seed (SplitMix64's
+/// finaliser, so nearby inputs give unrelated seeds).
+fn mix_seed(seed: u64, salt: u64, epoch: u64) -> i64 {
+    let mut z = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(salt.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        .wrapping_add(epoch.wrapping_mul(0x94D0_49BB_1331_11EB));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 1) as i64
+}
+
+fn stage_salt(stage: Stage) -> u64 {
+    match stage {
+        Stage::Data => 0,
+        Stage::Ae => 1,
+        Stage::Dec => 2,
+        Stage::Finetune => 3,
     }
 }
 

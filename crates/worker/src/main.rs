@@ -2,11 +2,13 @@
 //! coordinator (`decsweep-worker --coordinator URL`) or one at a time (`decsweep-worker train`).
 //!
 //! Exit status: 0 success, 1 failure (e.g. divergence), 2 bad input (unknown parameter,
-//! invalid dataset, empty labeled set, ...).
+//! invalid dataset, empty labeled set, ...), 75 (`EX_TEMPFAIL`) `train` interrupted by SIGTERM
+//! with its state saved to `--checkpoint` (run the same command again to resume).
 
 mod agent;
 mod bench;
 mod cache;
+mod checkpoint;
 mod device;
 mod trial;
 
@@ -89,7 +91,29 @@ pub struct TrainArgs {
     /// stdin closing) stops the trial; metrics.json then says `"status": "pruned"`.
     #[arg(long)]
     supervised: bool,
+    /// Trial checkpoint file: the trial's resumable state (weights, optimiser, curves, ...) is
+    /// saved there at epoch boundaries, and a run that finds a valid one for the same trial
+    /// (dataset, pipeline, parameters, seed) resumes from it with the same results as a run that
+    /// never stopped. An invalid one (corrupt, truncated, another trial's) is logged and
+    /// discarded. With it, SIGTERM saves the state at the end of the epoch in progress and exits
+    /// with status 75.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// With --checkpoint: also save at the first epoch boundary after this many seconds of
+    /// training since the last save (never more than once an epoch; 0: every epoch).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = parse_seconds)]
+    checkpoint_every: f64,
 }
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("`{s}` is not a number of seconds ≥ 0")),
+    }
+}
+
+/// Exit status of `train` when SIGTERM interrupted it and its state is saved (`EX_TEMPFAIL`).
+pub const EXIT_INTERRUPTED: u8 = 75;
 
 fn parse_pipeline(s: &str) -> Result<Pipeline, String> {
     s.parse()
@@ -99,6 +123,8 @@ fn parse_pipeline(s: &str) -> Result<Pipeline, String> {
 pub enum Failure {
     BadInput(anyhow::Error),
     Failed(anyhow::Error),
+    /// Stopped by SIGTERM after saving a checkpoint to resume from.
+    Interrupted(anyhow::Error),
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
@@ -135,6 +161,10 @@ fn main() -> ExitCode {
         Err(Failure::Failed(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
+        }
+        Err(Failure::Interrupted(e)) => {
+            eprintln!("interrupted: {e:#}");
+            ExitCode::from(EXIT_INTERRUPTED)
         }
     }
 }

@@ -3,22 +3,24 @@
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use decsweep_api::{Params, Stage};
 use decsweep_data::{PrepConfig, Prepared};
 use decsweep_model::train::Evaluation;
 use decsweep_model::{
-    Control, EpochRecord, ModelConfig, NoCache, PipelineOutcome, StageCache, TrainError, TrainSet, Trainer,
+    Control, EpochRecord, ModelConfig, NoCache, Observer, PipelineOutcome, Session, StageCache, TrainError, TrainSet,
+    Trainer, TrialState,
 };
 use serde_json::json;
 
 use crate::cache::DirCache;
-use crate::{device, Failure, TrainArgs};
+use crate::{checkpoint, device, Failure, TrainArgs};
 
-/// Runs the trial; on failure also leaves `error.json` (`kind`: bad_input, diverged or error,
-/// and the message) in the output directory for the agent.
+/// Runs the trial; on failure also leaves `error.json` (`kind`: bad_input, diverged, error, or
+/// interrupted (SIGTERM with the state saved), and the message) in the output directory for the
+/// agent.
 pub fn train(args: TrainArgs) -> Result<(), Failure> {
     let out = args.out.clone();
     let result = run(args);
@@ -31,6 +33,7 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
                 ("diverged", e)
             }
             Failure::Failed(e) => ("error", e),
+            Failure::Interrupted(e) => ("interrupted", e),
         };
         let body = json!({ "kind": kind, "message": format!("{e:#}") });
         if fs::create_dir_all(&out).is_ok() {
@@ -50,6 +53,12 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
     if let Some(n) = args.threads {
         tch::set_num_threads(n);
     }
+    // Before the (possibly long) data preparation, so a SIGTERM during it still saves at the
+    // end of the first epoch rather than kill the process.
+    let sigterm = match &args.checkpoint {
+        Some(_) => Some(checkpoint::watch_sigterm()?),
+        None => None,
+    };
 
     let dataset = decsweep_data::load(&args.data).map_err(|e| Failure::BadInput(e.into()))?;
     let dataset_hash = decsweep_data::content_hash(&args.data).map_err(|e| Failure::BadInput(e.into()))?;
@@ -68,20 +77,18 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
         data: &data,
     };
 
-    let mut curves = CurvesWriter::create(&args.out.join("curves.csv"))?;
-    let started = Instant::now();
-    let mut last_epoch: Option<EpochRecord> = None;
-    let supervised = args.supervised;
-    let mut progress = |r: &EpochRecord| {
-        curves.append(r);
-        eprintln!("{}", progress_line(r));
-        last_epoch = Some(r.clone());
-        if supervised {
-            supervisor_says(r)
-        } else {
-            Control::Continue
-        }
+    let saver = match (&args.checkpoint, sigterm) {
+        (Some(path), Some(sigterm)) => Some(checkpoint::Saver::new(
+            path,
+            checkpoint::trial_identity(&dataset_hash, args.pipeline, &params, args.seed),
+            Duration::from_secs_f64(args.checkpoint_every),
+            sigterm,
+            args.supervised,
+        )),
+        _ => None,
     };
+    let mut resume = saver.as_ref().and_then(checkpoint::Saver::load);
+    let started = Instant::now();
     let mut dir_cache = match &args.cache {
         Some(dir) => Some(
             DirCache::new(dir, &dataset_hash, &params, args.pipeline, args.seed)
@@ -89,18 +96,55 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let cache: &mut dyn StageCache = match dir_cache.as_mut() {
-        Some(c) => c,
-        None => &mut NoCache,
+    let mut observer = TrialObserver {
+        curves: CurvesWriter::create(&args.out.join("curves.csv"))?,
+        last_epoch: None,
+        supervised: args.supervised,
+        saver,
     };
-    let result = trainer.run(args.pipeline, cache, &mut progress);
+    let (result, resumed) = loop {
+        let resumed = resume.as_ref().map(|s| (s.stage, s.epoch, s.resumes + 1));
+        let mut session = match resume.take() {
+            Some(state) => {
+                eprintln!("resuming after epoch {} of stage {} from {}", state.epoch, state.stage, saver_path(&args));
+                for record in &state.curves {
+                    observer.curves.append(record);
+                }
+                Session::resuming(&mut observer, state)
+            }
+            None => Session::new(&mut observer),
+        };
+        let cache: &mut dyn StageCache = match dir_cache.as_mut() {
+            Some(c) => c,
+            None => &mut NoCache,
+        };
+        let result = trainer.run(args.pipeline, cache, &mut session);
+        drop(session);
+        match result {
+            // The state did not fit (nothing was trained): discard it and start afresh.
+            Err(TrainError::Resume(problem)) if resumed.is_some() => {
+                tracing::warn!(checkpoint = %saver_path(&args), %problem, "discarding the trial checkpoint; starting from scratch");
+                if let Some(saver) = &observer.saver {
+                    saver.discard();
+                }
+                observer.curves = CurvesWriter::create(&args.out.join("curves.csv"))?;
+                observer.last_epoch = None;
+            }
+            result => break (result, resumed),
+        }
+    };
     let reuses = dir_cache.map_or(0, |c| c.reuses);
+    let TrialObserver { curves, last_epoch, saver, .. } = observer;
     curves.finish()?;
+    let resume_json = json!({
+        "resumes": resumed.map_or(0, |(_, _, n)| n),
+        "resumed_from": resumed.map(|(stage, epoch, _)| json!({ "stage": stage, "epoch": epoch })),
+    });
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(TrainError::Stopped { stage, epoch }) => {
             let last = last_epoch.expect("a stage stops only after an epoch");
-            let metrics = json!({
+            let mut metrics = json!({
                 "status": "pruned",
                 "pruned_stage": stage,
                 "pruned_epoch": epoch,
@@ -109,16 +153,32 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
                 "cache_reuses": reuses,
                 "wall_s": started.elapsed().as_secs_f64(),
             });
+            merge(&mut metrics, &resume_json);
             write_atomically(&args.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+            // Pruning is final: nothing will resume the trial.
+            if let Some(saver) = &saver {
+                saver.discard();
+            }
             eprintln!("stopped in stage {stage} at epoch {epoch} on request");
             return Ok(());
+        }
+        Err(TrainError::Suspended { stage, epoch }) => {
+            let path = saver_path(&args);
+            return match saver.is_some_and(|s| s.saved_at() == Some((stage, epoch))) {
+                true => Err(Failure::Interrupted(anyhow!(
+                    "SIGTERM: the state after epoch {epoch} of stage {stage} is saved in {path}; run again to resume"
+                ))),
+                false => Err(Failure::Failed(anyhow!(
+                    "SIGTERM: stopped after epoch {epoch} of stage {stage}, but the state could not be saved to {path}"
+                ))),
+            };
         }
         Err(e @ TrainError::NoLabeledRows { .. }) => return Err(Failure::BadInput(e.into())),
         Err(e) => return Err(Failure::Failed(e.into())),
     };
 
     outcome.classifier.save(&args.out.join("classifier.safetensors"))?;
-    let metrics = metrics_json(
+    let mut metrics = metrics_json(
         &args,
         &params,
         &dataset_hash,
@@ -128,7 +188,12 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
         reuses,
         started.elapsed().as_secs_f64(),
     );
+    merge(&mut metrics, &resume_json);
     write_atomically(&args.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    // The trial is complete: its state is of no further use.
+    if let Some(saver) = &saver {
+        saver.discard();
+    }
     eprintln!(
         "done: accuracy {:.4}  f1_weighted {:.4}  f1_macro {:.4}  loss {:.4}  (best epoch {}, {} parameters) → {}",
         outcome.val.metrics.accuracy,
@@ -140,6 +205,57 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
         args.out.display()
     );
     Ok(())
+}
+
+fn saver_path(args: &TrainArgs) -> String {
+    args.checkpoint.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+/// Adds the keys of `extra` (an object) to `metrics` (an object).
+fn merge(metrics: &mut serde_json::Value, extra: &serde_json::Value) {
+    if let (Some(m), Some(e)) = (metrics.as_object_mut(), extra.as_object()) {
+        m.extend(e.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
+/// Writes every epoch to curves.csv and stderr, relays it to the supervisor, and asks for the
+/// trial's state at the checkpoint interval or after SIGTERM.
+struct TrialObserver {
+    curves: CurvesWriter,
+    last_epoch: Option<EpochRecord>,
+    supervised: bool,
+    saver: Option<checkpoint::Saver>,
+}
+
+impl Observer for TrialObserver {
+    fn epoch(&mut self, r: &EpochRecord) -> Control {
+        self.curves.append(r);
+        eprintln!("{}", progress_line(r));
+        self.last_epoch = Some(r.clone());
+        let answer = if self.supervised { supervisor_says(r) } else { Answer::Continue };
+        let Some(saver) = &self.saver else {
+            return match answer {
+                Answer::Continue => Control::Continue,
+                Answer::Prune | Answer::Stop => Control::Stop,
+            };
+        };
+        match answer {
+            Answer::Prune => Control::Stop,
+            // A supervisor that stops the trial after a SIGTERM (its own shutdown) gets the
+            // state saved too; otherwise stopping is final.
+            Answer::Stop if saver.sigterm() => Control::Suspend,
+            Answer::Stop => Control::Stop,
+            Answer::Continue if saver.sigterm() => Control::Suspend,
+            Answer::Continue if saver.due() => Control::Checkpoint,
+            Answer::Continue => Control::Continue,
+        }
+    }
+
+    fn checkpoint(&mut self, state: &TrialState) {
+        if let Some(saver) = &mut self.saver {
+            saver.save(state);
+        }
+    }
 }
 
 fn log_split(p: &Prepared) {
@@ -169,9 +285,18 @@ fn progress_line(r: &EpochRecord) -> String {
     )
 }
 
+/// What the supervisor answered to an epoch.
+enum Answer {
+    Continue,
+    /// `prune`: the pruner stopped the trial.
+    Prune,
+    /// Anything else, or stdin closed: the supervisor stops the trial or is gone.
+    Stop,
+}
+
 /// Supervised mode: the epoch as a JSON line on stdout, then the supervisor's answer from stdin.
 /// A closed stdin means the supervisor is gone, and the trial stops rather than run unowned.
-fn supervisor_says(r: &EpochRecord) -> Control {
+fn supervisor_says(r: &EpochRecord) -> Answer {
     let epoch = decsweep_api::wire::EpochProgress {
         stage: r.stage,
         epoch: r.epoch as u32,
@@ -183,12 +308,13 @@ fn supervisor_says(r: &EpochRecord) -> Control {
     let mut stdout = std::io::stdout().lock();
     let line = serde_json::to_string(&epoch).expect("epoch serialises");
     if writeln!(stdout, "{line}").and_then(|_| stdout.flush()).is_err() {
-        return Control::Stop;
+        return Answer::Stop;
     }
     let mut answer = String::new();
     match std::io::stdin().read_line(&mut answer) {
-        Ok(n) if n > 0 && answer.trim() == "continue" => Control::Continue,
-        _ => Control::Stop,
+        Ok(n) if n > 0 && answer.trim() == "continue" => Answer::Continue,
+        Ok(n) if n > 0 && answer.trim() == "prune" => Answer::Prune,
+        _ => Answer::Stop,
     }
 }
 
