@@ -10,14 +10,13 @@
 //! `cargo run --release -p decsweep-dashboard --example bench_dashboard -- [--trials N] [--epochs E]`
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use decsweep_api::wire::CreateStudy;
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 use serde_json::json;
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -141,6 +140,5 @@ async fn main() -> anyhow::Result<()> {
     println!("| rendered in headless Chromium (median of {runs}) | {:.0} ms | < 2 s |", median(rendered));
     println!("| live update after one more trial completes | {} bytes | < 10 KB |", update.len());
     println!("| an empty poll (median of {runs}) | {:.1} ms | |", median(quiet_ms));
-    let _ = Duration::ZERO;
     Ok(())
 }

@@ -29,10 +29,13 @@ const MAX_CURVE_TRIALS: u64 = 100;
 /// While trials run, a cached fragment is redrawn at most this often.
 const REFRESH: Duration = Duration::from_secs(3);
 
-/// Rendered fragments by study, with the counts they were drawn at.
+/// A rendered fragment: the counts it was drawn at, when, and its HTML.
+type Entry = (String, Instant, Arc<String>);
+
+/// Rendered fragments by study.
 #[derive(Default)]
 pub(crate) struct Cache {
-    entries: Mutex<HashMap<String, (String, Instant, Arc<String>)>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 /// The fragment's HTML for `study`, from the cache when still current.
