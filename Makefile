@@ -18,7 +18,7 @@ export LIBTORCH = $(shell cat $(VENV)/libtorch-path 2>/dev/null)
 export DECSWEEP_PYTHON := $(VPY)
 CARGO ?= cargo
 
-.PHONY: build venv test demo bench-train bench-coordinator bench-search bench-prune clean-venv
+.PHONY: build venv test browser-deps demo bench-train bench-coordinator bench-search bench-prune bench-dashboard clean-venv
 
 venv: $(VENV_STAMP)
 
@@ -31,7 +31,14 @@ $(VENV_STAMP):
 build: $(VENV_STAMP)
 	$(CARGO) build --release --workspace --bins
 
-test: $(VENV_STAMP)
+# The dashboard's browser tests drive Debian's Chromium over WebDriver
+# (crates/dashboard/tests/browser.rs; the tests install it too when run alone).
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
+
+test: $(VENV_STAMP) browser-deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
@@ -50,6 +57,10 @@ bench-search: build
 # About 15 minutes on 2 cores: four runs of a 30-configuration `dec` sweep.
 bench-prune: build
 	./target/release/decsweep-bench-prune --workers 2
+
+# The dashboard over 100,000 finished trials × 30 epochs: first byte, render in Chromium, update size.
+bench-dashboard: $(VENV_STAMP) browser-deps
+	$(CARGO) run --release -p decsweep-dashboard --example bench_dashboard
 
 clean-venv:
 	rm -rf $(VENV)

@@ -151,6 +151,26 @@ pub struct LeaseRequest {
     pub worker: String,
     #[serde(default)]
     pub wait_ms: u64,
+    /// The worker process asking (one process runs several slots, each leasing under its own
+    /// `worker` name), for the dashboard's list of workers. Optional: older workers send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentInfo>,
+}
+
+/// Who a worker process is: sent with every lease request so the coordinator can list workers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// The process's name (its slots lease as `name/slot` when it has several).
+    pub name: String,
+    /// The machine's host name.
+    #[serde(default)]
+    pub host: String,
+    /// Trials the process runs at once.
+    #[serde(default)]
+    pub slots: u32,
+    /// The device its trials run on (`cpu`, `cuda:0`, ...; slots may differ, listed with `,`).
+    #[serde(default)]
+    pub device: String,
 }
 
 /// What a leased trial runs.

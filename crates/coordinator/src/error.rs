@@ -72,6 +72,11 @@ pub enum Error {
     #[error("missing or wrong bearer token")]
     Unauthorized,
 
+    /// Authenticated, but not allowed: a view-only login changing something, or a cross-site
+    /// request carrying the dashboard's session cookie.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+
     /// The store's writer thread is gone (the coordinator is shutting down).
     #[error("the store is shut down")]
     Closed,
@@ -87,6 +92,7 @@ impl Error {
         match self {
             Error::Spec { .. } | Error::BadRequest(_) => 400,
             Error::Unauthorized => 401,
+            Error::Forbidden(_) => 403,
             Error::StudyNotFound(_) | Error::TrialNotFound(_) | Error::LeaseNotFound(_) | Error::DatasetNotFound(_) => {
                 404
             }

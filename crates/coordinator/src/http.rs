@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::sessions::{same_origin, Access, Role};
 use crate::{openapi, Coordinator};
 
 /// An error answer: a status and an [`ApiError`] body.
@@ -154,29 +155,34 @@ pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str
     (router, list)
 }
 
-/// Compares without an early exit, so the time taken does not reveal how much matched.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
+/// Bearer token or dashboard session (see [`crate::sessions`]): a read token or a view-only
+/// session may only read; a request authenticated by its cookie, or any browser request that
+/// names an `Origin`, must come from this server's own origin to change anything.
 async fn require_token(State(c): State<Coordinator>, req: Request, next: Next) -> Response {
-    if let Some(token) = c.token() {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    let cross_site = !same_origin(req.method(), req.headers());
+    let refused = match c.sessions().access(req.headers()) {
+        Access::Open if cross_site && req.headers().contains_key(header::ORIGIN) => {
+            Some(Error::Forbidden("cross-site request refused: its Origin is not this server".into()))
+        }
+        Access::Open | Access::Bearer(Role::Full) => None,
+        Access::Bearer(Role::ReadOnly) | Access::Session(Role::ReadOnly) if !safe => {
+            Some(Error::Forbidden("this login is view-only".into()))
+        }
+        Access::Session(_) if cross_site => {
+            Some(Error::Forbidden("cross-site request refused: its Origin (or Referer) is not this server".into()))
+        }
+        Access::Bearer(Role::ReadOnly) | Access::Session(_) => None,
+        Access::Denied => {
             let mut response = HttpError::from(Error::Unauthorized).into_response();
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
+    };
+    match refused {
+        Some(e) => HttpError::from(e).into_response(),
+        None => next.run(req).await,
     }
-    next.run(req).await
 }
 
 async fn count_requests(State(c): State<Coordinator>, req: Request, next: Next) -> Response {
@@ -318,10 +324,9 @@ async fn dataset(State(c): State<Coordinator>, ApiPath(sha256): ApiPath<String>)
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn secrets_compare_whole() {
+        use crate::sessions::same_secret;
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"abcd"));

@@ -78,6 +78,8 @@
 //! non-loopback address without a bearer token ([`check_bind`]).
 
 mod adaptive;
+mod browse;
+mod changes;
 mod clock;
 mod dataset;
 mod error;
@@ -88,8 +90,10 @@ mod ops;
 mod pruner;
 mod read;
 mod schema;
+pub mod sessions;
 mod store;
 mod study;
+mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -105,12 +109,19 @@ use decsweep_api::wire::{
 use decsweep_search::Dataset;
 use tokio::sync::Notify;
 
+pub use browse::{
+    EpochValue, LeaseView, SortKey, StageProgress, StudyColumns, StudyOverview, SweptParam, TrialDetail, TrialPage,
+    TrialQuery, TrialRowView,
+};
+pub use changes::StudyChanges;
 pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
 pub use dataset::MAX_SYNTHETIC_N;
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
 pub use schema::SCHEMA_VERSION;
+pub use sessions::Sessions;
+pub use workers::WorkerInfo;
 
 use crate::metrics::bump;
 use crate::ops::{Expired, Inserted};
@@ -126,6 +137,9 @@ pub struct CoordinatorOptions {
     /// Bearer token required on `/v1/*`. Required by [`Coordinator::serve`] on a non-loopback
     /// address. An empty string counts as none.
     pub token: Option<String>,
+    /// A second token that may only read (`GET` on `/v1`, a view-only dashboard login).
+    /// Ignored without `token`.
+    pub read_token: Option<String>,
     /// How often overdue leases are expired in the background (they are also expired before
     /// every lease).
     pub expiry_interval: Duration,
@@ -146,6 +160,7 @@ impl Default for CoordinatorOptions {
             lease_ttl: Duration::from_secs(60),
             data_dir: None,
             token: None,
+            read_token: None,
             expiry_interval: Duration::from_secs(1),
             max_wait: Duration::from_secs(60),
             clock: Arc::new(SystemClock::new()),
@@ -181,6 +196,8 @@ struct Inner {
     store: Store,
     data_dir: PathBuf,
     token: Option<String>,
+    sessions: Sessions,
+    clock: Arc<dyn Clock>,
     ttl: Duration,
     expiry_interval: Duration,
     max_wait: Duration,
@@ -210,6 +227,8 @@ impl Coordinator {
             inner: Arc::new(Inner {
                 store,
                 data_dir,
+                sessions: Sessions::new(options.token.clone(), options.read_token.clone()),
+                clock: options.clock.clone(),
                 token: options.token.filter(|t| !t.is_empty()),
                 ttl: options.lease_ttl,
                 expiry_interval: options.expiry_interval.max(Duration::from_millis(10)),
@@ -239,6 +258,15 @@ impl Coordinator {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        self.serve_with(listener, axum::Router::new(), shutdown).await
+    }
+
+    /// [`Coordinator::serve`] with `extra` routes beside the API (the dashboard at `/`). `extra`
+    /// must not set a fallback: unknown paths get the API's JSON 404.
+    pub async fn serve_with<F>(&self, listener: tokio::net::TcpListener, extra: axum::Router, shutdown: F) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         use axum::serve::ListenerExt;
         let addr = listener.local_addr().map_err(|e| Error::io("listener", e))?;
         check_bind(addr, self.inner.token.as_deref())?;
@@ -254,7 +282,8 @@ impl Coordinator {
             }
         });
         tracing::info!(%addr, auth = self.inner.token.is_some(), "coordinator listening");
-        let served = axum::serve(listener, self.router()).with_graceful_shutdown(signal).await;
+        let app = self.router().merge(extra);
+        let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
         expiry.abort();
         served.map_err(|e| Error::io(addr.to_string(), e))
     }
@@ -296,6 +325,106 @@ impl Coordinator {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The tokens and the dashboard's browser sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    /// The newest change's cursor (see [`StudyChanges`]).
+    pub async fn change_cursor(&self) -> Result<i64> {
+        self.inner.store.read(changes::cursor).await
+    }
+
+    /// What changed in a study after `since`, among the trials `among`.
+    pub async fn study_changes(&self, study: &str, since: i64, among: Vec<i64>) -> Result<StudyChanges> {
+        let study = study.to_string();
+        self.inner
+            .store
+            .read(move |c| {
+                let id: i64 = c
+                    .query_row("SELECT id FROM studies WHERE name = ?1", [&study], |r| r.get(0))
+                    .map_err(|_| Error::StudyNotFound(study.clone()))?;
+                changes::study_changes(c, id, since, &among)
+            })
+            .await
+    }
+
+    /// Overviews of the studies changed after `since` (all of them when the cursor is stale or
+    /// `since` is `None`), and the cursor now.
+    pub async fn study_overviews(&self, since: Option<i64>) -> Result<(i64, Vec<StudyOverview>)> {
+        self.inner
+            .store
+            .read(move |c| {
+                let (cursor, only) = match since {
+                    Some(since) => changes::changed_studies(c, since)?,
+                    None => (changes::cursor(c)?, None),
+                };
+                let list = browse::overviews(c, only.as_deref())?;
+                Ok((cursor, list.into_iter().map(|(_, o)| o).collect()))
+            })
+            .await
+    }
+
+    /// One study's overview; `None` when there is no such study.
+    pub async fn study_overview(&self, name: &str) -> Result<Option<StudyOverview>> {
+        let name = name.to_string();
+        self.inner
+            .store
+            .read(move |c| {
+                let id: Option<i64> = rusqlite::OptionalExtension::optional(c.query_row(
+                    "SELECT id FROM studies WHERE name = ?1",
+                    [&name],
+                    |r| r.get(0),
+                ))?;
+                let Some(id) = id else { return Ok(None) };
+                Ok(browse::overviews(c, Some(&[id]))?.pop().map(|(_, o)| o))
+            })
+            .await
+    }
+
+    /// Whether a trial changed after `since`, and the cursor now.
+    pub async fn trial_changed(&self, trial_id: i64, since: i64) -> Result<(i64, bool)> {
+        self.inner.store.read(move |c| changes::trial_changed(c, trial_id, since)).await
+    }
+
+    /// One page of a study's trials, sorted and filtered in SQL.
+    pub async fn trial_page(&self, study: &str, query: TrialQuery) -> Result<TrialPage> {
+        let study = study.to_string();
+        self.inner.store.read(move |c| browse::trial_page(c, &study, &query)).await
+    }
+
+    /// The given trials as table rows.
+    pub async fn trial_rows(&self, ids: Vec<i64>) -> Result<Vec<TrialRowView>> {
+        self.inner.store.read(move |c| browse::trial_rows(c, &ids)).await
+    }
+
+    /// A study's swept parameters and metric names.
+    pub async fn study_columns(&self, study: &str) -> Result<StudyColumns> {
+        let study = study.to_string();
+        self.inner.store.read(move |c| browse::study_columns(c, &study)).await
+    }
+
+    /// A trial with its lease history.
+    pub async fn trial_detail(&self, trial_id: i64) -> Result<TrialDetail> {
+        self.inner.store.read(move |c| browse::trial_detail(c, trial_id)).await
+    }
+
+    /// Per-epoch validation accuracy of a study's latest `max_trials` trials.
+    pub async fn epoch_values(&self, study: &str, max_trials: u64) -> Result<Vec<EpochValue>> {
+        let study = study.to_string();
+        self.inner.store.read(move |c| browse::epoch_values(c, &study, max_trials)).await
+    }
+
+    /// Every worker process seen, most recently heard from first.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        self.inner.store.read(workers::list).await
+    }
+
+    /// The clock's now, in Unix milliseconds (what [`WorkerInfo::last_seen_ms`] is measured by).
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
     }
 
     /// Creates a study from a spec: validates it, stores its dataset by hash and inserts every
@@ -426,8 +555,15 @@ impl Coordinator {
             if self.inner.closing.load(Ordering::Acquire) {
                 return Ok(None);
             }
-            let worker = req.worker.clone();
-            let (lease, expired) = self.inner.store.write(move |ctx| ctx.lease(&worker)).await?;
+            let (worker, agent) = (req.worker.clone(), req.agent.clone());
+            let (lease, expired) = self
+                .inner
+                .store
+                .write(move |ctx| {
+                    workers::seen(&ctx.conn, &worker, agent.as_ref(), ctx.clock.now_ms())?;
+                    ctx.lease(&worker)
+                })
+                .await?;
             self.note_expired(&expired);
             if let Some(lease) = lease {
                 bump(&self.inner.metrics.leases_granted, 1);
@@ -447,14 +583,30 @@ impl Coordinator {
     /// Extends a lease by the TTL.
     pub async fn heartbeat(&self, lease_id: &str) -> Result<HeartbeatReply> {
         let id = lease_id.to_string();
-        let ttl_ms = self.inner.store.write(move |ctx| ctx.heartbeat(&id)).await?;
+        let ttl_ms = self
+            .inner
+            .store
+            .write(move |ctx| {
+                let ttl_ms = ctx.heartbeat(&id)?;
+                workers::seen_lease(&ctx.conn, &id, ctx.clock.now_ms())?;
+                Ok(ttl_ms)
+            })
+            .await?;
         Ok(HeartbeatReply { ttl_ms })
     }
 
     /// Records one epoch, extends the lease, and says whether to go on.
     pub async fn progress(&self, lease_id: &str, progress: EpochProgress) -> Result<ProgressReply> {
         let id = lease_id.to_string();
-        let action: ProgressAction = self.inner.store.write(move |ctx| ctx.progress(&id, &progress)).await?;
+        let action: ProgressAction = self
+            .inner
+            .store
+            .write(move |ctx| {
+                let action = ctx.progress(&id, &progress)?;
+                workers::seen_lease(&ctx.conn, &id, ctx.clock.now_ms())?;
+                Ok(action)
+            })
+            .await?;
         Ok(ProgressReply { action })
     }
 

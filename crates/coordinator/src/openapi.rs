@@ -191,7 +191,10 @@ pub fn document() -> Value {
             "train_loss": { "type": ["number", "null"] }, "val_loss": { "type": ["number", "null"] }, "val_accuracy": { "type": ["number", "null"] } } },
         "LeaseRequest": { "type": "object", "required": ["worker"], "properties": {
             "worker": { "type": "string", "description": "Unique to the worker process (host, pid, slot)." },
-            "wait_ms": { "type": "integer", "default": 0, "description": "Long-poll up to this long (capped by the server)." } } },
+            "wait_ms": { "type": "integer", "default": 0, "description": "Long-poll up to this long (capped by the server)." },
+            "agent": { "type": "object", "required": ["name"], "description": "The worker process asking, listed by the dashboard's /workers.",
+                "properties": { "name": { "type": "string" }, "host": { "type": "string" },
+                    "slots": { "type": "integer" }, "device": { "type": "string" } } } } },
         "TrialJob": { "oneOf": [
             { "type": "object", "required": ["kind", "pipeline", "params"], "properties": {
                 "kind": { "const": "model" }, "pipeline": { "type": "string", "enum": ["baseline", "dec"] },

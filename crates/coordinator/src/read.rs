@@ -126,7 +126,7 @@ pub(crate) fn studies(conn: &Connection) -> Result<Vec<StudyInfo>> {
 const TRIAL_COLUMNS: &str =
     "t.id, s.name, t.pipeline, t.params, t.seed, t.config_id, t.label, t.status, t.attempts, t.worker, t.error, t.metrics";
 
-fn trial_from_row(r: &Row<'_>) -> Result<TrialInfo> {
+pub(crate) fn trial_from_row(r: &Row<'_>) -> Result<TrialInfo> {
     let id: i64 = r.get(0)?;
     let params: String = r.get(3)?;
     let params: BTreeMap<String, ParamValue> = serde_json::from_str(&params)

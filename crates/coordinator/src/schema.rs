@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migration `i` brings a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -113,6 +113,48 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE studies ADD COLUMN adaptive INTEGER NOT NULL DEFAULT 0;
     -- JSON of the sampled point a trial was planned from (adaptive studies only).
     ALTER TABLE trials ADD COLUMN point TEXT;
+    "#,
+    // 2 → 3: the dashboard's change log and the workers it lists.
+    r#"
+    -- Every change to a trial (a new trial, a status or lease change, a reported epoch) as one
+    -- row; `seq` is the change cursor a dashboard page polls with (crates/coordinator/src/changes.rs).
+    -- Written by triggers, so every write path (present and future) is covered without code.
+    CREATE TABLE changes (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        study_id  INTEGER NOT NULL,
+        trial_id  INTEGER NOT NULL
+    );
+    CREATE INDEX changes_study ON changes(study_id, seq);
+    CREATE TRIGGER changes_trial_inserted AFTER INSERT ON trials BEGIN
+        INSERT INTO changes (study_id, trial_id) VALUES (NEW.study_id, NEW.id);
+    END;
+    CREATE TRIGGER changes_trial_updated AFTER UPDATE ON trials BEGIN
+        INSERT INTO changes (study_id, trial_id) VALUES (NEW.study_id, NEW.id);
+    END;
+    CREATE TRIGGER changes_curve_inserted AFTER INSERT ON curves BEGIN
+        INSERT INTO changes (study_id, trial_id) SELECT study_id, id FROM trials WHERE id = NEW.trial_id;
+    END;
+    -- The log keeps the last 100,000 changes: every 1,000th insert drops the older ones, so the
+    -- cost is amortised. A page whose cursor fell off the log reloads.
+    CREATE TRIGGER changes_trimmed AFTER INSERT ON changes WHEN NEW.seq % 1000 = 0 BEGIN
+        DELETE FROM changes WHERE seq <= NEW.seq - 100000;
+    END;
+
+    -- Worker processes seen by lease requests (crates/coordinator/src/workers.rs).
+    CREATE TABLE workers (
+        name           TEXT PRIMARY KEY,
+        host           TEXT NOT NULL DEFAULT '',
+        slots          INTEGER NOT NULL DEFAULT 0,
+        device         TEXT NOT NULL DEFAULT '',
+        first_seen_ms  INTEGER NOT NULL,
+        last_seen_ms   INTEGER NOT NULL
+    );
+    -- The `worker` name each slot leases under, and the process it belongs to.
+    CREATE TABLE worker_slots (
+        slot    TEXT PRIMARY KEY,
+        agent   TEXT NOT NULL REFERENCES workers(name)
+    ) WITHOUT ROWID;
+    CREATE INDEX worker_slots_agent ON worker_slots(agent);
     "#,
 ];
 

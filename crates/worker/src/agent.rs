@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use decsweep_api::wire::{
-    CompleteTrial, EpochProgress, FailTrial, Lease, LeaseRequest, ProgressAction, ProgressReply, PruneTrial,
+    AgentInfo, CompleteTrial, EpochProgress, FailTrial, Lease, LeaseRequest, ProgressAction, ProgressReply, PruneTrial,
     ReturnTrial, TrialJob,
 };
 use decsweep_api::Stage;
@@ -94,6 +94,16 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let base_name = args.name.clone().unwrap_or_else(default_name);
     let client = Client::new(&url, args.token.clone())?;
     let dataset_lock = Arc::new(Mutex::new(()));
+    let slots = args.slots.max(1);
+    let mut devices: Vec<String> = (0..slots).map(|slot| slot_device(&args.device, slot)).collect();
+    devices.dedup();
+    // Sent with every lease request, so the coordinator can list this process on /workers.
+    let agent = AgentInfo {
+        name: base_name.clone(),
+        host: host_name(),
+        slots: u32::try_from(slots).unwrap_or(u32::MAX),
+        device: devices.join(","),
+    };
     tracing::info!(coordinator = %url, slots = args.slots, threads, home = %home.display(), "agent started");
 
     let handles: Vec<_> = (0..args.slots.max(1))
@@ -107,6 +117,7 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
                 stop: Arc::clone(&stop),
                 exit_when_idle: args.exit_when_idle,
                 dataset_lock: Arc::clone(&dataset_lock),
+                agent: agent.clone(),
             };
             thread::spawn(move || slot_ctx.run())
         })
@@ -130,8 +141,12 @@ fn default_home() -> PathBuf {
     std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache/decsweep")
 }
 
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
 fn default_name() -> String {
-    let host = fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = host_name();
     format!("{}-{}", if host.is_empty() { "worker" } else { &host }, std::process::id())
 }
 
@@ -153,13 +168,15 @@ struct Slot {
     stop: Arc<AtomicBool>,
     exit_when_idle: bool,
     dataset_lock: Arc<Mutex<()>>,
+    agent: AgentInfo,
 }
 
 impl Slot {
     fn run(self) -> anyhow::Result<()> {
         let mut backoff = Duration::from_millis(200);
         while !self.stop.load(Ordering::Relaxed) {
-            let request = LeaseRequest { worker: self.name.clone(), wait_ms: LONG_POLL_MS };
+            let request =
+                LeaseRequest { worker: self.name.clone(), wait_ms: LONG_POLL_MS, agent: Some(self.agent.clone()) };
             match self.client.lease(&request) {
                 // The stop signal came while the request was out.
                 Ok(Some(lease)) if self.stop.load(Ordering::Relaxed) => {
@@ -713,6 +730,7 @@ mod tests {
             stop: Arc::clone(&stop),
             exit_when_idle: false,
             dataset_lock: Arc::new(Mutex::new(())),
+            agent: AgentInfo { name: "w".into(), host: "h".into(), slots: 1, device: "cpu".into() },
         };
         let running = thread::spawn(move || slot.run());
         // The lease request is out; the signal comes; then the coordinator grants the trial.

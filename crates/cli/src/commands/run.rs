@@ -74,6 +74,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
+        // Listening first, so the dashboard's address is the first thing printed; connections
+        // wait in the backlog until the server starts below.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        eprintln!("dashboard: {url}/");
         let options =
             CoordinatorOptions { lease_ttl: Duration::from_secs(args.lease_ttl.max(1)), ..Default::default() };
         let coordinator = Coordinator::open(&db, options)?;
@@ -92,14 +97,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             );
         }
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
         let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = {
             let coordinator = coordinator.clone();
+            let dashboard = decsweep_dashboard::router(coordinator.clone());
             tokio::spawn(async move {
                 coordinator
-                    .serve(listener, async {
+                    .serve_with(listener, dashboard, async {
                         let _ = server_stopped.await;
                     })
                     .await

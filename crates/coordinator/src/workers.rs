@@ -1,0 +1,113 @@
+//! The worker processes the coordinator has seen, for the dashboard's `/workers`.
+//!
+//! A lease request names its slot (`worker`) and, from workers that send it, the process
+//! ([`AgentInfo`]): name, host, slots, device. Each request records the process and when it
+//! was last heard from; heartbeats and progress reports of a slot's lease count as hearing
+//! from its process. A slot that sends no [`AgentInfo`] (an older worker) is listed as a
+//! process of its own.
+
+use decsweep_api::wire::AgentInfo;
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// One worker process as listed by [`crate::Coordinator::workers`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub name: String,
+    pub host: String,
+    pub slots: u32,
+    pub device: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// The trials its slots are running now, ascending.
+    pub running: Vec<i64>,
+}
+
+/// Records that slot `slot` of process `agent` (or of itself, without one) asked for work.
+pub(crate) fn seen(conn: &Connection, slot: &str, agent: Option<&AgentInfo>, now: i64) -> Result<()> {
+    let fallback = AgentInfo { name: slot.to_string(), host: String::new(), slots: 1, device: String::new() };
+    let agent = agent.unwrap_or(&fallback);
+    conn.prepare_cached(
+        "INSERT INTO workers (name, host, slots, device, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+         ON CONFLICT(name) DO UPDATE SET host = ?2, slots = ?3, device = ?4, last_seen_ms = ?5",
+    )?
+    .execute(params![agent.name, agent.host, agent.slots, agent.device, now])?;
+    conn.prepare_cached(
+        "INSERT INTO worker_slots (slot, agent) VALUES (?1, ?2) ON CONFLICT(slot) DO UPDATE SET agent = ?2",
+    )?
+    .execute(params![slot, agent.name])?;
+    Ok(())
+}
+
+/// Records that the process holding lease `lease_id` was heard from (heartbeat, progress).
+pub(crate) fn seen_lease(conn: &Connection, lease_id: &str, now: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE workers SET last_seen_ms = ?2 WHERE name IN (
+             SELECT ws.agent FROM leases l JOIN worker_slots ws ON ws.slot = l.worker WHERE l.lease_id = ?1)",
+    )?
+    .execute(params![lease_id, now])?;
+    Ok(())
+}
+
+/// Every worker process, most recently heard from first.
+pub(crate) fn list(conn: &Connection) -> Result<Vec<WorkerInfo>> {
+    let mut running = std::collections::HashMap::<String, Vec<i64>>::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT ws.agent, t.id FROM trials t JOIN worker_slots ws ON ws.slot = t.worker
+              WHERE t.status = 'running' ORDER BY t.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            running.entry(r.get(0)?).or_default().push(r.get(1)?);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, host, slots, device, first_seen_ms, last_seen_ms FROM workers ORDER BY last_seen_ms DESC, name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(WorkerInfo {
+            name: r.get(0)?,
+            host: r.get(1)?,
+            slots: u32::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+            device: r.get(3)?,
+            first_seen_ms: r.get(4)?,
+            last_seen_ms: r.get(5)?,
+            running: Vec::new(),
+        })
+    })?;
+    let mut out: Vec<WorkerInfo> = rows.collect::<rusqlite::Result<_>>()?;
+    for w in &mut out {
+        w.running = running.remove(&w.name).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::tests::{command_study, Fixture};
+
+    #[test]
+    fn slots_are_listed_under_their_process_with_their_running_trials() {
+        let mut f = Fixture::new();
+        f.ctx.insert_study(&command_study("a", 3, 2)).unwrap();
+        let agent = AgentInfo { name: "gpu1-77".into(), host: "gpu1".into(), slots: 2, device: "cuda:0,cuda:1".into() };
+        seen(&f.ctx.conn, "gpu1-77/0", Some(&agent), 1_000).unwrap();
+        seen(&f.ctx.conn, "gpu1-77/1", Some(&agent), 1_100).unwrap();
+        seen(&f.ctx.conn, "old", None, 1_200).unwrap();
+        let lease = f.ctx.lease("gpu1-77/1").unwrap().0.unwrap();
+        seen_lease(&f.ctx.conn, &lease.lease_id, 5_000).unwrap();
+
+        let all = list(&f.ctx.conn).unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(
+            (all[0].name.as_str(), all[0].slots, all[0].last_seen_ms, all[0].first_seen_ms),
+            ("gpu1-77", 2, 5_000, 1_000)
+        );
+        assert_eq!(all[0].running, vec![lease.trial_id]);
+        assert_eq!((all[1].name.as_str(), all[1].host.as_str(), all[1].running.len()), ("old", "", 0));
+    }
+}

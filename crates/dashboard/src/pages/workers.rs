@@ -1,0 +1,52 @@
+//! `/workers`: every worker process the coordinator has seen; quiet ones are marked.
+
+use axum::extract::{Extension, State};
+use axum::response::Html;
+use decsweep_coordinator::WorkerInfo;
+use maud::{html, Markup};
+
+use crate::error::PageResult;
+use crate::format::{duration_ms, time_ms};
+use crate::layout::{self, Viewer};
+use crate::App;
+
+/// A worker is quiet when nothing was heard from it for longer than this many lease TTLs
+/// (idle workers ask for work every 2 s, busy ones heartbeat every third of a TTL).
+const QUIET_TTLS: i64 = 1;
+
+/// The table body (also what a live update sends).
+pub(crate) fn rows(workers: &[WorkerInfo], now_ms: i64, ttl_ms: i64) -> Markup {
+    html! {
+        @for w in workers {
+            @let silent = now_ms - w.last_seen_ms;
+            @let quiet = silent > ttl_ms * QUIET_TTLS;
+            tr.worker.quiet[quiet] data-worker=(w.name) {
+                td.mono { (w.name) }
+                td { (w.host) }
+                td.num { (w.slots) }
+                td { (w.device) }
+                td { (time_ms(w.last_seen_ms)) span.small { " (" (duration_ms(silent)) " ago)" } }
+                td {
+                    @if quiet { span.status.s-failed.quiet-mark { "quiet" } }
+                    @else if w.running.is_empty() { "idle" }
+                    @else { @for id in &w.running { a href={ "/trials/" (id) } { (id) } " " } }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) async fn page(State(app): State<App>, Extension(viewer): Extension<Viewer>) -> PageResult<Html<String>> {
+    let c = &app.coordinator;
+    let workers = c.workers().await?;
+    let ttl_ms = i64::try_from(c.lease_ttl().as_millis()).unwrap_or(i64::MAX);
+    let body = html! {
+        h1 { "Workers" }
+        p.small { "A worker is marked quiet when nothing was heard from it for longer than the lease TTL." }
+        table #workers.summary data-live="/live/workers" {
+            thead { tr { th { "name" } th { "host" } th { "slots" } th { "device" } th { "last heard" } th { "running trials" } } }
+            tbody #workers-body { (rows(&workers, c.now_ms(), ttl_ms)) }
+        }
+    };
+    Ok(Html(layout::page("Workers", Some(viewer), body).into_string()))
+}

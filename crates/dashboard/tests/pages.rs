@@ -1,0 +1,166 @@
+//! The dashboard over plain HTTP: status codes and messages for bad input, auth rules, and the
+//! size of live updates.
+
+mod support;
+
+use decsweep_coordinator::CoordinatorOptions;
+use reqwest::header;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::{command_spec, Server};
+
+async fn get(s: &Server, path: &str) -> (StatusCode, String) {
+    let r = s.http.get(s.url(path)).send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn unknown_pages_are_404_and_malformed_queries_400_with_what_was_expected() {
+    let s = Server::open().await;
+    s.create(&command_spec("a", 3), None).await;
+    let (status, body) = get(&s, "/studies/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("There is no study named `nope`"), "{body}");
+    let (status, body) = get(&s, "/trials/999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("There is no trial 999"), "{body}");
+    let (status, body) = get(&s, "/trials/abc").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("positive whole number"), "{body}");
+
+    let (status, body) = get(&s, "/studies/a?page=-1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("`page` must be a whole number from 1"), "{body}");
+    let (status, body) = get(&s, "/studies/a?sort=nonsense").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("`sort` must be one of id, label") && body.contains("param:x"), "{body}");
+    let (status, body) = get(&s, "/live/studies/a?since=-4").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("change cursor"), "{body}");
+
+    let (status, body) = get(&s, "/studies/a?page=1&sort=param:x&order=desc&status=pending").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("trials 1–3 of"), "{body}");
+    let (status, body) = get(&s, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(">cancelled<"), "cancelled is a column of the studies table");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_summary_fragment_uses_the_reports_statistics() {
+    let s = Server::open().await;
+    s.create(&command_spec("sum", 2), None).await;
+    for acc in [0.6, 0.8] {
+        let lease = s.lease("w/0", "w", None).await;
+        s.complete(&lease, json!({ "accuracy": acc }), None).await;
+    }
+    let (status, body) = get(&s, "/studies/sum/summary").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Summary over seeds") && body.contains("accuracy mean ± std"), "{body}");
+    assert!(body.contains("0.6") && body.contains("0.8"), "each configuration's mean: {body}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_live_update_carries_only_the_changed_row() {
+    let s = Server::open().await;
+    s.create(&command_spec("big", 400), None).await;
+    let cursor = s.coordinator.change_cursor().await.unwrap();
+    let lease = s.lease("w/0", "w", None).await;
+    s.complete(&lease, json!({ "accuracy": 0.5 }), None).await;
+    let ids: Vec<String> = (1..=50).map(|i| i.to_string()).collect();
+    let path = format!("/live/studies/big?since={cursor}&ids={}&metrics=accuracy&params=x", ids.join(","));
+    let (status, body) = get(&s, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    let patch: Value = serde_json::from_str(&body).unwrap();
+    let rows = patch["rows"].as_object().unwrap();
+    assert_eq!(rows.keys().collect::<Vec<_>>(), [&lease.trial_id.to_string()]);
+    assert!(rows[&lease.trial_id.to_string()].as_str().unwrap().contains("data-status=\"completed\""));
+    assert!(body.len() < 4_000, "one row and the counts, not the study: {} bytes", body.len());
+    let now = patch["cursor"].as_i64().unwrap();
+    let (_, quiet) = get(&s, &format!("/live/studies/big?since={now}&ids=1")).await;
+    let quiet: Value = serde_json::from_str(&quiet).unwrap();
+    assert_eq!((quiet["changed"].as_u64(), quiet["rows"].as_object().unwrap().len()), (Some(0), 0));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_are_checked_for_role_and_origin() {
+    let token = "t0ken";
+    let s = Server::start(CoordinatorOptions {
+        token: Some(token.into()),
+        read_token: Some("r3ad".into()),
+        ..Default::default()
+    })
+    .await;
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = no_redirects.get(s.url("/studies/x?page=2")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page.headers()[header::LOCATION], "/login?next=/studies/x%3Fpage%3D2");
+
+    let login = |secret: &'static str, origin: &'static str| {
+        let c = no_redirects.clone();
+        let url = s.url("/login");
+        let host = s.base.trim_start_matches("http://").to_string();
+        async move {
+            c.post(url)
+                .header(header::ORIGIN, origin.replace("SELF", &host))
+                .form(&[("token", secret), ("next", "/")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let wrong = login("nope", "http://SELF").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().await.unwrap().contains("Wrong token"));
+    assert_eq!(login(token, "http://evil.example").await.status(), StatusCode::FORBIDDEN, "login CSRF refused");
+
+    let full = login(token, "http://SELF").await;
+    assert_eq!(full.status(), StatusCode::SEE_OTHER);
+    let cookie = full.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains(token), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let read = login("r3ad", "http://SELF").await;
+    let read_session = read.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+
+    let host = s.base.trim_start_matches("http://").to_string();
+    let create = |cookie: String, origin: Option<String>| {
+        let c = no_redirects.clone();
+        let url = s.url("/v1/studies");
+        async move {
+            let mut req = c
+                .post(url)
+                .header(header::COOKIE, cookie)
+                .json(&json!({ "spec": command_spec("made", 1), "spec_path": "t.toml" }));
+            if let Some(o) = origin {
+                req = req.header(header::ORIGIN, o);
+            }
+            req.send().await.unwrap().status()
+        }
+    };
+    assert_eq!(create(session.clone(), Some("http://evil.example".into())).await, StatusCode::FORBIDDEN);
+    assert_eq!(create(session.clone(), None).await, StatusCode::FORBIDDEN, "no Origin or Referer: refused");
+    assert_eq!(create(read_session.clone(), Some(format!("http://{host}"))).await, StatusCode::FORBIDDEN, "view only");
+    assert_eq!(create(session.clone(), Some(format!("http://{host}"))).await, StatusCode::CREATED);
+
+    // The read token as a bearer reads /v1 but changes nothing; the pages accept the session.
+    let r = s.http.get(s.url("/v1/studies")).bearer_auth("r3ad").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s.post("/v1/lease", Some("r3ad"), json!({ "worker": "w" })).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let page = no_redirects.get(s.url("/studies/made")).header(header::COOKIE, &read_session).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let logout = no_redirects
+        .post(s.url("/logout"))
+        .header(header::COOKIE, &session)
+        .header(header::ORIGIN, format!("http://{host}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    let after = no_redirects.get(s.url("/")).header(header::COOKIE, &session).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::SEE_OTHER, "the session ended");
+    s.stop().await;
+}
