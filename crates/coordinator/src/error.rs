@@ -53,7 +53,14 @@ pub enum Error {
     Corrupt(String),
 
     #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+
+    /// The database's disk refused a write: full, read-only or failing. Nothing was changed;
+    /// the same request succeeds once the disk is fixed, so it answers 503. Built from SQLite's
+    /// `SQLITE_FULL`, `SQLITE_READONLY` and `SQLITE_IOERR` (WAL and shared-memory ones
+    /// included) and from `ENOSPC` / `EROFS`; see [`StorageProblem`].
+    #[error("storage {problem}: {message}")]
+    Storage { problem: StorageProblem, message: String },
 
     #[error("{}: {source}", path.display())]
     Io {
@@ -97,7 +104,7 @@ impl Error {
                 404
             }
             Error::StudyConflict { .. } | Error::LeaseConflict { .. } => 409,
-            Error::Closed => 503,
+            Error::Closed | Error::Storage { .. } => 503,
             Error::Dataset { .. }
             | Error::SchemaTooNew { .. }
             | Error::Corrupt(_)
@@ -117,17 +124,87 @@ impl Error {
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        let path = path.into();
+        match StorageProblem::of_os_error(source.raw_os_error()) {
+            Some(problem) => Error::Storage { problem, message: format!("{}: {source}", path.display()) },
+            None => Error::Io { path, source },
+        }
+    }
+
+    /// The disk problem behind this error, if it is one.
+    pub fn storage_problem(&self) -> Option<StorageProblem> {
+        match self {
+            Error::Storage { problem, .. } => Some(*problem),
+            _ => None,
+        }
     }
 
     /// A copy for delivering one failure (a failed commit) to every request of a batch.
     pub(crate) fn duplicate(&self) -> Error {
         match self {
             Error::Sqlite(e) => Error::Internal(format!("sqlite: {e}")),
+            Error::Storage { problem, message } => Error::Storage { problem: *problem, message: message.clone() },
             Error::Io { path, source } => {
                 Error::Io { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
             }
             other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// What is wrong with the database's disk, as far as SQLite or the OS tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageProblem {
+    /// No space left (`SQLITE_FULL`, `ENOSPC`).
+    Full,
+    /// The file or its file system may not be written (`SQLITE_READONLY`, `EROFS`).
+    ReadOnly,
+    /// A read or write failed (`SQLITE_IOERR` and its extended codes, the WAL's included).
+    IoError,
+}
+
+impl std::fmt::Display for StorageProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StorageProblem::Full => "full",
+            StorageProblem::ReadOnly => "read-only",
+            StorageProblem::IoError => "I/O error",
+        })
+    }
+}
+
+impl StorageProblem {
+    /// SQLite's primary result code → the disk problem it reports, if any. Extended codes
+    /// (`SQLITE_IOERR_WRITE`, `SQLITE_IOERR_SHMSIZE`, `SQLITE_READONLY_DBMOVED`, …) share their
+    /// primary code, which is what rusqlite's `ErrorCode` holds.
+    fn of_sqlite(code: rusqlite::ErrorCode) -> Option<StorageProblem> {
+        match code {
+            rusqlite::ErrorCode::DiskFull => Some(StorageProblem::Full),
+            rusqlite::ErrorCode::ReadOnly => Some(StorageProblem::ReadOnly),
+            rusqlite::ErrorCode::SystemIoFailure => Some(StorageProblem::IoError),
+            _ => None,
+        }
+    }
+
+    fn of_os_error(errno: Option<i32>) -> Option<StorageProblem> {
+        match errno? {
+            libc::ENOSPC | libc::EDQUOT => Some(StorageProblem::Full),
+            libc::EROFS => Some(StorageProblem::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        let problem = match &e {
+            rusqlite::Error::SqliteFailure(code, _) => StorageProblem::of_sqlite(code.code),
+            _ => None,
+        };
+        match problem {
+            Some(problem) => Error::Storage { problem, message: e.to_string() },
+            None => Error::Sqlite(e),
         }
     }
 }
@@ -148,6 +225,45 @@ mod tests {
         assert_eq!(Error::LeaseNotFound("l".into()).status(), 404);
         assert_eq!(Error::Unauthorized.status(), 401);
         assert_eq!(Error::Closed.status(), 503);
+        let full = Error::Storage { problem: StorageProblem::Full, message: "x".into() };
+        assert_eq!(full.status(), 503);
+    }
+
+    fn sqlite_failure(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn sqlite_disk_errors_become_storage_errors_that_say_what_is_wrong() {
+        let cases = [
+            (rusqlite::ffi::SQLITE_FULL, StorageProblem::Full, "storage full: "),
+            (rusqlite::ffi::SQLITE_READONLY, StorageProblem::ReadOnly, "storage read-only: "),
+            (rusqlite::ffi::SQLITE_READONLY_DBMOVED, StorageProblem::ReadOnly, "storage read-only: "),
+            (rusqlite::ffi::SQLITE_IOERR_WRITE, StorageProblem::IoError, "storage I/O error: "),
+            (rusqlite::ffi::SQLITE_IOERR_SHMSIZE, StorageProblem::IoError, "storage I/O error: "),
+            (rusqlite::ffi::SQLITE_IOERR_FSYNC, StorageProblem::IoError, "storage I/O error: "),
+        ];
+        for (code, problem, prefix) in cases {
+            let e = Error::from(sqlite_failure(code));
+            assert_eq!(e.storage_problem(), Some(problem), "code {code}: {e:?}");
+            assert!(e.to_string().starts_with(prefix), "code {code}: {e}");
+            assert_eq!(e.status(), 503);
+            assert_eq!(e.duplicate().to_string(), e.to_string(), "every request of a batch hears the same");
+        }
+        let constraint = Error::from(sqlite_failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE));
+        assert!(matches!(constraint, Error::Sqlite(_)), "other SQLite errors stay internal: {constraint:?}");
+        assert_eq!(constraint.status(), 500);
+    }
+
+    #[test]
+    fn full_and_read_only_file_systems_are_storage_errors() {
+        let full = Error::io("/db/x.data", std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(full.storage_problem(), Some(StorageProblem::Full));
+        assert!(full.to_string().starts_with("storage full: /db/x.data: "), "{full}");
+        let ro = Error::io("/db/x.data", std::io::Error::from_raw_os_error(libc::EROFS));
+        assert!(ro.to_string().starts_with("storage read-only: "), "{ro}");
+        let other = Error::io("/db/x.data", std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert!(matches!(other, Error::Io { .. }));
     }
 
     #[test]

@@ -202,8 +202,14 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> HttpError {
     HttpError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "api": decsweep_api::wire::API_PREFIX }))
+/// Liveness, and the disk's state in words: `storage` is `"ok"` or the fault (writes answer 503
+/// meanwhile). Always 200: a restart would not give the disk space back.
+async fn healthz(State(c): State<Coordinator>) -> Json<serde_json::Value> {
+    let api = decsweep_api::wire::API_PREFIX;
+    Json(match c.storage_fault() {
+        None => serde_json::json!({ "status": "ok", "api": api, "storage": "ok" }),
+        Some(fault) => serde_json::json!({ "status": "degraded", "api": api, "storage": fault }),
+    })
 }
 
 async fn metrics(State(c): State<Coordinator>) -> Answer<Response> {

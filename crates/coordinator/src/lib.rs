@@ -83,6 +83,7 @@ mod changes;
 mod clock;
 mod dataset;
 mod error;
+mod health;
 mod http;
 mod metrics;
 pub mod openapi;
@@ -116,7 +117,8 @@ pub use browse::{
 pub use changes::StudyChanges;
 pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
 pub use dataset::MAX_SYNTHETIC_N;
-pub use error::{Error, Result};
+pub use error::{Error, Result, StorageProblem};
+pub use health::StorageFault;
 pub use metrics::Metrics;
 pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
 pub use schema::SCHEMA_VERSION;
@@ -427,6 +429,13 @@ impl Coordinator {
         self.inner.clock.now_ms()
     }
 
+    /// What is wrong with the database's disk (full, read-only, failing), from the last write
+    /// it refused until a write succeeds again. Meanwhile every request that must write answers
+    /// 503 with the same words, and reads keep working.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        self.inner.store.storage_fault()
+    }
+
     /// Creates a study from a spec: validates it, stores its dataset by hash and inserts every
     /// trial. The same name with the same spec text returns the existing study (`created:
     /// false`); with a different spec it is [`Error::StudyConflict`].
@@ -686,5 +695,45 @@ mod tests {
     fn the_data_dir_sits_beside_the_database() {
         assert_eq!(default_data_dir(Path::new("/x/sweeps.db")), PathBuf::from("/x/sweeps.db.data"));
         assert_eq!(default_data_dir(Path::new("s.db")), PathBuf::from("s.db.data"));
+    }
+
+    /// The database turning read-only under a running coordinator, over HTTP. (A real file
+    /// system cannot be remounted read-only while the coordinator holds its files open for
+    /// writing, so SQLite's own `query_only` stands in: it answers every write SQLITE_READONLY.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_only_database_answers_writes_503_in_words_while_reads_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Coordinator::open(dir.path().join("c.db"), CoordinatorOptions::default()).unwrap();
+        c.inner.store.write(|ctx| ctx.insert_study(&crate::ops::tests::command_study("a", 2, 2))).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let served = c.clone();
+        let server = tokio::spawn(async move { served.serve(listener, std::future::pending()).await });
+        let http = reqwest::Client::new();
+        let lease =
+            || http.post(format!("{base}/v1/lease")).json(&serde_json::json!({"worker": "w", "wait_ms": 0})).send();
+        let health = || async {
+            http.get(format!("{base}/healthz")).send().await.unwrap().json::<serde_json::Value>().await.unwrap()
+        };
+        assert_eq!(health().await["storage"], "ok");
+
+        let read_only = |on: bool| c.inner.store.configure(move |conn| conn.pragma_update(None, "query_only", on));
+        read_only(true).await.unwrap();
+        let refused = lease().await.unwrap();
+        assert_eq!(refused.status(), 503);
+        let body: decsweep_api::wire::ApiError = refused.json().await.unwrap();
+        assert!(body.error.starts_with("storage read-only: "), "{body:?}");
+        let studies = http.get(format!("{base}/v1/studies")).send().await.unwrap();
+        assert_eq!(studies.status(), 200, "reads go on");
+        let h = health().await;
+        assert_eq!(h["status"], "degraded");
+        assert_eq!(h["storage"]["problem"], "read-only", "{h}");
+        assert!(h["storage"]["error"].as_str().unwrap().starts_with("storage read-only: "), "{h}");
+
+        read_only(false).await.unwrap();
+        let granted = lease().await.unwrap();
+        assert_eq!(granted.status(), 200, "the same coordinator writes again once it may");
+        assert_eq!(health().await["storage"], "ok");
+        server.abort();
     }
 }

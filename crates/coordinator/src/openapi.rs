@@ -105,7 +105,7 @@ pub fn document() -> Value {
     let name = path_param("name", json!({ "type": "string" }), "Study name.");
     let trial_id = path_param("id", json!({ "type": "integer", "format": "int64" }), "Trial id.");
     let paths = json!({
-        "/healthz": { "get": Op::new("Liveness check (no auth).").public()
+        "/healthz": { "get": Op::new("Liveness check (no auth). `storage` is \"ok\" or what is wrong with the database's disk (full, read-only, I/O error); meanwhile requests that write answer 503 `storage …: …`.").public()
             .answer("200", reply("The coordinator is up.", Some(json!({ "type": "object" })))).build() },
         "/metrics": { "get": Op::new("Prometheus text exposition (no auth): trials by study and status, lease/completion/expiry/failure counters, HTTP requests.").public()
             .answer("200", json!({ "description": "Prometheus text format 0.0.4.", "content": { "text/plain": { "schema": { "type": "string" } } } })).build() },

@@ -77,6 +77,20 @@ impl AgentArgs {
 /// costs the coordinator one request this often.
 const LONG_POLL_MS: u64 = 2_000;
 
+/// The longest wait between two tries of a request that failed for want of a coordinator
+/// (unreachable, restarting, or its disk full: 5xx). Waits double up to this, so a cut-off or
+/// storage-less coordinator sees a few requests a minute per slot, not a storm.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How long an outcome (complete, prune, fail, return) is retried before it is given up. The
+/// work behind it is done, so the worker waits out a long outage rather than lose it; a trial
+/// whose outcome is given up is leased again once its lease expires.
+const REPORT_PATIENCE: Duration = Duration::from_secs(30 * 60);
+
+/// A request that is not a long poll must be answered within this (connecting included); a
+/// partitioned link otherwise holds the request until TCP gives up, minutes later.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
 pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let Some(url) = args.coordinator.clone() else {
         return Err(Failure::BadInput(anyhow::anyhow!("--coordinator URL is required to run as an agent")));
@@ -191,8 +205,8 @@ impl Slot {
                 Err(e) => {
                     // The coordinator may be restarting: keep trying, more slowly.
                     tracing::warn!(worker = %self.name, error = %format!("{e:#}"), "lease request failed; retrying");
-                    sleep_unless_stopped(backoff, &self.stop);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    sleep_unless_stopped(jittered(backoff), &self.stop);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -217,13 +231,18 @@ impl Slot {
             TrialJob::Model { .. } => self.run_model(&lease, &lost),
             TrialJob::Command { argv, env, workdir } => self.run_command(argv, env, workdir.as_deref(), &lost),
         };
+        // A lease lost while the trial ran stopped the trial: there is nothing to report. One
+        // found lost only after the trial ended (a heartbeat in flight) is still reported: the
+        // coordinator honours it if nobody re-leased the trial, and answers 409 otherwise.
+        let lost_while_running = lost.load(Ordering::Relaxed);
         done.store(true, Ordering::Relaxed);
         let _ = heartbeat.join();
-        if lost.load(Ordering::Relaxed) {
+        if lost_while_running {
             tracing::warn!(trial = lease.trial_id, "lease lost (expired or replaced); result discarded");
             return;
         }
         let id = &lease.lease_id;
+        let outcome_name = outcome.name();
         let reported = match outcome {
             Outcome::Completed(metrics) => {
                 self.client.post_retrying(&format!("leases/{id}/complete"), &CompleteTrial { metrics })
@@ -240,8 +259,18 @@ impl Slot {
                 return;
             }
         };
-        if let Err(e) = reported {
-            tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"), "could not report the trial's outcome");
+        match reported {
+            Ok(()) => tracing::info!(trial = lease.trial_id, lease = %id, outcome = outcome_name, "outcome recorded"),
+            // The trial was leased again while this worker was cut off; the other worker's result
+            // counts. Nothing to do but take the next trial.
+            Err(e) if e.downcast_ref::<ApiCallError>().is_some_and(|e| matches!(e, ApiCallError::Conflict(_))) => {
+                tracing::warn!(trial = lease.trial_id, lease = %id, outcome = outcome_name, error = %format!("{e:#}"),
+                    "late outcome refused: the trial was leased to another worker; moving on")
+            }
+            Err(e) => {
+                tracing::warn!(trial = lease.trial_id, lease = %id, outcome = outcome_name, error = %format!("{e:#}"),
+                "could not report the trial's outcome")
+            }
         }
     }
 
@@ -484,6 +513,17 @@ enum Outcome {
     Stopped,
 }
 
+impl Outcome {
+    fn name(&self) -> &'static str {
+        match self {
+            Outcome::Completed(_) => "completed",
+            Outcome::Pruned { .. } => "pruned",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Stopped => "stopped",
+        }
+    }
+}
+
 /// Reads `metrics.json` of a finished `train --supervised` run.
 fn read_model_outcome(out: &Path) -> Outcome {
     let text = match fs::read_to_string(out.join("metrics.json")) {
@@ -540,6 +580,16 @@ fn tail_of(stderr: impl Read + Send + 'static, trial: i64) -> thread::JoinHandle
     })
 }
 
+/// `wait` scaled by a factor in [0.5, 1), so workers cut off together do not retry in step.
+fn jittered(wait: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    // A cheap spread from the clock's low bits and the thread: no randomness quality is needed.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&(nanos, thread::current().id()), &mut h);
+    let fraction = (std::hash::Hasher::finish(&h) % 1000) as f64 / 2000.0;
+    wait.mul_f64(0.5 + fraction)
+}
+
 fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
     let step = Duration::from_millis(50);
     let mut slept = Duration::ZERO;
@@ -570,7 +620,8 @@ struct Client {
 impl Client {
     fn new(url: &str, token: Option<String>) -> anyhow::Result<Self> {
         let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_millis(LONG_POLL_MS + 30_000))
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .context("building the HTTP client")?;
         Ok(Client { http, base: format!("{}/v1", url.trim_end_matches('/')), token })
@@ -602,28 +653,33 @@ impl Client {
         Ok(response.json()?)
     }
 
-    /// Reports an outcome, retrying transport errors and 5xx for a while (the coordinator may be
-    /// restarting); outcome calls are idempotent, so a repeat is harmless.
+    /// Reports an outcome, retrying transport errors and 5xx (the coordinator may be restarting,
+    /// cut off, or out of disk) with doubling waits for up to [`REPORT_PATIENCE`]; outcome calls
+    /// are idempotent, so a repeat is harmless. A 409 (someone else has the trial) and other 4xx
+    /// end it at once.
     fn post_retrying<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
         let mut wait = Duration::from_millis(200);
-        for attempt in 0.. {
+        loop {
             match self.post::<_, serde_json::Value>(path, body) {
                 Ok(_) => return Ok(()),
                 Err(e @ ApiCallError::Conflict(_)) => return Err(e.into()),
                 Err(ApiCallError::Status { status, body }) if status < 500 => bail!("{status}: {body}"),
-                Err(e) if attempt >= 12 => return Err(e.into()),
+                Err(e) if started.elapsed() >= REPORT_PATIENCE => return Err(e.into()),
                 Err(e) => {
-                    tracing::warn!(error = %e, "retrying");
-                    thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(10));
+                    tracing::warn!(%path, error = %e, "retrying");
+                    thread::sleep(jittered(wait));
+                    wait = (wait * 2).min(MAX_BACKOFF);
                 }
             }
         }
-        unreachable!()
     }
 
     fn lease(&self, request: &LeaseRequest) -> anyhow::Result<Option<Lease>> {
-        let response = Self::check(self.request(reqwest::Method::POST, "lease").json(request).send()?)?;
+        // The coordinator holds a long poll for up to `wait_ms`.
+        let timeout = REQUEST_TIMEOUT + Duration::from_millis(request.wait_ms);
+        let response =
+            Self::check(self.request(reqwest::Method::POST, "lease").json(request).timeout(timeout).send()?)?;
         if response.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(None);
         }
@@ -631,7 +687,9 @@ impl Client {
     }
 
     fn get_raw(&self, path: &str) -> anyhow::Result<reqwest::blocking::Response> {
-        Ok(Self::check(self.request(reqwest::Method::GET, path).send()?)?)
+        // A dataset may be large and the link slow: the whole download gets ten minutes.
+        let download = Duration::from_secs(600);
+        Ok(Self::check(self.request(reqwest::Method::GET, path).timeout(download).send()?)?)
     }
 }
 

@@ -66,9 +66,16 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         (Some(name), true) => client.get(&format!("studies/{name}/trials"))?,
         _ => Vec::new(),
     };
+    // The disk's state, in words, when something is wrong with it (`/healthz`; a coordinator
+    // too old to say is taken as fine).
+    let storage = client.health().ok().map(|h| h["storage"].clone()).filter(|s| s.is_object());
     if args.json {
-        println!("{}", serde_json::json!({ "studies": studies, "trials": trials }));
+        let storage = storage.unwrap_or_else(|| "ok".into());
+        println!("{}", serde_json::json!({ "studies": studies, "trials": trials, "storage": storage }));
         return Ok(());
+    }
+    if let Some(fault) = &storage {
+        println!("{}", storage_warning(fault));
     }
     for s in &studies {
         let c = &s.counts;
@@ -98,6 +105,22 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// One line for a storage fault as `/healthz` reports it.
+pub fn storage_warning(fault: &serde_json::Value) -> String {
+    let state = match fault["problem"].as_str() {
+        Some("full") => "is full",
+        Some("read-only") => "is read-only",
+        _ => "fails with I/O errors",
+    };
+    format!(
+        "WARNING: the coordinator's disk {state} since {} ({} writes refused): {}. Results are not \
+         being recorded; workers retry until it is fixed.",
+        fault["since"].as_str().unwrap_or("?"),
+        fault["refused_writes"],
+        fault["error"].as_str().unwrap_or("")
+    )
 }
 
 /// Blocking JSON client of `/v1`.
@@ -134,6 +157,12 @@ impl Client {
         } else {
             anyhow::bail!("{what}: the coordinator answered {status}: {message}")
         }
+    }
+
+    /// `GET /healthz` (beside `/v1`, no auth).
+    pub fn health(&self) -> anyhow::Result<serde_json::Value> {
+        let root = self.base.trim_end_matches("/v1");
+        Ok(self.http.get(format!("{root}/healthz")).send()?.error_for_status()?.json()?)
     }
 
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {

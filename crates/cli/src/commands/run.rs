@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use decsweep_api::wire::{CreateStudy, StatusCounts};
-use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_coordinator::{Coordinator, CoordinatorOptions, StorageProblem};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::placement::{self, Machine};
@@ -167,7 +167,9 @@ async fn watch(coordinator: &Coordinator, study: &str, pool: &mut WorkerPool) ->
     bar.reset_eta();
     let started = Instant::now();
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut storage = None;
     loop {
+        storage = say_storage_changes(&bar, coordinator, storage);
         let info = coordinator.study(study).await?;
         let counts = info.counts;
         bar.set_length(info.planned.unwrap_or(counts.total()).max(counts.total()));
@@ -187,6 +189,36 @@ async fn watch(coordinator: &Coordinator, study: &str, pool: &mut WorkerPool) ->
             }
         }
     }
+}
+
+/// Prints a line above the progress bar when the database's disk starts or stops refusing
+/// writes (the study stalls meanwhile; it resumes by itself once the disk takes writes).
+/// Returns the problem now, for the next call.
+fn say_storage_changes(
+    bar: &ProgressBar,
+    coordinator: &Coordinator,
+    before: Option<StorageProblem>,
+) -> Option<StorageProblem> {
+    let fault = coordinator.storage_fault();
+    let now = fault.as_ref().map(|f| f.problem);
+    if now == before {
+        return now;
+    }
+    let line = match &fault {
+        Some(f) => format!(
+            "WARNING: the study database's disk refuses writes ({}); the study is stalled until it is fixed \
+             (free space or make it writable: it resumes by itself)",
+            f.error
+        ),
+        None => "the study database's disk takes writes again; the study goes on".to_string(),
+    };
+    // A hidden bar (output not a terminal) prints nothing, not even `println`.
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+    now
 }
 
 /// The local worker processes, each with its device.
