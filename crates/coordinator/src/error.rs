@@ -69,6 +69,10 @@ pub enum Error {
     )]
     InsecureBind { addr: SocketAddr },
 
+    /// `serve`'s TLS certificate or key cannot be used.
+    #[error("TLS: {}: {reason}", path.display())]
+    Tls { path: PathBuf, reason: String },
+
     #[error("missing or wrong bearer token")]
     Unauthorized,
 
@@ -98,6 +102,7 @@ impl Error {
             | Error::Sqlite(_)
             | Error::Io { .. }
             | Error::InsecureBind { .. }
+            | Error::Tls { .. }
             | Error::Internal(_) => 500,
         }
     }

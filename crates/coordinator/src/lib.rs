@@ -90,6 +90,7 @@ mod read;
 mod schema;
 mod store;
 mod study;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -111,6 +112,7 @@ pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
 pub use schema::SCHEMA_VERSION;
+pub use tls::ServerTls;
 
 use crate::metrics::bump;
 use crate::ops::{Expired, Inserted};
@@ -242,18 +244,39 @@ impl Coordinator {
         use axum::serve::ListenerExt;
         let addr = listener.local_addr().map_err(|e| Error::io("listener", e))?;
         check_bind(addr, self.inner.token.as_deref())?;
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        self.serve_on(listener, addr, "http", shutdown).await
+    }
+
+    /// [`Coordinator::serve`] over HTTPS with `tls`'s certificate. The token rule is the same:
+    /// encryption does not replace authentication.
+    pub async fn serve_tls<F>(&self, listener: tokio::net::TcpListener, tls: &ServerTls, shutdown: F) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let addr = listener.local_addr().map_err(|e| Error::io("listener", e))?;
+        check_bind(addr, self.inner.token.as_deref())?;
+        let listener = tls::TlsListener::new(listener, tls).map_err(|e| Error::io("listener", e))?;
+        self.serve_on(listener, addr, "https", shutdown).await
+    }
+
+    async fn serve_on<L, F>(&self, listener: L, addr: SocketAddr, scheme: &str, shutdown: F) -> Result<()>
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+        F: Future<Output = ()> + Send + 'static,
+    {
         let expiry = tokio::spawn(self.clone().expiry_loop());
         let this = self.clone();
         let signal = async move {
             shutdown.await;
             this.begin_shutdown();
         };
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        tracing::info!(%addr, auth = self.inner.token.is_some(), "coordinator listening");
+        tracing::info!(%addr, scheme, auth = self.inner.token.is_some(), "coordinator listening");
         let served = axum::serve(listener, self.router()).with_graceful_shutdown(signal).await;
         expiry.abort();
         served.map_err(|e| Error::io(addr.to_string(), e))
