@@ -18,7 +18,9 @@ export LIBTORCH = $(shell cat $(VENV)/libtorch-path 2>/dev/null)
 export DECSWEEP_PYTHON := $(VPY)
 CARGO ?= cargo
 
-.PHONY: build venv test browser-deps demo bench-train bench-coordinator bench-search bench-prune bench-dashboard clean-venv
+FUZZ_CASES ?= 50
+
+.PHONY: build venv test browser-deps fuzz demo bench-train bench-coordinator bench-search bench-prune bench-dashboard clean-venv
 
 venv: $(VENV_STAMP)
 
@@ -41,6 +43,16 @@ browser-deps:
 test: $(VENV_STAMP) browser-deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+
+# The fuzz tests of `make test`, FUZZ_CASES times as many cases each, from a new seed each run
+# unless DECSWEEP_FUZZ_SEED is set (a failure prints the seed and case that replay it).
+fuzz:
+	export DECSWEEP_FUZZ_CASES=$(FUZZ_CASES) DECSWEEP_FUZZ_SEED=$${DECSWEEP_FUZZ_SEED:-$$(date +%s)}; \
+	echo "fuzz: DECSWEEP_FUZZ_CASES=$$DECSWEEP_FUZZ_CASES DECSWEEP_FUZZ_SEED=$$DECSWEEP_FUZZ_SEED"; \
+	$(CARGO) test -p decsweep-search --test fuzz_spec -- --nocapture && \
+	$(CARGO) test -p decsweep-data --test fuzz_dataset -- --nocapture && \
+	$(CARGO) test -p decsweep-coordinator --test fuzz_http -- --nocapture && \
+	$(CARGO) test -p decsweep-cli --test fuzz_specs -- --nocapture
 
 demo: build
 	./target/release/decsweep run sweeps/demo.toml --workers 2

@@ -76,6 +76,10 @@ pub enum Error {
     )]
     InsecureBind { addr: SocketAddr },
 
+    /// `serve`'s TLS certificate or key cannot be used.
+    #[error("TLS: {}: {reason}", path.display())]
+    Tls { path: PathBuf, reason: String },
+
     #[error("missing or wrong bearer token")]
     Unauthorized,
 
@@ -111,6 +115,7 @@ impl Error {
             | Error::Sqlite(_)
             | Error::Io { .. }
             | Error::InsecureBind { .. }
+            | Error::Tls { .. }
             | Error::Internal(_) => 500,
         }
     }

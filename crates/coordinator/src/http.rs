@@ -334,7 +334,11 @@ mod tests {
     fn secrets_compare_whole() {
         use crate::sessions::same_secret;
         assert!(same_secret(b"abc", b"abc"));
+        assert!(same_secret(b"", b""));
         assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"xbc"), "a difference in the first byte counts as much as in the last");
         assert!(!same_secret(b"abc", b"abcd"));
+        assert!(!same_secret(b"abcd", b"abc"));
+        assert!(!same_secret(b"", b"a"));
     }
 }

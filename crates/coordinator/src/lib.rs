@@ -94,6 +94,7 @@ mod schema;
 pub mod sessions;
 mod store;
 mod study;
+mod tls;
 mod workers;
 
 use std::future::Future;
@@ -123,6 +124,7 @@ pub use metrics::Metrics;
 pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
 pub use schema::SCHEMA_VERSION;
 pub use sessions::Sessions;
+pub use tls::ServerTls;
 pub use workers::WorkerInfo;
 
 use crate::metrics::bump;
@@ -260,31 +262,56 @@ impl Coordinator {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.serve_with(listener, axum::Router::new(), shutdown).await
+        self.serve_with(listener, axum::Router::new(), None, shutdown).await
     }
 
-    /// [`Coordinator::serve`] with `extra` routes beside the API (the dashboard at `/`). `extra`
-    /// must not set a fallback: unknown paths get the API's JSON 404.
-    pub async fn serve_with<F>(&self, listener: tokio::net::TcpListener, extra: axum::Router, shutdown: F) -> Result<()>
+    /// [`Coordinator::serve`] with `extra` routes beside the API (the dashboard at `/`), over
+    /// HTTPS with `tls`'s certificate when given. `extra` must not set a fallback: unknown paths
+    /// get the API's JSON 404. The token rule is the same with TLS: encryption does not replace
+    /// authentication.
+    pub async fn serve_with<F>(
+        &self,
+        listener: tokio::net::TcpListener,
+        extra: axum::Router,
+        tls: Option<&ServerTls>,
+        shutdown: F,
+    ) -> Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         use axum::serve::ListenerExt;
         let addr = listener.local_addr().map_err(|e| Error::io("listener", e))?;
         check_bind(addr, self.inner.token.as_deref())?;
+        let app = self.router().merge(extra);
+        match tls {
+            Some(tls) => {
+                let listener = tls::TlsListener::new(listener, tls).map_err(|e| Error::io("listener", e))?;
+                self.serve_on(listener, addr, "https", app, shutdown).await
+            }
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                    }
+                });
+                self.serve_on(listener, addr, "http", app, shutdown).await
+            }
+        }
+    }
+
+    async fn serve_on<L, F>(&self, listener: L, addr: SocketAddr, scheme: &str, app: axum::Router, shutdown: F) -> Result<()>
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+        F: Future<Output = ()> + Send + 'static,
+    {
         let expiry = tokio::spawn(self.clone().expiry_loop());
         let this = self.clone();
         let signal = async move {
             shutdown.await;
             this.begin_shutdown();
         };
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        tracing::info!(%addr, auth = self.inner.token.is_some(), "coordinator listening");
-        let app = self.router().merge(extra);
+        tracing::info!(%addr, scheme, auth = self.inner.token.is_some(), "coordinator listening");
         let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
         expiry.abort();
         served.map_err(|e| Error::io(addr.to_string(), e))

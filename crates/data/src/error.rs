@@ -30,6 +30,15 @@ pub enum DataError {
         source: safetensors::SafeTensorError,
     },
 
+    /// The safetensors header does not fit the file.
+    #[error("{}: invalid safetensors header: {reason}", path.display())]
+    BadHeader { path: PathBuf, reason: String },
+
+    /// A tensor's entry in the safetensors header does not fit the file (a shape larger than
+    /// the data, offsets past the end, an unknown dtype).
+    #[error("{}: tensor `{tensor}` in the safetensors header {reason}", path.display())]
+    BadTensorHeader { path: PathBuf, tensor: String, reason: String },
+
     #[error("{}: header metadata `{key}` is invalid: {reason}", path.display())]
     BadMetadata { path: PathBuf, key: String, reason: String },
 

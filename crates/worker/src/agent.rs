@@ -42,9 +42,9 @@ pub struct AgentArgs {
     /// worker runs as an agent and this is required.
     #[arg(long, env = "DECSWEEP_COORDINATOR")]
     coordinator: Option<String>,
-    /// Bearer token of the coordinator's API.
-    #[arg(long, env = "DECSWEEP_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    /// --token / --token-file and --ca-cert for an https:// coordinator (crates/connect).
+    #[command(flatten)]
+    access: decsweep_connect::ClientArgs,
     /// Trials run at once on this machine (e.g. 4 trials sharing one GPU).
     #[arg(long, default_value_t = 1)]
     slots: usize,
@@ -106,7 +106,7 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args.threads.unwrap_or((cores / args.slots.max(1)).max(1));
     let base_name = args.name.clone().unwrap_or_else(default_name);
-    let client = Client::new(&url, args.token.clone())?;
+    let client = Client::connect(&url, &args.access)?;
     let dataset_lock = Arc::new(Mutex::new(()));
     let slots = args.slots.max(1);
     let mut devices: Vec<String> = (0..slots).map(|slot| slot_device(&args.device, slot)).collect();
@@ -203,6 +203,10 @@ impl Slot {
                 Ok(None) if self.exit_when_idle => break,
                 Ok(None) => {}
                 Err(e) => {
+                    // A refused certificate will not change by retrying.
+                    if let Some(problem) = e.chain().find_map(|cause| decsweep_connect::certificate_problem(cause)) {
+                        bail!("{problem}");
+                    }
                     // The coordinator may be restarting: keep trying, more slowly.
                     tracing::warn!(worker = %self.name, error = %format!("{e:#}"), "lease request failed; retrying");
                     sleep_unless_stopped(jittered(backoff), &self.stop);
@@ -618,12 +622,20 @@ struct Client {
 }
 
 impl Client {
+    #[cfg(test)]
     fn new(url: &str, token: Option<String>) -> anyhow::Result<Self> {
-        let http = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .context("building the HTTP client")?;
+        let client = Self::connect(url, &decsweep_connect::ClientArgs::default())
+            .map_err(|_| anyhow::anyhow!("cannot build an HTTP client"))?;
+        Ok(Client { token, ..client })
+    }
+
+    /// A client of `url` (http:// or https://) with `access`'s token and CA; an unreadable
+    /// token or CA file is bad input (exit 2).
+    fn connect(url: &str, access: &decsweep_connect::ClientArgs) -> Result<Self, Failure> {
+        let token = access.token().map_err(|e| Failure::BadInput(e.into()))?;
+        let builder =
+            reqwest::blocking::Client::builder().connect_timeout(Duration::from_secs(5)).timeout(REQUEST_TIMEOUT);
+        let http = access.build(builder).map_err(|e| Failure::BadInput(e.into()))?;
         Ok(Client { http, base: format!("{}/v1", url.trim_end_matches('/')), token })
     }
 

@@ -15,9 +15,16 @@ pub struct Connection {
     /// The coordinator's URL.
     #[arg(long, env = "DECSWEEP_COORDINATOR", value_name = "URL", default_value = "http://127.0.0.1:8320")]
     coordinator: String,
-    /// Bearer token of the coordinator's API.
-    #[arg(long, env = "DECSWEEP_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    /// --token / --token-file and --ca-cert (crates/connect).
+    #[command(flatten)]
+    access: decsweep_connect::ClientArgs,
+}
+
+impl Connection {
+    /// A client of this coordinator with the token and CA given.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        Client::connect(&self.coordinator, &self.access)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -46,10 +53,13 @@ pub struct StatusArgs {
 }
 
 pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
-    let path = std::fs::canonicalize(&args.spec)
-        .map_err(|e| crate::exit::BadInput(format!("{}: {e}", args.spec.display())))?;
-    let spec = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let client = Client::new(&args.connection.coordinator, args.connection.token.clone())?;
+    let (path, spec) = super::read_spec(&args.spec)?;
+    // Checked here too, so a bad spec is reported (exit 2) even when the coordinator is out of
+    // reach; its dataset path is the coordinator's to resolve.
+    let options = decsweep_search::LoadOptions { check_dataset: false };
+    decsweep_search::SweepSpec::from_source(&spec, &path, &options)
+        .map_err(|e| crate::exit::BadInput(e.to_string()))?;
+    let client = args.connection.client()?;
     let info: StudyInfo = client.post("studies", &CreateStudy { spec, spec_path: path.display().to_string() })?;
     let verb = if info.created { "created" } else { "already exists" };
     println!("study `{}` {verb}: {} trials ({} finished)", info.name, info.counts.total(), info.counts.finished());
@@ -57,7 +67,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.connection.coordinator, args.connection.token.clone())?;
+    let client = args.connection.client()?;
     let studies: Vec<StudyInfo> = match &args.study {
         Some(name) => vec![client.get(&format!("studies/{name}"))?],
         None => client.get("studies")?,
@@ -131,8 +141,13 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(url: &str, token: Option<String>) -> anyhow::Result<Client> {
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    /// A client of the coordinator at `url` (http:// or https://) with `access`'s token and CA.
+    /// An unreadable token or CA file is bad input.
+    pub fn connect(url: &str, access: &decsweep_connect::ClientArgs) -> anyhow::Result<Client> {
+        let bad_input = |e: decsweep_connect::ConnectError| crate::exit::BadInput(e.to_string());
+        let token = access.token().map_err(bad_input)?;
+        let http =
+            access.build(reqwest::blocking::Client::builder().timeout(Duration::from_secs(60))).map_err(bad_input)?;
         Ok(Client { http, base: format!("{}/v1", url.trim_end_matches('/')), token })
     }
 
@@ -141,7 +156,17 @@ impl Client {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let response = req.send().with_context(|| format!("{what}: cannot reach the coordinator at {}", self.base))?;
+        let response = match req.send() {
+            Ok(response) => response,
+            Err(e) => match decsweep_connect::certificate_problem(&e) {
+                Some(problem) => anyhow::bail!("{what}: {problem}"),
+                None => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("{what}: cannot reach the coordinator at {}", self.base))
+                    )
+                }
+            },
+        };
         let status = response.status();
         if status.is_success() {
             return response.json().with_context(|| format!("{what}: unreadable answer"));

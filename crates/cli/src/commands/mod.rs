@@ -40,6 +40,15 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Reads a sweep spec file for `run` and `submit`: its canonical path and text. A file that is
+/// missing, unreadable or not UTF-8 is bad input (exit 2) naming the file.
+pub fn read_spec(path: &std::path::Path) -> Result<(std::path::PathBuf, String), crate::exit::BadInput> {
+    let bad = |e: std::io::Error| crate::exit::BadInput(format!("{}: cannot read the sweep spec: {e}", path.display()));
+    let canonical = std::fs::canonicalize(path).map_err(bad)?;
+    let text = std::fs::read_to_string(&canonical).map_err(bad)?;
+    Ok((canonical, text))
+}
+
 /// A coordinator error as the CLI reports it: the user's fault (a 4xx: bad spec, unknown
 /// study, name conflict) exits 2.
 pub fn coordinator_error(e: decsweep_coordinator::Error) -> anyhow::Error {

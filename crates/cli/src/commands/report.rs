@@ -19,9 +19,9 @@ pub struct ReportArgs {
     /// A running coordinator to read the study from.
     #[arg(long, env = "DECSWEEP_COORDINATOR", value_name = "URL")]
     coordinator: Option<String>,
-    /// Bearer token of the coordinator's API.
-    #[arg(long, env = "DECSWEEP_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    /// --token / --token-file and --ca-cert for --coordinator (crates/connect).
+    #[command(flatten)]
+    access: decsweep_connect::ClientArgs,
     /// Output directory, the same option as `decsweep run --out`. Default: results/<study>.
     // Hidden alias: `decsweep run` called this `--results`, so either spelling works on both.
     #[arg(long, value_name = "DIR", alias = "results")]
@@ -42,7 +42,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
             })?
         }
         (None, Some(url)) => {
-            let client = super::client::Client::new(url, args.token.clone())?;
+            let client = super::client::Client::connect(url, &args.access)?;
             let info: decsweep_api::wire::StudyInfo = client.get(&format!("studies/{}", args.study))?;
             let (trials, curves) = client.report_input(&args.study)?;
             let options = report_options(&info);

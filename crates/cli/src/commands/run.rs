@@ -55,9 +55,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let spec_path = std::fs::canonicalize(&args.spec)
-        .map_err(|e| crate::exit::BadInput(format!("{}: {e}", args.spec.display())))?;
-    let spec_text = std::fs::read_to_string(&spec_path).with_context(|| format!("reading {}", spec_path.display()))?;
+    let (spec_path, spec_text) = super::read_spec(&args.spec)?;
     // Parse here too, so a bad spec is reported before anything is created.
     let spec = decsweep_search::SweepSpec::from_source(&spec_text, &spec_path, &Default::default())
         .map_err(|e| crate::exit::BadInput(e.to_string()))?;
@@ -103,7 +101,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             let dashboard = decsweep_dashboard::router(coordinator.clone());
             tokio::spawn(async move {
                 coordinator
-                    .serve_with(listener, dashboard, async {
+                    .serve_with(listener, dashboard, None, async {
                         let _ = server_stopped.await;
                     })
                     .await

@@ -43,7 +43,7 @@ impl Server {
         let c = coordinator.clone();
         let dashboard = decsweep_dashboard::router(coordinator.clone());
         let served = tokio::spawn(async move {
-            c.serve_with(listener, dashboard, async move {
+            c.serve_with(listener, dashboard, None, async move {
                 let _ = stopped.await;
             })
             .await

@@ -6,6 +6,7 @@
 //! integer dtype, 0 train / 1 valid / 2 test). The header's `__metadata__` holds
 //! `"format": "decsweep-mosi/1"` and `"meta"`: the JSON of [`crate::Metadata`].
 
+mod header;
 mod read;
 mod write;
 

@@ -18,6 +18,8 @@ const KNOWN_TENSORS: [&str; 9] =
 pub fn load(path: &Path) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|source| read_error(path, source))?;
     let not_safetensors = |source| DataError::NotSafetensors { path: path.to_path_buf(), source };
+    // Before anything trusts the header: every tensor's claim checked against the file's size.
+    super::header::check_tensors(path, &bytes)?;
     // `SafeTensors` does not expose the header's `__metadata__`, so the header is read twice;
     // it is small next to the tensors.
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;

@@ -113,7 +113,10 @@ fn missing_file_and_not_safetensors() {
     save(&tiny(), &good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     std::fs::write(&good, &bytes[..bytes.len() - 3]).unwrap();
-    assert!(matches!(load(&good), Err(DataError::NotSafetensors { .. })));
+    // The header check names the tensor whose data the truncation cut off.
+    let e = load(&good).unwrap_err();
+    assert!(matches!(e, DataError::BadTensorHeader { .. }), "{e}");
+    assert!(e.to_string().contains("truncated"), "{e}");
 }
 
 #[test]

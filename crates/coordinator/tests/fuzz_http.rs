@@ -1,0 +1,262 @@
+//! Fuzzing every HTTP endpoint (issue 12, part 5), in process through the router
+//! (`tower::ServiceExt::oneshot`) for speed. The endpoints come from `Coordinator::routes()`, so
+//! a route added later is fuzzed without touching this file; request bodies start from the
+//! OpenAPI document's schema for the route (when it has one) and are then mutated, or are
+//! random JSON, random bytes, or nothing. Path parameters are real names, ids and lease ids,
+//! edge numbers, or odd strings (percent-encoded unicode, dot segments, very long).
+//!
+//! Every answer must be below 500, no handler may panic, and afterwards the same router still
+//! answers `/healthz` and still leases and completes a trial. The coordinator holds a real study
+//! with leased trials, so valid-looking calls reach the store rather than stopping at "no such
+//! lease".
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{header, Method, Request, StatusCode};
+use decsweep_api::wire::{CreateStudy, LeaseRequest};
+use decsweep_coordinator::{openapi, Coordinator, CoordinatorOptions};
+use decsweep_fuzz::{
+    instance_of, mutate_json, mutate_tokens, random_bytes, random_json, weird_string, Campaign, FuzzRng, Rng,
+    SliceRandom,
+};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const TOKEN: &str = "fuzz-token";
+
+fn command_spec(name: &str) -> String {
+    format!(
+        r#"[study]
+name = "{name}"
+dataset = {{ synthetic = {{ seed = 1, n = 8 }} }}
+pipelines = ["command"]
+seeds = [0, 1]
+retries = 1
+
+[command]
+program = ["python3", "train.py"]
+
+[space]
+x = {{ grid = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }}
+"#
+    )
+}
+
+/// What the fuzzer knows of the coordinator's state, to build path parameters that exist.
+struct Known {
+    study: String,
+    trial_ids: Vec<i64>,
+    lease_ids: Vec<String>,
+    sha256: String,
+}
+
+/// Percent-encodes everything but unreserved characters, so any string can sit in a path.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn path_value(rng: &mut FuzzRng, name: &str, known: &Known) -> String {
+    match rng.gen_range(0..10) {
+        // The value that exists, most often, so calls get past the lookup.
+        0..=3 => match name {
+            "name" => known.study.clone(),
+            "id" => known.trial_ids.choose(rng).copied().unwrap_or(1).to_string(),
+            "lease_id" => known.lease_ids.choose(rng).cloned().unwrap_or_default(),
+            "sha256" => known.sha256.clone(),
+            _ => weird_string(rng),
+        },
+        4 => ["0", "-1", "9223372036854775807", "9223372036854775808", "-9223372036854775809", "1e3", "0x10", "+1"]
+            .choose(rng)
+            .unwrap()
+            .to_string(),
+        5 => "..".into(),
+        6 => encode(&"a".repeat(rng.gen_range(1..5000))),
+        7 => known.sha256.to_uppercase(),
+        _ => encode(&weird_string(rng).chars().take(300).collect::<String>()),
+    }
+}
+
+fn fill_path(rng: &mut FuzzRng, template: &str, known: &Known) -> String {
+    template
+        .split('/')
+        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => path_value(rng, name, known),
+            None => seg.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The `$ref` schema of a route's JSON body in the OpenAPI document, if it has one.
+fn body_schema(doc: &Value, method: &str, path: &str) -> Option<Value> {
+    doc["paths"][path][method.to_lowercase()]["requestBody"]["content"]["application/json"]["schema"]
+        .as_object()
+        .map(|o| Value::Object(o.clone()))
+}
+
+const BODY_KINDS: [&str; 6] = ["schema", "mutated schema", "mutated spec", "random json", "random bytes", "none"];
+
+fn make_body(rng: &mut FuzzRng, schema: Option<&Value>, components: &Value) -> (usize, Vec<u8>) {
+    // Mostly bodies shaped by the schema, so calls get past parsing into the handlers.
+    let kind = match rng.gen_range(0..10) {
+        0..=2 => 0,
+        3..=5 => 1,
+        6 => 2,
+        7 => 3,
+        8 => 4,
+        _ => 5,
+    };
+    let body = match (kind, schema) {
+        (0, Some(s)) => instance_of(rng, s, components, 8).to_string().into_bytes(),
+        (1, Some(s)) => {
+            let valid = instance_of(rng, s, components, 8);
+            mutate_json(rng, &valid).to_string().into_bytes()
+        }
+        (2, _) => {
+            let base = command_spec(&format!("fuzz-{}", rng.gen_range(0..4)));
+            let spec = mutate_tokens(rng, &base);
+            json!({ "spec": spec, "spec_path": weird_string(rng).chars().take(200).collect::<String>() })
+                .to_string()
+                .into_bytes()
+        }
+        (4, _) => random_bytes(rng, 2048),
+        (5, _) => Vec::new(),
+        _ => random_json(rng, 3).to_string().into_bytes(),
+    };
+    (kind, body)
+}
+
+async fn send(router: &axum::Router, req: Request<Body>) -> (StatusCode, String) {
+    let response = router.clone().oneshot(req).await.expect("the router's error type is Infallible");
+    let status = response.status();
+    let body = to_bytes(response.into_body(), 1 << 24).await.map(|b| String::from_utf8_lossy(&b).into_owned());
+    (status, body.unwrap_or_else(|e| format!("<unreadable body: {e}>")))
+}
+
+fn request(method: Method, uri: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    if let Some(ct) = content_type {
+        builder = builder.header(header::CONTENT_TYPE, ct);
+    }
+    builder.body(Body::from(body)).expect("a valid request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_answers_random_requests_without_a_server_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = CoordinatorOptions {
+        token: Some(TOKEN.into()),
+        // Lease requests with any `wait_ms` come back at once.
+        max_wait: Duration::from_millis(5),
+        ..Default::default()
+    };
+    let c = Coordinator::open(dir.path().join("fuzz.db"), options).unwrap();
+    let info = c.create_study(CreateStudy { spec: command_spec("fuzz"), spec_path: "fuzz.toml".into() }).await.unwrap();
+    let mut lease_ids = Vec::new();
+    for w in 0..4 {
+        let lease = c.lease(&LeaseRequest { worker: format!("w{w}"), wait_ms: 0 }).await.unwrap().unwrap();
+        lease_ids.push(lease.lease_id);
+    }
+    let trial_ids = c.trials("fuzz", None).await.unwrap().iter().map(|t| t.id).collect();
+    let mut known = Known { study: info.name.clone(), trial_ids, lease_ids, sha256: info.dataset_sha256.clone() };
+
+    let router = c.router();
+    let routes = c.routes();
+    let doc = openapi::document();
+    let components = doc["components"]["schemas"].clone();
+    let campaign = Campaign::new("http endpoints", 8000);
+    let mut statuses: BTreeMap<String, BTreeMap<u16, usize>> = BTreeMap::new();
+    let mut kinds = [0usize; BODY_KINDS.len()];
+    let indices = campaign.indices();
+    for &i in &indices {
+        let (mut rng, _guard) = campaign.case(i);
+        let rng = &mut rng;
+        // Every route gets the same share of cases.
+        let (route_method, template) = routes[i % routes.len()];
+        let schema = body_schema(&doc, route_method, template);
+        let method = if rng.gen_bool(0.9) {
+            Method::from_bytes(route_method.as_bytes()).unwrap()
+        } else {
+            [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH].choose(rng).unwrap().clone()
+        };
+        let mut uri = fill_path(rng, template, &known);
+        if rng.gen_bool(0.15) {
+            uri.push_str(&format!("?status={}", encode(&weird_string(rng).chars().take(40).collect::<String>())));
+        }
+        let token = match rng.gen_range(0..20) {
+            0 => None,
+            1 => Some("fuzz-tokeN"),
+            _ => Some(TOKEN),
+        };
+        let content_type = match rng.gen_range(0..20) {
+            0 => "text/plain",
+            1 => "",
+            2 => "application/json; charset=latin1",
+            _ => "application/json",
+        };
+        let (kind, body) = make_body(rng, schema.as_ref(), &components);
+        kinds[kind] += 1;
+        let shown_body = String::from_utf8_lossy(&body).chars().take(500).collect::<String>();
+        let ct = (!content_type.is_empty()).then_some(content_type);
+        let (status, answer) = send(&router, request(method.clone(), &uri, token, ct, body)).await;
+        assert!(
+            !status.is_server_error(),
+            "{method} {uri} answered {status}: {answer}\nbody ({} kind): {shown_body}",
+            BODY_KINDS[kind]
+        );
+        // Leases the fuzzer obtained become targets of the lease calls that follow.
+        if template == "/v1/lease" && status == StatusCode::OK {
+            if let Some(id) =
+                serde_json::from_str::<Value>(&answer).ok().and_then(|v| v["lease_id"].as_str().map(String::from))
+            {
+                known.lease_ids.push(id);
+            }
+        }
+        *statuses.entry(format!("{route_method} {template}")).or_default().entry(status.as_u16()).or_default() += 1;
+    }
+
+    // The server keeps serving: health, and a real lease → complete round trip.
+    let (status, _) = send(&router, request(Method::GET, "/healthz", None, None, Vec::new())).await;
+    assert_eq!(status, StatusCode::OK);
+    let spec = command_spec("after-fuzz");
+    let body = json!({ "spec": spec, "spec_path": "after.toml" }).to_string().into_bytes();
+    let (status, answer) =
+        send(&router, request(Method::POST, "/v1/studies", Some(TOKEN), Some("application/json"), body)).await;
+    assert!(status.is_success(), "{status}: {answer}");
+    let lease = c.lease(&LeaseRequest { worker: "after".into(), wait_ms: 0 }).await.unwrap().expect("a pending trial");
+    let body = json!({ "metrics": { "accuracy": 0.5 } }).to_string().into_bytes();
+    let uri = format!("/v1/leases/{}/complete", lease.lease_id);
+    let (status, answer) =
+        send(&router, request(Method::POST, &uri, Some(TOKEN), Some("application/json"), body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let per_route: Vec<String> = statuses
+        .iter()
+        .map(|(route, by)| {
+            let counts: Vec<String> = by.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+            format!("{route}: {}", counts.join(" "))
+        })
+        .collect();
+    for line in &per_route {
+        eprintln!("  {line}");
+    }
+    let kinds: Vec<String> = BODY_KINDS.iter().zip(kinds).map(|(k, n)| format!("{k} {n}")).collect();
+    campaign.report(indices.len(), &format!("over {} routes; bodies [{}]", routes.len(), kinds.join(", ")));
+    // Every route answered something other than an error at least once, so the fuzzer got
+    // past validation into the handlers, not only into the 4xx paths.
+    if indices.len() >= 20 * routes.len() {
+        for (route, by) in &statuses {
+            assert!(by.keys().any(|s| (200..300).contains(s)), "{route} never succeeded: {by:?}");
+        }
+    }
+}
