@@ -187,8 +187,7 @@ mod tests {
             text,
             "separation=2.5,subclusters=4,noise_text=7,noise_audio=3.5,noise_vision=2.8,share_text=0.5,share_audio=0.5,share_vision=0.5"
         );
-        let mut other = ClusteredKnobs::default();
-        other.separation = 3.0;
+        let other = ClusteredKnobs { separation: 3.0, ..ClusteredKnobs::default() };
         assert_ne!(other.to_string(), text, "different knobs, different identity");
         assert_eq!(SynthKind::from_word("linear"), Some(SynthKind::Linear));
         assert_eq!(SynthKind::from_word("clustered").unwrap().knobs().len(), 8);

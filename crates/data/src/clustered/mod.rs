@@ -115,7 +115,7 @@ fn generate(cfg: &SynthConfig, knobs: &ClusteredKnobs) -> (Dataset, Vec<usize>) 
         let theta = 2.0 * gap * c as f64 + sd * rng.normal();
         let neutral = rng.uniform() < NEUTRAL;
         let size = ((1.6 + 0.6 * rng.normal()).abs() * 5.0).round().clamp(1.0, 15.0) / 5.0;
-        let sign = if c % 2 == 0 { -1.0 } else { 1.0 };
+        let sign = if c.is_multiple_of(2) { -1.0 } else { 1.0 };
         labels.push(if neutral { 0.0 } else { (sign * size) as f32 });
         let style = styles[rng.below(N_SPEAKERS as u64) as usize];
         let latent = [style[0], style[1], style[2], rng.normal(), rng.normal()];

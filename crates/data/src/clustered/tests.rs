@@ -295,11 +295,11 @@ fn unlabeled_rows_reveal_what_few_labels_cannot() {
     assert!(nearest_all > nearest_few + 0.1 && nearest_all > 0.85, "enough labels learn it too: {nearest_all}");
 
     // No single modality is enough: each alone is clearly below all three together.
-    for m in 0..3 {
+    for (m, name) in MODALITIES.iter().enumerate() {
         let mut xm = time_averaged(ds, &[m]);
         standardize(&mut xm);
         let (alone, _) = learners(&xm, &class, &train, &test, &clusters, 8);
-        eprintln!("{} alone, all labels: nearest labeled row {alone:.3}", MODALITIES[m]);
-        assert!(alone < nearest_all - 0.02, "{} alone {alone} vs all {nearest_all}", MODALITIES[m]);
+        eprintln!("{name} alone, all labels: nearest labeled row {alone:.3}");
+        assert!(alone < nearest_all - 0.02, "{name} alone {alone} vs all {nearest_all}");
     }
 }
