@@ -51,6 +51,13 @@ moved to the front. When all three modalities have the same number of steps (ali
 span is the union over the modalities, so the three lengths agree. How many rows were padded on
 which side is recorded in meta.extra.padding.
 
+Long sequences: unaligned files hold far more steps than decsweep's default seq_len of 30
+(MMSA unaligned_50.pkl: audio up to 375, vision up to 500). When any modality's longest row runs
+past LONG_SEQUENCE_FACTOR x seq_len (--seq-len, default 30), a warning on stderr says what each
+value of decsweep's `time_pool` parameter will do with those rows: `truncate` (the default) keeps
+only the first seq_len steps, `resample` averages all of them over seq_len near-equal windows.
+The file itself is written unchanged either way.
+
 Exit status: 0 ok, 1 failure, 2 bad input (missing, unreadable or malformed input file).
 """
 
@@ -72,6 +79,10 @@ FORMAT = "decsweep-mosi/1"
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
 BAD_INPUT = 2
+# Lengths beyond this many times seq_len are "far past" it (the same threshold as
+# `decsweep data inspect`, decsweep_data::LONG_SEQUENCE_FACTOR).
+LONG_SEQUENCE_FACTOR = 2
+DEFAULT_SEQ_LEN = 30
 
 
 class InputError(Exception):
@@ -91,7 +102,16 @@ def main(argv=None):
         default="auto",
         help="input schema; auto decides by the keys (MMSA has regression_labels, MulT labels)",
     )
+    parser.add_argument(
+        "--seq-len",
+        type=int,
+        default=DEFAULT_SEQ_LEN,
+        help="the seq_len the data will be used with (default 30); rows longer than "
+        f"{LONG_SEQUENCE_FACTOR} x seq_len are warned about",
+    )
     args = parser.parse_args(argv)
+    if args.seq_len < 1:
+        parser.error("--seq-len must be at least 1")
     try:
         data = load_pickle(args.input)
         fmt = detect_format(args.input, data) if args.format == "auto" else args.format
@@ -109,7 +129,30 @@ def main(argv=None):
         f"{args.out}: {n} rows from {fmt} file {args.input}; split {counts[0]} train / {counts[1]} valid / "
         f"{counts[2]} test; {meta['nonfinite_replaced']} non-finite values replaced by 0"
     )
+    warning = long_sequence_warning(tensors, args.seq_len)
+    if warning:
+        sys.stderr.write(f"warning: {warning}\n")
     return 0
+
+
+def long_sequence_warning(tensors, seq_len):
+    """What happens to rows far past seq_len under each time_pool value; None if there are none."""
+    longest = {}
+    for m in MODALITIES:
+        lengths = tensors.get(f"{m}_lengths", tensors.get("lengths"))
+        longest[m] = int(lengths.max()) if len(lengths) else 0
+    limit = LONG_SEQUENCE_FACTOR * seq_len
+    long = [f"{m} up to {longest[m]} steps" for m in MODALITIES if longest[m] > limit]
+    if not long:
+        return None
+    worst = max(longest.values())
+    return (
+        f"lengths run far past seq_len = {seq_len} ({', '.join(long)}; more than {LONG_SEQUENCE_FACTOR} x seq_len): "
+        f"with time_pool = truncate (decsweep's default) only the first {seq_len} steps of each row are used, "
+        f"so a {worst}-step row loses {100 * (worst - seq_len) / worst:.0f}% of its steps; with "
+        f"time_pool = resample every step is averaged into {seq_len} near-equal windows "
+        f"(about {worst / seq_len:.1f} steps each for a {worst}-step row)"
+    )
 
 
 def load_pickle(path):

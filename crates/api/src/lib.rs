@@ -4,7 +4,11 @@
 //! links this crate.
 
 pub mod params;
+pub mod synth;
 pub mod wire;
 
-pub use params::{Domain, ParamError, ParamSpec, ParamValue, Params, Pipeline, SplitMode, Stage, ZeroLabel, SPECS};
+pub use params::{
+    Domain, ParamError, ParamSpec, ParamValue, Params, Pipeline, SplitMode, Stage, TimePool, ZeroLabel, SPECS,
+};
+pub use synth::{ClusteredKnobs, SynthKind, CLUSTERED_KNOBS};
 pub use wire::TrialStatus;

@@ -167,6 +167,18 @@ pub enum SplitMode {
     Dataset,
 }
 
+/// How sequences longer than `seq_len` are brought down to `seq_len` steps (the `data` stage).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimePool {
+    /// Keep the first `seq_len` valid steps and drop the rest.
+    Truncate,
+    /// Average the valid steps over `seq_len` consecutive windows that cover all of them
+    /// (window `k` of a length-`L` row holds steps `⌊k·L/seq_len⌋ ..< ⌊(k+1)·L/seq_len⌋`, so
+    /// window sizes differ by at most one step); rows of at most `seq_len` steps are unchanged.
+    Resample,
+}
+
 /// The type and valid range of a parameter.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Domain {
@@ -315,8 +327,13 @@ params! {
     split: SplitMode = SplitMode::Random, Domain::Choice(&["random", "dataset"]), &[Stage::Data];
     /// Fraction of rows held out for validation by the random split.
     val_fraction: f64 = 0.2, Domain::Float { min: 0.0, max: 0.9, min_open: true }, &[Stage::Data];
-    /// Time steps every sequence is padded or truncated to.
+    /// Time steps every sequence is padded or brought down to (see time_pool).
     seq_len: i64 = 30, COUNT, &[Stage::Data];
+    /// How rows longer than seq_len are shortened: `truncate` keeps the first seq_len steps;
+    /// `resample` averages all valid steps over seq_len consecutive, near-equal windows
+    /// (window k of L steps: steps floor(k*L/seq_len) up to floor((k+1)*L/seq_len)). Rows of at
+    /// most seq_len steps are padded unchanged either way.
+    time_pool: TimePool = TimePool::Truncate, Domain::Choice(&["truncate", "resample"]), &[Stage::Data];
     /// Width of each modality's Transformer encoder.
     d_model: i64 = 128, COUNT, ARCH;
     /// Attention heads per encoder layer (must divide d_model).
@@ -455,6 +472,7 @@ macro_rules! word_param {
 }
 word_param!(ZeroLabel);
 word_param!(SplitMode);
+word_param!(TimePool);
 
 #[cfg(test)]
 mod tests {
@@ -489,6 +507,10 @@ mod tests {
         p.apply_assignment("alpha=1").unwrap();
         p.apply_assignment("zero_label=positive").unwrap();
         assert_eq!((p.lr_ft, p.epochs_ft, p.alpha, p.zero_label), (1e-3, 7, 1.0, ZeroLabel::Positive));
+        assert_eq!(p.time_pool, TimePool::Truncate, "today's behaviour is the default");
+        p.apply_assignment("time_pool=resample").unwrap();
+        assert_eq!(p.time_pool, TimePool::Resample);
+        assert!(matches!(p.apply_assignment("time_pool=average"), Err(ParamError::OutOfRange { .. })));
 
         let unknown = p.apply_assignment("learning_rate=1").unwrap_err();
         assert!(unknown.to_string().contains("lr_ft"), "lists valid keys: {unknown}");
@@ -509,6 +531,9 @@ mod tests {
         assert!(ae.contains_key("lr_ae") && ae.contains_key("seq_len") && ae.contains_key("d_model"));
         assert!(!ae.contains_key("beta") && !ae.contains_key("lr_ft"));
         assert!(!ae.contains_key("label_fraction"), "AE checkpoints are shared across label fractions");
+        for stage in [Stage::Data, Stage::Ae, Stage::Dec, Stage::Finetune] {
+            assert!(p.stage_inputs(Pipeline::Dec, stage).contains_key("time_pool"), "{stage} depends on the pooling");
+        }
         assert!(p.stage_inputs(Pipeline::Dec, Stage::Dec).contains_key("label_fraction"));
         let ft = p.stage_inputs(Pipeline::Baseline, Stage::Finetune);
         assert!(ft.contains_key("lr_ft") && !ft.contains_key("lr_ae") && !ft.contains_key("beta"));

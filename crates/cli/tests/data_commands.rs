@@ -105,3 +105,62 @@ fn usage_errors_exit_2_and_help_documents_commands() {
     let help = text(&help.stdout);
     assert!(help.contains("--seed") && help.contains("synthetic CMU-MOSI"), "{help}");
 }
+
+#[test]
+fn synth_clustered_with_knobs() {
+    let dir = scratch("clustered");
+    let file = dir.join("c.safetensors");
+    let f = file.to_str().unwrap();
+    let args = ["data", "synth", "--kind", "clustered", "--out", f, "--seed", "2", "--n", "200", "--separation", "4"];
+    let out = decsweep(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    assert!(line.contains("200 rows; dims text 300 audio 74 vision 47"), "{line}");
+    let ds = decsweep_data::load(&file).unwrap();
+    assert!(ds.meta.source.contains("clustered") && ds.meta.source.contains("separation=4"), "{}", ds.meta.source);
+
+    // The same flags give the same bytes; another knob value other bytes; the default kind
+    // is still the linear generator.
+    let again = dir.join("again.safetensors");
+    let mut args2 = args;
+    args2[5] = again.to_str().unwrap();
+    assert!(decsweep(&args2).status.success());
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&again).unwrap());
+    args2[11] = "5";
+    assert!(decsweep(&args2).status.success());
+    assert_ne!(std::fs::read(&file).unwrap(), std::fs::read(&again).unwrap());
+    let linear = dir.join("linear.safetensors");
+    assert!(decsweep(&["data", "synth", "--out", linear.to_str().unwrap(), "--seed", "2", "--n", "200"])
+        .status
+        .success());
+    assert!(decsweep_data::load(&linear).unwrap().meta.source.starts_with("decsweep synthetic CMU-MOSI"));
+
+    // A knob without the kind, or out of range, is bad input naming the flag.
+    let out = decsweep(&["data", "synth", "--out", f, "--seed", "2", "--separation", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--separation is a knob of the clustered generator"), "{}", text(&out.stderr));
+    let out = decsweep(&["data", "synth", "--kind", "clustered", "--out", f, "--seed", "2", "--share-text", "1.5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--share-text") && text(&out.stderr).contains("[0, 1]"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(decsweep(&["data", "synth", "--kind", "spiral", "--out", f, "--seed", "2"]).status.code(), Some(2));
+}
+
+#[test]
+fn inspect_warns_about_rows_far_past_seq_len() {
+    let dir = scratch("long");
+    let file = dir.join("long.safetensors");
+    let cfg = decsweep_data::SynthConfig { n: 20, seed: 0, dims: [3, 2, 2], max_len: 400, min_len: 300 };
+    decsweep_data::save(&decsweep_data::synthesize(&cfg), &file).unwrap();
+    let out = decsweep(&["data", "inspect", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("far past seq_len = 30") && stderr.contains("time_pool = resample"), "{stderr}");
+    // Against a seq_len the rows fit in, nothing to say.
+    let out = decsweep(&["data", "inspect", "--seq-len", "200", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(!text(&out.stderr).contains("far past"), "{}", text(&out.stderr));
+}

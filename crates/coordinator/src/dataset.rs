@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use decsweep_api::SynthKind;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
@@ -16,8 +17,13 @@ use crate::ops::DatasetRow;
 pub const MAX_SYNTHETIC_N: u64 = 50_000;
 
 /// The `source` recorded for a synthetic dataset; two specs with the same one share the file.
-pub(crate) fn synthetic_source(seed: u64, n: u64) -> String {
-    format!("synthetic:seed={seed},n={n}")
+/// It names the generator and every knob (defaults included), so datasets that differ in any
+/// setting never share an identity. The linear generator keeps its original form.
+pub(crate) fn synthetic_source(seed: u64, n: u64, generator: &SynthKind) -> String {
+    match generator {
+        SynthKind::Linear => format!("synthetic:seed={seed},n={n}"),
+        SynthKind::Clustered(knobs) => format!("synthetic:kind=clustered,seed={seed},n={n},{knobs}"),
+    }
 }
 
 /// The file name a dataset is stored under.
@@ -88,9 +94,9 @@ pub(crate) fn store_file(src: &Path, data_dir: &Path) -> Result<DatasetRow> {
     Ok(DatasetRow { file: file_name(&sha256), sha256, bytes, source: format!("file:{}", shown.display()) })
 }
 
-/// Generates the synthetic CMU-MOSI-shaped dataset and stores it by hash.
-pub(crate) fn store_synthetic(seed: u64, n: u64, data_dir: &Path) -> Result<DatasetRow> {
-    let source = synthetic_source(seed, n);
+/// Generates a synthetic CMU-MOSI-shaped dataset and stores it by hash.
+pub(crate) fn store_synthetic(seed: u64, n: u64, generator: &SynthKind, data_dir: &Path) -> Result<DatasetRow> {
+    let source = synthetic_source(seed, n, generator);
     if n > MAX_SYNTHETIC_N {
         return Err(Error::BadRequest(format!(
             "synthetic dataset of {n} utterances is larger than the coordinator generates ({MAX_SYNTHETIC_N}); \
@@ -99,7 +105,7 @@ pub(crate) fn store_synthetic(seed: u64, n: u64, data_dir: &Path) -> Result<Data
     }
     fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
     let cfg = decsweep_data::SynthConfig { n: n as usize, seed, ..Default::default() };
-    let ds = decsweep_data::synthesize(&cfg);
+    let ds = decsweep_data::synthesize_kind(&cfg, generator);
     let tmp = temp_path(data_dir);
     decsweep_data::save(&ds, &tmp).map_err(|e| dataset_error(&tmp, e.to_string()))?;
     let hashed = decsweep_data::content_hash(&tmp).map_err(|e| dataset_error(&tmp, e.to_string()));
@@ -143,12 +149,28 @@ mod tests {
     #[test]
     fn synthetic_data_is_generated_and_hash_verified() {
         let dir = tempfile::tempdir().unwrap();
-        let row = store_synthetic(3, 12, dir.path()).unwrap();
+        let row = store_synthetic(3, 12, &SynthKind::Linear, dir.path()).unwrap();
         assert_eq!(row.source, "synthetic:seed=3,n=12");
         let path = dir.path().join(&row.file);
         assert_eq!(decsweep_data::content_hash(&path).unwrap(), row.sha256);
         assert_eq!(decsweep_data::load(&path).unwrap().n(), 12);
-        assert!(matches!(store_synthetic(0, MAX_SYNTHETIC_N + 1, dir.path()), Err(Error::BadRequest(_))));
+        let too_many = store_synthetic(0, MAX_SYNTHETIC_N + 1, &SynthKind::Linear, dir.path());
+        assert!(matches!(too_many, Err(Error::BadRequest(_))));
+    }
+
+    #[test]
+    fn clustered_datasets_have_their_knobs_in_their_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let knobs = decsweep_api::ClusteredKnobs::default();
+        let clustered = store_synthetic(3, 12, &SynthKind::Clustered(knobs.clone()), dir.path()).unwrap();
+        assert_eq!(clustered.source, format!("synthetic:kind=clustered,seed=3,n=12,{knobs}"));
+        assert!(clustered.source.contains("separation=") && clustered.source.contains("share_vision="));
+        let linear = store_synthetic(3, 12, &SynthKind::Linear, dir.path()).unwrap();
+        assert_ne!(clustered.sha256, linear.sha256);
+        let sharper = decsweep_api::ClusteredKnobs { separation: knobs.separation * 2.0, ..knobs };
+        let other = store_synthetic(3, 12, &SynthKind::Clustered(sharper), dir.path()).unwrap();
+        assert_ne!(other.source, clustered.source, "one knob apart, two identities");
+        assert_ne!(other.sha256, clustered.sha256);
     }
 
     #[test]

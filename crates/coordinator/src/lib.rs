@@ -479,12 +479,12 @@ impl Coordinator {
         let data_dir = self.inner.data_dir.clone();
         let dataset = match spec.dataset().clone() {
             Dataset::File { path, .. } => blocking(move || dataset::store_file(&path, &data_dir)).await?,
-            Dataset::Synthetic { seed, n } => {
-                let source = dataset::synthetic_source(seed, n);
+            Dataset::Synthetic { seed, n, generator } => {
+                let source = dataset::synthetic_source(seed, n, &generator);
                 let known = self.inner.store.read(move |c| read::dataset_by_source(c, &source)).await?;
                 match known.filter(|row| data_dir.join(&row.file).is_file()) {
                     Some(row) => row,
-                    None => blocking(move || dataset::store_synthetic(seed, n, &data_dir)).await?,
+                    None => blocking(move || dataset::store_synthetic(seed, n, &generator, &data_dir)).await?,
                 }
             }
         };

@@ -10,6 +10,8 @@ use rand_chacha::ChaCha8Rng;
 /// train/validation partition never shifts when the number of labeled rows changes.
 pub(crate) mod stream {
     pub const SYNTH: u64 = 1;
+    /// The clustered generator (its own stream: the linear generator's bytes never move).
+    pub const SYNTH_CLUSTERED: u64 = 2;
     /// Stratified train/validation partition; the class is added.
     pub const PARTITION: u64 = 0x100;
     /// Labeled rows inside the training part; the class is added.

@@ -1,5 +1,7 @@
 //! A synthetic dataset shaped like CMU-MOSI, for demos, tests and benchmarks that must not need
-//! the real data.
+//! the real data: the `linear` kind (the default, described here; its label signal is easy and
+//! DEC pretraining cannot help on it) and the `clustered` kind ([`crate::synthesize_clustered`],
+//! a testbed where unlabeled rows carry the class structure).
 //!
 //! # Generative story
 //!
@@ -50,6 +52,7 @@
 //! because it has more variance than the speaker styles; at a style weight of 0.45 instead of
 //! 0.25, 2-means on seed 0 splits by speaker (51% agreement), so the margin is comfortable.
 
+use decsweep_api::SynthKind;
 use serde_json::json;
 
 use crate::dataset::{Dataset, Features, Metadata};
@@ -107,7 +110,16 @@ const EXPRESSION_NOISE: f64 = 0.7;
 /// makes the sentiment recoverable, as in the real features.
 const NOISE: [f32; 3] = [25.0, 28.0, 30.0];
 
-/// Generates a dataset. Out-of-range settings are clamped rather than refused (lengths at least
+/// Generates a dataset of either kind: [`synthesize`] for `linear`,
+/// [`crate::synthesize_clustered`] for `clustered`.
+pub fn synthesize_kind(cfg: &SynthConfig, kind: &SynthKind) -> Dataset {
+    match kind {
+        SynthKind::Linear => synthesize(cfg),
+        SynthKind::Clustered(knobs) => crate::clustered::synthesize_clustered(cfg, knobs),
+    }
+}
+
+/// Generates a dataset (the `linear` kind). Out-of-range settings are clamped rather than refused (lengths at least
 /// 1 and `min_len <= max_len`, dims at least 1), so every config yields a valid dataset.
 pub fn synthesize(cfg: &SynthConfig) -> Dataset {
     let min_len = cfg.min_len.max(1);
@@ -241,7 +253,7 @@ fn fill_row(rng: &mut DetRng, p: &Projection, m: usize, z: &[f32; N_LATENT], len
 }
 
 /// MOSI's split proportions scaled to `n`, in shuffled order.
-fn split_tensor(rng: &mut DetRng, n: usize) -> Vec<u8> {
+pub(crate) fn split_tensor(rng: &mut DetRng, n: usize) -> Vec<u8> {
     let total: usize = MOSI_SPLIT.iter().sum();
     let valid = (n * MOSI_SPLIT[1] + total / 2) / total;
     let test = (n * MOSI_SPLIT[2] + total / 2) / total;

@@ -30,12 +30,17 @@ def value(g, k, j, m):
 def length(g, m, t, aligned):
     return 1 + (g * 5 + (0 if aligned else m * 3)) % t
 
-def make(fmt, aligned):
-    steps = [8, 8, 8] if aligned else [8, 10, 12]
+def make(fmt, aligned, steps=None):
+    # `steps` given: MMSA's unaligned CMU-MOSI shape, each split's first row full length.
+    full = steps is not None
+    steps = steps or ([8, 8, 8] if aligned else [8, 10, 12])
     data, g0 = {}, 0
     for split, n in SPLITS:
         part = {}
-        lens = [[length(g0 + i, m, steps[m], aligned) for i in range(n)] for m in range(3)]
+        if full:
+            lens = [[steps[m] - 7 * i for i in range(n)] for m in range(3)]
+        else:
+            lens = [[length(g0 + i, m, steps[m], aligned) for i in range(n)] for m in range(3)]
         for m in range(3):
             x = np.zeros((n, steps[m], DIMS[m]), np.float32)
             for i in range(n):
@@ -75,6 +80,9 @@ for name, fmt, aligned in [("aligned_50.pkl", "mmsa", True), ("unaligned_50.pkl"
                            ("mosi_data.pkl", "mult", True), ("mosi_data_noalign.pkl", "mult", False)]:
     with open(out + "/" + name, "wb") as f:
         pickle.dump(make(fmt, aligned), f, protocol=4)
+
+with open(out + "/unaligned_long.pkl", "wb") as f:
+    pickle.dump(make("mmsa", False, [50, 375, 500]), f, protocol=4)
 
 broken = make("mmsa", True)
 del broken["valid"]["audio"]
@@ -198,6 +206,40 @@ fn converts_mmsa_and_mult_pickles() {
             assert!(padding["front"].as_u64().unwrap() > 0, "MulT rows are front-padded: {padding}");
         }
     }
+}
+
+#[test]
+fn unaligned_files_far_past_seq_len_warn_what_each_time_pool_does() {
+    let py = python();
+    let dir = scratch("long");
+    fixtures(&py, &dir);
+    // MMSA's unaligned shape: text 50, audio 375, vision 500 steps.
+    let out = dir.join("long.safetensors");
+    let run = convert(&py, &dir.join("unaligned_long.pkl"), &out, "auto");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: lengths run far past seq_len = 30"), "{stderr}");
+    assert!(stderr.contains("audio up to 375 steps") && stderr.contains("vision up to 500 steps"), "{stderr}");
+    assert!(!stderr.contains("text up to"), "50 text steps are within 2 x 30: {stderr}");
+    assert!(stderr.contains("time_pool = truncate") && stderr.contains("time_pool = resample"), "{stderr}");
+    let ds = load(&out).unwrap();
+    assert_eq!(ds.lengths[1][0], 375, "the file keeps every step; pooling happens in the data stage");
+    assert_eq!(ds.lengths[2][0], 500);
+
+    // --seq-len moves the threshold; the small fixtures say nothing.
+    let run = Command::new(&py)
+        .arg(converter())
+        .arg(dir.join("unaligned_long.pkl"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--seq-len", "250"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "500 ≤ 2 x 250: {stderr}");
+    let run = convert(&py, &dir.join("unaligned_50.pkl"), &out, "auto");
+    assert!(!String::from_utf8_lossy(&run.stderr).contains("warning"));
 }
 
 #[test]

@@ -11,6 +11,10 @@
 //! dataset = "../data/mosi.safetensors"
 //! # ... or the synthetic CMU-MOSI-shaped generator (n defaults to 2199, seed to 0):
 //! # dataset = { synthetic = { seed = 0, n = 2199 } }
+//! # ... or its clustered kind, with any of its knobs (the rest keep their defaults; see
+//! # decsweep_data's `clustered` module): separation, subclusters, noise_text, noise_audio,
+//! # noise_vision, share_text, share_audio, share_vision
+//! # dataset = { synthetic = { kind = "clustered", seed = 0, separation = 2.5 } }
 //! pipelines = ["baseline", "dec"]     # or ["command"], with a [command] table
 //! seeds = [0, 1, 2]                   # every configuration runs once per seed
 //! retries = 2                         # failed attempts retried per trial (default 2)
@@ -124,7 +128,7 @@
 
 use std::path::{Path, PathBuf};
 
-use decsweep_api::{ParamValue, Pipeline};
+use decsweep_api::{ParamValue, Pipeline, SynthKind};
 use serde::{Deserialize, Serialize};
 
 use crate::command::CommandSpec;
@@ -145,8 +149,14 @@ pub const MAX_TRIALS: usize = 100_000;
 pub enum Dataset {
     /// A dataset file: as written in the spec, and resolved against the spec's directory.
     File { written: String, path: PathBuf },
-    /// The synthetic CMU-MOSI-shaped generator.
-    Synthetic { seed: u64, n: u64 },
+    /// A synthetic CMU-MOSI-shaped generator: `linear` (the default) or `clustered`, with its
+    /// knobs.
+    Synthetic {
+        seed: u64,
+        n: u64,
+        #[serde(default)]
+        generator: SynthKind,
+    },
 }
 
 /// The synthetic generator's default size: CMU-MOSI's 2199 utterances.

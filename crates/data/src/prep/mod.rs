@@ -1,12 +1,14 @@
 //! The pipeline's `data` stage (DESIGN.md, "The pipeline"): binarised labels, train / validation /
-//! test parts, labeled subsets, sequences padded or truncated to `seq_len`, and per-feature
-//! normalisation fitted on the training part.
+//! test parts, labeled subsets, sequences brought to `seq_len` steps (padded, and truncated or
+//! resampled by `time_pool`), and per-feature normalisation fitted on the training part after
+//! pooling, so on exactly the values the model sees.
 
 mod normalize;
 mod part;
+mod pool;
 mod split;
 
-use decsweep_api::{Params, SplitMode, ZeroLabel};
+use decsweep_api::{Params, SplitMode, TimePool, ZeroLabel};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
@@ -19,6 +21,8 @@ pub use part::Part;
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrepConfig {
     pub seq_len: usize,
+    /// How rows longer than `seq_len` are shortened.
+    pub time_pool: TimePool,
     /// Fraction of each class's rows whose labels training may see, in (0, 1].
     pub label_fraction: f64,
     pub zero_label: ZeroLabel,
@@ -33,6 +37,7 @@ impl PrepConfig {
         PrepConfig {
             // A negative value (never valid) becomes 0, which `prepare` refuses.
             seq_len: usize::try_from(p.seq_len).unwrap_or(0),
+            time_pool: p.time_pool,
             label_fraction: p.label_fraction,
             zero_label: p.zero_label,
             split: p.split,
@@ -88,13 +93,13 @@ pub fn prepare(ds: &Dataset, cfg: &PrepConfig) -> Result<Prepared, DataError> {
     let val_labeled = split::choose_labeled(&parts.val, &classes, cfg.label_fraction, cfg.seed, stream::LABELED_VAL);
     check_sizes(ds, cfg, &parts, &classes, &train_labeled)?;
 
+    let pooled: Vec<pool::Pooled> =
+        (0..3).map(|m| pool::pool(&ds.modalities[m], &ds.lengths[m], cfg.seq_len, cfg.time_pool)).collect();
     let scalers: Vec<normalize::Scaler> =
-        (0..3).map(|m| normalize::Scaler::fit(&ds.modalities[m], &ds.lengths[m], &parts.train, cfg.seq_len)).collect();
+        pooled.iter().map(|p| normalize::Scaler::fit(&p.features, &p.lengths, &parts.train, cfg.seq_len)).collect();
     let build = |rows: &[usize], labeled: Vec<bool>| Part {
-        features: std::array::from_fn(|m| scalers[m].apply(&ds.modalities[m], &ds.lengths[m], rows, cfg.seq_len)),
-        lengths: std::array::from_fn(|m| {
-            rows.iter().map(|&i| (ds.lengths[m][i] as usize).min(cfg.seq_len) as i64).collect()
-        }),
+        features: std::array::from_fn(|m| scalers[m].apply(&pooled[m].features, &pooled[m].lengths, rows, cfg.seq_len)),
+        lengths: std::array::from_fn(|m| rows.iter().map(|&i| pooled[m].lengths[i] as i64).collect()),
         labels: rows.iter().map(|&i| classes[i].map_or(0.0, f32::from)).collect(),
         labeled,
         rows: rows.to_vec(),
@@ -112,7 +117,7 @@ pub fn prepare(ds: &Dataset, cfg: &PrepConfig) -> Result<Prepared, DataError> {
         n_val_unlabeled: val.len() - val.n_labeled(),
         n_test: parts.test.len(),
     };
-    tracing::debug!(?stats, seq_len = cfg.seq_len, seed = cfg.seed, "prepared data");
+    tracing::debug!(?stats, seq_len = cfg.seq_len, time_pool = ?cfg.time_pool, seed = cfg.seed, "prepared data");
     Ok(Prepared { dims: ds.modalities.each_ref().map(|f| f.d), seq_len: cfg.seq_len, train, val, test, stats })
 }
 

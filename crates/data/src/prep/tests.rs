@@ -10,6 +10,7 @@ fn data() -> Dataset {
 fn cfg(label_fraction: f64, seed: u64) -> PrepConfig {
     PrepConfig {
         seq_len: 8,
+        time_pool: TimePool::Truncate,
         label_fraction,
         zero_label: ZeroLabel::Drop,
         split: SplitMode::Random,
@@ -184,10 +185,13 @@ fn an_inconsistent_in_memory_dataset_is_an_error_not_a_panic() {
 fn from_params_reads_the_data_parameters() {
     let p = Params { seq_len: 12, label_fraction: 0.1, zero_label: ZeroLabel::Negative, ..Params::default() };
     let c = PrepConfig::from_params(&p, 5);
+    let resample = Params { time_pool: TimePool::Resample, ..p.clone() };
+    assert_eq!(PrepConfig::from_params(&resample, 5).time_pool, TimePool::Resample);
     assert_eq!(
         c,
         PrepConfig {
             seq_len: 12,
+            time_pool: TimePool::Truncate,
             label_fraction: 0.1,
             zero_label: ZeroLabel::Negative,
             split: SplitMode::Random,
@@ -195,4 +199,49 @@ fn from_params_reads_the_data_parameters() {
             seed: 5
         }
     );
+}
+
+/// Mean and variance of feature `j` of modality `m` over a part's valid steps.
+fn moments(part: &Part, m: usize, d: usize, seq_len: usize, j: usize) -> (f64, f64) {
+    let mut values = Vec::new();
+    for (k, &len) in part.lengths[m].iter().enumerate() {
+        for s in 0..len as usize {
+            values.push(part.features[m][(k * seq_len + s) * d + j] as f64);
+        }
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    (mean, values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64)
+}
+
+#[test]
+fn resample_keeps_every_step_and_normalises_what_the_model_sees() {
+    // Rows of 5 to 500 steps, as in unaligned CMU-MOSI files.
+    let ds = synthesize(&SynthConfig { n: 120, seed: 4, dims: [3, 2, 2], max_len: 500, min_len: 5 });
+    let c = |time_pool| PrepConfig { seq_len: 30, time_pool, ..cfg(1.0, 0) };
+    let truncated = prepare(&ds, &c(TimePool::Truncate)).unwrap();
+    let resampled = prepare(&ds, &c(TimePool::Resample)).unwrap();
+    assert_eq!(truncated.train.rows, resampled.train.rows, "pooling does not move rows between parts");
+    assert_eq!(truncated.train.lengths, resampled.train.lengths, "both give min(length, seq_len) steps");
+    assert_ne!(truncated.train.features, resampled.train.features);
+    // Fitted after pooling: on the training part the window means, not the raw steps, have mean
+    // 0 and variance 1 (window means of noisy steps vary far less than single steps do).
+    for m in 0..3 {
+        for j in 0..resampled.dims[m] {
+            let (mean, var) = moments(&resampled.train, m, resampled.dims[m], 30, j);
+            let constant = var == 0.0 && mean == 0.0;
+            assert!(constant || (mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3), "m {m} j {j}: {mean} {var}");
+        }
+    }
+}
+
+#[test]
+fn resample_changes_nothing_when_no_row_is_longer_than_seq_len() {
+    // data() has rows of at most 12 steps.
+    let ds = data();
+    let c = |time_pool| PrepConfig { seq_len: 12, time_pool, ..cfg(0.5, 1) };
+    assert_eq!(prepare(&ds, &c(TimePool::Truncate)).unwrap(), prepare(&ds, &c(TimePool::Resample)).unwrap());
+    // With seq_len 8 the rows of 9 to 12 steps differ, and only they.
+    let t = prepare(&ds, &cfg(0.5, 1)).unwrap();
+    let r = prepare(&ds, &PrepConfig { time_pool: TimePool::Resample, ..cfg(0.5, 1) }).unwrap();
+    assert_ne!(t.train.features, r.train.features);
 }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use decsweep_api::{ParamError, SynthKind, CLUSTERED_KNOBS};
 use toml::de::DeValue;
 
 use crate::error::Diagnostics;
@@ -103,23 +104,7 @@ fn dataset(diag: &mut Diagnostics, v: &reader::Value<'_>, spec_path: &Path, opti
                 }
                 return None;
             };
-            let t = reader::table(diag, e.value, "`study.dataset.synthetic`")?;
-            let syn = Section::open(diag, "study.dataset.synthetic", e.value.span(), t, &["seed", "n"]);
-            let seed = match syn.get("seed") {
-                Some(x) => reader::unsigned(diag, x.value, &syn.field("seed"))?,
-                None => 0,
-            };
-            let n = match syn.get("n") {
-                Some(x) => match reader::unsigned(diag, x.value, &syn.field("n"))? {
-                    0 => {
-                        diag.error(x.value.span(), "expected at least 1 utterance for `study.dataset.synthetic.n`");
-                        return None;
-                    }
-                    n => n,
-                },
-                None => SYNTHETIC_DEFAULT_N,
-            };
-            Some(Dataset::Synthetic { seed, n })
+            synthetic(diag, e.value)
         }
         other => {
             diag.error(
@@ -132,6 +117,83 @@ fn dataset(diag: &mut Diagnostics, v: &reader::Value<'_>, spec_path: &Path, opti
             None
         }
     }
+}
+
+/// `study.dataset.synthetic`: `seed`, `n`, `kind` and the kind's knobs.
+fn synthetic(diag: &mut Diagnostics, v: &reader::Value<'_>) -> Option<Dataset> {
+    let t = reader::table(diag, v, "`study.dataset.synthetic`")?;
+    // Every knob of every kind is a known key, so a knob given to the wrong kind gets a message
+    // about the kind rather than "unknown key".
+    let mut keys = vec!["seed", "n", "kind"];
+    keys.extend(CLUSTERED_KNOBS.iter().map(|k| k.name));
+    let syn = Section::open(diag, "study.dataset.synthetic", v.span(), t, &keys);
+    let seed = match syn.get("seed") {
+        Some(x) => reader::unsigned(diag, x.value, &syn.field("seed"))?,
+        None => 0,
+    };
+    let n = match syn.get("n") {
+        Some(x) => match reader::unsigned(diag, x.value, &syn.field("n"))? {
+            0 => {
+                diag.error(x.value.span(), "expected at least 1 utterance for `study.dataset.synthetic.n`");
+                return None;
+            }
+            n => n,
+        },
+        None => SYNTHETIC_DEFAULT_N,
+    };
+    let mut generator = match syn.get("kind") {
+        Some(x) => {
+            let word = reader::string(diag, x.value, &syn.field("kind"))?;
+            match SynthKind::from_word(word) {
+                Some(kind) => kind,
+                None => {
+                    diag.error(
+                        x.value.span(),
+                        format!(
+                            "unknown synthetic kind `{word}` for {}; expected one of: {}",
+                            syn.field("kind"),
+                            SynthKind::WORDS.join(", ")
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        None => SynthKind::Linear,
+    };
+    let mut ok = true;
+    for e in syn.entries.iter().filter(|e| !matches!(e.key, "seed" | "n" | "kind")) {
+        let Some(spec) = CLUSTERED_KNOBS.iter().find(|k| k.name == e.key) else {
+            continue; // an unknown key, reported by Section::open
+        };
+        let SynthKind::Clustered(knobs) = &mut generator else {
+            diag.error(
+                e.key_span.clone(),
+                format!(
+                    "`{}` is a knob of the clustered generator; add kind = \"clustered\" to {} or remove it",
+                    e.key,
+                    syn.display()
+                ),
+            );
+            ok = false;
+            continue;
+        };
+        let Some(value) = reader::scalar(diag, e.value, &syn.field(e.key)) else {
+            ok = false;
+            continue;
+        };
+        if let Err(err) = knobs.set(spec.name, &value) {
+            let why = match err {
+                ParamError::OutOfRange { .. } | ParamError::WrongType { .. } => {
+                    format!("{}: expected {}, found {value}", syn.field(e.key), spec.domain.describe())
+                }
+                other => other.to_string(),
+            };
+            diag.error(e.value.span(), why);
+            ok = false;
+        }
+    }
+    ok.then_some(Dataset::Synthetic { seed, n, generator })
 }
 
 fn pipelines(diag: &mut Diagnostics, v: &reader::Value<'_>, what: &str) -> Option<Vec<(PipelineKind, Span)>> {

@@ -360,6 +360,79 @@ fn dataset_file_missing_relative_to_the_spec() {
     assert!(matches!(spec.dataset(), crate::Dataset::File { path, .. } if *path == looked));
 }
 
+/// HEAD with its dataset line replaced (line 3).
+fn with_synthetic(table: &str) -> String {
+    HEAD.replace("dataset = { synthetic = { seed = 0 } }", &format!("dataset = {{ synthetic = {table} }}"))
+}
+
+#[test]
+fn synthetic_kinds_and_knobs() {
+    use decsweep_api::{ClusteredKnobs, SynthKind};
+    let load = |src: &str| SweepSpec::from_source(src, PATH, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let linear = load(HEAD);
+    assert_eq!(
+        *linear.dataset(),
+        crate::Dataset::Synthetic { seed: 0, n: 2199, generator: SynthKind::Linear },
+        "no kind is today's generator"
+    );
+    let explicit = load(&with_synthetic(r#"{ kind = "linear", seed = 0 }"#));
+    assert_eq!(explicit.dataset(), linear.dataset());
+
+    let clustered =
+        load(&with_synthetic(r#"{ kind = "clustered", seed = 4, n = 500, separation = 3, noise_audio = 2.5 }"#));
+    let knobs = ClusteredKnobs { separation: 3.0, noise: [7.0, 2.5, 2.8], ..ClusteredKnobs::default() };
+    assert_eq!(
+        *clustered.dataset(),
+        crate::Dataset::Synthetic { seed: 4, n: 500, generator: SynthKind::Clustered(knobs) }
+    );
+    let defaults = load(&with_synthetic(r#"{ kind = "clustered" }"#));
+    assert!(
+        matches!(defaults.dataset(), crate::Dataset::Synthetic { generator: SynthKind::Clustered(k), .. } if *k == ClusteredKnobs::default())
+    );
+}
+
+#[test]
+fn bad_synthetic_kind_or_knob_is_located() {
+    // Line 3 is `dataset = { synthetic = … }`; columns count from its `d`.
+    only_error(
+        &with_synthetic(r#"{ kind = "spiral" }"#),
+        3,
+        34,
+        "unknown synthetic kind `spiral` for `study.dataset.synthetic.kind`; expected one of: linear, clustered",
+    );
+    only_error(
+        &with_synthetic(r#"{ kind = "clustered", separation = 0 }"#),
+        3,
+        60,
+        "`study.dataset.synthetic.separation`: expected a number in (0, 100], found 0",
+    );
+    only_error(
+        &with_synthetic(r#"{ kind = "clustered", share_text = "most" }"#),
+        3,
+        60,
+        "`study.dataset.synthetic.share_text`: expected a number in [0, 1], found most",
+    );
+    only_error(
+        &with_synthetic(r#"{ kind = "clustered", subclusters = 2.5 }"#),
+        3,
+        61,
+        "expected an integer in [1, 32], found 2.5",
+    );
+    only_error(
+        &with_synthetic(r#"{ kind = "clustered", noise_txt = 3 }"#),
+        3,
+        47,
+        "unknown key `noise_txt` in `study.dataset.synthetic`; did you mean `noise_text`",
+    );
+    only_error(
+        &with_synthetic("{ seed = 1, separation = 3 }"),
+        3,
+        37,
+        "`separation` is a knob of the clustered generator; add kind = \"clustered\"",
+    );
+    only_error(&with_synthetic("{ kind = 3 }"), 3, 34, "expected a string for `study.dataset.synthetic.kind`");
+}
+
 #[test]
 fn unreadable_spec_file_is_a_read_error() {
     let err = SweepSpec::load("/nonexistent/decsweep/spec.toml").unwrap_err();
