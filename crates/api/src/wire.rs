@@ -19,11 +19,20 @@ pub enum TrialStatus {
     Completed,
     Failed,
     Pruned,
+    /// Stopped by the user (`cancel`) before it finished: terminal, like pruned, and left out of
+    /// summaries.
+    Cancelled,
 }
 
 impl TrialStatus {
-    pub const ALL: [TrialStatus; 5] =
-        [TrialStatus::Pending, TrialStatus::Running, TrialStatus::Completed, TrialStatus::Failed, TrialStatus::Pruned];
+    pub const ALL: [TrialStatus; 6] = [
+        TrialStatus::Pending,
+        TrialStatus::Running,
+        TrialStatus::Completed,
+        TrialStatus::Failed,
+        TrialStatus::Pruned,
+        TrialStatus::Cancelled,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -32,12 +41,13 @@ impl TrialStatus {
             TrialStatus::Completed => "completed",
             TrialStatus::Failed => "failed",
             TrialStatus::Pruned => "pruned",
+            TrialStatus::Cancelled => "cancelled",
         }
     }
 
     /// Whether the trial will not run again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, TrialStatus::Completed | TrialStatus::Failed | TrialStatus::Pruned)
+        matches!(self, TrialStatus::Completed | TrialStatus::Failed | TrialStatus::Pruned | TrialStatus::Cancelled)
     }
 }
 
@@ -51,7 +61,8 @@ impl std::str::FromStr for TrialStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         TrialStatus::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
-            format!("unknown trial status `{s}`; expected one of: pending, running, completed, failed, pruned")
+            let names: Vec<&str> = TrialStatus::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown trial status `{s}`; expected one of: {}", names.join(", "))
         })
     }
 }
@@ -75,15 +86,31 @@ pub struct StatusCounts {
     pub completed: u64,
     pub failed: u64,
     pub pruned: u64,
+    /// Absent in answers of coordinators older than the `cancelled` status: 0.
+    #[serde(default)]
+    pub cancelled: u64,
 }
 
 impl StatusCounts {
     pub fn total(&self) -> u64 {
-        self.pending + self.running + self.completed + self.failed + self.pruned
+        self.pending + self.running + self.finished()
     }
 
+    /// Trials that will not run again (every terminal status).
     pub fn finished(&self) -> u64 {
-        self.completed + self.failed + self.pruned
+        self.completed + self.failed + self.pruned + self.cancelled
+    }
+
+    /// Adds `n` trials of `status`.
+    pub fn add(&mut self, status: TrialStatus, n: u64) {
+        match status {
+            TrialStatus::Pending => self.pending += n,
+            TrialStatus::Running => self.running += n,
+            TrialStatus::Completed => self.completed += n,
+            TrialStatus::Failed => self.failed += n,
+            TrialStatus::Pruned => self.pruned += n,
+            TrialStatus::Cancelled => self.cancelled += n,
+        }
     }
 }
 
@@ -210,6 +237,11 @@ pub struct Lease {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeartbeatReply {
     pub ttl_ms: u64,
+    /// `stop` once the user cancelled or failed the trial, so a trial between epochs (or a
+    /// command that reports none) stops within a heartbeat; `prune` is never sent here.
+    /// Absent (older coordinators): `continue`.
+    #[serde(default)]
+    pub action: ProgressAction,
 }
 
 /// `POST /v1/leases/{lease_id}/progress`: one epoch of one stage.
@@ -236,13 +268,17 @@ pub struct TrialCurvePoint {
     pub val_accuracy: Option<f64>,
 }
 
-/// What the coordinator wants the worker to do after an epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What the coordinator wants the worker to do after an epoch (or a heartbeat).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProgressAction {
+    #[default]
     Continue,
     /// Stop the trial and report it pruned.
     Prune,
+    /// Stop the trial now and report nothing: the user cancelled or failed it, and the
+    /// coordinator has already recorded how it ended (the lease's later calls get 409).
+    Stop,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -288,6 +324,60 @@ pub struct Recorded {
     pub recorded: bool,
 }
 
+/// `POST /v1/studies/{name}/cancel` answer (the body is `{}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelOutcome {
+    /// Pending trials now `cancelled`.
+    pub cancelled: u64,
+    /// Running trials now `cancelled` whose workers are told to stop (`ProgressAction::Stop`).
+    pub stopping: u64,
+}
+
+/// `POST /v1/studies/{name}/retry`: every failed trial of the study, or only `trial_id`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryTrials {
+    #[serde(default)]
+    pub trial_id: Option<i64>,
+}
+
+/// `POST /v1/studies/{name}/retry` answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retried {
+    /// Failed trials now pending again.
+    pub retried: u64,
+}
+
+/// `POST /v1/trials/{id}/fail`: mark a pending or running trial failed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailByUser {
+    /// Stored as the trial's error; default "failed by user".
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/trials/{id}/fail` answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedByUser {
+    /// False when the trial had already failed (nothing changed).
+    pub failed: bool,
+}
+
+/// `POST /v1/studies/{name}/seeds`: every configuration of the study × these seeds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddSeeds {
+    pub seeds: Vec<u64>,
+}
+
+/// `POST /v1/studies/{name}/seeds` answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedsAdded {
+    /// New pending trials.
+    pub added: u64,
+    /// Requested seeds the study already had; nothing was added for them.
+    #[serde(default)]
+    pub skipped: Vec<u64>,
+}
+
 /// Body of every 4xx/5xx answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {
@@ -324,5 +414,30 @@ mod tests {
             assert_eq!(s.name().parse::<TrialStatus>().unwrap(), s);
         }
         assert!(TrialStatus::Pruned.is_terminal() && !TrialStatus::Running.is_terminal());
+        assert!(TrialStatus::Cancelled.is_terminal());
+        assert!("done".parse::<TrialStatus>().unwrap_err().contains("cancelled"));
+    }
+
+    #[test]
+    fn cancelled_trials_count_as_finished() {
+        let mut c = StatusCounts::default();
+        for s in TrialStatus::ALL {
+            c.add(s, 1);
+        }
+        assert_eq!((c.total(), c.finished(), c.cancelled), (6, 4, 1));
+        // An older coordinator's answer has no `cancelled`.
+        let old: StatusCounts =
+            serde_json::from_str(r#"{"pending":1,"running":0,"completed":2,"failed":0,"pruned":0}"#).unwrap();
+        assert_eq!((old.cancelled, old.total()), (0, 3));
+    }
+
+    #[test]
+    fn heartbeats_and_progress_carry_the_stop_action() {
+        let old: HeartbeatReply = serde_json::from_str(r#"{"ttl_ms":5}"#).unwrap();
+        assert_eq!(old.action, ProgressAction::Continue, "older coordinators say nothing: go on");
+        let stop = serde_json::to_string(&HeartbeatReply { ttl_ms: 5, action: ProgressAction::Stop }).unwrap();
+        assert!(stop.contains(r#""action":"stop""#), "{stop}");
+        let p: ProgressReply = serde_json::from_str(r#"{"action":"stop"}"#).unwrap();
+        assert_eq!(p.action, ProgressAction::Stop);
     }
 }

@@ -27,7 +27,8 @@
 //! in a small discrete space), it is asked again with that point added to `pending` (which TPE
 //! avoids), up to 8 times; if it still has nothing new (or returns `None`, e.g. because the extra
 //! pending points reach `n_trials`), the study stops proposing and ends with fewer than
-//! `n_trials` points, logged as a warning.
+//! `n_trials` points, logged as a warning. A cancelled study (`studies.cancelled_ms`, set by
+//! `cancel`) proposes nothing more, even if `retry` or `add-seeds` queue trials again later.
 
 use std::collections::BTreeMap;
 
@@ -194,6 +195,15 @@ impl WriteCtx {
         let Some(spec) = meta.spec.clone().filter(|s| s.is_adaptive()) else {
             return Ok(0);
         };
+        // A cancelled study proposes nothing more (read here, not cached: `cancel` sets it).
+        let cancelled: bool = self
+            .conn
+            .prepare_cached("SELECT cancelled_ms IS NOT NULL FROM studies WHERE id = ?1")?
+            .query_row([study_id], |r| r.get(0))?;
+        if cancelled {
+            self.exhausted.insert(study_id);
+            return Ok(0);
+        }
         let pending: bool = self
             .conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM trials WHERE study_id = ?1 AND status = 'pending')")?

@@ -29,6 +29,15 @@ pub enum Error {
     #[error("no lease `{0}`")]
     LeaseNotFound(String),
 
+    /// `retry --trial ID` named a trial of another study.
+    #[error("study `{study}` has no trial with id {trial_id}")]
+    TrialNotInStudy { study: String, trial_id: i64 },
+
+    /// A user's control does not apply to the trial's state (failing a completed trial,
+    /// retrying one that has not failed).
+    #[error("{0}")]
+    WrongState(String),
+
     /// The lease exists but may no longer change its trial.
     #[error("lease `{lease_id}` may not change trial {trial_id}: {reason}")]
     LeaseConflict { lease_id: String, trial_id: i64, reason: String },
@@ -104,10 +113,12 @@ impl Error {
             Error::Spec { .. } | Error::BadRequest(_) => 400,
             Error::Unauthorized => 401,
             Error::Forbidden(_) => 403,
-            Error::StudyNotFound(_) | Error::TrialNotFound(_) | Error::LeaseNotFound(_) | Error::DatasetNotFound(_) => {
-                404
-            }
-            Error::StudyConflict { .. } | Error::LeaseConflict { .. } => 409,
+            Error::StudyNotFound(_)
+            | Error::TrialNotFound(_)
+            | Error::TrialNotInStudy { .. }
+            | Error::LeaseNotFound(_)
+            | Error::DatasetNotFound(_) => 404,
+            Error::StudyConflict { .. } | Error::LeaseConflict { .. } | Error::WrongState(_) => 409,
             Error::Closed | Error::Storage { .. } => 503,
             Error::Dataset { .. }
             | Error::SchemaTooNew { .. }
@@ -228,6 +239,8 @@ mod tests {
         let conflict = Error::LeaseConflict { lease_id: "l".into(), trial_id: 1, reason: "re-leased".into() };
         assert_eq!(conflict.status(), 409);
         assert_eq!(Error::LeaseNotFound("l".into()).status(), 404);
+        assert_eq!(Error::TrialNotInStudy { study: "s".into(), trial_id: 3 }.status(), 404);
+        assert_eq!(Error::WrongState("trial 3 is completed".into()).status(), 409);
         assert_eq!(Error::Unauthorized.status(), 401);
         assert_eq!(Error::Closed.status(), 503);
         let full = Error::Storage { problem: StorageProblem::Full, message: "x".into() };

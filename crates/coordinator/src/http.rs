@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use decsweep_api::wire::{
-    ApiError, CompleteTrial, CreateStudy, EpochProgress, FailTrial, LeaseRequest, PruneTrial, ReturnTrial, TrialStatus,
+    AddSeeds, ApiError, CompleteTrial, CreateStudy, EpochProgress, FailByUser, FailTrial, FailedByUser, LeaseRequest,
+    PruneTrial, Retried, RetryTrials, ReturnTrial, TrialStatus,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -134,6 +135,10 @@ pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str
         .add("GET", "/v1/studies/{name}/trials", get(study_trials))
         .add("GET", "/v1/trials/{id}", get(get_trial))
         .add("GET", "/v1/trials/{id}/curves", get(trial_curves))
+        .add("POST", "/v1/studies/{name}/cancel", post(cancel_study))
+        .add("POST", "/v1/studies/{name}/retry", post(retry_trials))
+        .add("POST", "/v1/studies/{name}/seeds", post(add_seeds))
+        .add("POST", "/v1/trials/{id}/fail", post(fail_trial))
         .add("POST", "/v1/lease", post(lease))
         .add("POST", "/v1/leases/{lease_id}/heartbeat", post(heartbeat))
         .add("POST", "/v1/leases/{lease_id}/progress", post(progress))
@@ -254,6 +259,37 @@ async fn get_trial(State(c): State<Coordinator>, ApiPath(id): ApiPath<i64>) -> A
 
 async fn trial_curves(State(c): State<Coordinator>, ApiPath(id): ApiPath<i64>) -> Answer<Response> {
     Ok(Json(c.curves(id).await?).into_response())
+}
+
+/// The body (`{}`) carries nothing, so none is required.
+async fn cancel_study(State(c): State<Coordinator>, ApiPath(name): ApiPath<String>) -> Answer<Response> {
+    Ok(Json(c.cancel_study(&name).await?).into_response())
+}
+
+async fn retry_trials(
+    State(c): State<Coordinator>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<RetryTrials>,
+) -> Answer<Response> {
+    let retried = c.retry_trials(&name, body.trial_id).await?;
+    Ok(Json(Retried { retried }).into_response())
+}
+
+async fn add_seeds(
+    State(c): State<Coordinator>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<AddSeeds>,
+) -> Answer<Response> {
+    Ok(Json(c.add_seeds_detailed(&name, body.seeds).await?).into_response())
+}
+
+async fn fail_trial(
+    State(c): State<Coordinator>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<FailByUser>,
+) -> Answer<Response> {
+    let failed = c.fail_trial(id, body.reason).await?;
+    Ok(Json(FailedByUser { failed }).into_response())
 }
 
 async fn lease(State(c): State<Coordinator>, ApiJson(req): ApiJson<LeaseRequest>) -> Answer<Response> {

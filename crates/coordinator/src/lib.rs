@@ -46,6 +46,13 @@
 //!   doing it), and a heartbeat or progress report revives it (the trial is running again,
 //!   same attempt). Once another worker leases the trial, the old lease gets 409.
 //!
+//! # The user's controls
+//!
+//! [`Coordinator::cancel_study`], [`Coordinator::retry_trials`], [`Coordinator::fail_trial`] and
+//! [`Coordinator::add_seeds`] steer a study (semantics in `src/control.rs`). A running trial the
+//! user cancels or fails is ended at once; its worker's next heartbeat or progress report is
+//! answered `stop` and the lease's later complete / fail / prune get 409.
+//!
 //! # Pruning
 //!
 //! After recording each epoch a worker reports, the coordinator asks the study's pruner whether
@@ -81,6 +88,7 @@ mod adaptive;
 mod browse;
 mod changes;
 mod clock;
+mod control;
 mod dataset;
 mod error;
 mod health;
@@ -104,6 +112,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use decsweep_api::wire::{CancelOutcome, SeedsAdded};
 use decsweep_api::wire::{
     CompleteTrial, CreateStudy, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction,
     ProgressReply, PruneTrial, Recorded, ReturnTrial, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
@@ -616,19 +625,20 @@ impl Coordinator {
         }
     }
 
-    /// Extends a lease by the TTL.
+    /// Extends a lease by the TTL. The answer's action is `stop` once the user cancelled or
+    /// failed the trial.
     pub async fn heartbeat(&self, lease_id: &str) -> Result<HeartbeatReply> {
         let id = lease_id.to_string();
-        let ttl_ms = self
+        let (ttl_ms, action) = self
             .inner
             .store
             .write(move |ctx| {
-                let ttl_ms = ctx.heartbeat(&id)?;
+                let answer = ctx.heartbeat(&id)?;
                 workers::seen_lease(&ctx.conn, &id, ctx.clock.now_ms())?;
-                Ok(ttl_ms)
+                Ok(answer)
             })
             .await?;
-        Ok(HeartbeatReply { ttl_ms })
+        Ok(HeartbeatReply { ttl_ms, action })
     }
 
     /// Records one epoch, extends the lease, and says whether to go on.
@@ -692,6 +702,62 @@ impl Coordinator {
             self.inner.work.notify_waiters();
         }
         Ok(Recorded { recorded })
+    }
+
+    /// Cancels a study: pending trials become `cancelled` at once; running ones become
+    /// `cancelled` and their workers are told to stop at their next heartbeat or epoch; an
+    /// adaptive study proposes nothing more. Semantics in `src/control.rs`.
+    pub async fn cancel_study(&self, name: &str) -> Result<CancelOutcome> {
+        let owned = name.to_string();
+        let out = self.inner.store.write(move |ctx| ctx.cancel_study(&owned)).await?;
+        bump(&self.inner.metrics.cancellations, out.cancelled + out.stopping);
+        tracing::info!(study = %name, pending = out.cancelled, running = out.stopping, "study cancelled");
+        Ok(out)
+    }
+
+    /// Puts a study's failed trials (or only `trial_id`, which must be a failed trial of that
+    /// study) back in the queue, each with the study's retries again; returns how many.
+    pub async fn retry_trials(&self, name: &str, trial_id: Option<i64>) -> Result<u64> {
+        let owned = name.to_string();
+        let n = self.inner.store.write(move |ctx| ctx.retry_trials(&owned, trial_id)).await?;
+        if n > 0 {
+            bump(&self.inner.metrics.retried, n);
+            tracing::info!(study = %name, trials = n, "failed trials retried");
+            self.inner.work.notify_waiters();
+        }
+        Ok(n)
+    }
+
+    /// Marks a pending or running trial failed with `reason` (default "failed by user"); a
+    /// running trial's worker is told to stop. `false`: it had already failed.
+    pub async fn fail_trial(&self, trial_id: i64, reason: Option<String>) -> Result<bool> {
+        let reason = reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| control::DEFAULT_FAIL_REASON.into());
+        let failed = self.inner.store.write(move |ctx| ctx.fail_trial(trial_id, &reason)).await?;
+        if failed {
+            bump(&self.inner.metrics.user_failures, 1);
+            tracing::info!(trial_id, "trial failed by the user");
+            // An adaptive study may have sampled its next point.
+            self.inner.work.notify_waiters();
+        }
+        Ok(failed)
+    }
+
+    /// Adds every configuration of the study × each new seed as pending trials; returns how
+    /// many. [`Coordinator::add_seeds_detailed`] also says which seeds were already there.
+    pub async fn add_seeds(&self, name: &str, seeds: Vec<u64>) -> Result<u64> {
+        Ok(self.add_seeds_detailed(name, seeds).await?.added)
+    }
+
+    /// [`Coordinator::add_seeds`], with the seeds the study already had (skipped).
+    pub async fn add_seeds_detailed(&self, name: &str, seeds: Vec<u64>) -> Result<SeedsAdded> {
+        let owned = name.to_string();
+        let out = self.inner.store.write(move |ctx| ctx.add_seeds(&owned, &seeds)).await?;
+        if out.added > 0 {
+            bump(&self.inner.metrics.seeded_trials, out.added);
+            tracing::info!(study = %name, trials = out.added, skipped = ?out.skipped, "seeds added");
+            self.inner.work.notify_waiters();
+        }
+        Ok(out)
     }
 
     /// The `/metrics` text.

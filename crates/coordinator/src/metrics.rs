@@ -17,6 +17,14 @@ pub struct Metrics {
     pub(crate) failures: AtomicU64,
     pub(crate) prunes: AtomicU64,
     pub(crate) returns: AtomicU64,
+    /// Trials cancelled by the user (pending and running).
+    pub(crate) cancellations: AtomicU64,
+    /// Failed trials the user put back in the queue.
+    pub(crate) retried: AtomicU64,
+    /// Trials the user marked failed.
+    pub(crate) user_failures: AtomicU64,
+    /// Trials added by `add-seeds`.
+    pub(crate) seeded_trials: AtomicU64,
     /// (method, route, status) → count.
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
@@ -45,6 +53,10 @@ impl Metrics {
             ("decsweep_failures_total", "Trial failures reported by workers.", &self.failures),
             ("decsweep_prunes_total", "Trials pruned.", &self.prunes),
             ("decsweep_returns_total", "Trials given back unfinished by stopping workers.", &self.returns),
+            ("decsweep_cancelled_trials_total", "Trials cancelled by the user.", &self.cancellations),
+            ("decsweep_retried_trials_total", "Failed trials put back in the queue by the user.", &self.retried),
+            ("decsweep_user_failed_trials_total", "Trials marked failed by the user.", &self.user_failures),
+            ("decsweep_seeded_trials_total", "Trials added by add-seeds.", &self.seeded_trials),
         ];
         for (name, help, value) in counters {
             let _ =
@@ -87,5 +99,7 @@ mod tests {
         assert!(text.contains("decsweep_leases_granted_total 3\n"));
         assert!(text.contains("decsweep_http_requests_total{method=\"POST\",route=\"/v1/lease\",status=\"200\"} 2\n"));
         assert!(text.contains("# TYPE decsweep_completions_total counter\n"));
+        bump(&m.cancellations, 2);
+        assert!(m.render(&[]).contains("decsweep_cancelled_trials_total 2\n"));
     }
 }

@@ -1,6 +1,7 @@
 //! The OpenAPI 3 document of the HTTP API, written by hand from the types in
 //! `decsweep_api::wire`. A test checks it names every route the router serves.
 
+use decsweep_api::wire::TrialStatus;
 use serde_json::{json, Map, Value};
 
 fn schema_ref(name: &str) -> Value {
@@ -125,13 +126,34 @@ pub fn document() -> Value {
         "/v1/studies/{name}": { "get": Op::new("One study with trial counts by status.").param(name.clone())
             .answer("200", reply("The study.", Some(schema_ref("StudyInfo"))))
             .answer("404", error("No such study.")).build() },
-        "/v1/studies/{name}/trials": { "get": Op::new("A study's trials in id order.").param(name)
+        "/v1/studies/{name}/trials": { "get": Op::new("A study's trials in id order.").param(name.clone())
             .param(json!({ "name": "status", "in": "query", "required": false, "schema": schema_ref("TrialStatus"), "description": "Only trials in this status." }))
             .answer("200", reply("Trials.", Some(json!({ "type": "array", "items": schema_ref("TrialInfo") }))))
             .answer("404", error("No such study.")).build() },
         "/v1/trials/{id}": { "get": Op::new("One trial.").param(trial_id.clone())
             .answer("200", reply("The trial.", Some(schema_ref("TrialInfo"))))
             .answer("404", error("No such trial.")).build() },
+        "/v1/studies/{name}/cancel": { "post": Op::new("Cancel a study: pending trials become `cancelled` at once; running ones become `cancelled` and their workers are answered `stop` at their next heartbeat or progress report (their later complete/fail/prune calls get 409). An adaptive study proposes no more points. Repeating it answers zeros. The body is `{}` and may be left out.")
+            .param(name.clone())
+            .answer("200", reply("How many trials were cancelled.", Some(schema_ref("CancelOutcome"))))
+            .answer("404", error("No such study.")).build() },
+        "/v1/studies/{name}/retry": { "post": Op::new("Put the study's failed trials (or only `trial_id`) back in the queue; each gets the study's retries again.")
+            .param(name.clone()).body("RetryTrials")
+            .answer("200", reply("How many trials are pending again.", Some(schema_ref("Retried"))))
+            .answer("400", error("Malformed body."))
+            .answer("404", error("No such study, or `trial_id` is not one of its trials."))
+            .answer("409", error("`trial_id` names a trial that has not failed.")).build() },
+        "/v1/studies/{name}/seeds": { "post": Op::new("Add every configuration of the study × each new seed as pending trials (adaptive studies: the configurations proposed so far). Seeds the study already has are skipped and listed.")
+            .param(name.clone()).body("AddSeeds")
+            .answer("200", reply("Trials added and seeds skipped.", Some(schema_ref("SeedsAdded"))))
+            .answer("400", error("Malformed body, or no seed given."))
+            .answer("404", error("No such study.")).build() },
+        "/v1/trials/{id}/fail": { "post": Op::new("Mark a pending or running trial failed with `reason` (default \"failed by user\"); a running trial's worker is answered `stop`.")
+            .param(trial_id.clone()).body("FailByUser")
+            .answer("200", reply("`failed: false` when the trial had already failed (nothing changed).", Some(schema_ref("FailedByUser"))))
+            .answer("400", error("Malformed body."))
+            .answer("404", error("No such trial."))
+            .answer("409", error("The trial is completed, pruned or cancelled.")).build() },
         "/v1/trials/{id}/curves": { "get": Op::new("Every epoch a trial's attempts reported, in the order recorded.").param(trial_id)
             .answer("200", reply("Curve points.", Some(json!({ "type": "array", "items": schema_ref("TrialCurvePoint") }))))
             .answer("404", error("No such trial.")).build() },
@@ -141,10 +163,10 @@ pub fn document() -> Value {
             .answer("204", json!({ "description": "No trial became available within `wait_ms`." }))
             .answer("400", error("Malformed request."))
             .build() },
-        "/v1/leases/{lease_id}/heartbeat": { "post": lease_call("Extend a lease by its TTL. An expired lease whose trial nobody re-leased is revived.", None,
-            reply("Extended.", Some(schema_ref("HeartbeatReply")))) },
+        "/v1/leases/{lease_id}/heartbeat": { "post": lease_call("Extend a lease by its TTL. An expired lease whose trial nobody re-leased is revived. A trial the user cancelled or failed answers `action: stop`.", None,
+            reply("Extended (or, with `stop`, ended by the user).", Some(schema_ref("HeartbeatReply")))) },
         "/v1/leases/{lease_id}/progress": { "post": lease_call("Report one epoch of one stage; extends the lease like a heartbeat.", Some("EpochProgress"),
-            reply("Whether to continue or stop and report `prune`.", Some(schema_ref("ProgressReply")))) },
+            reply("Whether to continue, stop and report `prune`, or `stop` without reporting (the user cancelled or failed the trial; nothing was recorded).", Some(schema_ref("ProgressReply")))) },
         "/v1/leases/{lease_id}/complete": { "post": lease_call("Record the trial's metrics.", Some("CompleteTrial"), recorded()) },
         "/v1/leases/{lease_id}/fail": { "post": lease_call("Record a failed attempt; retried while retryable and retries are left.", Some("FailTrial"), recorded()) },
         "/v1/leases/{lease_id}/prune": { "post": lease_call("Record that the trial stopped early after a `prune` answer.", Some("PruneTrial"), recorded()) },
@@ -156,7 +178,8 @@ pub fn document() -> Value {
             .answer("404", error("No such dataset.")).build() }
     });
 
-    let status = json!({ "type": "string", "enum": ["pending", "running", "completed", "failed", "pruned"] });
+    let names: Vec<&str> = TrialStatus::ALL.iter().map(|s| s.name()).collect();
+    let status = json!({ "type": "string", "enum": names });
     let stage = json!({ "type": "string", "enum": ["data", "ae", "dec", "finetune"] });
     let metrics = json!({ "type": "object", "additionalProperties": { "type": "number" } });
     let param_value = json!({ "oneOf": [ { "type": "integer" }, { "type": "number" }, { "type": "string" } ] });
@@ -172,7 +195,7 @@ pub fn document() -> Value {
             "spec_path": { "type": "string", "description": "Where the spec lives on the coordinator's filesystem; relative dataset paths are resolved against it." } } },
         "StatusCounts": { "type": "object", "properties": {
             "pending": { "type": "integer" }, "running": { "type": "integer" }, "completed": { "type": "integer" },
-            "failed": { "type": "integer" }, "pruned": { "type": "integer" } } },
+            "failed": { "type": "integer" }, "pruned": { "type": "integer" }, "cancelled": { "type": "integer" } } },
         "StudyInfo": { "type": "object", "required": ["name", "created_at", "dataset_sha256", "counts"], "properties": {
             "name": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" },
             "dataset_sha256": { "type": "string" }, "counts": schema_ref("StatusCounts"),
@@ -209,11 +232,27 @@ pub fn document() -> Value {
             "job": schema_ref("TrialJob"), "seed": { "type": "integer" }, "attempt": { "type": "integer" },
             "dataset": { "oneOf": [ schema_ref("DatasetRef"), { "type": "null" } ] },
             "ttl_ms": { "type": "integer", "description": "The lease expires this long after the last heartbeat." } } },
-        "HeartbeatReply": { "type": "object", "properties": { "ttl_ms": { "type": "integer" } } },
+        "ProgressAction": { "type": "string", "enum": ["continue", "prune", "stop"] },
+        "HeartbeatReply": { "type": "object", "properties": { "ttl_ms": { "type": "integer" },
+            "action": { "allOf": [schema_ref("ProgressAction")], "default": "continue", "description": "`stop`: the user cancelled or failed the trial; stop it and report nothing." } } },
         "EpochProgress": { "type": "object", "required": ["stage", "epoch", "epochs", "train_loss", "val_loss"], "properties": {
             "stage": schema_ref("Stage"), "epoch": { "type": "integer" }, "epochs": { "type": "integer" },
             "train_loss": { "type": "number" }, "val_loss": { "type": "number" }, "val_accuracy": { "type": ["number", "null"] } } },
-        "ProgressReply": { "type": "object", "properties": { "action": { "type": "string", "enum": ["continue", "prune"] } } },
+        "ProgressReply": { "type": "object", "properties": { "action": schema_ref("ProgressAction") } },
+        "CancelOutcome": { "type": "object", "properties": {
+            "cancelled": { "type": "integer", "description": "Pending trials now cancelled." },
+            "stopping": { "type": "integer", "description": "Running trials now cancelled whose workers are told to stop." } } },
+        "RetryTrials": { "type": "object", "properties": {
+            "trial_id": { "type": ["integer", "null"], "format": "int64", "description": "Only this failed trial; all failed trials when null or absent." } } },
+        "Retried": { "type": "object", "properties": { "retried": { "type": "integer" } } },
+        "FailByUser": { "type": "object", "properties": {
+            "reason": { "type": ["string", "null"], "description": "Stored as the trial's error; default \"failed by user\"." } } },
+        "FailedByUser": { "type": "object", "properties": { "failed": { "type": "boolean" } } },
+        "AddSeeds": { "type": "object", "required": ["seeds"], "properties": {
+            "seeds": { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 1 } } },
+        "SeedsAdded": { "type": "object", "properties": {
+            "added": { "type": "integer" },
+            "skipped": { "type": "array", "items": { "type": "integer" }, "description": "Seeds the study already had." } } },
         "CompleteTrial": { "type": "object", "required": ["metrics"], "properties": { "metrics": metrics.clone() } },
         "FailTrial": { "type": "object", "required": ["reason", "retryable"], "properties": {
             "reason": { "type": "string" }, "retryable": { "type": "boolean" } } },

@@ -20,6 +20,10 @@
 //!   than the TTL, or a network hiccup.
 //! - **ended**: this lease already completed, failed, pruned or returned the trial. Repeating the same
 //!   kind of call answers "not recorded" (200, idempotent); another kind is a conflict.
+//! - **stopped by the user**: the user cancelled the study or failed the trial while this lease
+//!   held it (`cancelled`, `failed_by_user`; see [`crate::control`]). Heartbeats and progress
+//!   answer `stop` (200, nothing recorded) so the worker stops the trial; complete, fail, prune
+//!   and return get 409 and change nothing.
 //! - **superseded**: the trial has been leased again since. Every call is a conflict (409) and
 //!   changes nothing, so a late result is never counted twice.
 
@@ -152,7 +156,12 @@ struct LeaseRow {
     trial_lease: Option<String>,
     study_id: i64,
     attempts: u32,
+    /// `attempts` when the user last retried the trial.
+    attempts_base: u32,
 }
+
+/// Lease outcomes set by the user's controls ([`crate::control`]): the worker is told to stop.
+pub(crate) const STOPPED_OUTCOMES: [&str; 2] = ["cancelled", "failed_by_user"];
 
 impl LeaseRow {
     fn standing(&self) -> Standing {
@@ -181,6 +190,7 @@ impl LeaseRow {
 /// A running trial whose lease has run out.
 struct Overdue {
     id: i64,
+    /// Attempts since the user last retried the trial (all of them if never).
     attempts: u32,
     retries: u32,
     lease_id: Option<String>,
@@ -337,7 +347,7 @@ impl WriteCtx {
         let now = self.now();
         let due: Vec<Overdue> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT t.id, t.attempts, s.retries, t.lease_id, t.worker
+                "SELECT t.id, t.attempts - t.attempts_base, s.retries, t.lease_id, t.worker
                    FROM trials t JOIN studies s ON s.id = t.study_id
                   WHERE t.status = 'running' AND t.lease_expires_ms <= ?1",
             )?;
@@ -463,7 +473,8 @@ impl WriteCtx {
     fn load_lease(&self, lease_id: &str) -> Result<LeaseRow> {
         self.conn
             .prepare_cached(
-                "SELECT l.trial_id, l.attempt, l.outcome, t.status, t.lease_id, t.study_id, t.attempts
+                "SELECT l.trial_id, l.attempt, l.outcome, t.status, t.lease_id, t.study_id, t.attempts,
+                        t.attempts_base
                    FROM leases l JOIN trials t ON t.id = l.trial_id WHERE l.lease_id = ?1",
             )?
             .query_row([lease_id], |r| {
@@ -476,13 +487,14 @@ impl WriteCtx {
                     trial_lease: r.get(4)?,
                     study_id: r.get(5)?,
                     attempts: u32_col(r.get(6)?),
+                    attempts_base: u32_col(r.get(7)?),
                 })
             })
             .optional()?
             .ok_or_else(|| Error::LeaseNotFound(lease_id.to_string()))
     }
 
-    fn end_lease(&self, lease_id: &str, outcome: &str, now: i64) -> Result<()> {
+    pub(crate) fn end_lease(&self, lease_id: &str, outcome: &str, now: i64) -> Result<()> {
         self.conn
             .prepare_cached("UPDATE leases SET outcome = ?2, ended_ms = ?3 WHERE lease_id = ?1")?
             .execute(params![lease_id, outcome, now])?;
@@ -490,8 +502,9 @@ impl WriteCtx {
     }
 
     /// Makes sure the lease may keep running its trial and pushes its deadline out by the TTL.
-    /// Revives an expired lease whose trial nobody has claimed since.
-    fn keep_alive(&mut self, lease: &LeaseRow) -> Result<()> {
+    /// Revives an expired lease whose trial nobody has claimed since. `Stop`: the user
+    /// cancelled or failed the trial; nothing was changed and the worker should stop it.
+    fn keep_alive(&mut self, lease: &LeaseRow) -> Result<ProgressAction> {
         let now = self.now();
         let expires = now.saturating_add(self.ttl_ms);
         match lease.standing() {
@@ -514,23 +527,29 @@ impl WriteCtx {
             Standing::ExpiredUnclaimed => {
                 return Err(lease.conflict(format!("the lease expired and the trial is {}", lease.trial_status)))
             }
+            Standing::Ended(outcome) if STOPPED_OUTCOMES.contains(&outcome.as_str()) => {
+                return Ok(ProgressAction::Stop)
+            }
             Standing::Ended(outcome) => return Err(lease.conflict(format!("the lease already ended: {outcome}"))),
             Standing::Superseded => return Err(lease.superseded()),
         }
-        Ok(())
+        Ok(ProgressAction::Continue)
     }
 
-    /// Extends a lease; answers the TTL.
-    pub(crate) fn heartbeat(&mut self, lease_id: &str) -> Result<u64> {
+    /// Extends a lease; answers the TTL and whether the worker should stop the trial.
+    pub(crate) fn heartbeat(&mut self, lease_id: &str) -> Result<(u64, ProgressAction)> {
         let lease = self.load_lease(lease_id)?;
-        self.keep_alive(&lease)?;
-        Ok(self.ttl_ms as u64)
+        let action = self.keep_alive(&lease)?;
+        Ok((self.ttl_ms as u64, action))
     }
 
-    /// Records one epoch (extending the lease like a heartbeat) and asks the pruner.
+    /// Records one epoch (extending the lease like a heartbeat) and asks the pruner. A trial the
+    /// user stopped records nothing and answers `Stop`.
     pub(crate) fn progress(&mut self, lease_id: &str, p: &EpochProgress) -> Result<ProgressAction> {
         let lease = self.load_lease(lease_id)?;
-        self.keep_alive(&lease)?;
+        if self.keep_alive(&lease)? == ProgressAction::Stop {
+            return Ok(ProgressAction::Stop);
+        }
         let now = self.now();
         self.conn
             .prepare_cached(
@@ -594,7 +613,7 @@ impl WriteCtx {
         };
         let retries = self.study_meta(lease.study_id)?.retries;
         let now = self.now();
-        let requeue = retryable && lease.attempts <= retries;
+        let requeue = retryable && lease.attempts.saturating_sub(lease.attempts_base) <= retries;
         let error = format!("attempt {}: {reason}", lease.attempts);
         if requeue {
             self.conn
@@ -860,7 +879,7 @@ pub(crate) mod tests {
         let l = f.lease("w");
         for _ in 0..5 {
             f.clock.advance(Duration::from_millis(TTL_MS as u64 - 1));
-            assert_eq!(f.ctx.heartbeat(&l.lease_id).unwrap(), TTL_MS as u64);
+            assert_eq!(f.ctx.heartbeat(&l.lease_id).unwrap(), (TTL_MS as u64, ProgressAction::Continue));
             assert!(f.ctx.expire().unwrap().is_empty());
         }
         f.clock.advance(Duration::from_millis(TTL_MS as u64));

@@ -10,14 +10,7 @@ use crate::error::{Error, Result};
 use crate::ops::DatasetRow;
 
 fn add_count(counts: &mut StatusCounts, status: &str, n: i64) -> Result<()> {
-    let n = n.max(0) as u64;
-    match parse_status(status)? {
-        TrialStatus::Pending => counts.pending += n,
-        TrialStatus::Running => counts.running += n,
-        TrialStatus::Completed => counts.completed += n,
-        TrialStatus::Failed => counts.failed += n,
-        TrialStatus::Pruned => counts.pruned += n,
-    }
+    counts.add(parse_status(status)?, n.max(0) as u64);
     Ok(())
 }
 

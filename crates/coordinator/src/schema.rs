@@ -17,12 +17,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migration `i` brings a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -114,7 +114,54 @@ const MIGRATIONS: &[&str] = &[
     -- JSON of the sampled point a trial was planned from (adaptive studies only).
     ALTER TABLE trials ADD COLUMN point TEXT;
     "#,
-    // 2 → 3: the dashboard's change log and the workers it lists.
+    // 2 → 3: the user's controls (cancel, retry, fail, add seeds). SQLite cannot alter a CHECK
+    // constraint, so `trials` is rebuilt with `cancelled` allowed (every row, column and index
+    // kept); `migrate` turns foreign keys off around it, as SQLite's own procedure requires.
+    r#"
+    CREATE TABLE trials_v3 (
+        id                INTEGER PRIMARY KEY,
+        study_id          INTEGER NOT NULL REFERENCES studies(id),
+        trial_key         TEXT NOT NULL,
+        pipeline          TEXT NOT NULL,        -- baseline | dec | command
+        job               TEXT NOT NULL,        -- JSON of decsweep_api::wire::TrialJob
+        params            TEXT NOT NULL,        -- JSON object: the parameters the pipeline reads
+        seed              INTEGER NOT NULL,     -- u64 stored bit-for-bit as i64
+        config_id         TEXT NOT NULL,
+        label             TEXT,
+        status            TEXT NOT NULL
+                          CHECK (status IN ('pending', 'running', 'completed', 'failed', 'pruned', 'cancelled')),
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        lease_id          TEXT,                 -- the current (or last) lease
+        worker            TEXT,
+        lease_expires_ms  INTEGER,
+        error             TEXT,
+        metrics           TEXT,                 -- JSON object name -> number
+        created_ms        INTEGER NOT NULL,
+        started_ms        INTEGER,              -- first lease
+        finished_ms       INTEGER,
+        updated_ms        INTEGER NOT NULL,
+        point             TEXT,                 -- JSON of the sampled point (adaptive studies)
+        -- `attempts` when the user last retried the trial: the study's `retries` count from here.
+        attempts_base     INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (study_id, trial_key)
+    );
+    INSERT INTO trials_v3 (id, study_id, trial_key, pipeline, job, params, seed, config_id, label, status,
+                           attempts, lease_id, worker, lease_expires_ms, error, metrics, created_ms,
+                           started_ms, finished_ms, updated_ms, point)
+        SELECT id, study_id, trial_key, pipeline, job, params, seed, config_id, label, status,
+               attempts, lease_id, worker, lease_expires_ms, error, metrics, created_ms,
+               started_ms, finished_ms, updated_ms, point
+          FROM trials;
+    DROP TABLE trials;
+    ALTER TABLE trials_v3 RENAME TO trials;
+    CREATE INDEX trials_pending ON trials(id) WHERE status = 'pending';
+    CREATE INDEX trials_running_expiry ON trials(lease_expires_ms) WHERE status = 'running';
+    CREATE INDEX trials_study_status ON trials(study_id, status);
+
+    -- Set by `cancel`: an adaptive study proposes no more points.
+    ALTER TABLE studies ADD COLUMN cancelled_ms INTEGER;
+    "#,
+    // 3 → 4: the dashboard's change log and the workers it lists.
     r#"
     -- Every change to a trial (a new trial, a status or lease change, a reported epoch) as one
     -- row; `seq` is the change cursor a dashboard page polls with (crates/coordinator/src/changes.rs).
@@ -196,12 +243,35 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     if found > supported {
         return Err(Error::SchemaTooNew { path: path.to_path_buf(), found, supported });
     }
+    if found == supported {
+        return Ok(());
+    }
+    // A migration may rebuild a table others reference (SQLite's way to change a constraint);
+    // with foreign keys enforced, dropping the old table would fail. The pragma is a no-op
+    // inside a transaction, so it is switched around them, and each migration checks the keys
+    // itself before it commits.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = apply_migrations(conn, path, found, supported);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
+}
+
+fn apply_migrations(conn: &mut Connection, path: &Path, found: i64, supported: i64) -> Result<()> {
     for version in found..supported {
         let Some(sql) = usize::try_from(version).ok().and_then(|v| MIGRATIONS.get(v)) else {
             return Err(Error::Corrupt(format!("negative schema version {version}")));
         };
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
+        let broken: Option<String> =
+            tx.query_row("PRAGMA foreign_key_check", [], |r| r.get::<_, String>(0)).optional()?;
+        if let Some(table) = broken {
+            return Err(Error::Corrupt(format!(
+                "migrating {} to schema {}: table `{table}` has rows whose foreign keys point nowhere",
+                path.display(),
+                version + 1
+            )));
+        }
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
         tracing::info!(path = %path.display(), from = version, to = version + 1, "migrated database schema");
@@ -255,6 +325,88 @@ mod tests {
         assert_eq!(adaptive, 0, "an old study is planned in full");
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM trials WHERE point IS NULL", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0);
+    }
+
+    /// The indexes on `trials`, by name, with their SQL.
+    fn trial_indexes(conn: &Connection) -> Vec<(String, Option<String>)> {
+        let mut stmt = conn
+            .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'trials' ORDER BY name")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn a_version_2_database_with_data_keeps_its_rows_and_indexes_and_allows_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = connect(&path, Role::Writer).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO datasets VALUES ('h', 'f', 1, 's', 't');
+             INSERT INTO studies (name, spec, spec_path, dataset_sha256, retries, objective_metric,
+                                  objective_direction, created_at, created_ms, adaptive)
+             VALUES ('old', 'x', 'x.toml', 'h', 2, 'accuracy', 'maximize', 't', 0, 1);
+             INSERT INTO trials (study_id, trial_key, pipeline, job, params, seed, config_id, label, status,
+                                 attempts, lease_id, worker, lease_expires_ms, error, metrics, created_ms,
+                                 started_ms, finished_ms, updated_ms, point)
+             VALUES (1, 'k1', 'command', '{}', '{}', -1, 'c1', 'lab', 'completed', 1, 'L1', 'w', NULL, NULL,
+                     '{\"accuracy\":0.5}', 1, 2, 3, 4, '{\"x\":1}'),
+                    (1, 'k2', 'command', '{}', '{}', 7, 'c1', NULL, 'running', 2, 'L2', 'w', 99, 'e', NULL,
+                     1, 2, NULL, 4, NULL);
+             INSERT INTO leases VALUES ('L1', 1, 1, 'w', 2, 3, 'completed'), ('L2', 2, 2, 'w', 2, NULL, NULL);
+             INSERT INTO curves (trial_id, attempt, stage, epoch, epochs, recorded_ms) VALUES (2, 2, 'finetune', 1, 5, 9);",
+        )
+        .unwrap();
+        let before: Vec<String> = {
+            let mut stmt = conn.prepare("SELECT quote(id) || '|' || quote(seed) || '|' || quote(label) || '|' || status || '|' || quote(metrics) || '|' || quote(point) || '|' || quote(lease_expires_ms) FROM trials ORDER BY id").unwrap();
+            let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+            rows.collect::<rusqlite::Result<_>>().unwrap()
+        };
+        let indexes_before = trial_indexes(&conn);
+        assert_eq!(indexes_before.len(), 4, "three named indexes and the UNIQUE one: {indexes_before:?}");
+
+        migrate(&mut conn, &path).unwrap();
+
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let after: Vec<String> = {
+            let mut stmt = conn.prepare("SELECT quote(id) || '|' || quote(seed) || '|' || quote(label) || '|' || status || '|' || quote(metrics) || '|' || quote(point) || '|' || quote(lease_expires_ms) FROM trials ORDER BY id").unwrap();
+            let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+            rows.collect::<rusqlite::Result<_>>().unwrap()
+        };
+        assert_eq!(after, before, "every row and value kept");
+        let names = |ix: &[(String, Option<String>)]| ix.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&trial_indexes(&conn)), names(&indexes_before), "every index kept");
+        for ((_, a), (_, b)) in trial_indexes(&conn).iter().zip(&indexes_before) {
+            assert_eq!(a, b, "index definitions unchanged");
+        }
+        let fk: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+        assert!(fk, "foreign keys enforced again after the migration");
+        // Leases and curves still point at their trials, and the new status is allowed.
+        let joined: i64 = conn
+            .query_row("SELECT COUNT(*) FROM leases l JOIN trials t ON t.id = l.trial_id", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(joined, 2);
+        conn.execute("UPDATE trials SET status = 'cancelled' WHERE id = 2", []).unwrap();
+        // The dashboard's change log (migration 3 → 4) watches the rebuilt table.
+        let logged: i64 =
+            conn.query_row("SELECT COUNT(*) FROM changes WHERE trial_id = 2", [], |r| r.get(0)).unwrap();
+        assert_eq!(logged, 1, "the trigger on the rebuilt trials table records the change");
+        assert!(
+            conn.execute("UPDATE trials SET status = 'bogus' WHERE id = 2", []).is_err(),
+            "the CHECK is still there"
+        );
+        assert!(
+            conn.execute("INSERT INTO curves (trial_id, attempt, stage, epoch, epochs, recorded_ms) VALUES (99, 1, 'ae', 1, 1, 1)", []).is_err(),
+            "foreign keys still reference the rebuilt table"
+        );
+        let (base, cancelled): (i64, Option<i64>) = conn
+            .query_row("SELECT t.attempts_base, s.cancelled_ms FROM trials t JOIN studies s ON s.id = t.study_id WHERE t.id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((base, cancelled), (0, None));
     }
 
     #[test]

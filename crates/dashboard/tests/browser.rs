@@ -204,7 +204,6 @@ pipeline = "command"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the control branch's /v1/studies/{name}/cancel; integrator enables at merge"]
 async fn cancelling_a_study_from_the_page() {
     let s = Server::start(with_tokens()).await;
     s.create(&command_spec("stopme", 4), Some(TOKEN)).await;

@@ -113,4 +113,37 @@ mod tests {
         let err = r.validate().unwrap_err();
         assert!(matches!(err, ReportError::DuplicateTrialId { id: 1, first: 0, second: 2 }), "{err}");
     }
+
+    /// Cancelled trials are treated as pruned ones are: listed with their status in trials.csv,
+    /// counted in summary.csv, never aggregated (not even with `include_pruned`).
+    #[test]
+    fn cancelled_trials_are_listed_and_counted_but_not_aggregated() {
+        let (mut trials, _) = crate::testutil::study();
+        // Trial 13 (dec lf40, seed 0) is cancelled instead of completed.
+        trials[12].status = TrialStatus::Cancelled;
+        let report = StudyReport { study: "s", trials: &trials, curves: &[] };
+        for opts in
+            [crate::ReportOptions::default(), crate::ReportOptions { include_pruned: true, ..Default::default() }]
+        {
+            let files = crate::render(&report, &opts).unwrap();
+            let get = |name: &str| files.iter().find(|f| f.name == name).unwrap().contents.clone();
+            let trials_csv = get("trials.csv");
+            let mut r = csv::Reader::from_reader(trials_csv.as_bytes());
+            let h = r.headers().unwrap().clone();
+            let (id, status) =
+                (h.iter().position(|c| c == "id").unwrap(), h.iter().position(|c| c == "status").unwrap());
+            let row13 = r.records().map(|x| x.unwrap()).find(|x| &x[id] == "13").expect("listed");
+            assert_eq!(&row13[status], "cancelled");
+
+            let summary = get("summary.csv");
+            let mut r = csv::Reader::from_reader(summary.as_bytes());
+            let h = r.headers().unwrap().clone();
+            let col = |name: &str| h.iter().position(|c| c == name).unwrap();
+            let (cfg, n, ids) = (col("config_id"), col("n_cancelled"), col("trial_ids"));
+            let dec40 = r.records().map(|x| x.unwrap()).find(|x| &x[cfg] == "dec-lf40").unwrap();
+            assert_eq!(&dec40[n], "1");
+            assert!(!dec40[ids].split(';').any(|t| t == "13"), "not aggregated: {}", &dec40[ids]);
+            assert!(get("table.md").contains("1 cancelled"), "{}", get("table.md"));
+        }
+    }
 }

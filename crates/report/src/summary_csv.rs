@@ -2,7 +2,7 @@
 //!
 //! Columns: `pipeline, config_id`, every parameter (the value the group's trials share; empty
 //! when they disagree or do not have it), the trial counts `n_trials, n_completed, n_failed,
-//! n_pruned, n_pending, n_running`, then `seeds` and `trial_ids` (`;`-separated, the aggregated
+//! n_pruned, n_pending, n_running, n_cancelled`, then `seeds` and `trial_ids` (`;`-separated, the aggregated
 //! trials only: completed ones, plus pruned ones with `include_pruned`), then for every metric
 //! `<metric>_n, _mean, _std, _ci95_low, _ci95_high, _ci95_method`.
 //!
@@ -24,12 +24,13 @@ use crate::{ReportError, TrialRow, TrialStatus};
 pub(crate) const FILE: &str = "summary.csv";
 
 const LEAD: [&str; 2] = ["pipeline", "config_id"];
-const COUNTS: [(&str, TrialStatus); 5] = [
+const COUNTS: [(&str, TrialStatus); 6] = [
     ("n_completed", TrialStatus::Completed),
     ("n_failed", TrialStatus::Failed),
     ("n_pruned", TrialStatus::Pruned),
     ("n_pending", TrialStatus::Pending),
     ("n_running", TrialStatus::Running),
+    ("n_cancelled", TrialStatus::Cancelled),
 ];
 const STATS: [&str; 6] = ["n", "mean", "std", "ci95_low", "ci95_high", "ci95_method"];
 

@@ -13,6 +13,12 @@
 //! slot has ended, including a slot whose lease request is out, so a lease granted as the signal
 //! arrives is returned too rather than left to expire; the price is that an idle agent takes up
 //! to one long poll ([`LONG_POLL_MS`]) to exit.
+//!
+//! When the user cancels the study or fails the trial, the coordinator answers the next
+//! heartbeat or progress report `stop`: the agent stops the child (a built-in pipeline through
+//! its stdin at the next epoch, as for pruning; a command by SIGTERM to its process group, then
+//! SIGKILL after [`STOP_GRACE`]), reports nothing (the coordinator has recorded the end) and
+//! leases the next trial.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -26,8 +32,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use decsweep_api::wire::{
-    AgentInfo, CompleteTrial, EpochProgress, FailTrial, Lease, LeaseRequest, ProgressAction, ProgressReply, PruneTrial,
-    ReturnTrial, TrialJob,
+    AgentInfo, CompleteTrial, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction,
+    ProgressReply, PruneTrial, ReturnTrial, TrialJob,
 };
 use decsweep_api::Stage;
 use serde::de::DeserializeOwned;
@@ -90,6 +96,9 @@ const REPORT_PATIENCE: Duration = Duration::from_secs(30 * 60);
 /// A request that is not a long poll must be answered within this (connecting included); a
 /// partitioned link otherwise holds the request until TCP gives up, minutes later.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a command gets between SIGTERM and SIGKILL when its trial is stopped.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let Some(url) = args.coordinator.clone() else {
@@ -229,11 +238,14 @@ impl Slot {
     fn run_lease(&self, lease: Lease) {
         tracing::info!(worker = %self.name, trial = lease.trial_id, attempt = lease.attempt, study = %lease.study, "leased");
         let lost = Arc::new(AtomicBool::new(false));
+        // Set when the coordinator answers `stop` (the user cancelled or failed the trial).
+        let halted = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
-        let heartbeat = self.spawn_heartbeat(&lease, Arc::clone(&lost), Arc::clone(&done));
+        let heartbeat = self.spawn_heartbeat(&lease, Arc::clone(&lost), Arc::clone(&halted), Arc::clone(&done));
+        let ended = Ended { lost: &lost, halted: &halted };
         let outcome = match &lease.job {
-            TrialJob::Model { .. } => self.run_model(&lease, &lost),
-            TrialJob::Command { argv, env, workdir } => self.run_command(argv, env, workdir.as_deref(), &lost),
+            TrialJob::Model { .. } => self.run_model(&lease, ended),
+            TrialJob::Command { argv, env, workdir } => self.run_command(argv, env, workdir.as_deref(), ended),
         };
         // A lease lost while the trial ran stopped the trial: there is nothing to report. One
         // found lost only after the trial ended (a heartbeat in flight) is still reported: the
@@ -241,6 +253,10 @@ impl Slot {
         let lost_while_running = lost.load(Ordering::Relaxed);
         done.store(true, Ordering::Relaxed);
         let _ = heartbeat.join();
+        if halted.load(Ordering::Relaxed) {
+            tracing::info!(trial = lease.trial_id, "stopped: the trial was cancelled or failed by the user");
+            return;
+        }
         if lost_while_running {
             tracing::warn!(trial = lease.trial_id, "lease lost (expired or replaced); result discarded");
             return;
@@ -279,8 +295,14 @@ impl Slot {
     }
 
     /// Extends the lease every third of its TTL until the trial is done; marks it lost when the
-    /// coordinator says it is no longer ours.
-    fn spawn_heartbeat(&self, lease: &Lease, lost: Arc<AtomicBool>, done: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    /// coordinator says it is no longer ours, halted when it answers `stop`.
+    fn spawn_heartbeat(
+        &self,
+        lease: &Lease,
+        lost: Arc<AtomicBool>,
+        halted: Arc<AtomicBool>,
+        done: Arc<AtomicBool>,
+    ) -> thread::JoinHandle<()> {
         let client = self.client.clone();
         let path = format!("leases/{}/heartbeat", lease.lease_id);
         let every = Duration::from_millis((lease.ttl_ms / 3).max(50));
@@ -294,7 +316,11 @@ impl Slot {
                     continue;
                 }
                 waited = Duration::ZERO;
-                match client.post::<_, serde_json::Value>(&path, &serde_json::json!({})) {
+                match client.post::<_, HeartbeatReply>(&path, &serde_json::json!({})) {
+                    Ok(HeartbeatReply { action: ProgressAction::Stop, .. }) => {
+                        halted.store(true, Ordering::Relaxed);
+                        return;
+                    }
                     Ok(_) => {}
                     Err(ApiCallError::Conflict(_)) => {
                         lost.store(true, Ordering::Relaxed);
@@ -306,7 +332,7 @@ impl Slot {
         })
     }
 
-    fn run_model(&self, lease: &Lease, lost: &AtomicBool) -> Outcome {
+    fn run_model(&self, lease: &Lease, ended: Ended<'_>) -> Outcome {
         let TrialJob::Model { pipeline, params } = &lease.job else { unreachable!("model job") };
         let data = match &lease.dataset {
             Some(d) => match self.fetch_dataset(&d.sha256) {
@@ -344,7 +370,7 @@ impl Slot {
         let stderr_tail = tail_of(child.stderr.take().expect("piped"), lease.trial_id);
         let stdin = child.stdin.take().expect("piped");
         let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        self.relay_progress(lease, stdout, stdin, &mut child, lost);
+        self.relay_progress(lease, stdout, stdin, &mut child, ended);
         let status = child.wait();
         let stderr_tail = stderr_tail.join().unwrap_or_default();
         if self.stop.load(Ordering::Relaxed) {
@@ -376,8 +402,9 @@ impl Slot {
         stdout: impl BufRead,
         mut stdin: ChildStdin,
         child: &mut Child,
-        lost: &AtomicBool,
+        ended: Ended<'_>,
     ) {
+        let Ended { lost, halted } = ended;
         let path = format!("leases/{}/progress", lease.lease_id);
         for line in stdout.lines() {
             let Ok(line) = line else { break };
@@ -385,11 +412,15 @@ impl Slot {
                 tracing::debug!(%line, "ignoring a non-progress line from the trial");
                 continue;
             };
-            let answer = if self.stop.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
+            let answer = if self.stop.load(Ordering::Relaxed) || ended.is_over() {
                 "stop"
             } else {
                 match self.client.post::<_, ProgressReply>(&path, &epoch) {
                     Ok(ProgressReply { action: ProgressAction::Prune }) => "prune",
+                    Ok(ProgressReply { action: ProgressAction::Stop }) => {
+                        halted.store(true, Ordering::Relaxed);
+                        "stop"
+                    }
                     Ok(_) => "continue",
                     Err(ApiCallError::Conflict(_)) => {
                         lost.store(true, Ordering::Relaxed);
@@ -408,7 +439,7 @@ impl Slot {
             }
         }
         drop(stdin);
-        if self.stop.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
+        if self.stop.load(Ordering::Relaxed) || ended.is_over() {
             let _ = child.kill();
         }
     }
@@ -418,13 +449,16 @@ impl Slot {
         argv: &[String],
         env: &BTreeMap<String, String>,
         workdir: Option<&str>,
-        lost: &AtomicBool,
+        ended: Ended<'_>,
     ) -> Outcome {
         let Some((program, args)) = argv.split_first() else {
             return Outcome::Failed { reason: "the command is empty".into(), retryable: false };
         };
         let mut cmd = Command::new(program);
         cmd.args(args).envs(env).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // Its own process group, so stopping it reaches what it started too (a shell's
+        // children would otherwise live on, holding its stdout open).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         if let Some(dir) = workdir {
             cmd.current_dir(dir);
         }
@@ -443,10 +477,7 @@ impl Slot {
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
-                Ok(None) if self.stop.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) => {
-                    let _ = child.kill();
-                    break child.wait();
-                }
+                Ok(None) if self.stop.load(Ordering::Relaxed) || ended.is_over() => break stop_group(&mut child),
                 Ok(None) => thread::sleep(Duration::from_millis(50)),
                 Err(e) => break Err(e),
             }
@@ -500,6 +531,42 @@ impl Slot {
         fs::rename(&tmp, &path)?;
         Ok(path)
     }
+}
+
+/// Whether the trial's lease ended under the agent: `lost` (expired and re-leased, or replaced)
+/// or `halted` (the coordinator answered `stop`: cancelled or failed by the user).
+#[derive(Clone, Copy)]
+struct Ended<'a> {
+    lost: &'a AtomicBool,
+    halted: &'a AtomicBool,
+}
+
+impl Ended<'_> {
+    fn is_over(&self) -> bool {
+        self.lost.load(Ordering::Relaxed) || self.halted.load(Ordering::Relaxed)
+    }
+}
+
+/// Stops a command started in its own process group: SIGTERM to the group, SIGKILL to it after
+/// [`STOP_GRACE`] if the leader is still running. Returns the leader's exit status.
+fn stop_group(child: &mut Child) -> std::io::Result<std::process::ExitStatus> {
+    let group = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on the process group we created for our own child; the leader is not yet
+    // reaped (try_wait said it runs), so the group id cannot have been reused.
+    unsafe { libc::kill(-group, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + STOP_GRACE;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            // Members that ignored SIGTERM must not outlive the trial either.
+            // SAFETY: as above; at worst the group is empty and kill fails with ESRCH.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            return Ok(status);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: as above; the leader is still unreaped.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    child.wait()
 }
 
 enum Outcome {
@@ -725,12 +792,19 @@ mod tests {
     }
 
     /// A coordinator stand-in on loopback speaking just enough HTTP/1.1: it sends the path of
-    /// every request to `seen`, holds each lease request until `go` fires and then grants
-    /// `lease`, and answers anything else `{"recorded": true}`.
-    fn fake_coordinator(lease: Lease, seen: mpsc::Sender<String>, go: mpsc::Receiver<()>) -> String {
+    /// every request to `seen`, holds the first lease request until `go` fires and then grants
+    /// `lease` (later ones wait a little and get 204), answers heartbeats `heartbeat`, and
+    /// anything else `{"recorded": true}`.
+    fn fake_coordinator(
+        lease: Lease,
+        seen: mpsc::Sender<String>,
+        go: mpsc::Receiver<()>,
+        heartbeat: &'static str,
+    ) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         thread::spawn(move || {
+            let mut granted = false;
             for stream in listener.incoming() {
                 let mut reader = BufReader::new(stream.unwrap());
                 loop {
@@ -752,18 +826,26 @@ mod tests {
                     let Some(path) = head.split_whitespace().nth(1).map(str::to_string) else { break };
                     let mut body = vec![0; length];
                     reader.read_exact(&mut body).unwrap();
-                    let answer = if path == "/v1/lease" {
-                        seen.send(path).unwrap();
+                    let _ = seen.send(path.clone());
+                    let answer = if path == "/v1/lease" && !granted {
                         go.recv().unwrap();
-                        serde_json::to_string(&lease).unwrap()
+                        granted = true;
+                        Some(serde_json::to_string(&lease).unwrap())
+                    } else if path == "/v1/lease" {
+                        thread::sleep(Duration::from_millis(100));
+                        None
+                    } else if path.ends_with("/heartbeat") {
+                        Some(heartbeat.to_string())
                     } else {
-                        seen.send(path).unwrap();
-                        r#"{"recorded": true}"#.to_string()
+                        Some(r#"{"recorded": true}"#.to_string())
                     };
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-                        answer.len()
-                    );
+                    let response = match answer {
+                        Some(answer) => format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        ),
+                        None => "HTTP/1.1 204 No Content\r\n\r\n".to_string(),
+                    };
                     reader.get_mut().write_all(response.as_bytes()).unwrap();
                 }
             }
@@ -789,7 +871,7 @@ mod tests {
         };
         let (seen_tx, seen) = mpsc::channel();
         let (go, go_rx) = mpsc::channel();
-        let url = fake_coordinator(lease, seen_tx, go_rx);
+        let url = fake_coordinator(lease, seen_tx, go_rx, r#"{"ttl_ms": 60000}"#);
         let stop = Arc::new(AtomicBool::new(false));
         let slot = Slot {
             name: "w".into(),
@@ -810,5 +892,79 @@ mod tests {
         running.join().unwrap().unwrap();
         let after: Vec<String> = seen.try_iter().collect();
         assert_eq!(after, ["/v1/leases/L1/return"], "returned unstarted, not failed");
+    }
+
+    fn slot_for(url: &str, home: &Path, stop: &Arc<AtomicBool>) -> Slot {
+        Slot {
+            name: "w".into(),
+            device: "cpu".into(),
+            threads: 1,
+            home: home.to_path_buf(),
+            client: Client::new(url, None).unwrap(),
+            stop: Arc::clone(stop),
+            exit_when_idle: false,
+            dataset_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Whether process `pid` has ended (gone, or a zombie nobody has reaped yet).
+    fn ended(pid: i32) -> bool {
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[test]
+    fn a_stop_answer_to_a_heartbeat_ends_a_command_and_its_children_and_reports_nothing() {
+        let home = tempfile::tempdir().unwrap();
+        let pid_file = home.path().join("pid");
+        // A shell whose own child (the long sleep) would outlive a signal to the shell alone.
+        let script = "sleep 300 & echo $! > \"$1\"; wait";
+        let lease = Lease {
+            lease_id: "L2".into(),
+            trial_id: 8,
+            study: "s".into(),
+            job: TrialJob::Command {
+                argv: vec!["sh".into(), "-c".into(), script.into(), "sh".into(), pid_file.display().to_string()],
+                env: BTreeMap::new(),
+                workdir: None,
+            },
+            seed: 0,
+            attempt: 1,
+            dataset: None,
+            // Heartbeats every 100 ms.
+            ttl_ms: 300,
+        };
+        let (seen_tx, seen) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        let url = fake_coordinator(lease, seen_tx, go_rx, r#"{"ttl_ms": 300, "action": "stop"}"#);
+        let stop = Arc::new(AtomicBool::new(false));
+        let slot = slot_for(&url, home.path(), &stop);
+        go.send(()).unwrap();
+        let running = thread::spawn(move || slot.run());
+        let started = std::time::Instant::now();
+        let mut paths = Vec::new();
+        // The agent goes back to leasing once the trial has stopped.
+        while paths.iter().filter(|p: &&String| *p == "/v1/lease").count() < 2 {
+            paths.push(seen.recv_timeout(Duration::from_secs(20)).expect("the agent leases again"));
+        }
+        let elapsed = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        running.join().unwrap().unwrap();
+        paths.extend(seen.try_iter());
+        assert_eq!(paths[..2], ["/v1/lease".to_string(), "/v1/leases/L2/heartbeat".to_string()], "{paths:?}");
+        assert_eq!(paths.iter().filter(|p| p.contains("/heartbeat")).count(), 1, "no heartbeat after `stop`");
+        assert!(
+            paths.iter().all(|p| p == "/v1/lease" || p.ends_with("/heartbeat")),
+            "nothing reported (no complete, fail or return): {paths:?}"
+        );
+        assert!(elapsed < Duration::from_secs(200), "stopped long before the program's 300 s: {elapsed:?}");
+        let sleeper: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ended(sleeper) {
+            assert!(std::time::Instant::now() < deadline, "the command's own child {sleeper} is still running");
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 }

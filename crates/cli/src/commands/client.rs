@@ -27,6 +27,12 @@ impl Connection {
     }
 }
 
+impl Connection {
+    pub fn client(&self) -> anyhow::Result<Client> {
+        Client::new(&self.coordinator, self.token.clone())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     /// Sweep spec (TOML). Its dataset path is resolved on the coordinator's machine, relative
@@ -90,14 +96,15 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     for s in &studies {
         let c = &s.counts;
         println!(
-            "{:<24} {:>5} trials: {} completed, {} running, {} pending, {} failed, {} pruned",
+            "{:<24} {:>5} trials: {} completed, {} running, {} pending, {} failed, {} pruned, {} cancelled",
             s.name,
             c.total(),
             c.completed,
             c.running,
             c.pending,
             c.failed,
-            c.pruned
+            c.pruned,
+            c.cancelled
         );
     }
     for t in &trials {

@@ -1,6 +1,7 @@
 //! The command groups. Each module owns its clap arguments and its implementation.
 
 mod client;
+mod control;
 mod data;
 mod placement;
 mod report;
@@ -21,6 +22,19 @@ pub enum Command {
     Submit(client::SubmitArgs),
     /// Show studies and trials of a running coordinator.
     Status(client::StatusArgs),
+    /// Cancel a study: pending trials become `cancelled` at once; running ones are stopped by
+    /// their workers within a heartbeat or an epoch and end `cancelled`. A TPE study samples no
+    /// more points. Finished trials keep their results.
+    Cancel(control::CancelArgs),
+    /// Put a study's failed trials back in the queue (or only --trial ID). Each gets the study's
+    /// `retries` again; its attempt count goes on from where it was.
+    Retry(control::RetryArgs),
+    /// Mark a pending or running trial failed (its worker stops it). Finished trials cannot be
+    /// failed; `retry` brings a failed trial back.
+    Fail(control::FailArgs),
+    /// Add seeds to a study: every configuration it has (for TPE: proposed so far) × each new
+    /// seed, as pending trials. Seeds it already has are skipped and listed.
+    AddSeeds(control::AddSeedsArgs),
     /// Write results/<study>/ (trials.csv, summary.csv, table.md/.tex, plots) from a study's
     /// store, at any time.
     Report(report::ReportArgs),
@@ -35,6 +49,10 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(a) => serve::run(a),
         Command::Submit(a) => client::submit(a),
         Command::Status(a) => client::status(a),
+        Command::Cancel(a) => control::cancel(a),
+        Command::Retry(a) => control::retry(a),
+        Command::Fail(a) => control::fail(a),
+        Command::AddSeeds(a) => control::add_seeds(a),
         Command::Report(a) => report::run(a),
         Command::Data(c) => data::run(c),
     }

@@ -2,7 +2,13 @@
 //! file, spawns local `decsweep-worker` processes that pull from it exactly as remote workers
 //! would, shows progress, and writes the reports. Interrupting it and running the same command
 //! again resumes the study from its database.
+//!
+//! The first line it prints is the dashboard's URL: the coordinator's port, which also serves
+//! `/v1` (so `decsweep cancel STUDY --coordinator <that URL>` steers the run). While the
+//! progress bar is drawn, log lines (warnings only, unless `-v` or RUST_LOG) and the workers'
+//! stderr are printed above it ([`crate::logging::set_progress_bar`]).
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -138,6 +144,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             println!("{text}");
         }
         eprintln!("reports: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+        if counts.cancelled > 0 {
+            eprintln!(
+                "{} of {} trials were cancelled (listed in trials.csv, left out of summaries)",
+                counts.cancelled,
+                counts.total()
+            );
+        }
         if counts.failed > 0 {
             bail!(
                 "{} of {} trials failed (their errors are in {})",
@@ -163,6 +176,18 @@ async fn watch(coordinator: &Coordinator, study: &str, pool: &mut WorkerPool) ->
     );
     bar.set_position(first.finished());
     bar.reset_eta();
+    crate::logging::set_progress_bar(Some(bar.clone()));
+    let counts = follow(coordinator, study, pool, &bar).await;
+    crate::logging::set_progress_bar(None);
+    counts
+}
+
+async fn follow(
+    coordinator: &Coordinator,
+    study: &str,
+    pool: &mut WorkerPool,
+    bar: &ProgressBar,
+) -> anyhow::Result<StatusCounts> {
     let started = Instant::now();
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut storage = None;
@@ -172,7 +197,11 @@ async fn watch(coordinator: &Coordinator, study: &str, pool: &mut WorkerPool) ->
         let counts = info.counts;
         bar.set_length(info.planned.unwrap_or(counts.total()).max(counts.total()));
         bar.set_position(counts.finished());
-        bar.set_message(format!("running {}  failed {}  pruned {}", counts.running, counts.failed, counts.pruned));
+        let mut message = format!("running {}  failed {}  pruned {}", counts.running, counts.failed, counts.pruned);
+        if counts.cancelled > 0 {
+            message.push_str(&format!("  cancelled {}", counts.cancelled));
+        }
+        bar.set_message(message);
         if counts.finished() >= counts.total() {
             bar.finish();
             tracing::info!(seconds = started.elapsed().as_secs_f64(), "study finished");
@@ -236,11 +265,21 @@ impl WorkerPool {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
         }
-        let child = cmd
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", self.bin.display()))?;
+        // Their lines go above the progress bar rather than through it; the thread ends when
+        // the worker does.
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    crate::logging::eprint_line(&line);
+                }
+            });
+        }
         self.children.push((child, device.to_string()));
         Ok(())
     }
