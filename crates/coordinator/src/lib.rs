@@ -308,7 +308,14 @@ impl Coordinator {
         }
     }
 
-    async fn serve_on<L, F>(&self, listener: L, addr: SocketAddr, scheme: &str, app: axum::Router, shutdown: F) -> Result<()>
+    async fn serve_on<L, F>(
+        &self,
+        listener: L,
+        addr: SocketAddr,
+        scheme: &str,
+        app: axum::Router,
+        shutdown: F,
+    ) -> Result<()>
     where
         L: axum::serve::Listener,
         L::Addr: std::fmt::Debug,

@@ -392,8 +392,7 @@ mod tests {
         assert_eq!(joined, 2);
         conn.execute("UPDATE trials SET status = 'cancelled' WHERE id = 2", []).unwrap();
         // The dashboard's change log (migration 3 → 4) watches the rebuilt table.
-        let logged: i64 =
-            conn.query_row("SELECT COUNT(*) FROM changes WHERE trial_id = 2", [], |r| r.get(0)).unwrap();
+        let logged: i64 = conn.query_row("SELECT COUNT(*) FROM changes WHERE trial_id = 2", [], |r| r.get(0)).unwrap();
         assert_eq!(logged, 1, "the trigger on the rebuilt trials table records the change");
         assert!(
             conn.execute("UPDATE trials SET status = 'bogus' WHERE id = 2", []).is_err(),

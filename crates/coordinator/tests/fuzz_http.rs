@@ -164,7 +164,7 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
     let info = c.create_study(CreateStudy { spec: command_spec("fuzz"), spec_path: "fuzz.toml".into() }).await.unwrap();
     let mut lease_ids = Vec::new();
     for w in 0..4 {
-        let lease = c.lease(&LeaseRequest { worker: format!("w{w}"), wait_ms: 0 }).await.unwrap().unwrap();
+        let lease = c.lease(&LeaseRequest { worker: format!("w{w}"), wait_ms: 0, agent: None }).await.unwrap().unwrap();
         lease_ids.push(lease.lease_id);
     }
     let trial_ids = c.trials("fuzz", None).await.unwrap().iter().map(|t| t.id).collect();
@@ -233,7 +233,11 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
     let (status, answer) =
         send(&router, request(Method::POST, "/v1/studies", Some(TOKEN), Some("application/json"), body)).await;
     assert!(status.is_success(), "{status}: {answer}");
-    let lease = c.lease(&LeaseRequest { worker: "after".into(), wait_ms: 0 }).await.unwrap().expect("a pending trial");
+    let lease = c
+        .lease(&LeaseRequest { worker: "after".into(), wait_ms: 0, agent: None })
+        .await
+        .unwrap()
+        .expect("a pending trial");
     let body = json!({ "metrics": { "accuracy": 0.5 } }).to_string().into_bytes();
     let uri = format!("/v1/leases/{}/complete", lease.lease_id);
     let (status, answer) =

@@ -873,17 +873,7 @@ mod tests {
         let (go, go_rx) = mpsc::channel();
         let url = fake_coordinator(lease, seen_tx, go_rx, r#"{"ttl_ms": 60000}"#);
         let stop = Arc::new(AtomicBool::new(false));
-        let slot = Slot {
-            name: "w".into(),
-            device: "cpu".into(),
-            threads: 1,
-            home: home.path().to_path_buf(),
-            client: Client::new(&url, None).unwrap(),
-            stop: Arc::clone(&stop),
-            exit_when_idle: false,
-            dataset_lock: Arc::new(Mutex::new(())),
-            agent: AgentInfo { name: "w".into(), host: "h".into(), slots: 1, device: "cpu".into() },
-        };
+        let slot = slot_for(&url, home.path(), &stop);
         let running = thread::spawn(move || slot.run());
         // The lease request is out; the signal comes; then the coordinator grants the trial.
         assert_eq!(seen.recv_timeout(Duration::from_secs(10)).unwrap(), "/v1/lease");
@@ -904,6 +894,7 @@ mod tests {
             stop: Arc::clone(stop),
             exit_when_idle: false,
             dataset_lock: Arc::new(Mutex::new(())),
+            agent: AgentInfo { name: "w".into(), host: "h".into(), slots: 1, device: "cpu".into() },
         }
     }
 

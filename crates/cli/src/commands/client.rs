@@ -27,12 +27,6 @@ impl Connection {
     }
 }
 
-impl Connection {
-    pub fn client(&self) -> anyhow::Result<Client> {
-        Client::new(&self.coordinator, self.token.clone())
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     /// Sweep spec (TOML). Its dataset path is resolved on the coordinator's machine, relative

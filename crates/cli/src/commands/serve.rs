@@ -39,7 +39,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let token = args.token.resolve().map_err(|e| bad_input(&e))?;
     check_bind(args.bind, token.as_deref()).map_err(|e| bad_input(&e))?;
     if args.read_token.as_deref().is_some_and(|t| !t.is_empty()) && token.as_deref().is_none_or(str::is_empty) {
-        return Err(bad_input(&"--read-token needs --token or --token-file (without a token everything is open)").into());
+        return Err(
+            bad_input(&"--read-token needs --token or --token-file (without a token everything is open)").into()
+        );
     }
     // Checked before the database is opened, so a wrong path costs nothing.
     let tls = match (&args.tls_cert, &args.tls_key) {
