@@ -92,7 +92,8 @@ fn truncated_file_exits_2() {
     let out = decsweep(&["data", "inspect", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("t.safetensors") && stderr.contains("not a valid safetensors file"), "{stderr}");
+    // The header is intact, so the error names the first tensor whose data the file lacks.
+    assert!(stderr.contains("t.safetensors") && stderr.contains("truncated?"), "{stderr}");
 }
 
 #[test]
