@@ -105,6 +105,8 @@ impl Browser {
         ];
         let mut caps = serde_json::Map::new();
         caps.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": CHROMIUM, "args": args }));
+        // Another test may have installed it already; either way ring is the provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = ClientBuilder::rustls()
             .expect("rustls connector")
             .capabilities(caps)
