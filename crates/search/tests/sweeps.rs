@@ -38,7 +38,7 @@ fn demo_is_small_and_synthetic() {
     // The demo must run without any file, so it is loaded with the default, strict options.
     let spec = SweepSpec::load(sweeps_dir().join("demo.toml")).unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(spec.dataset(), Dataset::Synthetic { .. }));
-    assert_eq!(spec.trials().len(), 3 * 2 * 2);
+    assert_eq!(spec.trials().len(), 3 * 2 * 3, "3 label fractions × 2 pipelines × 3 seeds");
     for t in spec.trials() {
         // Only what the trial's pipeline reads: baseline trials keep the unread AE/DEC defaults.
         for (name, value) in t.param_map() {
