@@ -257,7 +257,7 @@ impl WriteCtx {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use decsweep_api::ParamValue;
     use rusqlite::params;
 
@@ -284,7 +284,8 @@ n_trials = 2
         study_from(f, TPE);
     }
 
-    fn study_from(f: &mut Fixture, text: &str) {
+    /// Inserts the adaptive study `text` over a stand-in dataset.
+    pub(crate) fn study_from(f: &mut Fixture, text: &str) {
         let req = decsweep_api::wire::CreateStudy { spec: text.into(), spec_path: "tpe.toml".into() };
         let spec = crate::study::parse(&req).unwrap();
         let dataset =

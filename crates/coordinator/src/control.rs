@@ -521,15 +521,7 @@ n_trials = 5
 "#;
 
     fn tpe_study(f: &mut Fixture) {
-        let req = decsweep_api::wire::CreateStudy { spec: TPE.into(), spec_path: "tpe.toml".into() };
-        let spec = crate::study::parse(&req).unwrap();
-        let dataset = crate::ops::DatasetRow {
-            sha256: "ab".repeat(32),
-            file: "x.safetensors".into(),
-            bytes: 3,
-            source: "test".into(),
-        };
-        f.ctx.insert_study(&crate::study::new_study(&req, &spec, dataset).unwrap()).unwrap();
+        crate::adaptive::tests::study_from(f, TPE);
     }
 
     #[test]
