@@ -32,6 +32,13 @@ pub use train::{
     Trainer,
 };
 
+/// Which revision of the training numerics this build has. Bump it with any change that makes a
+/// stage train to different weights from the same inputs (initialisation, seeding, optimiser,
+/// losses, batching): the worker's shared stage checkpoints and a trial's resumable state carry
+/// it in their keys, so what an older build trained is never mixed into a newer build's trial.
+/// 1: seeded once per stage; 2: torch reseeded at every epoch from (seed, stage, epoch).
+pub const TRAINER_REVISION: u32 = 2;
+
 /// Shapes of the networks, derived from the trial's parameters and the dataset's feature dims.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {

@@ -2,7 +2,8 @@
 //!
 //! The key of a stage is the SHA-256 of the dataset's hash, the seed, the pipeline's stage and
 //! every parameter that stage and its upstream stages read (`Params::stage_inputs`), so two
-//! trials that differ only downstream (e.g. in `lr_ft`, or `beta` for the AE stage) share it.
+//! trials that differ only downstream (e.g. in `lr_ft`, or `beta` for the AE stage) share it, and
+//! of [`decsweep_model::TRAINER_REVISION`], so a stage an older build trained is never reused.
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,7 @@ impl DirCache {
 
     pub fn key(&self, stage: Stage) -> String {
         let inputs = serde_json::json!({
+            "trainer": decsweep_model::TRAINER_REVISION,
             "dataset": self.dataset_hash,
             "seed": self.seed,
             "stage": stage,

@@ -26,11 +26,12 @@ struct CheckpointEvent<'a> {
 }
 
 /// The identity of a trial, stored in its state file: SHA-256 of the state format, the
-/// dataset's hash, the pipeline, every parameter and the seed. A state resumes only the trial
+/// training revision ([`decsweep_model::TRAINER_REVISION`]), the dataset's hash, the pipeline, every parameter and the seed. A state resumes only the trial
 /// with the same identity.
 pub fn trial_identity(dataset_hash: &str, pipeline: Pipeline, params: &Params, seed: u64) -> String {
     let inputs = serde_json::json!({
         "format": FORMAT_VERSION,
+        "trainer": decsweep_model::TRAINER_REVISION,
         "dataset": dataset_hash,
         "pipeline": pipeline,
         "params": params,
