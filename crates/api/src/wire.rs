@@ -168,6 +168,12 @@ pub struct TrialInfo {
     pub worker: Option<String>,
     pub error: Option<String>,
     pub metrics: BTreeMap<String, f64>,
+    /// Leases that resumed the trial from a checkpoint (0: it never resumed).
+    #[serde(default)]
+    pub resumes: u32,
+    /// Where the last resume started: `stage:epoch` (e.g. `finetune:12`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<String>,
 }
 
 /// `POST /v1/lease`: ask for a trial. The call waits up to `wait_ms` for one to become
@@ -231,6 +237,37 @@ pub struct Lease {
     pub dataset: Option<DatasetRef>,
     /// The lease expires this long after the last heartbeat.
     pub ttl_ms: u64,
+    /// The trial's latest saved state, left by an earlier lease (preempted, returned, expired):
+    /// the worker fetches it from `GET /v1/leases/{lease_id}/checkpoint` and resumes from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<CheckpointInfo>,
+    /// Seconds of training between the states the worker saves and uploads
+    /// (`PUT /v1/leases/{lease_id}/checkpoint`): the spec's `[resources] checkpoint_every`.
+    #[serde(default = "default_checkpoint_every_s")]
+    pub checkpoint_every_s: f64,
+}
+
+fn default_checkpoint_every_s() -> f64 {
+    300.0
+}
+
+/// A trial's stored checkpoint: its content hash and size, and how far the trial had got.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    pub sha256: String,
+    pub bytes: u64,
+    /// The stage in progress when the state was saved, and the epochs of it done.
+    pub stage: Stage,
+    pub epoch: u32,
+}
+
+/// Query of `PUT /v1/leases/{lease_id}/checkpoint`, whose body is the state file itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointUpload {
+    pub stage: Stage,
+    pub epoch: u32,
+    /// SHA-256 of the body, checked by the coordinator (a truncated upload is refused).
+    pub sha256: String,
 }
 
 /// `POST /v1/leases/{lease_id}/heartbeat` answer.
@@ -402,6 +439,8 @@ mod tests {
             attempt: 1,
             dataset: Some(DatasetRef { sha256: "ab".into(), bytes: 10 }),
             ttl_ms: 30_000,
+            resume: Some(CheckpointInfo { sha256: "cd".into(), bytes: 7, stage: Stage::Dec, epoch: 2 }),
+            checkpoint_every_s: 60.0,
         };
         let text = serde_json::to_string(&lease).unwrap();
         assert!(text.contains(r#""kind":"model""#) && text.contains(r#""pipeline":"dec""#), "{text}");

@@ -4,16 +4,15 @@
 //! The worker binary must have been built (`make test` builds every binary first).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use decsweep_api::wire::{StudyInfo, TrialInfo, TrialStatus};
+use decsweep_api::wire::{TrialInfo, TrialStatus};
 
 mod common;
 
-use common::{decsweep, worker_bin};
+use common::{agent, decsweep, free_port, serve, status, submit, wait_for, worker_bin, Guard, Server};
 
 /// A small sweep: synthetic data, a tiny network, a few epochs.
 fn write_spec(dir: &Path, name: &str, epochs_ft: u32, fractions: &str, seeds: &str) -> PathBuf {
@@ -176,89 +175,6 @@ fn run_sweeps_with_two_workers_writes_reports_that_match_the_store_and_resumes()
     assert!(String::from_utf8_lossy(&again.stderr).contains("resuming"));
     let after = store_trials(&results.join("decsweep.db"), "e2e");
     assert!(after.iter().all(|t| t.attempts == 1 && t.status == TrialStatus::Completed));
-}
-
-/// A child process killed when the test ends, pass or fail: a leftover server would hold the
-/// test harness's output pipe open and hang `cargo test`.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `decsweep serve` on a given port, its URL read from its first line.
-struct Server {
-    _child: Guard,
-    url: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn serve(db: &Path, port: u16, ttl_s: u32) -> Server {
-    let mut child = Command::new(decsweep())
-        .args([
-            "serve",
-            "--db",
-            db.to_str().unwrap(),
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--lease-ttl",
-            &ttl_s.to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
-    assert!(first.contains("listening on"), "{first}");
-    Server { _child: Guard(child), url: format!("http://127.0.0.1:{port}") }
-}
-
-fn agent(url: &str, home: &Path) -> Guard {
-    let child = Command::new(worker_bin())
-        .args(["--coordinator", url, "--threads", "1", "--device", "cpu"])
-        .env("DECSWEEP_HOME", home)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Guard(child)
-}
-
-fn cli_json<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
-    let o = Command::new(decsweep()).args(args).output().unwrap();
-    assert!(o.status.success(), "{:?}: {}", args, String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn status(url: &str, study: &str) -> (StudyInfo, Vec<TrialInfo>) {
-    #[derive(serde::Deserialize)]
-    struct Status {
-        studies: Vec<StudyInfo>,
-        trials: Vec<TrialInfo>,
-    }
-    let s: Status = cli_json(&["status", study, "--trials", "--json", "--coordinator", url]);
-    (s.studies.into_iter().next().unwrap(), s.trials)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn submit(url: &str, spec: &Path) {
-    let o = Command::new(decsweep()).args(["submit", spec.to_str().unwrap(), "--coordinator", url]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 const LONG_BASELINE: &str = r#"

@@ -45,6 +45,14 @@ pub enum Error {
     #[error("no dataset with sha256 `{0}`")]
     DatasetNotFound(String),
 
+    /// The trial has no stored checkpoint (none was saved, or it ended).
+    #[error("trial {0} has no checkpoint")]
+    CheckpointNotFound(i64),
+
+    /// An upload over a limit (a checkpoint past `--max-checkpoint-mb`).
+    #[error("too large: {0}")]
+    TooLarge(String),
+
     /// The dataset of a new study could not be stored.
     #[error("dataset `{}`: {message}", path.display())]
     Dataset { path: PathBuf, message: String },
@@ -117,7 +125,9 @@ impl Error {
             | Error::TrialNotFound(_)
             | Error::TrialNotInStudy { .. }
             | Error::LeaseNotFound(_)
-            | Error::DatasetNotFound(_) => 404,
+            | Error::DatasetNotFound(_)
+            | Error::CheckpointNotFound(_) => 404,
+            Error::TooLarge(_) => 413,
             Error::StudyConflict { .. } | Error::LeaseConflict { .. } | Error::WrongState(_) => 409,
             Error::Closed | Error::Storage { .. } => 503,
             Error::Dataset { .. }

@@ -7,10 +7,11 @@ use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 use decsweep_api::wire::{
-    AddSeeds, ApiError, CompleteTrial, CreateStudy, EpochProgress, FailByUser, FailTrial, FailedByUser, LeaseRequest,
+    AddSeeds, ApiError, CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailByUser, FailTrial, FailedByUser, LeaseRequest,
     PruneTrial, Retried, RetryTrials, ReturnTrial, TrialStatus,
 };
 use serde::de::DeserializeOwned;
@@ -146,6 +147,13 @@ pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str
         .add("POST", "/v1/leases/{lease_id}/fail", post(fail))
         .add("POST", "/v1/leases/{lease_id}/prune", post(prune))
         .add("POST", "/v1/leases/{lease_id}/return", post(give_back))
+        .add(
+            "PUT",
+            "/v1/leases/{lease_id}/checkpoint",
+            // The body limit is the coordinator's own (413 from `checkpoints::receive`).
+            put(put_checkpoint).layer(DefaultBodyLimit::disable()),
+        )
+        .add("GET", "/v1/leases/{lease_id}/checkpoint", get(get_checkpoint))
         .add("GET", "/v1/datasets/{sha256}", get(dataset));
     let mut list = public.list;
     list.extend(v1.list);
@@ -344,6 +352,39 @@ async fn prune(
     ApiJson(body): ApiJson<PruneTrial>,
 ) -> Answer<Response> {
     Ok(Json(c.prune(&lease_id, body).await?).into_response())
+}
+
+async fn put_checkpoint(
+    State(c): State<Coordinator>,
+    ApiPath(lease_id): ApiPath<String>,
+    ApiQuery(upload): ApiQuery<CheckpointUpload>,
+    body: Body,
+) -> Answer<Json<CheckpointInfo>> {
+    Ok(Json(c.save_checkpoint(&lease_id, upload, body).await?))
+}
+
+/// The checkpoint file, with its stage and epoch in `x-decsweep-stage` / `x-decsweep-epoch` and
+/// its hash as the ETag.
+async fn get_checkpoint(State(c): State<Coordinator>, ApiPath(lease_id): ApiPath<String>) -> Answer<Response> {
+    let (info, path) = c.checkpoint(&lease_id).await?;
+    let file = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
+        // Deleted under us (the trial just ended): as if there were none.
+        std::io::ErrorKind::NotFound => Error::CheckpointNotFound(0),
+        _ => Error::io(&path, e),
+    })?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(info.bytes));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", info.sha256)) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Ok(stage) = HeaderValue::from_str(info.stage.name()) {
+        headers.insert("x-decsweep-stage", stage);
+    }
+    headers.insert("x-decsweep-epoch", HeaderValue::from(info.epoch));
+    Ok(response)
 }
 
 async fn dataset(State(c): State<Coordinator>, ApiPath(sha256): ApiPath<String>) -> Answer<Response> {

@@ -87,6 +87,7 @@
 mod adaptive;
 mod browse;
 mod changes;
+mod checkpoints;
 mod clock;
 mod control;
 mod dataset;
@@ -113,8 +114,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use decsweep_api::wire::{CancelOutcome, SeedsAdded};
+use axum::body::Body;
 use decsweep_api::wire::{
-    CompleteTrial, CreateStudy, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction,
+    CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction,
     ProgressReply, PruneTrial, Recorded, ReturnTrial, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
 };
 use decsweep_search::Dataset;
@@ -125,6 +127,7 @@ pub use browse::{
     TrialQuery, TrialRowView,
 };
 pub use changes::StudyChanges;
+pub use checkpoints::DEFAULT_MAX_CHECKPOINT_BYTES;
 pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
 pub use dataset::MAX_SYNTHETIC_N;
 pub use error::{Error, Result, StorageProblem};
@@ -137,7 +140,7 @@ pub use tls::ServerTls;
 pub use workers::WorkerInfo;
 
 use crate::metrics::bump;
-use crate::ops::{Expired, Inserted};
+use crate::ops::{Expired, Inserted, WriteCtx};
 use crate::store::Store;
 
 /// How a coordinator runs. `Default` suits a single machine.
@@ -165,6 +168,8 @@ pub struct CoordinatorOptions {
     pub pruner: Arc<dyn Pruner>,
     /// Use `pruner` for every study, ignoring the specs' `[pruner]` sections.
     pub pruner_override: bool,
+    /// The largest trial checkpoint an upload may carry (413 past it; the trial goes on).
+    pub max_checkpoint_bytes: u64,
 }
 
 impl Default for CoordinatorOptions {
@@ -179,6 +184,7 @@ impl Default for CoordinatorOptions {
             clock: Arc::new(SystemClock::new()),
             pruner: Arc::new(NoPruner),
             pruner_override: false,
+            max_checkpoint_bytes: checkpoints::DEFAULT_MAX_CHECKPOINT_BYTES,
         }
     }
 }
@@ -218,6 +224,7 @@ struct Inner {
     work: Notify,
     closing: AtomicBool,
     metrics: Metrics,
+    max_checkpoint_bytes: u64,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -249,6 +256,7 @@ impl Coordinator {
                 work: Notify::new(),
                 closing: AtomicBool::new(false),
                 metrics: Metrics::default(),
+                max_checkpoint_bytes: options.max_checkpoint_bytes,
             }),
         })
     }
@@ -589,7 +597,7 @@ impl Coordinator {
 
     /// Expires overdue leases now; returns how many trials were requeued or failed.
     pub async fn expire(&self) -> Result<usize> {
-        let expired = self.inner.store.write(|ctx| ctx.expire()).await?;
+        let expired = self.write_collecting(|ctx| ctx.expire()).await?;
         self.note_expired(&expired);
         Ok(expired.requeued.len() + expired.failed.len())
     }
@@ -667,7 +675,7 @@ impl Coordinator {
     /// replaced by a newer one is [`Error::LeaseConflict`] and changes nothing.
     pub async fn complete(&self, lease_id: &str, body: CompleteTrial) -> Result<Recorded> {
         let id = lease_id.to_string();
-        let recorded = self.inner.store.write(move |ctx| ctx.complete(&id, &body.metrics)).await?;
+        let recorded = self.write_collecting(move |ctx| ctx.complete(&id, &body.metrics)).await?;
         if recorded {
             bump(&self.inner.metrics.completions, 1);
             // An adaptive study may have sampled its next point.
@@ -679,7 +687,7 @@ impl Coordinator {
     /// Records a failed attempt; the trial is retried while `retryable` and retries are left.
     pub async fn fail(&self, lease_id: &str, body: FailTrial) -> Result<Recorded> {
         let id = lease_id.to_string();
-        let outcome = self.inner.store.write(move |ctx| ctx.fail(&id, &body.reason, body.retryable)).await?;
+        let outcome = self.write_collecting(move |ctx| ctx.fail(&id, &body.reason, body.retryable)).await?;
         if outcome.recorded {
             bump(&self.inner.metrics.failures, 1);
         }
@@ -687,6 +695,56 @@ impl Coordinator {
             self.inner.work.notify_waiters();
         }
         Ok(Recorded { recorded: outcome.recorded })
+    }
+
+    /// A write that may end trials (and so orphan their checkpoints): the same transaction
+    /// empties `checkpoint_garbage`, and the files no row references are deleted after it.
+    async fn write_collecting<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    {
+        let (out, garbage) = self
+            .inner
+            .store
+            .write(move |ctx| {
+                let out = f(ctx)?;
+                Ok((out, checkpoints::take_garbage(&ctx.conn)?))
+            })
+            .await?;
+        if !garbage.is_empty() {
+            let data_dir = self.inner.data_dir.clone();
+            // Deleting files is blocking I/O; nothing waits for it.
+            tokio::task::spawn_blocking(move || checkpoints::delete_files(&data_dir, &garbage));
+        }
+        Ok(out)
+    }
+
+    /// Stores an uploaded trial state (`PUT /v1/leases/{id}/checkpoint`) as the latest of the
+    /// lease's trial; see [`checkpoints`].
+    pub async fn save_checkpoint(&self, lease_id: &str, upload: CheckpointUpload, body: Body) -> Result<CheckpointInfo> {
+        let received = checkpoints::receive(body, &self.inner.data_dir, &upload, self.inner.max_checkpoint_bytes).await?;
+        let info = CheckpointInfo { sha256: upload.sha256, bytes: received.bytes, stage: upload.stage, epoch: upload.epoch };
+        let (id, stored, data_dir) = (lease_id.to_string(), info.clone(), self.inner.data_dir.clone());
+        self.write_collecting(move |ctx| {
+            // Renamed in the writer thread, so no garbage collection between the rename and
+            // the row can take the file for an identical one that was just dropped.
+            let path = checkpoints::file(&data_dir, &stored.sha256);
+            received.temp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+            ctx.save_checkpoint(&id, &stored)
+        })
+        .await?;
+        bump(&self.inner.metrics.checkpoints, 1);
+        tracing::debug!(lease_id, stage = %info.stage, epoch = info.epoch, bytes = info.bytes, "checkpoint stored");
+        Ok(info)
+    }
+
+    /// The stored checkpoint of the trial a lease ran, and its file.
+    pub async fn checkpoint(&self, lease_id: &str) -> Result<(CheckpointInfo, PathBuf)> {
+        let id = lease_id.to_string();
+        let info = self.inner.store.read(move |c| checkpoints::of_lease(c, &id)).await?;
+        let path = checkpoints::file(&self.inner.data_dir, &info.sha256);
+        Ok((info, path))
     }
 
     /// Takes a trial back from a stopping worker: pending again, the attempt not counted.
@@ -703,7 +761,7 @@ impl Coordinator {
     /// Records that a trial was stopped early at the coordinator's request.
     pub async fn prune(&self, lease_id: &str, body: PruneTrial) -> Result<Recorded> {
         let id = lease_id.to_string();
-        let recorded = self.inner.store.write(move |ctx| ctx.prune(&id, &body)).await?;
+        let recorded = self.write_collecting(move |ctx| ctx.prune(&id, &body)).await?;
         if recorded {
             bump(&self.inner.metrics.prunes, 1);
             self.inner.work.notify_waiters();
@@ -716,7 +774,7 @@ impl Coordinator {
     /// adaptive study proposes nothing more. Semantics in `src/control.rs`.
     pub async fn cancel_study(&self, name: &str) -> Result<CancelOutcome> {
         let owned = name.to_string();
-        let out = self.inner.store.write(move |ctx| ctx.cancel_study(&owned)).await?;
+        let out = self.write_collecting(move |ctx| ctx.cancel_study(&owned)).await?;
         bump(&self.inner.metrics.cancellations, out.cancelled + out.stopping);
         tracing::info!(study = %name, pending = out.cancelled, running = out.stopping, "study cancelled");
         Ok(out)
@@ -739,7 +797,7 @@ impl Coordinator {
     /// running trial's worker is told to stop. `false`: it had already failed.
     pub async fn fail_trial(&self, trial_id: i64, reason: Option<String>) -> Result<bool> {
         let reason = reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| control::DEFAULT_FAIL_REASON.into());
-        let failed = self.inner.store.write(move |ctx| ctx.fail_trial(trial_id, &reason)).await?;
+        let failed = self.write_collecting(move |ctx| ctx.fail_trial(trial_id, &reason)).await?;
         if failed {
             bump(&self.inner.metrics.user_failures, 1);
             tracing::info!(trial_id, "trial failed by the user");

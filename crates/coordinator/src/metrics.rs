@@ -17,6 +17,8 @@ pub struct Metrics {
     pub(crate) failures: AtomicU64,
     pub(crate) prunes: AtomicU64,
     pub(crate) returns: AtomicU64,
+    /// Trial checkpoints stored.
+    pub(crate) checkpoints: AtomicU64,
     /// Trials cancelled by the user (pending and running).
     pub(crate) cancellations: AtomicU64,
     /// Failed trials the user put back in the queue.
@@ -53,6 +55,7 @@ impl Metrics {
             ("decsweep_failures_total", "Trial failures reported by workers.", &self.failures),
             ("decsweep_prunes_total", "Trials pruned.", &self.prunes),
             ("decsweep_returns_total", "Trials given back unfinished by stopping workers.", &self.returns),
+            ("decsweep_checkpoints_total", "Trial checkpoints uploaded and stored.", &self.checkpoints),
             ("decsweep_cancelled_trials_total", "Trials cancelled by the user.", &self.cancellations),
             ("decsweep_retried_trials_total", "Failed trials put back in the queue by the user.", &self.retried),
             ("decsweep_user_failed_trials_total", "Trials marked failed by the user.", &self.user_failures),

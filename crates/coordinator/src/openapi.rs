@@ -171,6 +171,24 @@ pub fn document() -> Value {
         "/v1/leases/{lease_id}/fail": { "post": lease_call("Record a failed attempt; retried while retryable and retries are left.", Some("FailTrial"), recorded()) },
         "/v1/leases/{lease_id}/prune": { "post": lease_call("Record that the trial stopped early after a `prune` answer.", Some("PruneTrial"), recorded()) },
         "/v1/leases/{lease_id}/return": { "post": lease_call("Give the trial back unfinished (the worker is stopping): pending again, the attempt not counted.", Some("ReturnTrial"), recorded()) },
+        "/v1/leases/{lease_id}/checkpoint": {
+            "put": Op::new("Store the trial's latest saved state (the body is the file, streamed). It replaces the trial's previous one; the next lease of the trial resumes from it (`Lease.resume`).")
+                .param(lease_id())
+                .param(json!({ "name": "stage", "in": "query", "required": true, "schema": schema_ref("Stage"), "description": "The stage in progress when the state was saved." }))
+                .param(json!({ "name": "epoch", "in": "query", "required": true, "schema": { "type": "integer", "minimum": 0 }, "description": "Epochs of that stage done." }))
+                .param(json!({ "name": "sha256", "in": "query", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{64}$" }, "description": "SHA-256 of the body; a body that does not match (truncated) is refused." }))
+                .answer("200", reply("Stored.", Some(schema_ref("CheckpointInfo"))))
+                .answer("400", error("Bad query, or the body's SHA-256 is not the one announced."))
+                .answer("404", error("Unknown lease."))
+                .answer("409", error("The lease no longer owns the trial, or the user stopped it."))
+                .answer("413", error("Over the coordinator's checkpoint size limit (`serve --max-checkpoint-mb`); the trial should go on without one."))
+                .answer("503", error("The coordinator's disk refused the write (full, read-only)."))
+                .build(),
+            "get": Op::new("Download the stored state of the lease's trial, to resume it (headers `x-decsweep-stage`, `x-decsweep-epoch`; ETag: its SHA-256).")
+                .param(lease_id())
+                .answer("200", json!({ "description": "The state file.", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } }))
+                .answer("404", error("Unknown lease, or the trial has no checkpoint.")).build()
+        },
         "/v1/datasets/{sha256}": { "get": Op::new("Download a study's dataset by content hash (streamed, with Content-Length).")
             .param(path_param("sha256", json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" }), "SHA-256 of the file."))
             .answer("200", json!({ "description": "The dataset file (safetensors).", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } }))
@@ -208,7 +226,9 @@ pub fn document() -> Value {
             "params": { "type": "object", "additionalProperties": schema_ref("ParamValue") },
             "seed": { "type": "integer" }, "config_id": { "type": "string" }, "label": { "type": ["string", "null"] },
             "status": schema_ref("TrialStatus"), "attempts": { "type": "integer" },
-            "worker": { "type": ["string", "null"] }, "error": { "type": ["string", "null"] }, "metrics": metrics.clone() } },
+            "worker": { "type": ["string", "null"] }, "error": { "type": ["string", "null"] }, "metrics": metrics.clone(),
+            "resumes": { "type": "integer", "description": "Leases that resumed the trial from a checkpoint." },
+            "resumed_from": { "type": ["string", "null"], "description": "Where the last resume started, `stage:epoch`." } } },
         "TrialCurvePoint": { "type": "object", "properties": {
             "attempt": { "type": "integer" }, "stage": schema_ref("Stage"), "epoch": { "type": "integer" }, "epochs": { "type": "integer" },
             "train_loss": { "type": ["number", "null"] }, "val_loss": { "type": ["number", "null"] }, "val_accuracy": { "type": ["number", "null"] } } },
@@ -231,7 +251,12 @@ pub fn document() -> Value {
             "lease_id": { "type": "string" }, "trial_id": { "type": "integer", "format": "int64" }, "study": { "type": "string" },
             "job": schema_ref("TrialJob"), "seed": { "type": "integer" }, "attempt": { "type": "integer" },
             "dataset": { "oneOf": [ schema_ref("DatasetRef"), { "type": "null" } ] },
-            "ttl_ms": { "type": "integer", "description": "The lease expires this long after the last heartbeat." } } },
+            "ttl_ms": { "type": "integer", "description": "The lease expires this long after the last heartbeat." },
+            "resume": { "oneOf": [ schema_ref("CheckpointInfo"), { "type": "null" } ], "description": "The trial's stored state to resume from (`GET /v1/leases/{lease_id}/checkpoint`), if an earlier lease saved one." },
+            "checkpoint_every_s": { "type": "number", "description": "Seconds of training between the states the worker saves and uploads (`[resources] checkpoint_every`)." } } },
+        "CheckpointInfo": { "type": "object", "required": ["sha256", "bytes", "stage", "epoch"], "properties": {
+            "sha256": { "type": "string" }, "bytes": { "type": "integer" }, "stage": schema_ref("Stage"),
+            "epoch": { "type": "integer", "description": "Epochs of `stage` done when the state was saved." } } },
         "ProgressAction": { "type": "string", "enum": ["continue", "prune", "stop"] },
         "HeartbeatReply": { "type": "object", "properties": { "ttl_ms": { "type": "integer" },
             "action": { "allOf": [schema_ref("ProgressAction")], "default": "continue", "description": "`stop`: the user cancelled or failed the trial; stop it and report nothing." } } },

@@ -30,11 +30,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use decsweep_api::wire::{DatasetRef, EpochProgress, Lease, ProgressAction, PruneTrial, TrialJob};
-use decsweep_search::{LoadOptions, SweepSpec};
+use decsweep_api::wire::{CheckpointInfo, DatasetRef, EpochProgress, Lease, ProgressAction, PruneTrial, TrialJob};
+use decsweep_search::{LoadOptions, SweepSpec, DEFAULT_CHECKPOINT_EVERY_S};
 use rand::Rng;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::checkpoints;
 use crate::clock::{rfc3339, Clock};
 use crate::error::{Error, Result};
 use crate::pruner::{PruneContext, Pruner};
@@ -443,6 +444,17 @@ impl WriteCtx {
                     "INSERT INTO leases (lease_id, trial_id, attempt, worker, granted_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
                 .execute(params![lease_id, trial_id, attempt, worker, now])?;
+            let resume = match checkpoints::of_trial(&self.conn, trial_id)? {
+                Some((checkpoint, saved_by)) => {
+                    checkpoints::resume(&self.conn, trial_id, attempt, &checkpoint, saved_by)?;
+                    Some(checkpoint)
+                }
+                None => None,
+            };
+            let checkpoint_every_s = meta
+                .spec
+                .as_ref()
+                .map_or(DEFAULT_CHECKPOINT_EVERY_S, |spec| spec.resources().checkpoint_every_s());
             let lease = Lease {
                 lease_id,
                 trial_id,
@@ -452,6 +464,8 @@ impl WriteCtx {
                 attempt,
                 dataset: Some(meta.dataset.clone()),
                 ttl_ms: self.ttl_ms as u64,
+                resume,
+                checkpoint_every_s,
             };
             return Ok((Some(lease), expired));
         }
@@ -639,16 +653,19 @@ impl WriteCtx {
     /// Gives a trial back unrun or half-run because its worker is shutting down: the trial goes
     /// back to the queue as if this lease had never been granted. The attempt is not counted
     /// (`attempts` goes back down, so a study with `retries = 0` does not lose the trial to a
-    /// routine restart) and the curves it recorded are deleted, so the next attempt, which gets
-    /// the same number, starts clean. The lease itself stays in `leases` as `returned`.
+    /// routine restart). Without a checkpoint, the curves it recorded are deleted, so the next
+    /// attempt, which gets the same number, starts clean; with one, they are kept, and the next
+    /// lease drops those past the checkpoint. The lease itself stays in `leases` as `returned`.
     pub(crate) fn give_back(&mut self, lease_id: &str, reason: &str) -> Result<bool> {
         let Some(lease) = self.lease_to_end(lease_id, &["returned"])? else {
             return Ok(false);
         };
         let now = self.now();
-        self.conn
-            .prepare_cached("DELETE FROM curves WHERE trial_id = ?1 AND attempt = ?2")?
-            .execute(params![lease.trial_id, lease.attempt])?;
+        if !checkpoints::exists(&self.conn, lease.trial_id)? {
+            self.conn
+                .prepare_cached("DELETE FROM curves WHERE trial_id = ?1 AND attempt = ?2")?
+                .execute(params![lease.trial_id, lease.attempt])?;
+        }
         self.conn
             .prepare_cached(
                 "UPDATE trials SET status = 'pending', attempts = MAX(attempts - 1, 0), error = ?2,
@@ -657,6 +674,19 @@ impl WriteCtx {
             .execute(params![lease.trial_id, format!("returned unfinished: {reason}"), now])?;
         self.end_lease(lease_id, "returned", now)?;
         Ok(true)
+    }
+
+    /// Records `checkpoint` as the latest state of the lease's trial (extending the lease like
+    /// a heartbeat). The lease must still own the trial; a trial the user stopped keeps none.
+    pub(crate) fn save_checkpoint(&mut self, lease_id: &str, checkpoint: &CheckpointInfo) -> Result<()> {
+        let lease = self.load_lease(lease_id)?;
+        if self.keep_alive(&lease)? == ProgressAction::Stop {
+            return Err(Error::WrongState(format!(
+                "trial {} was cancelled or failed by the user: its state is not kept",
+                lease.trial_id
+            )));
+        }
+        checkpoints::record(&self.conn, lease.trial_id, lease.attempt, checkpoint, self.now())
     }
 
     /// Records that the worker stopped the trial early. Its metrics get `pruned_epoch`,

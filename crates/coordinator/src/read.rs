@@ -117,7 +117,8 @@ pub(crate) fn studies(conn: &Connection) -> Result<Vec<StudyInfo>> {
 }
 
 const TRIAL_COLUMNS: &str =
-    "t.id, s.name, t.pipeline, t.params, t.seed, t.config_id, t.label, t.status, t.attempts, t.worker, t.error, t.metrics";
+    "t.id, s.name, t.pipeline, t.params, t.seed, t.config_id, t.label, t.status, t.attempts, t.worker, t.error, t.metrics,
+     t.resumes, t.resumed_from";
 
 pub(crate) fn trial_from_row(r: &Row<'_>) -> Result<TrialInfo> {
     let id: i64 = r.get(0)?;
@@ -142,6 +143,8 @@ pub(crate) fn trial_from_row(r: &Row<'_>) -> Result<TrialInfo> {
         worker: r.get(9)?,
         error: r.get(10)?,
         metrics,
+        resumes: u32::try_from(r.get::<_, i64>(12)?).unwrap_or(u32::MAX),
+        resumed_from: r.get(13)?,
     })
 }
 

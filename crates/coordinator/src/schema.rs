@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migration `i` brings a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -202,6 +202,38 @@ const MIGRATIONS: &[&str] = &[
         agent   TEXT NOT NULL REFERENCES workers(name)
     ) WITHOUT ROWID;
     CREATE INDEX worker_slots_agent ON worker_slots(agent);
+    "#,
+    // 4 → 5: trial checkpoints, so a preempted trial resumes (crates/coordinator/src/checkpoints.rs).
+    r#"
+    -- The latest state each unfinished trial saved; the file is `<data dir>/checkpoints/<sha256>.ckpt`.
+    CREATE TABLE checkpoints (
+        trial_id   INTEGER PRIMARY KEY REFERENCES trials(id),
+        sha256     TEXT NOT NULL,
+        bytes      INTEGER NOT NULL,
+        stage      TEXT NOT NULL,               -- the stage in progress, and epochs of it done
+        epoch      INTEGER NOT NULL,
+        attempt    INTEGER NOT NULL,            -- the attempt whose curves led up to it
+        saved_ms   INTEGER NOT NULL
+    );
+    CREATE INDEX checkpoints_sha256 ON checkpoints(sha256);
+    -- Files no row may need any more; the coordinator deletes those still unreferenced.
+    CREATE TABLE checkpoint_garbage (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TRIGGER checkpoints_replaced AFTER UPDATE OF sha256 ON checkpoints
+        WHEN OLD.sha256 != NEW.sha256 BEGIN
+        INSERT OR IGNORE INTO checkpoint_garbage (sha256) VALUES (OLD.sha256);
+    END;
+    CREATE TRIGGER checkpoints_deleted AFTER DELETE ON checkpoints BEGIN
+        INSERT OR IGNORE INTO checkpoint_garbage (sha256) VALUES (OLD.sha256);
+    END;
+    -- A trial that ended, however it ended (every write path, present and future), needs its
+    -- state no more; one sent back to pending (returned, expired, a retryable failure) keeps it.
+    CREATE TRIGGER checkpoints_trial_ended AFTER UPDATE OF status ON trials
+        WHEN NEW.status IN ('completed', 'failed', 'pruned', 'cancelled') BEGIN
+        DELETE FROM checkpoints WHERE trial_id = NEW.id;
+    END;
+    -- Leases that resumed the trial from a checkpoint, and where the last one started.
+    ALTER TABLE trials ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE trials ADD COLUMN resumed_from TEXT;
     "#,
 ];
 

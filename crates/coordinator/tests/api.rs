@@ -464,3 +464,61 @@ async fn shutdown_answers_waiting_lease_requests() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
+
+#[tokio::test]
+async fn checkpoints_upload_within_the_limit_download_intact_and_go_when_the_trial_ends() {
+    let s = Server::start(CoordinatorOptions { max_checkpoint_bytes: 1000, ..Default::default() }).await;
+    assert_eq!(s.create(&command_spec("ck", 2, 1)).await.status(), StatusCode::CREATED);
+    let lease = s.lease("w", 0).await.unwrap();
+    assert_eq!((lease.resume.as_ref(), lease.checkpoint_every_s), (None, 300.0));
+    let put = |body: Vec<u8>, sha: String, epoch: u32| {
+        let url = s.url(&format!("/v1/leases/{}/checkpoint?stage=dec&epoch={epoch}&sha256={sha}", lease.lease_id));
+        let http = s.http.clone();
+        async move { http.put(url).body(body).send().await.unwrap() }
+    };
+    let hex = |b: &[u8]| -> String { Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect() };
+
+    let big = vec![7u8; 1001];
+    let r = put(big.clone(), hex(&big), 1).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.json::<ApiError>().await.unwrap().error.contains("limit of 1000 bytes"));
+    let truncated = vec![1u8; 10];
+    let r = put(truncated[..5].to_vec(), hex(&truncated), 1).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a body whose hash is not the announced one");
+    let get = s.get(&format!("/v1/leases/{}/checkpoint", lease.lease_id)).await;
+    assert_eq!(get.status(), StatusCode::NOT_FOUND, "nothing was stored");
+    // The trial goes on after a refused upload.
+    let hb = s.post(&format!("/v1/leases/{}/heartbeat", lease.lease_id), json!({})).await;
+    assert_eq!(hb.status(), StatusCode::OK);
+
+    let state = b"weights, moments, generator states".to_vec();
+    let r = put(state.clone(), hex(&state), 3).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let get = s.get(&format!("/v1/leases/{}/checkpoint", lease.lease_id)).await;
+    assert_eq!(get.status(), StatusCode::OK);
+    assert_eq!((get.headers()["x-decsweep-stage"].to_str().unwrap(), get.headers()["x-decsweep-epoch"].to_str().unwrap()), ("dec", "3"));
+    assert_eq!(get.bytes().await.unwrap().to_vec(), state);
+    let file = s.coordinator.data_dir().join("checkpoints").join(format!("{}.ckpt", hex(&state)));
+    assert!(file.is_file());
+
+    // Returned: the next lease resumes from it.
+    let r = s.post(&format!("/v1/leases/{}/return", lease.lease_id), json!({ "reason": "preempted" })).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let next = s.lease("w2", 0).await.unwrap();
+    assert_eq!(next.trial_id, lease.trial_id);
+    let resume = next.resume.clone().expect("a resume point");
+    assert_eq!((resume.sha256.as_str(), resume.bytes, resume.epoch), (hex(&state).as_str(), state.len() as u64, 3));
+    let trial: TrialInfo = s.get(&format!("/v1/trials/{}", next.trial_id)).await.json().await.unwrap();
+    assert_eq!((trial.resumes, trial.resumed_from.as_deref()), (1, Some("dec:3")));
+
+    // Completed: the state and its file are gone.
+    assert_eq!(s.complete(&next.lease_id, 0.9).await.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while file.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!file.exists(), "the file of a finished trial's state is deleted");
+    let get = s.get(&format!("/v1/leases/{}/checkpoint", next.lease_id)).await;
+    assert_eq!(get.status(), StatusCode::NOT_FOUND);
+    s.stop().await;
+}

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
 use axum::http::{header, Method, Request, StatusCode};
-use decsweep_api::wire::{CreateStudy, LeaseRequest};
+use decsweep_api::wire::{CheckpointUpload, CreateStudy, LeaseRequest};
+use decsweep_api::Stage;
 use decsweep_coordinator::{openapi, Coordinator, CoordinatorOptions};
 use decsweep_fuzz::{
     instance_of, mutate_json, mutate_tokens, random_bytes, random_json, weird_string, Campaign, FuzzRng, Rng,
@@ -50,6 +51,11 @@ struct Known {
     trial_ids: Vec<i64>,
     lease_ids: Vec<String>,
     sha256: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Percent-encodes everything but unreserved characters, so any string can sit in a path.
@@ -167,6 +173,10 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
         let lease = c.lease(&LeaseRequest { worker: format!("w{w}"), wait_ms: 0, agent: None }).await.unwrap().unwrap();
         lease_ids.push(lease.lease_id);
     }
+    // A stored checkpoint, so downloading one can succeed from the first case on.
+    let state = b"a trial state".to_vec();
+    let upload = CheckpointUpload { stage: Stage::Ae, epoch: 1, sha256: sha256_hex(&state) };
+    c.save_checkpoint(&lease_ids[0], upload, Body::from(state)).await.unwrap();
     let trial_ids = c.trials("fuzz", None).await.unwrap().iter().map(|t| t.id).collect();
     let mut known = Known { study: info.name.clone(), trial_ids, lease_ids, sha256: info.dataset_sha256.clone() };
 
@@ -205,6 +215,12 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
             _ => "application/json",
         };
         let (kind, body) = make_body(rng, schema.as_ref(), &components);
+        // A checkpoint upload's query names the body's hash: half the time the right one.
+        if template.ends_with("/checkpoint") && rng.gen_bool(0.5) {
+            let sha = if rng.gen_bool(0.8) { sha256_hex(&body) } else { encode(&weird_string(rng).chars().take(80).collect::<String>()) };
+            let stage = ["ae", "dec", "finetune", "data", "nope"].choose(rng).unwrap();
+            uri.push_str(&format!("?stage={stage}&epoch={}&sha256={sha}", rng.gen_range(-1..40)));
+        }
         kinds[kind] += 1;
         let shown_body = String::from_utf8_lossy(&body).chars().take(500).collect::<String>();
         let ct = (!content_type.is_empty()).then_some(content_type);

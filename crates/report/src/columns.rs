@@ -102,6 +102,8 @@ mod tests {
             config_id: "c".into(),
             status: TrialStatus::Completed,
             attempts: 1,
+            resumes: 0,
+            resumed_from: None,
             worker: None,
             error: None,
             metrics: metrics.iter().map(|m| (m.to_string(), 0.0)).collect(),

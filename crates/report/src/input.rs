@@ -22,6 +22,12 @@ pub struct TrialRow {
     pub config_id: String,
     pub status: TrialStatus,
     pub attempts: u32,
+    /// Leases that resumed the trial from a checkpoint, and where the last one started
+    /// (`stage:epoch`).
+    #[serde(default)]
+    pub resumes: u32,
+    #[serde(default)]
+    pub resumed_from: Option<String>,
     pub worker: Option<String>,
     pub error: Option<String>,
     /// accuracy, f1_weighted, f1_macro, loss, test_*, param_count, time_*_s, cache_reuses,
@@ -74,6 +80,8 @@ impl From<decsweep_api::wire::TrialInfo> for TrialRow {
             config_id: t.config_id,
             status: t.status,
             attempts: t.attempts,
+            resumes: t.resumes,
+            resumed_from: t.resumed_from,
             worker: t.worker,
             error: t.error,
             metrics: t.metrics,
@@ -104,6 +112,8 @@ mod tests {
             config_id: "c".into(),
             status: TrialStatus::Pending,
             attempts: 0,
+            resumes: 0,
+            resumed_from: None,
             worker: None,
             error: None,
             metrics: BTreeMap::new(),

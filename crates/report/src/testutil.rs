@@ -39,6 +39,8 @@ pub(crate) fn trial(s: TrialSpec) -> TrialRow {
         config_id: s.config.to_string(),
         status: s.status,
         attempts: 1,
+        resumes: 0,
+        resumed_from: None,
         worker: Some("w1".to_string()),
         error: None,
         metrics,

@@ -1,7 +1,7 @@
 //! `trials.csv`: one row per trial, every parameter and metric as a column.
 //!
 //! Columns: `id, pipeline, config_id`, every parameter (sorted by name), `seed, status, attempts,
-//! worker, error`, every metric (see [`crate::columns`] for the order). A parameter or metric a
+//! resumes, resumed_from, worker, error`, every metric (see [`crate::columns`] for the order). A parameter or metric a
 //! trial does not have is an empty cell. Rows are in trial-id order.
 
 use crate::columns::{metric_names, param_names, Headers};
@@ -11,7 +11,7 @@ use crate::{ReportError, TrialRow};
 pub(crate) const FILE: &str = "trials.csv";
 
 const LEAD: [&str; 3] = ["id", "pipeline", "config_id"];
-const MIDDLE: [&str; 5] = ["seed", "status", "attempts", "worker", "error"];
+const MIDDLE: [&str; 7] = ["seed", "status", "attempts", "resumes", "resumed_from", "worker", "error"];
 
 pub(crate) fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
     let params = param_names(trials);
@@ -42,6 +42,8 @@ pub(crate) fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
             t.seed.to_string(),
             t.status.name().to_string(),
             t.attempts.to_string(),
+            t.resumes.to_string(),
+            t.resumed_from.clone().unwrap_or_default(),
             t.worker.clone().unwrap_or_default(),
             t.error.clone().unwrap_or_default(),
         ]);
@@ -86,6 +88,8 @@ mod tests {
         b.worker = None;
         b.attempts = 3;
         b.metrics.insert("cache_reuses".into(), 2.0);
+        a.resumes = 2;
+        a.resumed_from = Some("finetune:12".into());
         let text = render(&[a.clone(), b]).unwrap();
         let (headers, rows) = read(&text);
         assert_eq!(
@@ -100,6 +104,8 @@ mod tests {
                 "seed",
                 "status",
                 "attempts",
+                "resumes",
+                "resumed_from",
                 "worker",
                 "error",
                 "accuracy",
@@ -112,18 +118,18 @@ mod tests {
         );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][..3], ["2", "baseline", "c"], "rows in id order");
-        assert_eq!(rows[0][9..11], ["", ""], "absent worker and error are empty cells");
-        assert_eq!(rows[0][16], "2");
+        assert_eq!(rows[0][9..13], ["0", "", "", ""], "no resumes; absent resume point, worker and error are empty");
+        assert_eq!(rows[0][18], "2");
         let r = &rows[1];
         assert_eq!(r[2], a.config_id);
         assert_eq!(r[3], "500");
         assert_eq!(r[4].parse::<f64>().unwrap(), 0.4);
         assert_eq!(r[5], "drop, then \"see\"");
-        assert_eq!(r[6..10], ["3", "completed", "1", "w1"]);
-        assert_eq!(r[10], a.error.clone().unwrap());
-        assert_eq!(r[11].parse::<f64>().unwrap(), 0.1 + 0.2, "shortest round-trip form");
-        assert!(r[13].parse::<f64>().unwrap().is_nan());
-        assert_eq!(r[16], "", "a metric the trial lacks");
+        assert_eq!(r[6..12], ["3", "completed", "1", "2", "finetune:12", "w1"]);
+        assert_eq!(r[12], a.error.clone().unwrap());
+        assert_eq!(r[13].parse::<f64>().unwrap(), 0.1 + 0.2, "shortest round-trip form");
+        assert!(r[15].parse::<f64>().unwrap().is_nan());
+        assert_eq!(r[18], "", "a metric the trial lacks");
     }
 
     #[test]
@@ -143,7 +149,10 @@ mod tests {
     #[test]
     fn no_trials_is_a_header_only_file() {
         let (headers, rows) = read(&render(&[]).unwrap());
-        assert_eq!(headers, ["id", "pipeline", "config_id", "seed", "status", "attempts", "worker", "error"]);
+        assert_eq!(
+            headers,
+            ["id", "pipeline", "config_id", "seed", "status", "attempts", "resumes", "resumed_from", "worker", "error"]
+        );
         assert!(rows.is_empty());
     }
 }

@@ -41,6 +41,8 @@ fn demo_like(seeds: u64) -> Vec<TrialRow> {
                     config_id: format!("{pipeline}-{lf}"),
                     status: TrialStatus::Completed,
                     attempts: 1,
+                    resumes: 0,
+                    resumed_from: None,
                     worker: None,
                     error: None,
                     metrics: BTreeMap::from([

@@ -47,7 +47,7 @@ pub use sampler::{GridSampler, Observation, Point, RandomSampler, Sampler, Sampl
 pub use space::{Dimension, Space};
 pub use spec::{
     Config, Dataset, Direction, LoadOptions, Objective, PipelineKind, Resources, SamplerKind, SamplerSpec, SweepSpec,
-    MAX_TRIALS,
+    DEFAULT_CHECKPOINT_EVERY_S, MAX_TRIALS,
 };
 pub use tpe::{TpeSampler, TpeSettings};
 pub use trial::{Job, TrialPlan};

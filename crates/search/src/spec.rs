@@ -43,6 +43,8 @@
 //! [resources]                         # what one trial needs (sets `decsweep run`'s worker count)
 //! gpus = 0.25                         # a share of one GPU (four trials per GPU); default 1
 //! cpus = 1                            # cores per trial; default 1
+//! checkpoint_every = 300              # seconds of training between saved trial states (resume
+//!                                     # after preemption); default 300
 //! ```
 //!
 //! The TPE sampler ([`crate::tpe`] documents the algorithm) proposes one point at a time from
@@ -252,6 +254,18 @@ pub struct Resources {
     /// Share of a GPU (0.25: four trials per GPU) or whole GPUs; `None`: the trial needs none.
     pub gpus: Option<f64>,
     pub cpus: Option<f64>,
+    /// Seconds of training between the trial states a built-in pipeline saves (and its worker
+    /// uploads) so that a preempted trial resumes; `None`: [`DEFAULT_CHECKPOINT_EVERY_S`].
+    pub checkpoint_every: Option<f64>,
+}
+
+/// The default of `[resources] checkpoint_every`, in seconds.
+pub const DEFAULT_CHECKPOINT_EVERY_S: f64 = 300.0;
+
+impl Resources {
+    pub fn checkpoint_every_s(&self) -> f64 {
+        self.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY_S)
+    }
 }
 
 /// How strictly a spec is checked against the machine it is read on.

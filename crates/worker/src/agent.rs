@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use decsweep_api::wire::{
-    AgentInfo, CompleteTrial, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction,
+    AgentInfo, CheckpointInfo, CompleteTrial, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction,
     ProgressReply, PruneTrial, ReturnTrial, TrialJob,
 };
 use decsweep_api::Stage;
@@ -70,6 +70,10 @@ pub struct AgentArgs {
     /// Exit when the coordinator has no trial to hand out (instead of waiting for more).
     #[arg(long)]
     exit_when_idle: bool,
+    /// Neither save nor resume trial checkpoints: a preempted trial starts again from epoch 0
+    /// (what resuming saves is measured against this by `make bench-preempt`).
+    #[arg(long)]
+    no_resume: bool,
 }
 
 impl AgentArgs {
@@ -109,7 +113,7 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing signal handlers")?;
     }
     let home = args.work_dir.clone().unwrap_or_else(default_home);
-    for sub in ["datasets", "stages", "trials"] {
+    for sub in ["datasets", "stages", "trials", "checkpoints"] {
         fs::create_dir_all(home.join(sub)).with_context(|| format!("creating {}", home.join(sub).display()))?;
     }
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
@@ -139,6 +143,7 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
                 client: client.clone(),
                 stop: Arc::clone(&stop),
                 exit_when_idle: args.exit_when_idle,
+                resume: !args.no_resume,
                 dataset_lock: Arc::clone(&dataset_lock),
                 agent: agent.clone(),
             };
@@ -190,6 +195,8 @@ struct Slot {
     client: Client,
     stop: Arc<AtomicBool>,
     exit_when_idle: bool,
+    /// Save trial checkpoints, upload them, and resume from the coordinator's.
+    resume: bool,
     dataset_lock: Arc<Mutex<()>>,
     agent: AgentInfo,
 }
@@ -349,6 +356,7 @@ impl Slot {
             Ok(exe) => exe,
             Err(e) => return Outcome::Failed { reason: format!("locating decsweep-worker: {e}"), retryable: true },
         };
+        let checkpoint = self.resume.then(|| self.prepare_checkpoint(lease));
         let mut cmd = Command::new(exe);
         cmd.arg("train")
             .arg("--supervised")
@@ -362,6 +370,9 @@ impl Slot {
             .arg(&out);
         for (name, value) in params.to_map() {
             cmd.arg("--set").arg(format!("{name}={value}"));
+        }
+        if let Some(path) = &checkpoint {
+            cmd.arg("--checkpoint").arg(path).args(["--checkpoint-every", &lease.checkpoint_every_s.to_string()]);
         }
         let mut child = match cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
             Ok(c) => c,
@@ -378,6 +389,9 @@ impl Slot {
         }
         match status {
             Ok(s) if s.success() => read_model_outcome(&out),
+            // SIGTERM reached the trial itself (a preempting scheduler signals every process):
+            // its state is saved and uploaded, so it goes back to the queue to resume.
+            Ok(s) if s.code() == Some(i32::from(crate::EXIT_INTERRUPTED)) => Outcome::Stopped,
             Ok(s) => {
                 let err: serde_json::Value = fs::read_to_string(out.join("error.json"))
                     .ok()
@@ -409,23 +423,33 @@ impl Slot {
         for line in stdout.lines() {
             let Ok(line) = line else { break };
             let Ok(epoch) = serde_json::from_str::<EpochProgress>(&line) else {
-                tracing::debug!(%line, "ignoring a non-progress line from the trial");
+                match serde_json::from_str::<CheckpointSaved>(&line) {
+                    Ok(saved) if saved.event == "checkpoint" => self.upload_checkpoint(lease, &saved),
+                    _ => tracing::debug!(%line, "ignoring a non-progress line from the trial"),
+                }
                 continue;
             };
-            let answer = if self.stop.load(Ordering::Relaxed) || ended.is_over() {
+            let stopping = self.stop.load(Ordering::Relaxed);
+            let answer = if ended.is_over() || (stopping && !self.resume) {
                 "stop"
             } else {
-                match self.client.post::<_, ProgressReply>(&path, &epoch) {
-                    Ok(ProgressReply { action: ProgressAction::Prune }) => "prune",
+                // Shutting down with resume on (preempted), the epoch is still recorded: the
+                // state the trial saves next includes it, and the next lease goes on after it.
+                let reply = self.client.post::<_, ProgressReply>(&path, &epoch);
+                match reply {
                     Ok(ProgressReply { action: ProgressAction::Stop }) => {
                         halted.store(true, Ordering::Relaxed);
                         "stop"
                     }
-                    Ok(_) => "continue",
                     Err(ApiCallError::Conflict(_)) => {
                         lost.store(true, Ordering::Relaxed);
                         "stop"
                     }
+                    // The trial saves its state (uploaded as it reports it) and exits 75; the
+                    // lease is then returned.
+                    _ if stopping => "suspend",
+                    Ok(ProgressReply { action: ProgressAction::Prune }) => "prune",
+                    Ok(_) => "continue",
                     // The coordinator is unreachable for now: keep training; heartbeats decide
                     // whether the lease survives.
                     Err(e) => {
@@ -441,6 +465,72 @@ impl Slot {
         drop(stdin);
         if self.stop.load(Ordering::Relaxed) || ended.is_over() {
             let _ = child.kill();
+        }
+    }
+
+    /// The trial's checkpoint file on this machine: the coordinator's copy when the lease says
+    /// there is one (downloaded and verified), else none (a stale local file is removed, so the
+    /// coordinator's record is the only truth). A download that fails is logged and the trial
+    /// starts from scratch.
+    fn prepare_checkpoint(&self, lease: &Lease) -> PathBuf {
+        let path = self.home.join("checkpoints").join(format!("{}.ckpt", lease.trial_id));
+        let _ = fs::remove_file(&path);
+        if let Some(stored) = &lease.resume {
+            match self.download_checkpoint(lease, stored, &path) {
+                Ok(()) => tracing::info!(trial = lease.trial_id, stage = %stored.stage, epoch = stored.epoch,
+                    bytes = stored.bytes, "resuming from the stored checkpoint"),
+                Err(e) => {
+                    let _ = fs::remove_file(&path);
+                    tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"),
+                        "could not fetch the trial's checkpoint; starting it from scratch");
+                }
+            }
+        }
+        path
+    }
+
+    fn download_checkpoint(&self, lease: &Lease, stored: &CheckpointInfo, path: &Path) -> anyhow::Result<()> {
+        let mut response = self.client.get_raw(&format!("leases/{}/checkpoint", lease.lease_id))?;
+        let tmp = path.with_extension(format!("part-{}", std::process::id()));
+        let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = response.read(&mut buf).context("downloading the checkpoint")?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n]).with_context(|| format!("writing {}", tmp.display()))?;
+        }
+        let got = hex(&hasher.finalize());
+        if got != stored.sha256 {
+            let _ = fs::remove_file(&tmp);
+            bail!("the checkpoint downloaded has SHA-256 {got}, the lease says {}", stored.sha256);
+        }
+        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        Ok(())
+    }
+
+    /// Uploads the state the trial just saved. Failures are logged and training goes on: the
+    /// trial then resumes from an older state, or starts over, if it is preempted.
+    fn upload_checkpoint(&self, lease: &Lease, saved: &CheckpointSaved) {
+        let uploaded = (|| -> anyhow::Result<u64> {
+            let bytes = fs::read(&saved.path).with_context(|| format!("reading {}", saved.path.display()))?;
+            let sha256 = hex(&Sha256::digest(&bytes));
+            let path = format!(
+                "leases/{}/checkpoint?stage={}&epoch={}&sha256={sha256}",
+                lease.lease_id, saved.stage, saved.epoch
+            );
+            let size = bytes.len() as u64;
+            self.client.put_bytes(&path, bytes)?;
+            Ok(size)
+        })();
+        match uploaded {
+            Ok(bytes) => tracing::info!(trial = lease.trial_id, stage = %saved.stage, epoch = saved.epoch, bytes,
+                "checkpoint uploaded"),
+            Err(e) => tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"),
+                "checkpoint not uploaded; the trial goes on"),
         }
     }
 
@@ -523,7 +613,7 @@ impl Slot {
             file.write_all(&buf[..n])?;
         }
         file.sync_all()?;
-        let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let got = hex(&hasher.finalize());
         if got != sha256 {
             let _ = fs::remove_file(&tmp);
             bail!("downloaded dataset has SHA-256 {got}, expected {sha256}");
@@ -595,6 +685,19 @@ impl Outcome {
     }
 }
 
+/// The line `train --supervised --checkpoint` prints after saving the trial's state.
+#[derive(serde::Deserialize)]
+struct CheckpointSaved {
+    event: String,
+    path: PathBuf,
+    stage: Stage,
+    epoch: u32,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Reads `metrics.json` of a finished `train --supervised` run.
 fn read_model_outcome(out: &Path) -> Outcome {
     let text = match fs::read_to_string(out.join("metrics.json")) {
@@ -616,11 +719,12 @@ fn read_model_outcome(out: &Path) -> Outcome {
 }
 
 /// The numbers of metrics.json as flat columns: top-level numbers as they are (but the seed,
-/// which the trial already carries), the test split's as `test_<name>`.
+/// which the trial already carries, and `resumes`, which the coordinator counts itself), the
+/// test split's as `test_<name>`.
 pub fn flatten_metrics(m: &serde_json::Value) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     let Some(obj) = m.as_object() else { return out };
-    for (key, value) in obj.iter().filter(|(k, _)| *k != "seed") {
+    for (key, value) in obj.iter().filter(|(k, _)| !matches!(k.as_str(), "seed" | "resumes")) {
         if let Some(x) = value.as_f64() {
             out.insert(key.clone(), x);
         }
@@ -765,6 +869,13 @@ impl Client {
         Ok(Some(response.json()?))
     }
 
+    /// PUTs `body` (a checkpoint), with the same ten minutes as a download.
+    fn put_bytes(&self, path: &str, body: Vec<u8>) -> Result<(), ApiCallError> {
+        let upload = Duration::from_secs(600);
+        Self::check(self.request(reqwest::Method::PUT, path).body(body).timeout(upload).send()?)?;
+        Ok(())
+    }
+
     fn get_raw(&self, path: &str) -> anyhow::Result<reqwest::blocking::Response> {
         // A dataset may be large and the link slow: the whole download gets ten minutes.
         let download = Duration::from_secs(600);
@@ -868,6 +979,8 @@ mod tests {
             attempt: 1,
             dataset: None,
             ttl_ms: 60_000,
+            resume: None,
+            checkpoint_every_s: 300.0,
         };
         let (seen_tx, seen) = mpsc::channel();
         let (go, go_rx) = mpsc::channel();
@@ -893,6 +1006,7 @@ mod tests {
             client: Client::new(url, None).unwrap(),
             stop: Arc::clone(stop),
             exit_when_idle: false,
+            resume: true,
             dataset_lock: Arc::new(Mutex::new(())),
             agent: AgentInfo { name: "w".into(), host: "h".into(), slots: 1, device: "cpu".into() },
         }
@@ -926,6 +1040,8 @@ mod tests {
             dataset: None,
             // Heartbeats every 100 ms.
             ttl_ms: 300,
+            resume: None,
+            checkpoint_every_s: 300.0,
         };
         let (seen_tx, seen) = mpsc::channel();
         let (go, go_rx) = mpsc::channel();

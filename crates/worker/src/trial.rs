@@ -236,11 +236,13 @@ impl Observer for TrialObserver {
         let Some(saver) = &self.saver else {
             return match answer {
                 Answer::Continue => Control::Continue,
-                Answer::Prune | Answer::Stop => Control::Stop,
+                Answer::Prune | Answer::Stop | Answer::Suspend => Control::Stop,
             };
         };
         match answer {
             Answer::Prune => Control::Stop,
+            // The supervisor is shutting down (preempted): save, exit 75, resume elsewhere.
+            Answer::Suspend => Control::Suspend,
             // A supervisor that stops the trial after a SIGTERM (its own shutdown) gets the
             // state saved too; otherwise stopping is final.
             Answer::Stop if saver.sigterm() => Control::Suspend,
@@ -290,6 +292,8 @@ enum Answer {
     Continue,
     /// `prune`: the pruner stopped the trial.
     Prune,
+    /// `suspend`: the supervisor is stopping; save the state (with --checkpoint) and exit 75.
+    Suspend,
     /// Anything else, or stdin closed: the supervisor stops the trial or is gone.
     Stop,
 }
@@ -314,6 +318,7 @@ fn supervisor_says(r: &EpochRecord) -> Answer {
     match std::io::stdin().read_line(&mut answer) {
         Ok(n) if n > 0 && answer.trim() == "continue" => Answer::Continue,
         Ok(n) if n > 0 && answer.trim() == "prune" => Answer::Prune,
+        Ok(n) if n > 0 && answer.trim() == "suspend" => Answer::Suspend,
         _ => Answer::Stop,
     }
 }

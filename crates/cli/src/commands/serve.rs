@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// Seconds a lease lives without a heartbeat before its trial is handed out again.
     #[arg(long, default_value_t = 60)]
     lease_ttl: u64,
+    /// The largest trial checkpoint a worker may upload, in MiB; a larger one is refused (413)
+    /// and its trial goes on without it. Checkpoints are kept in the data directory beside the
+    /// database, the latest of each unfinished trial only.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    max_checkpoint_mb: u64,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -54,6 +59,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             lease_ttl: Duration::from_secs(args.lease_ttl.max(1)),
             token,
             read_token: args.read_token.clone(),
+            max_checkpoint_bytes: args.max_checkpoint_mb.saturating_mul(1 << 20),
             ..Default::default()
         };
         let coordinator = Coordinator::open(&args.db, options)?;

@@ -1,6 +1,13 @@
 //! Helpers shared by the end-to-end tests that drive the built binaries.
 
-use std::path::PathBuf;
+#![allow(dead_code)] // Each test binary uses its own share of the helpers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use decsweep_api::wire::{StudyInfo, TrialInfo};
 
 pub fn decsweep() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_decsweep"))
@@ -15,3 +22,87 @@ pub fn worker_bin() -> PathBuf {
     );
     path
 }
+
+/// A child process killed when the test ends, pass or fail: a leftover server would hold the
+/// test harness's output pipe open and hang `cargo test`.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `decsweep serve` on a given port, its URL read from its first line.
+pub struct Server {
+    _child: Guard,
+    pub url: String,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn serve(db: &Path, port: u16, ttl_s: u32) -> Server {
+    let mut child = Command::new(decsweep())
+        .args([
+            "serve",
+            "--db",
+            db.to_str().unwrap(),
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--lease-ttl",
+            &ttl_s.to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("listening on"), "{first}");
+    Server { _child: Guard(child), url: format!("http://127.0.0.1:{port}") }
+}
+
+pub fn agent(url: &str, home: &Path) -> Guard {
+    let child = Command::new(worker_bin())
+        .args(["--coordinator", url, "--threads", "1", "--device", "cpu"])
+        .env("DECSWEEP_HOME", home)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Guard(child)
+}
+
+pub fn cli_json<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
+    let o = Command::new(decsweep()).args(args).output().unwrap();
+    assert!(o.status.success(), "{:?}: {}", args, String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+pub fn status(url: &str, study: &str) -> (StudyInfo, Vec<TrialInfo>) {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        studies: Vec<StudyInfo>,
+        trials: Vec<TrialInfo>,
+    }
+    let s: Status = cli_json(&["status", study, "--trials", "--json", "--coordinator", url]);
+    (s.studies.into_iter().next().unwrap(), s.trials)
+}
+
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn submit(url: &str, spec: &Path) {
+    let o = Command::new(decsweep()).args(["submit", spec.to_str().unwrap(), "--coordinator", url]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+

@@ -26,7 +26,7 @@ const TOP_KEYS: &[&str] =
     &["study", "command", "fixed", "space", "configs", "sampler", "pruner", "objective", "resources"];
 const COMMAND_KEYS: &[&str] = &["program", "pass", "env", "workdir"];
 const OBJECTIVE_KEYS: &[&str] = &["metric", "direction"];
-const RESOURCES_KEYS: &[&str] = &["gpus", "cpus"];
+const RESOURCES_KEYS: &[&str] = &["gpus", "cpus", "checkpoint_every"];
 
 pub(crate) fn parse(source: &str, path: &Path, options: &LoadOptions) -> Result<SweepSpec, SpecErrors> {
     let mut diag = Diagnostics::default();

@@ -187,6 +187,19 @@ pub(crate) fn resources(diag: &mut Diagnostics, s: Option<&Section<'_, '_>>) -> 
             None => ok = false,
         }
     }
+    if let Some(e) = s.get("checkpoint_every") {
+        match reader::number(diag, e.value, &s.field("checkpoint_every")) {
+            Some(t) if !(t > 0.0 && t.is_finite()) => {
+                diag.error(
+                    e.value.span(),
+                    format!("expected checkpoint_every > 0 (seconds of training between saved states), found {t}"),
+                );
+                ok = false;
+            }
+            Some(t) => out.checkpoint_every = Some(t),
+            None => ok = false,
+        }
+    }
     ok.then_some(out)
 }
 
