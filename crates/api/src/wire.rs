@@ -287,9 +287,21 @@ pub struct EpochProgress {
     pub stage: Stage,
     pub epoch: u32,
     pub epochs: u32,
+    /// A loss that is not finite (diverged, or not reported by a program) travels as `null` or
+    /// is left out, and reads back as NaN; the coordinator stores no value for it.
+    #[serde(default = "nan", deserialize_with = "nan_when_null")]
     pub train_loss: f64,
+    #[serde(default = "nan", deserialize_with = "nan_when_null")]
     pub val_loss: f64,
     pub val_accuracy: Option<f64>,
+}
+
+fn nan() -> f64 {
+    f64::NAN
+}
+
+fn nan_when_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// One element of `GET /v1/trials/{id}/curves`: an epoch of one stage of one attempt, as the
@@ -445,6 +457,14 @@ mod tests {
         let text = serde_json::to_string(&lease).unwrap();
         assert!(text.contains(r#""kind":"model""#) && text.contains(r#""pipeline":"dec""#), "{text}");
         assert_eq!(serde_json::from_str::<Lease>(&text).unwrap(), lease);
+    }
+
+    #[test]
+    fn a_loss_left_out_or_null_reads_as_nan() {
+        let p: EpochProgress = serde_json::from_str(r#"{"stage":"finetune","epoch":2,"epochs":0,"val_loss":null,"val_accuracy":0.5}"#).unwrap();
+        assert!(p.train_loss.is_nan() && p.val_loss.is_nan());
+        let back: EpochProgress = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert!(back.val_loss.is_nan() && back.val_accuracy == Some(0.5));
     }
 
     #[test]

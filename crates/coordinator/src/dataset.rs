@@ -122,6 +122,23 @@ pub(crate) fn store_synthetic(seed: u64, n: u64, generator: &SynthKind, data_dir
     Ok(DatasetRow { file: file_name(&sha256), sha256, bytes, source })
 }
 
+/// The `source` of the empty dataset of a study of programs that names none.
+pub(crate) const NO_DATASET_SOURCE: &str = "none";
+
+/// The dataset of a study of programs that names none: the empty file (its hash is SHA-256 of
+/// no bytes), so every study still has a dataset row and a hash to show.
+pub(crate) fn store_empty(data_dir: &Path) -> Result<DatasetRow> {
+    fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+    let sha256 = hex(&Sha256::digest(b""));
+    let dest = data_dir.join(file_name(&sha256));
+    if !dest.is_file() {
+        let tmp = temp_path(data_dir);
+        File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        settle(&tmp, data_dir, &sha256)?;
+    }
+    Ok(DatasetRow { file: file_name(&sha256), sha256, bytes: 0, source: NO_DATASET_SOURCE.into() })
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

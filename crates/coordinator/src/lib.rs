@@ -511,6 +511,7 @@ impl Coordinator {
                     None => blocking(move || dataset::store_synthetic(seed, n, &generator, &data_dir)).await?,
                 }
             }
+            Dataset::None => blocking(move || dataset::store_empty(&data_dir)).await?,
         };
         let new = {
             let (req, spec) = (req.clone(), spec.clone());

@@ -260,9 +260,10 @@ pub fn document() -> Value {
         "ProgressAction": { "type": "string", "enum": ["continue", "prune", "stop"] },
         "HeartbeatReply": { "type": "object", "properties": { "ttl_ms": { "type": "integer" },
             "action": { "allOf": [schema_ref("ProgressAction")], "default": "continue", "description": "`stop`: the user cancelled or failed the trial; stop it and report nothing." } } },
-        "EpochProgress": { "type": "object", "required": ["stage", "epoch", "epochs", "train_loss", "val_loss"], "properties": {
+        "EpochProgress": { "type": "object", "required": ["stage", "epoch", "epochs"], "properties": {
             "stage": schema_ref("Stage"), "epoch": { "type": "integer" }, "epochs": { "type": "integer" },
-            "train_loss": { "type": "number" }, "val_loss": { "type": "number" }, "val_accuracy": { "type": ["number", "null"] } } },
+            "train_loss": { "type": ["number", "null"], "description": "Left out or null: not known (a program's report without it)." },
+            "val_loss": { "type": ["number", "null"] }, "val_accuracy": { "type": ["number", "null"] } } },
         "ProgressReply": { "type": "object", "properties": { "action": schema_ref("ProgressAction") } },
         "CancelOutcome": { "type": "object", "properties": {
             "cancelled": { "type": "integer", "description": "Pending trials now cancelled." },

@@ -7,8 +7,18 @@
 //! - `"env"`: environment variables `DECSWEEP_<NAME>` with the name upper-cased
 //!   (`lr` → `DECSWEEP_LR=0.001`), and the program's argv unchanged.
 //!
-//! In both modes the environment also carries `DECSWEEP_SEED`, `DECSWEEP_TRIAL_KEY` and
-//! `DECSWEEP_CONFIG_ID`, plus whatever `[command] env` sets.
+//! In both modes the environment also carries `DECSWEEP_PARAMS` (every parameter as one JSON
+//! object), `DECSWEEP_SEED`, `DECSWEEP_TRIAL_KEY` and `DECSWEEP_CONFIG_ID`, plus whatever
+//! `[command] env` sets; the worker adds `DECSWEEP_CHECKPOINT_DIR`.
+//!
+//! **Reports.** While it runs, a program may print lines such as
+//! `{"decsweep": "report", "step": 3, "val_accuracy": 0.81, "val_loss": 0.42}` ([`read_line`]):
+//! each becomes a progress report of the trial (the step is the epoch), recorded in its curve
+//! and judged by the study's pruner, which compares `val_accuracy` when the objective is
+//! accuracy-like and maximised and `val_loss` otherwise. `train_loss` is recorded too; other
+//! numbers are ignored. A line that says `"decsweep"` but is not a valid report is warned about,
+//! naming the line, and skipped. Every other line is the program's own; the last of those is
+//! its metrics, as before. `tools/decsweep_trial.py` writes these lines.
 
 use std::collections::BTreeMap;
 
@@ -85,6 +95,9 @@ impl CommandSpec {
                 }
             }
         }
+        let as_json: serde_json::Map<String, serde_json::Value> =
+            params.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).expect("a parameter value is JSON"))).collect();
+        env.insert("DECSWEEP_PARAMS".into(), serde_json::Value::Object(as_json).to_string());
         env.insert("DECSWEEP_SEED".into(), seed.to_string());
         env.insert("DECSWEEP_TRIAL_KEY".into(), trial_key.into());
         env.insert("DECSWEEP_CONFIG_ID".into(), config_id.into());
@@ -107,6 +120,76 @@ pub enum MetricsError {
     NoOutput,
     #[error("the last line of stdout is not a JSON object of metrics: {line}")]
     NotAnObject { line: String },
+}
+
+/// One step a program reported (`{"decsweep": "report", "step": N, ...}`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReport {
+    pub step: u32,
+    /// `steps`, if the program said how many it will run.
+    pub steps: Option<u32>,
+    pub val_accuracy: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub train_loss: Option<f64>,
+}
+
+/// What one line of a program's stdout is to decsweep.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProgramLine {
+    Report(StepReport),
+    /// Addressed to decsweep (it has a `"decsweep"` key) but not a valid report: why.
+    Malformed(String),
+    /// The program's own output (its last such line holds its metrics).
+    Own,
+}
+
+/// Reads one line of a program's stdout (see the module docs for the protocol).
+pub fn read_line(line: &str) -> ProgramLine {
+    let trimmed = line.trim();
+    if !trimmed.starts_with('{') || !trimmed.contains("\"decsweep\"") {
+        return ProgramLine::Own;
+    }
+    let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(trimmed) else {
+        return ProgramLine::Own;
+    };
+    let Some(kind) = o.get("decsweep") else { return ProgramLine::Own };
+    if kind != "report" {
+        return ProgramLine::Malformed(format!("unknown \"decsweep\": {kind} (the only kind is \"report\")"));
+    }
+    let count = |key: &str| -> Result<Option<u32>, String> {
+        match o.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| format!("`{key}` must be a whole number ≥ 0, found {v}")),
+        }
+    };
+    let number = |key: &str| -> Result<Option<f64>, String> {
+        match o.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .map(Some)
+                .ok_or_else(|| format!("`{key}` must be a finite number, found {v}")),
+        }
+    };
+    let report = (|| -> Result<StepReport, String> {
+        let step = count("step")?.ok_or("a report needs `step`, a whole number ≥ 0")?;
+        Ok(StepReport {
+            step,
+            steps: count("steps")?,
+            val_accuracy: number("val_accuracy")?,
+            val_loss: number("val_loss")?,
+            train_loss: number("train_loss")?,
+        })
+    })();
+    match report {
+        Ok(r) => ProgramLine::Report(r),
+        Err(why) => ProgramLine::Malformed(why),
+    }
 }
 
 /// Reads the metrics from a command's stdout: its last non-blank line, a JSON object.
@@ -139,10 +222,28 @@ mod tests {
     }
 
     #[test]
+    fn report_lines_are_read_and_bad_ones_say_why() {
+        let r = read_line(r#"{"decsweep": "report", "step": 3, "val_accuracy": 0.81, "steps": 20, "other": 1}"#);
+        let want = StepReport { step: 3, steps: Some(20), val_accuracy: Some(0.81), val_loss: None, train_loss: None };
+        assert_eq!(r, ProgramLine::Report(want));
+        assert_eq!(read_line("epoch 3 done"), ProgramLine::Own);
+        assert_eq!(read_line(r#"{"accuracy": 0.9}"#), ProgramLine::Own, "metrics are the program's own");
+        let bad = |line: &str, why: &str| match read_line(line) {
+            ProgramLine::Malformed(w) => assert!(w.contains(why), "{line}: {w}"),
+            other => panic!("{line}: {other:?}"),
+        };
+        bad(r#"{"decsweep": "report", "val_loss": 1}"#, "needs `step`");
+        bad(r#"{"decsweep": "report", "step": -1}"#, "`step` must be a whole number");
+        bad(r#"{"decsweep": "report", "step": 1, "val_loss": "low"}"#, "`val_loss` must be a finite number");
+        bad(r#"{"decsweep": "progress", "step": 1}"#, "unknown");
+    }
+
+    #[test]
     fn args_mode_appends_flags_in_name_order_then_the_seed() {
         let inv = spec(PassMode::Args).invocation(&params(), 4, "tk", "cid");
         assert_eq!(inv.argv, ["python3", "train.py", "--layers", "2", "--lr", "0.001", "--seed", "4"]);
         assert_eq!(inv.env["DECSWEEP_SEED"], "4");
+        assert_eq!(inv.env["DECSWEEP_PARAMS"], r#"{"layers":2,"lr":0.001}"#);
         assert_eq!(inv.env["DECSWEEP_TRIAL_KEY"], "tk");
         assert_eq!(inv.env["OMP_NUM_THREADS"], "1");
         assert!(!inv.env.contains_key("DECSWEEP_LR"));

@@ -159,6 +159,9 @@ pub enum Dataset {
         #[serde(default)]
         generator: SynthKind,
     },
+    /// No dataset: a study whose pipelines are all `command` and that names none. Its programs
+    /// read their own data; the coordinator records the empty file as the study's dataset.
+    None,
 }
 
 /// The synthetic generator's default size: CMU-MOSI's 2199 utterances.

@@ -252,7 +252,7 @@ impl Slot {
         let ended = Ended { lost: &lost, halted: &halted };
         let outcome = match &lease.job {
             TrialJob::Model { .. } => self.run_model(&lease, ended),
-            TrialJob::Command { argv, env, workdir } => self.run_command(argv, env, workdir.as_deref(), ended),
+            TrialJob::Command { .. } => self.run_command(&lease, ended),
         };
         // A lease lost while the trial ran stopped the trial: there is nothing to report. One
         // found lost only after the trial ended (a heartbeat in flight) is still reported: the
@@ -424,7 +424,9 @@ impl Slot {
             let Ok(line) = line else { break };
             let Ok(epoch) = serde_json::from_str::<EpochProgress>(&line) else {
                 match serde_json::from_str::<CheckpointSaved>(&line) {
-                    Ok(saved) if saved.event == "checkpoint" => self.upload_checkpoint(lease, &saved),
+                    Ok(saved) if saved.event == "checkpoint" => {
+                        self.upload_checkpoint(lease, &saved);
+                    }
                     _ => tracing::debug!(%line, "ignoring a non-progress line from the trial"),
                 }
                 continue;
@@ -514,7 +516,7 @@ impl Slot {
 
     /// Uploads the state the trial just saved. Failures are logged and training goes on: the
     /// trial then resumes from an older state, or starts over, if it is preempted.
-    fn upload_checkpoint(&self, lease: &Lease, saved: &CheckpointSaved) {
+    fn upload_checkpoint(&self, lease: &Lease, saved: &CheckpointSaved) -> bool {
         let uploaded = (|| -> anyhow::Result<u64> {
             let bytes = fs::read(&saved.path).with_context(|| format!("reading {}", saved.path.display()))?;
             let sha256 = hex(&Sha256::digest(&bytes));
@@ -527,25 +529,33 @@ impl Slot {
             Ok(size)
         })();
         match uploaded {
-            Ok(bytes) => tracing::info!(trial = lease.trial_id, stage = %saved.stage, epoch = saved.epoch, bytes,
-                "checkpoint uploaded"),
-            Err(e) => tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"),
-                "checkpoint not uploaded; the trial goes on"),
+            Ok(bytes) => {
+                tracing::info!(trial = lease.trial_id, stage = %saved.stage, epoch = saved.epoch, bytes, "checkpoint uploaded");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"), "checkpoint not uploaded; the trial goes on");
+                false
+            }
         }
     }
 
-    fn run_command(
-        &self,
-        argv: &[String],
-        env: &BTreeMap<String, String>,
-        workdir: Option<&str>,
-        ended: Ended<'_>,
-    ) -> Outcome {
+    /// Runs a program trial (see `decsweep_search::command` for the protocol): its report
+    /// lines become progress reports (pruning, curves), its checkpoint directory is restored
+    /// before it starts and uploaded every `checkpoint_every_s` when it changed and when the
+    /// program is stopped for the worker's shutdown; its last own line is its metrics.
+    fn run_command(&self, lease: &Lease, ended: Ended<'_>) -> Outcome {
+        let TrialJob::Command { argv, env, workdir } = &lease.job else { unreachable!("command job") };
         let Some((program, args)) = argv.split_first() else {
             return Outcome::Failed { reason: "the command is empty".into(), retryable: false };
         };
+        let state_dir = self.home.join("trials").join(format!("{}-state", lease.trial_id));
+        if let Err(e) = self.prepare_state_dir(lease, &state_dir) {
+            return Outcome::Failed { reason: format!("preparing {}: {e:#}", state_dir.display()), retryable: true };
+        }
         let mut cmd = Command::new(program);
-        cmd.args(args).envs(env).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args).envs(env).env("DECSWEEP_CHECKPOINT_DIR", &state_dir);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // Its own process group, so stopping it reaches what it started too (a shell's
         // children would otherwise live on, holding its stdout open).
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -557,36 +567,158 @@ impl Slot {
             Err(e) => return Outcome::Failed { reason: format!("starting `{program}`: {e}"), retryable: false },
         };
         let stderr_tail = tail_of(child.stderr.take().expect("piped"), 0);
-        let mut out = child.stdout.take().expect("piped");
-        let stdout = thread::spawn(move || {
-            let mut text = String::new();
-            out.read_to_string(&mut text).map(|_| text)
+        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+        let out = child.stdout.take().expect("piped");
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
         });
-        // The program reports nothing until it ends, so watch for a lost lease or a shutdown
-        // while it runs and stop it then, rather than let it finish unowned.
+        let mut own = String::new();
+        let mut last_step: Option<u32> = None;
+        let mut pruned_at: Option<u32> = None;
+        let mut last_upload = std::time::Instant::now();
+        let mut uploaded: Option<Vec<u8>> = None;
+        let every = Duration::from_secs_f64(lease.checkpoint_every_s.max(0.001));
+        let progress = format!("leases/{}/progress", lease.lease_id);
         let status = loop {
+            // Everything the program printed so far, reports first answered.
+            while let Ok(line) = lines.try_recv() {
+                match decsweep_search::command::read_line(&line) {
+                    decsweep_search::command::ProgramLine::Own => {
+                        own.push_str(&line);
+                        own.push('\n');
+                    }
+                    decsweep_search::command::ProgramLine::Malformed(why) => {
+                        tracing::warn!(trial = lease.trial_id, %line, %why, "ignoring a malformed report line")
+                    }
+                    decsweep_search::command::ProgramLine::Report(r) if pruned_at.is_none() && !ended.is_over() => {
+                        last_step = Some(r.step);
+                        let epoch = EpochProgress {
+                            stage: Stage::Finetune,
+                            epoch: r.step,
+                            epochs: r.steps.unwrap_or(0),
+                            train_loss: r.train_loss.unwrap_or(f64::NAN),
+                            val_loss: r.val_loss.unwrap_or(f64::NAN),
+                            val_accuracy: r.val_accuracy,
+                        };
+                        match self.client.post::<_, ProgressReply>(&progress, &epoch) {
+                            Ok(ProgressReply { action: ProgressAction::Prune }) => pruned_at = Some(r.step),
+                            Ok(ProgressReply { action: ProgressAction::Stop }) => ended.halted.store(true, Ordering::Relaxed),
+                            Ok(_) => {}
+                            Err(ApiCallError::Conflict(_)) => ended.lost.store(true, Ordering::Relaxed),
+                            Err(e) => tracing::warn!(error = %e, "progress not delivered"),
+                        }
+                    }
+                    decsweep_search::command::ProgramLine::Report(_) => {}
+                }
+            }
             match child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
-                Ok(None) if self.stop.load(Ordering::Relaxed) || ended.is_over() => break stop_group(&mut child),
-                Ok(None) => thread::sleep(Duration::from_millis(50)),
+                Ok(None) if self.stop.load(Ordering::Relaxed) || ended.is_over() || pruned_at.is_some() => {
+                    break stop_group(&mut child)
+                }
+                Ok(None) => {
+                    if self.resume && last_upload.elapsed() >= every {
+                        last_upload = std::time::Instant::now();
+                        self.upload_state_dir(lease, &state_dir, last_step, &mut uploaded);
+                    }
+                    thread::sleep(Duration::from_millis(50))
+                }
                 Err(e) => break Err(e),
             }
         };
-        let read = stdout.join().unwrap_or_else(|_| Err(std::io::Error::other("stdout reader panicked")));
+        let _ = reader.join();
+        // Lines printed just before the exit.
+        for line in lines.try_iter() {
+            match decsweep_search::command::read_line(&line) {
+                decsweep_search::command::ProgramLine::Own => {
+                    own.push_str(&line);
+                    own.push('\n');
+                }
+                decsweep_search::command::ProgramLine::Malformed(why) => {
+                    tracing::warn!(trial = lease.trial_id, %line, %why, "ignoring a malformed report line")
+                }
+                decsweep_search::command::ProgramLine::Report(r) => last_step = Some(r.step).max(last_step),
+            }
+        }
         let stderr_tail = stderr_tail.join().unwrap_or_default();
+        if let Some(step) = pruned_at {
+            return Outcome::Pruned { stage: Stage::Finetune, epoch: step, metrics: BTreeMap::new() };
+        }
         if self.stop.load(Ordering::Relaxed) {
+            // Whatever the program saved when it was told to stop goes with the trial.
+            if self.resume {
+                self.upload_state_dir(lease, &state_dir, last_step, &mut uploaded);
+            }
             return Outcome::Stopped;
         }
-        match (status, read) {
-            (Ok(s), Ok(stdout)) if s.success() => match decsweep_search::command::parse_metrics(&stdout) {
+        match status {
+            Ok(s) if s.success() => match decsweep_search::command::parse_metrics(&own) {
                 Ok(metrics) => Outcome::Completed(metrics),
                 Err(e) => Outcome::Failed { reason: e.to_string(), retryable: false },
             },
-            (Ok(s), _) => {
+            Ok(s) => {
                 Outcome::Failed { reason: format!("`{program}` exited with {s}: {stderr_tail}"), retryable: true }
             }
-            (Err(e), _) => Outcome::Failed { reason: format!("waiting for `{program}`: {e}"), retryable: true },
+            Err(e) => Outcome::Failed { reason: format!("waiting for `{program}`: {e}"), retryable: true },
         }
+    }
+
+    /// An empty `DECSWEEP_CHECKPOINT_DIR`, filled with the coordinator's copy of the trial's
+    /// checkpoint when the lease has one (a copy that cannot be fetched or unpacked is logged and
+    /// the program starts afresh).
+    fn prepare_state_dir(&self, lease: &Lease, dir: &Path) -> anyhow::Result<()> {
+        if dir.exists() {
+            fs::remove_dir_all(dir).with_context(|| format!("emptying {}", dir.display()))?;
+        }
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let Some(stored) = lease.resume.as_ref().filter(|_| self.resume) else { return Ok(()) };
+        let archive = dir.with_extension("download");
+        let restored = self
+            .download_checkpoint(lease, stored, &archive)
+            .and_then(|()| fs::read(&archive).context("reading the downloaded checkpoint"))
+            .and_then(|bytes| crate::dirpack::unpack(&bytes, dir));
+        let _ = fs::remove_file(&archive);
+        match restored {
+            Ok(files) => tracing::info!(trial = lease.trial_id, files, step = stored.epoch, "checkpoint directory restored"),
+            Err(e) => {
+                tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"),
+                    "could not restore the checkpoint directory; the program starts afresh");
+                fs::remove_dir_all(dir)?;
+                fs::create_dir_all(dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads the program's checkpoint directory, unless it is empty or unchanged since the
+    /// last upload (`uploaded`).
+    fn upload_state_dir(&self, lease: &Lease, dir: &Path, step: Option<u32>, uploaded: &mut Option<Vec<u8>>) {
+        let packed = match crate::dirpack::pack(dir) {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"), "could not pack the checkpoint directory");
+                return;
+            }
+        };
+        if uploaded.as_ref() == Some(&packed) {
+            return;
+        }
+        let archive = dir.with_extension("upload");
+        if let Err(e) = fs::write(&archive, &packed) {
+            tracing::warn!(trial = lease.trial_id, error = %e, "could not write the checkpoint archive");
+            return;
+        }
+        let saved = CheckpointSaved { event: "checkpoint".into(), path: archive.clone(), stage: Stage::Finetune, epoch: step.unwrap_or(0) };
+        if self.upload_checkpoint(lease, &saved) {
+            *uploaded = Some(packed);
+        }
+        let _ = fs::remove_file(&archive);
     }
 
     /// The dataset file with this hash, downloaded once per machine and verified.

@@ -10,6 +10,7 @@ mod bench;
 mod cache;
 mod checkpoint;
 mod device;
+mod dirpack;
 mod trial;
 
 use std::path::PathBuf;

@@ -238,6 +238,8 @@ mod tests {
             worker: None,
             error: None,
             metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            resumes: 0,
+            resumed_from: None,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::command::PassMode;
 use crate::error::{Diagnostics, SpecErrors};
 use crate::reader::{Section, Span};
 use crate::space::Space;
-use crate::spec::{Config, LoadOptions, PipelineKind, SweepSpec};
+use crate::spec::{Config, Dataset, LoadOptions, PipelineKind, SweepSpec};
 use crate::{expand, suggest};
 
 const TOP_KEYS: &[&str] =
@@ -94,7 +94,7 @@ fn walk(
     }
 
     let study_section = section(diag, &top, "study", Some(study::KEYS));
-    let study = match &study_section {
+    let mut study = match &study_section {
         Ok(Some(s)) => study::study(diag, s, path, options),
         Ok(None) => {
             diag.error(0..0, "missing [study] table: expected [study] with name, dataset, pipelines and seeds");
@@ -139,6 +139,20 @@ fn walk(
         _ => None,
     };
     let rules = pipeline_rules(diag, pipelines.as_deref(), &command_section, pass);
+    // A study of programs reads no dataset unless it names one; decsweep's pipelines need one.
+    let dataset = match (study.dataset.take(), study.dataset_written, &pipelines, &study_section) {
+        (Some(d), _, _, _) => Some(d),
+        (None, false, Some(list), _) if list.iter().all(|(k, _)| *k == PipelineKind::Command) => Some(Dataset::None),
+        (None, false, _, Ok(Some(s))) => {
+            s.missing(
+                diag,
+                "dataset",
+                "a dataset file path or { synthetic = { seed = 0 } }, e.g. dataset = \"../data/mosi.safetensors\" (only a study whose pipelines are all \"command\" may leave it out)",
+            );
+            None
+        }
+        _ => None,
+    };
 
     let fixed: Vec<Declared> = match section(diag, &top, "fixed", None) {
         Ok(Some(s)) => param_table(diag, &rules, &s),
@@ -217,7 +231,7 @@ fn walk(
         source: source.to_string(),
         name: study.name?,
         description: study.description,
-        dataset: study.dataset?,
+        dataset: dataset?,
         configs,
         fixed: fixed.iter().map(|d| (d.name.clone(), d.value.clone())).collect(),
         space,

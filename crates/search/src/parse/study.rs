@@ -17,6 +17,9 @@ pub(crate) struct Study {
     pub name: Option<String>,
     pub description: Option<String>,
     pub dataset: Option<Dataset>,
+    /// Whether `dataset` was written at all (even if invalid): a study of programs only may
+    /// leave it out, which is judged once the pipelines are known.
+    pub dataset_written: bool,
     /// The pipelines with the span of each; `None` when absent or invalid.
     pub pipelines: Option<Vec<(PipelineKind, Span)>>,
     /// Whether `pipelines` was written at all (even if invalid).
@@ -34,13 +37,9 @@ pub(crate) fn study(diag: &mut Diagnostics, s: &Section<'_, '_>, spec_path: &Pat
     if let Some(e) = s.get("description") {
         out.description = reader::string(diag, e.value, &s.field("description")).map(str::to_string);
     }
-    match s.get("dataset") {
-        Some(e) => out.dataset = dataset(diag, e.value, spec_path, options),
-        None => s.missing(
-            diag,
-            "dataset",
-            "a dataset file path or { synthetic = { seed = 0 } }, e.g. dataset = \"../data/mosi.safetensors\"",
-        ),
+    if let Some(e) = s.get("dataset") {
+        out.dataset_written = true;
+        out.dataset = dataset(diag, e.value, spec_path, options);
     }
     if let Some(e) = s.get("pipelines") {
         out.pipelines_written = true;

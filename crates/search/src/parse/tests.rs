@@ -645,3 +645,12 @@ fn pruner_refusals_name_the_place() {
         "stage of the dec pipeline",
     );
 }
+
+#[test]
+fn only_a_study_of_programs_may_leave_out_the_dataset() {
+    let programs = "[study]\nname = \"p\"\npipelines = [\"command\"]\nseeds = [0]\n\n[command]\nprogram = [\"python3\", \"train.py\"]\n";
+    let spec = SweepSpec::from_source(programs, PATH, &LoadOptions { check_dataset: false }).unwrap();
+    assert_eq!(*spec.dataset(), crate::Dataset::None);
+    let models = "[study]\nname = \"m\"\npipelines = [\"baseline\", \"dec\"]\nseeds = [0]\n";
+    only_error(models, 1, 1, "only a study whose pipelines are all \"command\" may leave it out");
+}
