@@ -7,7 +7,7 @@
 //!   otherwise drop it, leaving `tch::Cuda::is_available()` silently false on a GPU machine.
 use std::path::Path;
 
-fn main() {
+pub fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") else { return };
     let lib = Path::new(&lib);

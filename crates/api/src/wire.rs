@@ -174,6 +174,9 @@ pub struct TrialInfo {
     /// Where the last resume started: `stage:epoch` (e.g. `finetune:12`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<String>,
+    /// A completed trial's manifest (see `CompleteTrial::manifest`), when its worker sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<serde_json::Value>,
 }
 
 /// `POST /v1/lease`: ask for a trial. The call waits up to `wait_ms` for one to become
@@ -339,6 +342,10 @@ pub struct ProgressReply {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompleteTrial {
     pub metrics: BTreeMap<String, f64>,
+    /// What the result was computed with (build, libtorch, device, threads, dataset, parameters,
+    /// seed, determinism), for `decsweep reproduce`; the coordinator adds the spec's SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<serde_json::Value>,
 }
 
 /// `POST /v1/leases/{lease_id}/fail`.

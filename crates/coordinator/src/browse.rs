@@ -139,9 +139,9 @@ fn study_id(conn: &Connection, name: &str) -> Result<i64> {
         .ok_or_else(|| Error::StudyNotFound(name.to_string()))
 }
 
-/// `read::trial_from_row`'s columns (0–13), then the times.
+/// `read::trial_from_row`'s columns (0–14), then the times.
 const ROW_COLUMNS: &str = "t.id, s.name, t.pipeline, t.params, t.seed, t.config_id, t.label, t.status, t.attempts, \
-                           t.worker, t.error, t.metrics, t.resumes, t.resumed_from, t.started_ms, t.finished_ms";
+                           t.worker, t.error, t.metrics, t.resumes, t.resumed_from, t.manifest, t.started_ms, t.finished_ms";
 
 /// The latest epoch of a trial's attempt.
 fn latest_epoch(conn: &Connection, trial_id: i64, attempt: u32) -> Result<Option<StageProgress>> {
@@ -162,7 +162,7 @@ fn latest_epoch(conn: &Connection, trial_id: i64, attempt: u32) -> Result<Option
 fn row_view(conn: &Connection, r: &rusqlite::Row<'_>) -> Result<TrialRowView> {
     let trial = read::trial_from_row(r)?;
     let progress = if trial.status.name() == "running" { latest_epoch(conn, trial.id, trial.attempts)? } else { None };
-    Ok(TrialRowView { progress, started_ms: r.get(14)?, finished_ms: r.get(15)?, trial })
+    Ok(TrialRowView { progress, started_ms: r.get(15)?, finished_ms: r.get(16)?, trial })
 }
 
 /// One page of a study's trials.

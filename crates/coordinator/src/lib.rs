@@ -676,7 +676,15 @@ impl Coordinator {
     /// replaced by a newer one is [`Error::LeaseConflict`] and changes nothing.
     pub async fn complete(&self, lease_id: &str, body: CompleteTrial) -> Result<Recorded> {
         let id = lease_id.to_string();
-        let recorded = self.write_collecting(move |ctx| ctx.complete(&id, &body.metrics)).await?;
+        let recorded = self
+            .write_collecting(move |ctx| {
+                let recorded = ctx.complete(&id, &body.metrics)?;
+                if let (true, Some(manifest)) = (recorded, &body.manifest) {
+                    ctx.record_manifest(&id, manifest)?;
+                }
+                Ok(recorded)
+            })
+            .await?;
         if recorded {
             bump(&self.inner.metrics.completions, 1);
             // An adaptive study may have sampled its next point.

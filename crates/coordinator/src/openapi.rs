@@ -228,7 +228,8 @@ pub fn document() -> Value {
             "status": schema_ref("TrialStatus"), "attempts": { "type": "integer" },
             "worker": { "type": ["string", "null"] }, "error": { "type": ["string", "null"] }, "metrics": metrics.clone(),
             "resumes": { "type": "integer", "description": "Leases that resumed the trial from a checkpoint." },
-            "resumed_from": { "type": ["string", "null"], "description": "Where the last resume started, `stage:epoch`." } } },
+            "resumed_from": { "type": ["string", "null"], "description": "Where the last resume started, `stage:epoch`." },
+            "manifest": { "type": ["object", "null"], "description": "A completed trial's manifest, with `spec_sha256` added by the coordinator." } } },
         "TrialCurvePoint": { "type": "object", "properties": {
             "attempt": { "type": "integer" }, "stage": schema_ref("Stage"), "epoch": { "type": "integer" }, "epochs": { "type": "integer" },
             "train_loss": { "type": ["number", "null"] }, "val_loss": { "type": ["number", "null"] }, "val_accuracy": { "type": ["number", "null"] } } },
@@ -279,7 +280,8 @@ pub fn document() -> Value {
         "SeedsAdded": { "type": "object", "properties": {
             "added": { "type": "integer" },
             "skipped": { "type": "array", "items": { "type": "integer" }, "description": "Seeds the study already had." } } },
-        "CompleteTrial": { "type": "object", "required": ["metrics"], "properties": { "metrics": metrics.clone() } },
+        "CompleteTrial": { "type": "object", "required": ["metrics"], "properties": { "metrics": metrics.clone(),
+            "manifest": { "type": ["object", "null"], "description": "What the result was computed with (build, libtorch, device, threads, dataset, parameters, seed, determinism); stored for `decsweep reproduce`." } } },
         "FailTrial": { "type": "object", "required": ["reason", "retryable"], "properties": {
             "reason": { "type": "string" }, "retryable": { "type": "boolean" } } },
         "PruneTrial": { "type": "object", "required": ["stage", "epoch", "metrics"], "properties": {

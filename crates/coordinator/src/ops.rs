@@ -619,6 +619,22 @@ impl WriteCtx {
         Ok(true)
     }
 
+    /// Stores a completed trial's manifest, with the SHA-256 of its study's spec added.
+    pub(crate) fn record_manifest(&mut self, lease_id: &str, manifest: &serde_json::Value) -> Result<()> {
+        let lease = self.load_lease(lease_id)?;
+        let spec: String =
+            self.conn.prepare_cached("SELECT spec FROM studies WHERE id = ?1")?.query_row([lease.study_id], |r| r.get(0))?;
+        let mut manifest = manifest.clone();
+        if let Some(m) = manifest.as_object_mut() {
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(spec.as_bytes());
+            m.insert("spec_sha256".into(), digest.iter().map(|b| format!("{b:02x}")).collect::<String>().into());
+        }
+        self.conn
+            .prepare_cached("UPDATE trials SET manifest = ?2 WHERE id = ?1")?
+            .execute(params![lease.trial_id, manifest.to_string()])?;
+        Ok(())
+    }
+
     /// Records a failed attempt: back to the queue when `retryable` and retries are left, else
     /// failed for good.
     pub(crate) fn fail(&mut self, lease_id: &str, reason: &str, retryable: bool) -> Result<FailOutcome> {

@@ -118,7 +118,7 @@ pub(crate) fn studies(conn: &Connection) -> Result<Vec<StudyInfo>> {
 
 const TRIAL_COLUMNS: &str =
     "t.id, s.name, t.pipeline, t.params, t.seed, t.config_id, t.label, t.status, t.attempts, t.worker, t.error, t.metrics,
-     t.resumes, t.resumed_from";
+     t.resumes, t.resumed_from, t.manifest";
 
 pub(crate) fn trial_from_row(r: &Row<'_>) -> Result<TrialInfo> {
     let id: i64 = r.get(0)?;
@@ -145,6 +145,7 @@ pub(crate) fn trial_from_row(r: &Row<'_>) -> Result<TrialInfo> {
         metrics,
         resumes: u32::try_from(r.get::<_, i64>(12)?).unwrap_or(u32::MAX),
         resumed_from: r.get(13)?,
+        manifest: r.get::<_, Option<String>>(14)?.and_then(|m| serde_json::from_str(&m).ok()),
     })
 }
 

@@ -234,6 +234,8 @@ const MIGRATIONS: &[&str] = &[
     -- Leases that resumed the trial from a checkpoint, and where the last one started.
     ALTER TABLE trials ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE trials ADD COLUMN resumed_from TEXT;
+    -- JSON: what a completed trial's result was computed with (`decsweep reproduce`).
+    ALTER TABLE trials ADD COLUMN manifest TEXT;
     "#,
 ];
 

@@ -271,8 +271,8 @@ impl Slot {
         let id = &lease.lease_id;
         let outcome_name = outcome.name();
         let reported = match outcome {
-            Outcome::Completed(metrics) => {
-                self.client.post_retrying(&format!("leases/{id}/complete"), &CompleteTrial { metrics })
+            Outcome::Completed { metrics, manifest } => {
+                self.client.post_retrying(&format!("leases/{id}/complete"), &CompleteTrial { metrics, manifest })
             }
             Outcome::Pruned { stage, epoch, metrics } => {
                 self.client.post_retrying(&format!("leases/{id}/prune"), &PruneTrial { stage, epoch, metrics })
@@ -658,7 +658,7 @@ impl Slot {
         }
         match status {
             Ok(s) if s.success() => match decsweep_search::command::parse_metrics(&own) {
-                Ok(metrics) => Outcome::Completed(metrics),
+                Ok(metrics) => Outcome::Completed { metrics, manifest: None },
                 Err(e) => Outcome::Failed { reason: e.to_string(), retryable: false },
             },
             Ok(s) => {
@@ -792,7 +792,11 @@ fn stop_group(child: &mut Child) -> std::io::Result<std::process::ExitStatus> {
 }
 
 enum Outcome {
-    Completed(BTreeMap<String, f64>),
+    Completed {
+        metrics: BTreeMap<String, f64>,
+        /// `metrics.json`'s manifest, for `decsweep reproduce`.
+        manifest: Option<serde_json::Value>,
+    },
     Pruned {
         stage: Stage,
         epoch: u32,
@@ -809,7 +813,7 @@ enum Outcome {
 impl Outcome {
     fn name(&self) -> &'static str {
         match self {
-            Outcome::Completed(_) => "completed",
+            Outcome::Completed { .. } => "completed",
             Outcome::Pruned { .. } => "pruned",
             Outcome::Failed { .. } => "failed",
             Outcome::Stopped => "stopped",
@@ -846,7 +850,7 @@ fn read_model_outcome(out: &Path) -> Outcome {
         let epoch = m["pruned_epoch"].as_u64().unwrap_or(0) as u32;
         Outcome::Pruned { stage, epoch, metrics }
     } else {
-        Outcome::Completed(metrics)
+        Outcome::Completed { metrics, manifest: Some(m["manifest"].clone()).filter(|v| v.is_object()) }
     }
 }
 

@@ -11,6 +11,7 @@ mod cache;
 mod checkpoint;
 mod device;
 mod dirpack;
+mod manifest;
 mod trial;
 
 use std::path::PathBuf;

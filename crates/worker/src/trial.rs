@@ -361,6 +361,7 @@ fn metrics_json(
     obj.insert("seed".into(), args.seed.into());
     obj.insert("params".into(), serde_json::to_value(params).expect("params serialise"));
     obj.insert("dataset".into(), json!({ "path": args.data, "sha256": dataset_hash }));
+    obj.insert("manifest".into(), crate::manifest::manifest(args.pipeline, params, args.seed, dataset_hash, device));
     let s = &prepared.stats;
     obj.insert(
         "split".into(),

@@ -195,6 +195,16 @@ impl Client {
         self.send(self.http.get(format!("{}/{path}", self.base)), &format!("GET {path}"))
     }
 
+    /// A file's bytes (a dataset), with ten minutes for the download.
+    pub fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let mut req = self.http.get(format!("{}/{path}", self.base)).timeout(Duration::from_secs(600));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let response = req.send().with_context(|| format!("GET {path}"))?.error_for_status()?;
+        Ok(response.bytes()?.to_vec())
+    }
+
     pub fn post<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
         self.send(self.http.post(format!("{}/{path}", self.base)).json(body), &format!("POST {path}"))
     }

@@ -5,6 +5,7 @@ mod control;
 mod data;
 mod placement;
 mod report;
+mod reproduce;
 mod run;
 mod serve;
 
@@ -38,6 +39,11 @@ pub enum Command {
     /// Write results/<study>/ (trials.csv, summary.csv, table.md/.tex, plots) from a study's
     /// store, at any time.
     Report(report::ReportArgs),
+    /// Rerun a completed trial here from its manifest (pipeline, parameters, seed, dataset,
+    /// threads, device) and compare every metric with the stored one: exit 0 when they match
+    /// (exactly on CPU), 1 when they do not or the dataset changed, listing what differs in the
+    /// environment (build, libtorch, device, threads).
+    Reproduce(reproduce::ReproduceArgs),
     /// Create and check dataset files (synthetic CMU-MOSI, validation, summaries).
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -54,6 +60,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Fail(a) => control::fail(a),
         Command::AddSeeds(a) => control::add_seeds(a),
         Command::Report(a) => report::run(a),
+        Command::Reproduce(a) => reproduce::run(a),
         Command::Data(c) => data::run(c),
     }
 }

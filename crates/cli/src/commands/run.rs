@@ -323,7 +323,7 @@ impl WorkerPool {
     }
 }
 
-fn find_worker(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn find_worker(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }

@@ -1,0 +1,40 @@
+//! What a trial's result was computed with, stored beside its metrics (`metrics.json`
+//! `"manifest"`, and by the coordinator with the completed trial) so `decsweep reproduce` can
+//! rerun it and say what differs.
+
+use decsweep_api::{Params, Pipeline};
+use serde_json::{json, Value};
+use tch::Device;
+
+/// How close a rerun must come on CUDA (absolute, per metric); on CPU it must be exact. cuDNN
+/// and cuBLAS may pick non-deterministic kernels, so CUDA reruns are not bit-identical. The
+/// figure is a stated bound, not yet measured on a GPU.
+pub const CUDA_TOLERANCE: f64 = 1e-3;
+
+pub fn manifest(pipeline: Pipeline, params: &Params, seed: u64, dataset_sha256: &str, device: Device) -> Value {
+    let cuda = match device {
+        Device::Cuda(_) => json!({
+            "cudart": tch::utils::version_cudart(),
+            "cudnn": tch::utils::version_cudnn(),
+        }),
+        _ => Value::Null,
+    };
+    json!({
+        "decsweep_version": env!("CARGO_PKG_VERSION"),
+        "git_revision": env!("DECSWEEP_GIT_REVISION"),
+        "trainer_revision": decsweep_model::TRAINER_REVISION,
+        "libtorch": env!("DECSWEEP_LIBTORCH_VERSION"),
+        "dataset_sha256": dataset_sha256,
+        "pipeline": pipeline.name(),
+        "params": params,
+        "seed": seed,
+        "device": crate::device::describe(device),
+        "threads": tch::get_num_threads(),
+        "cuda": cuda,
+        "determinism": {
+            "reseeding": "torch's generator is seeded from (seed, stage, epoch) at the start of every epoch",
+            "cpu": "bit-identical for the same build, libtorch and thread count",
+            "cuda_tolerance": CUDA_TOLERANCE,
+        },
+    })
+}
