@@ -3,7 +3,8 @@
 //! shows (plus indexed counts), never every trial of a study, so a study of 100,000 trials
 //! pages as fast as one of 100.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use decsweep_api::wire::{StudyInfo, TrialInfo};
 use decsweep_search::space::Dimension;
@@ -226,18 +227,36 @@ pub(crate) fn trial_rows(conn: &Connection, ids: &[i64]) -> Result<Vec<TrialRowV
     Ok(out)
 }
 
-/// The swept parameters (from the stored spec) and the metric names of recent results.
-pub(crate) fn study_columns(conn: &Connection, study: &str) -> Result<StudyColumns> {
-    let (id, text, path): (i64, String, String) = conn
-        .query_row("SELECT id, spec, spec_path FROM studies WHERE name = ?1", [study], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?
-        .ok_or_else(|| Error::StudyNotFound(study.to_string()))?;
+/// What a study's spec says for its columns: the swept parameters and the sampler's name.
+#[derive(Clone, Debug)]
+pub(crate) struct SpecColumns {
+    params: Vec<SweptParam>,
+    sampler: String,
+}
+
+/// [`SpecColumns`] by study id. A study's spec never changes once stored, and parsing it plans and
+/// checks every trial (seconds for a 100,000-point grid), so each is parsed once per process.
+#[derive(Debug, Default)]
+pub(crate) struct SpecColumnsCache(std::sync::Mutex<HashMap<i64, Arc<SpecColumns>>>);
+
+impl SpecColumnsCache {
+    fn get(&self, conn: &Connection, id: i64) -> Result<Arc<SpecColumns>> {
+        if let Some(hit) = self.0.lock().expect("spec columns cache").get(&id) {
+            return Ok(Arc::clone(hit));
+        }
+        let (text, path): (String, String) =
+            conn.query_row("SELECT spec, spec_path FROM studies WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let parsed = Arc::new(spec_columns(&text, &path));
+        self.0.lock().expect("spec columns cache").insert(id, Arc::clone(&parsed));
+        Ok(parsed)
+    }
+}
+
+fn spec_columns(text: &str, path: &str) -> SpecColumns {
     let options = decsweep_search::LoadOptions { check_dataset: false };
     let mut params: Vec<SweptParam> = Vec::new();
     let mut sampler = String::from("grid");
-    if let Ok(spec) = decsweep_search::SweepSpec::from_source(&text, &path, &options) {
+    if let Ok(spec) = decsweep_search::SweepSpec::from_source(text, path, &options) {
         sampler = format!("{:?}", spec.sampler_spec().kind).to_lowercase();
         for (name, dim) in &spec.space().dims {
             let log = matches!(dim, Dimension::LogUniform { .. } | Dimension::Int { log: true, .. });
@@ -251,6 +270,16 @@ pub(crate) fn study_columns(conn: &Connection, study: &str) -> Result<StudyColum
             }
         }
     }
+    SpecColumns { params, sampler }
+}
+
+/// The swept parameters (from the stored spec) and the metric names of recent results.
+pub(crate) fn study_columns(conn: &Connection, study: &str, cache: &SpecColumnsCache) -> Result<StudyColumns> {
+    let id: i64 = conn
+        .query_row("SELECT id FROM studies WHERE name = ?1", [study], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::StudyNotFound(study.to_string()))?;
+    let spec = cache.get(conn, id)?;
     // The latest results name the metrics; scanning every trial's JSON would cost O(study).
     let mut metrics = BTreeSet::new();
     let mut stmt = conn.prepare_cached(
@@ -263,7 +292,7 @@ pub(crate) fn study_columns(conn: &Connection, study: &str) -> Result<StudyColum
             metrics.extend(m.into_keys());
         }
     }
-    Ok(StudyColumns { params, metrics: metrics.into_iter().collect(), sampler })
+    Ok(StudyColumns { params: spec.params.clone(), metrics: metrics.into_iter().collect(), sampler: spec.sampler.clone() })
 }
 
 /// Every study with its counts by status, best objective and timing.
@@ -410,7 +439,7 @@ mod tests {
         assert_eq!(detail.leases.len(), 1);
         assert_eq!(detail.leases[0].outcome.as_deref(), Some("completed"));
         assert!(matches!(trial_detail(&f.ctx.conn, 42), Err(Error::TrialNotFound(42))));
-        let cols = study_columns(&f.ctx.conn, "a").unwrap();
+        let cols = study_columns(&f.ctx.conn, "a", &SpecColumnsCache::default()).unwrap();
         assert_eq!(cols.metrics, ["accuracy"]);
     }
 }

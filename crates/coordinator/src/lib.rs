@@ -225,6 +225,8 @@ struct Inner {
     closing: AtomicBool,
     metrics: Metrics,
     max_checkpoint_bytes: u64,
+    /// Each study's spec-derived dashboard columns, parsed once.
+    spec_columns: browse::SpecColumnsCache,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -257,6 +259,7 @@ impl Coordinator {
                 closing: AtomicBool::new(false),
                 metrics: Metrics::default(),
                 max_checkpoint_bytes: options.max_checkpoint_bytes,
+                spec_columns: browse::SpecColumnsCache::default(),
             }),
         })
     }
@@ -456,7 +459,8 @@ impl Coordinator {
     /// A study's swept parameters and metric names.
     pub async fn study_columns(&self, study: &str) -> Result<StudyColumns> {
         let study = study.to_string();
-        self.inner.store.read(move |c| browse::study_columns(c, &study)).await
+        let inner = Arc::clone(&self.inner);
+        self.inner.store.read(move |c| browse::study_columns(c, &study, &inner.spec_columns)).await
     }
 
     /// A trial with its lease history.
