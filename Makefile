@@ -20,7 +20,7 @@ CARGO ?= cargo
 
 FUZZ_CASES ?= 50
 
-.PHONY: build venv test browser-deps fuzz demo bench-train bench-coordinator bench-search bench-prune bench-dashboard clean-venv
+.PHONY: build venv test browser-deps fuzz demo bench-train bench-coordinator bench-search bench-prune bench-preempt bench-dashboard clean-venv
 
 venv: $(VENV_STAMP)
 
@@ -70,8 +70,16 @@ bench-search: build
 bench-prune: build
 	./target/release/decsweep-bench-prune --workers 2
 
-# The dashboard over 100,000 finished trials × 30 epochs: first byte, render in Chromium, update size.
+# Several minutes on 2 cores: one `dec` sweep run twice while a random worker is stopped every
+# 15 s, with and without resuming from checkpoints.
+bench-preempt: build
+	./target/release/decsweep-bench-preempt --workers 2
+
+# The dashboard over 100,000 finished trials × 30 epochs: first byte, render in Chromium, update
+# size, against optuna-dashboard (installed here, not by `make test`) over the same trials.
+OPTUNA_DASHBOARD := optuna-dashboard==0.21.0
 bench-dashboard: $(VENV_STAMP) browser-deps
+	$(VPY) -m pip install --quiet --disable-pip-version-check $(OPTUNA_DASHBOARD)
 	$(CARGO) run --release -p decsweep-dashboard --example bench_dashboard
 
 clean-venv:

@@ -140,6 +140,21 @@ impl Browser {
         .await
     }
 
+    /// Like [`Browser::until`], but gives up after `limit` and returns `None` (for benchmarks
+    /// that report a page which never renders instead of failing).
+    pub async fn until_within(&self, limit: Duration, script: &str) -> Option<serde_json::Value> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(v) = self.client.execute(script, vec![]).await {
+                if !(v.is_null() || v == serde_json::json!(false) || v == serde_json::json!("")) {
+                    return Some(v);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// Evaluates `script` once.
     pub async fn eval(&self, script: &str) -> serde_json::Value {
         self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("running `{script}`: {e}"))
