@@ -227,6 +227,8 @@ struct Inner {
     max_checkpoint_bytes: u64,
     /// Each study's spec-derived dashboard columns, parsed once.
     spec_columns: browse::SpecColumnsCache,
+    /// Each study's dashboard overview, recomputed only after the study changed.
+    overviews: browse::OverviewCache,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -260,6 +262,7 @@ impl Coordinator {
                 metrics: Metrics::default(),
                 max_checkpoint_bytes: options.max_checkpoint_bytes,
                 spec_columns: browse::SpecColumnsCache::default(),
+                overviews: browse::OverviewCache::default(),
             }),
         })
     }
@@ -410,6 +413,7 @@ impl Coordinator {
     /// Overviews of the studies changed after `since` (all of them when the cursor is stale or
     /// `since` is `None`), and the cursor now.
     pub async fn study_overviews(&self, since: Option<i64>) -> Result<(i64, Vec<StudyOverview>)> {
+        let inner = Arc::clone(&self.inner);
         self.inner
             .store
             .read(move |c| {
@@ -417,7 +421,7 @@ impl Coordinator {
                     Some(since) => changes::changed_studies(c, since)?,
                     None => (changes::cursor(c)?, None),
                 };
-                let list = browse::overviews(c, only.as_deref())?;
+                let list = browse::overviews(c, only.as_deref(), &inner.overviews)?;
                 Ok((cursor, list.into_iter().map(|(_, o)| o).collect()))
             })
             .await
@@ -426,6 +430,7 @@ impl Coordinator {
     /// One study's overview; `None` when there is no such study.
     pub async fn study_overview(&self, name: &str) -> Result<Option<StudyOverview>> {
         let name = name.to_string();
+        let inner = Arc::clone(&self.inner);
         self.inner
             .store
             .read(move |c| {
@@ -435,7 +440,7 @@ impl Coordinator {
                     |r| r.get(0),
                 ))?;
                 let Some(id) = id else { return Ok(None) };
-                Ok(browse::overviews(c, Some(&[id]))?.pop().map(|(_, o)| o))
+                Ok(browse::overviews(c, Some(&[id]), &inner.overviews)?.pop().map(|(_, o)| o))
             })
             .await
     }

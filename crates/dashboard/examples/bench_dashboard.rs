@@ -225,6 +225,13 @@ async fn bench_optuna_dashboard(n: u64, epochs: u64, runs: usize) -> anyhow::Res
         "return document.body.innerText.includes('Trial 0') ? performance.now() : null;",
     )
     .await;
+    eprintln!("optuna-dashboard: trials shown in Chromium after {rendered_ms:?} ms");
+    // At 100,000 trials the server may not survive the page's request (on a 24 GiB machine the
+    // kernel's OOM killer ended it at 22.8 GB): then there is no update to measure.
+    if http.get(format!("{base}/api/meta")).send().await.is_err() {
+        eprintln!("optuna-dashboard: the server is gone (see `dmesg` for the OOM killer)");
+        return Ok(Figures { page_ttfb_ms, data_ttfb_ms: Some(data_ttfb_ms), bytes_to_show: shell_bytes + bundle_bytes + data_bytes, rendered_ms, update_bytes: 0 });
+    }
 
     // One more trial completes; the page's next poll asks for the trials after those it has.
     run_python(&["complete-one", db_arg, &epochs.to_string()])?;
