@@ -9,7 +9,9 @@
 //! expires.
 //!
 //! On SIGTERM or SIGINT the agent stops its running trials within an epoch and *returns* them
-//! (`/return`: pending again, the attempt not counted), then exits 0. It exits only once every
+//! (`/return`: pending again, the attempt not counted), then exits 0. A model trial first saves
+//! its state (`suspend`), which is uploaded as a checkpoint, and a program's checkpoint directory
+//! is uploaded after it exits, so the next lease of the trial resumes (unless `--no-resume`). It exits only once every
 //! slot has ended, including a slot whose lease request is out, so a lease granted as the signal
 //! arrives is returned too rather than left to expire; the price is that an idle agent takes up
 //! to one long poll ([`LONG_POLL_MS`]) to exit.

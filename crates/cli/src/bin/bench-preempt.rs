@@ -9,7 +9,9 @@
 //! (progress reports the coordinator accepted), distinct epochs (stage, epoch) of every trial
 //! (what a run that is never interrupted trains, cached stages aside), the epochs trained more
 //! than once, and the wall time. The same seed picks the same agents to stop at the same times
-//! in both runs; which trial each one runs depends on timing.
+//! in both runs; which trial each one runs depends on timing. A run still unfinished after
+//! `--give-up-after` seconds (default 900) is stopped and reported as it stands: without resume,
+//! a trial longer than a worker's typical lifetime may never finish.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -22,6 +24,8 @@ use decsweep_api::wire::StudyInfo;
 
 struct Args {
     kill_every: f64,
+    /// A run still unfinished after this many seconds is stopped and reported as it stands.
+    give_up_after: f64,
     workers: usize,
     seed: u64,
     epochs_ft: u32,
@@ -30,12 +34,13 @@ struct Args {
 
 fn parse_args() -> Result<Args> {
     let mut a =
-        Args { kill_every: 15.0, workers: 2, seed: 1, epochs_ft: 60, out: PathBuf::from("target/bench-preempt") };
+        Args { kill_every: 15.0, give_up_after: 900.0, workers: 2, seed: 1, epochs_ft: 60, out: PathBuf::from("target/bench-preempt") };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut val = || it.next().with_context(|| format!("{k} needs a value"));
         match k.as_str() {
             "--kill-every" => a.kill_every = val()?.parse().context("--kill-every")?,
+            "--give-up-after" => a.give_up_after = val()?.parse().context("--give-up-after")?,
             "--workers" => a.workers = val()?.parse().context("--workers")?,
             "--seed" => a.seed = val()?.parse().context("--seed")?,
             "--epochs-ft" => a.epochs_ft = val()?.parse().context("--epochs-ft")?,
@@ -113,6 +118,8 @@ impl Rng {
 
 struct Outcome {
     name: &'static str,
+    /// Trials completed (all of them unless the run hit `--give-up-after`).
+    completed: usize,
     interruptions: usize,
     resumes: u64,
     trained: u64,
@@ -174,7 +181,7 @@ fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
     loop {
         let info: StudyInfo = get(&format!("{url}/v1/studies/preempt"))?.json()?;
         let c = &info.counts;
-        if c.pending + c.running == 0 {
+        if c.pending + c.running == 0 || started.elapsed().as_secs_f64() >= a.give_up_after {
             break;
         }
         if started.elapsed() >= next_kill {
@@ -200,9 +207,12 @@ fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
     let trials: Vec<decsweep_api::wire::TrialInfo> = get(&format!("{url}/v1/studies/preempt/trials"))?.json()?;
     let mut distinct = 0;
     let mut resumes = 0;
+    let mut completed = 0;
     for t in &trials {
-        if t.status != decsweep_api::wire::TrialStatus::Completed {
-            bail!("trial {} ended {} ({:?})", t.id, t.status, t.error);
+        match t.status {
+            decsweep_api::wire::TrialStatus::Completed => completed += 1,
+            decsweep_api::wire::TrialStatus::Pending | decsweep_api::wire::TrialStatus::Running => {}
+            other => bail!("trial {} ended {other} ({:?})", t.id, t.error),
         }
         resumes += u64::from(t.resumes);
         let points: Vec<decsweep_api::wire::TrialCurvePoint> = get(&format!("{url}/v1/trials/{}/curves", t.id))?.json()?;
@@ -210,7 +220,7 @@ fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
         distinct += unique.len() as u64;
     }
     drop(agents);
-    Ok(Outcome { name, interruptions, resumes, trained, distinct, wall_s })
+    Ok(Outcome { name, completed, interruptions, resumes, trained, distinct, wall_s })
 }
 
 fn main() -> Result<()> {
@@ -223,12 +233,13 @@ fn main() -> Result<()> {
         eprintln!("  done in {:.0} s", o.wall_s);
         outcomes.push(o);
     }
-    println!("| run | interruptions | resumes | epochs trained | distinct epochs | trained more than once | wall time |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| run | trials completed | interruptions | resumes | epochs trained | distinct epochs | trained more than once | wall time |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for o in &outcomes {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.0} s |",
+            "| {} | {}/6 | {} | {} | {} | {} | {} | {:.0} s |",
             o.name,
+            o.completed,
             o.interruptions,
             o.resumes,
             o.trained,
