@@ -36,8 +36,9 @@ fn main() {
     let version = std::env::var_os("DEP_TCH_LIBTORCH_LIB")
         .and_then(|lib| std::fs::read_to_string(Path::new(&lib).join("../version.py")).ok())
         .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_string()))
+            text.lines().find_map(|l| {
+                l.strip_prefix("__version__ = ").map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_string())
+            })
         })
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=DECSWEEP_LIBTORCH_VERSION={version}");

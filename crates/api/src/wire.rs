@@ -468,7 +468,9 @@ mod tests {
 
     #[test]
     fn a_loss_left_out_or_null_reads_as_nan() {
-        let p: EpochProgress = serde_json::from_str(r#"{"stage":"finetune","epoch":2,"epochs":0,"val_loss":null,"val_accuracy":0.5}"#).unwrap();
+        let p: EpochProgress =
+            serde_json::from_str(r#"{"stage":"finetune","epoch":2,"epochs":0,"val_loss":null,"val_accuracy":0.5}"#)
+                .unwrap();
         assert!(p.train_loss.is_nan() && p.val_loss.is_nan());
         let back: EpochProgress = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert!(back.val_loss.is_nan() && back.val_accuracy == Some(0.5));

@@ -92,9 +92,7 @@ fn results(trial: &TrialInfo) -> BTreeMap<String, u64> {
 
 fn checkpoints_stored(server: &Server) -> u64 {
     let text = reqwest::blocking::get(format!("{}/metrics", server.url)).unwrap().text().unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("decsweep_checkpoints_total "))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    text.lines().find_map(|l| l.strip_prefix("decsweep_checkpoints_total ")).map_or(0, |v| v.trim().parse().unwrap())
 }
 
 /// Waits until the study's trial has recorded at least `epoch` epochs of `stage`.

@@ -292,7 +292,11 @@ pub(crate) fn study_columns(conn: &Connection, study: &str, cache: &SpecColumnsC
             metrics.extend(m.into_keys());
         }
     }
-    Ok(StudyColumns { params: spec.params.clone(), metrics: metrics.into_iter().collect(), sampler: spec.sampler.clone() })
+    Ok(StudyColumns {
+        params: spec.params.clone(),
+        metrics: metrics.into_iter().collect(),
+        sampler: spec.sampler.clone(),
+    })
 }
 
 /// Every study with its counts by status, best objective and timing.
@@ -336,8 +340,7 @@ pub(crate) struct OverviewCache(std::sync::Mutex<HashMap<i64, (i64, StudyOvervie
 fn overview(conn: &Connection, id: i64, name: &str) -> Result<StudyOverview> {
     let info = read::study(conn, name)?;
     let mut by_status = BTreeMap::new();
-    let mut stmt =
-        conn.prepare_cached("SELECT status, COUNT(*) FROM trials WHERE study_id = ?1 GROUP BY status")?;
+    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM trials WHERE study_id = ?1 GROUP BY status")?;
     let mut rows = stmt.query([id])?;
     while let Some(r) = rows.next()? {
         by_status.insert(r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64);

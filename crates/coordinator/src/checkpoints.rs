@@ -76,11 +76,8 @@ pub(crate) async fn receive(body: Body, data_dir: &Path, upload: &CheckpointUplo
     }
     let dir = dir(data_dir);
     tokio::fs::create_dir_all(&dir).await.map_err(|e| Error::io(&dir, e))?;
-    let temp = tempfile::Builder::new()
-        .prefix(".upload-")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?
-        .into_temp_path();
+    let temp =
+        tempfile::Builder::new().prefix(".upload-").tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?.into_temp_path();
     let mut out = tokio::fs::File::create(&temp).await.map_err(|e| Error::io(&temp, e))?;
     let mut hasher = Sha256::new();
     let mut bytes: u64 = 0;
@@ -125,7 +122,13 @@ pub(crate) fn of_trial(conn: &Connection, trial_id: i64) -> Result<Option<(Check
     let row = conn
         .prepare_cached("SELECT sha256, bytes, stage, epoch, attempt FROM checkpoints WHERE trial_id = ?1")?
         .query_row([trial_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
         })
         .optional()?;
     let Some((sha256, bytes, stage, epoch, attempt)) = row else { return Ok(None) };
@@ -237,12 +240,19 @@ mod tests {
 
     /// The (attempt, stage, epoch) points of trial 1, in order.
     fn curve(f: &Fixture) -> Vec<(u32, String, u32)> {
-        let mut stmt = f.ctx.conn.prepare("SELECT attempt, stage, epoch FROM curves WHERE trial_id = 1 ORDER BY attempt, id").unwrap();
+        let mut stmt = f
+            .ctx
+            .conn
+            .prepare("SELECT attempt, stage, epoch FROM curves WHERE trial_id = 1 ORDER BY attempt, id")
+            .unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
     }
 
     fn resumes(f: &Fixture) -> (u32, Option<String>) {
-        f.ctx.conn.query_row("SELECT resumes, resumed_from FROM trials WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+        f.ctx
+            .conn
+            .query_row("SELECT resumes, resumed_from FROM trials WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
     }
 
     #[test]
@@ -313,7 +323,10 @@ mod tests {
         let a = f.ctx.lease("w").unwrap().0.unwrap();
         f.clock.advance(std::time::Duration::from_millis(TTL_MS as u64 + 1));
         let _b = f.ctx.lease("w2").unwrap().0.unwrap();
-        assert!(matches!(f.ctx.save_checkpoint(&a.lease_id, &saved('a', Stage::Ae, 1)), Err(Error::LeaseConflict { .. })));
+        assert!(matches!(
+            f.ctx.save_checkpoint(&a.lease_id, &saved('a', Stage::Ae, 1)),
+            Err(Error::LeaseConflict { .. })
+        ));
         assert_eq!(of_trial(&f.ctx.conn, 1).unwrap(), None);
     }
 }

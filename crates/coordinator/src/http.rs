@@ -3,16 +3,16 @@
 
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 use decsweep_api::wire::{
-    AddSeeds, ApiError, CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailByUser, FailTrial, FailedByUser, LeaseRequest,
-    PruneTrial, Retried, RetryTrials, ReturnTrial, TrialStatus,
+    AddSeeds, ApiError, CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailByUser,
+    FailTrial, FailedByUser, LeaseRequest, PruneTrial, Retried, RetryTrials, ReturnTrial, TrialStatus,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;

@@ -113,11 +113,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use decsweep_api::wire::{CancelOutcome, SeedsAdded};
 use axum::body::Body;
+pub use decsweep_api::wire::{CancelOutcome, SeedsAdded};
 use decsweep_api::wire::{
-    CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction,
-    ProgressReply, PruneTrial, Recorded, ReturnTrial, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
+    CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailTrial, HeartbeatReply, Lease,
+    LeaseRequest, ProgressAction, ProgressReply, PruneTrial, Recorded, ReturnTrial, StudyInfo, TrialCurvePoint,
+    TrialInfo, TrialStatus,
 };
 use decsweep_search::Dataset;
 use tokio::sync::Notify;
@@ -740,9 +741,16 @@ impl Coordinator {
 
     /// Stores an uploaded trial state (`PUT /v1/leases/{id}/checkpoint`) as the latest of the
     /// lease's trial; see [`checkpoints`].
-    pub async fn save_checkpoint(&self, lease_id: &str, upload: CheckpointUpload, body: Body) -> Result<CheckpointInfo> {
-        let received = checkpoints::receive(body, &self.inner.data_dir, &upload, self.inner.max_checkpoint_bytes).await?;
-        let info = CheckpointInfo { sha256: upload.sha256, bytes: received.bytes, stage: upload.stage, epoch: upload.epoch };
+    pub async fn save_checkpoint(
+        &self,
+        lease_id: &str,
+        upload: CheckpointUpload,
+        body: Body,
+    ) -> Result<CheckpointInfo> {
+        let received =
+            checkpoints::receive(body, &self.inner.data_dir, &upload, self.inner.max_checkpoint_bytes).await?;
+        let info =
+            CheckpointInfo { sha256: upload.sha256, bytes: received.bytes, stage: upload.stage, epoch: upload.epoch };
         let (id, stored, data_dir) = (lease_id.to_string(), info.clone(), self.inner.data_dir.clone());
         self.write_collecting(move |ctx| {
             // Renamed in the writer thread, so no garbage collection between the rename and

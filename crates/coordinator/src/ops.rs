@@ -451,10 +451,8 @@ impl WriteCtx {
                 }
                 None => None,
             };
-            let checkpoint_every_s = meta
-                .spec
-                .as_ref()
-                .map_or(DEFAULT_CHECKPOINT_EVERY_S, |spec| spec.resources().checkpoint_every_s());
+            let checkpoint_every_s =
+                meta.spec.as_ref().map_or(DEFAULT_CHECKPOINT_EVERY_S, |spec| spec.resources().checkpoint_every_s());
             let lease = Lease {
                 lease_id,
                 trial_id,
@@ -622,8 +620,10 @@ impl WriteCtx {
     /// Stores a completed trial's manifest, with the SHA-256 of its study's spec added.
     pub(crate) fn record_manifest(&mut self, lease_id: &str, manifest: &serde_json::Value) -> Result<()> {
         let lease = self.load_lease(lease_id)?;
-        let spec: String =
-            self.conn.prepare_cached("SELECT spec FROM studies WHERE id = ?1")?.query_row([lease.study_id], |r| r.get(0))?;
+        let spec: String = self
+            .conn
+            .prepare_cached("SELECT spec FROM studies WHERE id = ?1")?
+            .query_row([lease.study_id], |r| r.get(0))?;
         let mut manifest = manifest.clone();
         if let Some(m) = manifest.as_object_mut() {
             let digest = <sha2::Sha256 as sha2::Digest>::digest(spec.as_bytes());

@@ -496,7 +496,10 @@ async fn checkpoints_upload_within_the_limit_download_intact_and_go_when_the_tri
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     let get = s.get(&format!("/v1/leases/{}/checkpoint", lease.lease_id)).await;
     assert_eq!(get.status(), StatusCode::OK);
-    assert_eq!((get.headers()["x-decsweep-stage"].to_str().unwrap(), get.headers()["x-decsweep-epoch"].to_str().unwrap()), ("dec", "3"));
+    assert_eq!(
+        (get.headers()["x-decsweep-stage"].to_str().unwrap(), get.headers()["x-decsweep-epoch"].to_str().unwrap()),
+        ("dec", "3")
+    );
     assert_eq!(get.bytes().await.unwrap().to_vec(), state);
     let file = s.coordinator.data_dir().join("checkpoints").join(format!("{}.ckpt", hex(&state)));
     assert!(file.is_file());

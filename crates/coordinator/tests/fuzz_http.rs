@@ -217,7 +217,11 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
         let (kind, body) = make_body(rng, schema.as_ref(), &components);
         // A checkpoint upload's query names the body's hash: half the time the right one.
         if template.ends_with("/checkpoint") && rng.gen_bool(0.5) {
-            let sha = if rng.gen_bool(0.8) { sha256_hex(&body) } else { encode(&weird_string(rng).chars().take(80).collect::<String>()) };
+            let sha = if rng.gen_bool(0.8) {
+                sha256_hex(&body)
+            } else {
+                encode(&weird_string(rng).chars().take(80).collect::<String>())
+            };
             let stage = ["ae", "dec", "finetune", "data", "nope"].choose(rng).unwrap();
             uri.push_str(&format!("?stage={stage}&epoch={}&sha256={sha}", rng.gen_range(-1..40)));
         }

@@ -140,7 +140,10 @@ async fn bench_decsweep(n: u64, epochs: u64, runs: usize) -> anyhow::Result<Figu
     let db = dir.path().join("bench.db");
     let start = Instant::now();
     fixture(&db, n, epochs).await?;
-    eprintln!("decsweep fixture: {n} finished trials × {epochs} epochs written in {:.1} s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "decsweep fixture: {n} finished trials × {epochs} epochs written in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
 
     let opened = Instant::now();
     let s = support::Server::start_at(&db, CoordinatorOptions::default()).await;
@@ -173,9 +176,9 @@ async fn bench_decsweep(n: u64, epochs: u64, runs: usize) -> anyhow::Result<Figu
 }
 
 fn python() -> anyhow::Result<PathBuf> {
-    std::env::var_os("DECSWEEP_PYTHON")
-        .map(PathBuf::from)
-        .ok_or_else(|| anyhow::anyhow!("set DECSWEEP_PYTHON to the .venv's python (the Makefile does), or pass --no-optuna"))
+    std::env::var_os("DECSWEEP_PYTHON").map(PathBuf::from).ok_or_else(|| {
+        anyhow::anyhow!("set DECSWEEP_PYTHON to the .venv's python (the Makefile does), or pass --no-optuna")
+    })
 }
 
 fn run_python(args: &[&str]) -> anyhow::Result<()> {
@@ -196,9 +199,12 @@ async fn bench_optuna_dashboard(n: u64, epochs: u64, runs: usize) -> anyhow::Res
     let exe = python()?.with_file_name("optuna-dashboard");
     anyhow::ensure!(exe.exists(), "{} is missing: `make bench-dashboard` installs optuna-dashboard", exe.display());
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let _server = support::spawn_quiet(
-        Command::new(&exe).arg(format!("sqlite:///{db_arg}")).args(["--host", "127.0.0.1", "--port", &port.to_string()]),
-    )?;
+    let _server = support::spawn_quiet(Command::new(&exe).arg(format!("sqlite:///{db_arg}")).args([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ]))?;
     let base = format!("http://127.0.0.1:{port}");
     // Its study API takes minutes at this size; past PEER_LIMIT the benchmark says so and stops.
     let http = reqwest::Client::builder().timeout(PEER_LIMIT).build()?;
@@ -230,7 +236,13 @@ async fn bench_optuna_dashboard(n: u64, epochs: u64, runs: usize) -> anyhow::Res
     // kernel's OOM killer ended it at 22.8 GB): then there is no update to measure.
     if http.get(format!("{base}/api/meta")).send().await.is_err() {
         eprintln!("optuna-dashboard: the server is gone (see `dmesg` for the OOM killer)");
-        return Ok(Figures { page_ttfb_ms, data_ttfb_ms: Some(data_ttfb_ms), bytes_to_show: shell_bytes + bundle_bytes + data_bytes, rendered_ms, update_bytes: 0 });
+        return Ok(Figures {
+            page_ttfb_ms,
+            data_ttfb_ms: Some(data_ttfb_ms),
+            bytes_to_show: shell_bytes + bundle_bytes + data_bytes,
+            rendered_ms,
+            update_bytes: 0,
+        });
     }
 
     // One more trial completes; the page's next poll asks for the trials after those it has.
@@ -274,10 +286,18 @@ async fn main() -> anyhow::Result<()> {
     let theirs = |f: &dyn Fn(&Figures) -> String| peer.as_ref().map_or("(skipped)".to_string(), f);
     println!("| {n} finished trials × {epochs} epochs | decsweep (median of {runs}) | optuna-dashboard (median of {peer_runs}) | goal |");
     println!("| --- | --- | --- | --- |");
-    println!("| study page, first byte | {:.0} ms | {} | < 300 ms |", ours.page_ttfb_ms, theirs(&|f| format!("{:.0} ms (a static shell)", f.page_ttfb_ms)));
+    println!(
+        "| study page, first byte | {:.0} ms | {} | < 300 ms |",
+        ours.page_ttfb_ms,
+        theirs(&|f| format!("{:.0} ms (a static shell)", f.page_ttfb_ms))
+    );
     println!("| the trials' data, first byte | in the page | {} | |", theirs(&|f| ms(f.data_ttfb_ms)));
     println!("| bytes sent to show the study | {} | {} | |", kb(ours.bytes_to_show), theirs(&|f| kb(f.bytes_to_show)));
     println!("| trials shown in headless Chromium | {} | {} | < 2 s |", render(&ours), theirs(&render));
-    println!("| live update after one more trial completes | {} bytes | {} | < 10 KB |", ours.update_bytes, theirs(&|f| format!("{} bytes", f.update_bytes)));
+    println!(
+        "| live update after one more trial completes | {} bytes | {} | < 10 KB |",
+        ours.update_bytes,
+        theirs(&|f| format!("{} bytes", f.update_bytes))
+    );
     Ok(())
 }

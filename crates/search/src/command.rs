@@ -95,8 +95,10 @@ impl CommandSpec {
                 }
             }
         }
-        let as_json: serde_json::Map<String, serde_json::Value> =
-            params.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).expect("a parameter value is JSON"))).collect();
+        let as_json: serde_json::Map<String, serde_json::Value> = params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).expect("a parameter value is JSON")))
+            .collect();
         env.insert("DECSWEEP_PARAMS".into(), serde_json::Value::Object(as_json).to_string());
         env.insert("DECSWEEP_SEED".into(), seed.to_string());
         env.insert("DECSWEEP_TRIAL_KEY".into(), trial_key.into());

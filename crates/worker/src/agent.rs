@@ -34,8 +34,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use decsweep_api::wire::{
-    AgentInfo, CheckpointInfo, CompleteTrial, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction,
-    ProgressReply, PruneTrial, ReturnTrial, TrialJob,
+    AgentInfo, CheckpointInfo, CompleteTrial, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest,
+    ProgressAction, ProgressReply, PruneTrial, ReturnTrial, TrialJob,
 };
 use decsweep_api::Stage;
 use serde::de::DeserializeOwned;
@@ -609,7 +609,9 @@ impl Slot {
                         };
                         match self.client.post::<_, ProgressReply>(&progress, &epoch) {
                             Ok(ProgressReply { action: ProgressAction::Prune }) => pruned_at = Some(r.step),
-                            Ok(ProgressReply { action: ProgressAction::Stop }) => ended.halted.store(true, Ordering::Relaxed),
+                            Ok(ProgressReply { action: ProgressAction::Stop }) => {
+                                ended.halted.store(true, Ordering::Relaxed)
+                            }
                             Ok(_) => {}
                             Err(ApiCallError::Conflict(_)) => ended.lost.store(true, Ordering::Relaxed),
                             Err(e) => tracing::warn!(error = %e, "progress not delivered"),
@@ -663,9 +665,7 @@ impl Slot {
                 Ok(metrics) => Outcome::Completed { metrics, manifest: None },
                 Err(e) => Outcome::Failed { reason: e.to_string(), retryable: false },
             },
-            Ok(s) => {
-                Outcome::Failed { reason: format!("`{program}` exited with {s}: {stderr_tail}"), retryable: true }
-            }
+            Ok(s) => Outcome::Failed { reason: format!("`{program}` exited with {s}: {stderr_tail}"), retryable: true },
             Err(e) => Outcome::Failed { reason: format!("waiting for `{program}`: {e}"), retryable: true },
         }
     }
@@ -686,7 +686,9 @@ impl Slot {
             .and_then(|bytes| crate::dirpack::unpack(&bytes, dir));
         let _ = fs::remove_file(&archive);
         match restored {
-            Ok(files) => tracing::info!(trial = lease.trial_id, files, step = stored.epoch, "checkpoint directory restored"),
+            Ok(files) => {
+                tracing::info!(trial = lease.trial_id, files, step = stored.epoch, "checkpoint directory restored")
+            }
             Err(e) => {
                 tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"),
                     "could not restore the checkpoint directory; the program starts afresh");
@@ -716,7 +718,12 @@ impl Slot {
             tracing::warn!(trial = lease.trial_id, error = %e, "could not write the checkpoint archive");
             return;
         }
-        let saved = CheckpointSaved { event: "checkpoint".into(), path: archive.clone(), stage: Stage::Finetune, epoch: step.unwrap_or(0) };
+        let saved = CheckpointSaved {
+            event: "checkpoint".into(),
+            path: archive.clone(),
+            stage: Stage::Finetune,
+            epoch: step.unwrap_or(0),
+        };
         if self.upload_checkpoint(lease, &saved) {
             *uploaded = Some(packed);
         }

@@ -33,8 +33,14 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a =
-        Args { kill_every: 15.0, give_up_after: 900.0, workers: 2, seed: 1, epochs_ft: 60, out: PathBuf::from("target/bench-preempt") };
+    let mut a = Args {
+        kill_every: 15.0,
+        give_up_after: 900.0,
+        workers: 2,
+        seed: 1,
+        epochs_ft: 60,
+        out: PathBuf::from("target/bench-preempt"),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut val = || it.next().with_context(|| format!("{k} needs a value"));
@@ -201,7 +207,9 @@ fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
     let metrics = get(&format!("{url}/metrics"))?.text()?;
     let trained: u64 = metrics
         .lines()
-        .filter(|l| l.starts_with("decsweep_http_requests_total{") && l.contains("/progress\"") && l.contains("status=\"200\""))
+        .filter(|l| {
+            l.starts_with("decsweep_http_requests_total{") && l.contains("/progress\"") && l.contains("status=\"200\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     let trials: Vec<decsweep_api::wire::TrialInfo> = get(&format!("{url}/v1/studies/preempt/trials"))?.json()?;
@@ -215,8 +223,10 @@ fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
             other => bail!("trial {} ended {other} ({:?})", t.id, t.error),
         }
         resumes += u64::from(t.resumes);
-        let points: Vec<decsweep_api::wire::TrialCurvePoint> = get(&format!("{url}/v1/trials/{}/curves", t.id))?.json()?;
-        let unique: BTreeMap<(String, u32), ()> = points.iter().map(|p| ((p.stage.name().to_string(), p.epoch), ())).collect();
+        let points: Vec<decsweep_api::wire::TrialCurvePoint> =
+            get(&format!("{url}/v1/trials/{}/curves", t.id))?.json()?;
+        let unique: BTreeMap<(String, u32), ()> =
+            points.iter().map(|p| ((p.stage.name().to_string(), p.epoch), ())).collect();
         distinct += unique.len() as u64;
     }
     drop(agents);

@@ -132,7 +132,10 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     for (name, value) in &trial.params {
         cmd.arg("--set").arg(format!("{name}={value}"));
     }
-    eprintln!("rerunning trial {} ({} seed {}) on {device} with {threads} thread(s)…", trial.id, trial.pipeline, trial.seed);
+    eprintln!(
+        "rerunning trial {} ({} seed {}) on {device} with {threads} thread(s)…",
+        trial.id, trial.pipeline, trial.seed
+    );
     let status = cmd.status().with_context(|| format!("starting {}", worker.display()))?;
     if !status.success() {
         anyhow::bail!("the rerun failed ({status}); see its messages above");
@@ -158,7 +161,10 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
 
     let mut differences = Vec::new();
     if !dataset_same {
-        differences.push(format!("dataset differs: the manifest recorded SHA-256 {recorded}, {} is now {now}", dataset.display()));
+        differences.push(format!(
+            "dataset differs: the manifest recorded SHA-256 {recorded}, {} is now {now}",
+            dataset.display()
+        ));
     }
     let here = &rerun["manifest"];
     for key in ["decsweep_version", "git_revision", "trainer_revision", "libtorch", "device", "threads", "cuda"] {
@@ -179,7 +185,8 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         println!("\nreproduced: every metric matches {rule}");
         Ok(())
     } else {
-        let why = if dataset_same { format!("some metrics do not match {rule}") } else { "the dataset differs".to_string() };
+        let why =
+            if dataset_same { format!("some metrics do not match {rule}") } else { "the dataset differs".to_string() };
         anyhow::bail!("not reproduced: {why}")
     }
 }

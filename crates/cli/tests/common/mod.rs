@@ -105,4 +105,3 @@ pub fn submit(url: &str, spec: &Path) {
     let o = Command::new(decsweep()).args(["submit", spec.to_str().unwrap(), "--coordinator", url]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
-
