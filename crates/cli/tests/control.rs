@@ -5,52 +5,21 @@
 //! The worker binary must have been built (`make test` builds every binary first).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use decsweep_api::wire::{StudyInfo, TrialInfo, TrialStatus};
+use decsweep_api::wire::{TrialInfo, TrialStatus};
 
 mod common;
 
-use common::{decsweep, worker_bin};
-
-/// A child process killed when the test ends, pass or fail.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{agent, decsweep, free_port, status, wait_for, worker_bin, Server};
 
 /// `decsweep serve` on a free loopback port with a short lease TTL (heartbeats every second).
-fn serve(db: &Path) -> (Guard, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(decsweep())
-        .args(["serve", "--db", db.to_str().unwrap(), "--bind", &format!("127.0.0.1:{port}"), "--lease-ttl", "3"])
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
-    assert!(first.contains("listening on"), "{first}");
-    (Guard(child), format!("http://127.0.0.1:{port}"))
-}
-
-fn agent(url: &str, home: &Path) -> Guard {
-    let child = Command::new(worker_bin())
-        .args(["--coordinator", url, "--threads", "1", "--device", "cpu"])
-        .env("DECSWEEP_HOME", home)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Guard(child)
+fn serve(db: &Path) -> (Server, String) {
+    let server = common::serve(db, free_port(), 3);
+    let url = server.url.clone();
+    (server, url)
 }
 
 fn cli(args: &[&str], url: &str) -> Output {
@@ -61,24 +30,6 @@ fn cli_ok(args: &[&str], url: &str) -> String {
     let o = cli(args, url);
     assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
-}
-
-fn status(url: &str, study: &str) -> (StudyInfo, Vec<TrialInfo>) {
-    #[derive(serde::Deserialize)]
-    struct Status {
-        studies: Vec<StudyInfo>,
-        trials: Vec<TrialInfo>,
-    }
-    let s: Status = serde_json::from_str(&cli_ok(&["status", study, "--trials", "--json"], url)).unwrap();
-    (s.studies.into_iter().next().unwrap(), s.trials)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A study of `command` trials running `script` with `--x X --seed N` as `$1..$4`.

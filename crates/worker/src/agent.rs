@@ -494,23 +494,30 @@ impl Slot {
     }
 
     fn download_checkpoint(&self, lease: &Lease, stored: &CheckpointInfo, path: &Path) -> anyhow::Result<()> {
-        let mut response = self.client.get_raw(&format!("leases/{}/checkpoint", lease.lease_id))?;
+        self.download_verified(&format!("leases/{}/checkpoint", lease.lease_id), &stored.sha256, path, "checkpoint")
+    }
+
+    /// Downloads `url_path` to `path` through a temporary file, keeping it only when its SHA-256
+    /// is `sha256`.
+    fn download_verified(&self, url_path: &str, sha256: &str, path: &Path, what: &str) -> anyhow::Result<()> {
         let tmp = path.with_extension(format!("part-{}", std::process::id()));
+        let mut response = self.client.get_raw(url_path)?;
         let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = response.read(&mut buf).context("downloading the checkpoint")?;
+            let n = response.read(&mut buf).with_context(|| format!("downloading the {what}"))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
             file.write_all(&buf[..n]).with_context(|| format!("writing {}", tmp.display()))?;
         }
+        file.sync_all()?;
         let got = hex(&hasher.finalize());
-        if got != stored.sha256 {
+        if got != sha256 {
             let _ = fs::remove_file(&tmp);
-            bail!("the checkpoint downloaded has SHA-256 {got}, the lease says {}", stored.sha256);
+            bail!("the downloaded {what} has SHA-256 {got}, expected {sha256}");
         }
         fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
         Ok(())
@@ -740,26 +747,7 @@ impl Slot {
         if path.exists() {
             return Ok(path);
         }
-        let tmp = path.with_extension(format!("part-{}", std::process::id()));
-        let mut response = self.client.get_raw(&format!("datasets/{sha256}"))?;
-        let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = response.read(&mut buf).context("downloading the dataset")?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])?;
-        }
-        file.sync_all()?;
-        let got = hex(&hasher.finalize());
-        if got != sha256 {
-            let _ = fs::remove_file(&tmp);
-            bail!("downloaded dataset has SHA-256 {got}, expected {sha256}");
-        }
-        fs::rename(&tmp, &path)?;
+        self.download_verified(&format!("datasets/{sha256}"), sha256, &path, "dataset")?;
         Ok(path)
     }
 }
