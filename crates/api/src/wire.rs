@@ -443,6 +443,28 @@ pub struct ApiError {
     pub details: Vec<String>,
 }
 
+/// The numbers of a trial's `metrics.json` as flat columns (what a worker reports with
+/// `complete`, and what `decsweep reproduce` compares): top-level numbers as they are (but the seed,
+/// which the trial already carries, and `resumes`, which the coordinator counts itself), the
+/// test split's as `test_<name>`.
+pub fn flatten_metrics(m: &serde_json::Value) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Some(obj) = m.as_object() else { return out };
+    for (key, value) in obj.iter().filter(|(k, _)| !matches!(k.as_str(), "seed" | "resumes")) {
+        if let Some(x) = value.as_f64() {
+            out.insert(key.clone(), x);
+        }
+    }
+    if let Some(test) = obj.get("test").and_then(|t| t.as_object()) {
+        for (key, value) in test {
+            if let Some(x) = value.as_f64() {
+                out.insert(format!("test_{key}"), x);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,6 +486,20 @@ mod tests {
         let text = serde_json::to_string(&lease).unwrap();
         assert!(text.contains(r#""kind":"model""#) && text.contains(r#""pipeline":"dec""#), "{text}");
         assert_eq!(serde_json::from_str::<Lease>(&text).unwrap(), lease);
+    }
+
+    #[test]
+    fn metrics_flatten_with_test_prefix() {
+        let m = serde_json::json!({
+            "status": "completed", "accuracy": 0.75, "param_count": 10, "seed": 3, "resumes": 1,
+            "test": { "accuracy": 0.7, "n": 5 }, "params": { "lr_ft": 0.1 }, "device": "cpu"
+        });
+        let flat = flatten_metrics(&m);
+        assert_eq!(flat.get("accuracy"), Some(&0.75));
+        assert_eq!(flat.get("param_count"), Some(&10.0));
+        assert_eq!(flat.get("test_accuracy"), Some(&0.7));
+        assert!(!flat.contains_key("lr_ft") && !flat.contains_key("device") && !flat.contains_key("seed"));
+        assert!(!flat.contains_key("resumes"), "the coordinator counts resumes itself");
     }
 
     #[test]

@@ -596,35 +596,25 @@ impl Slot {
         let status = loop {
             // Everything the program printed so far, reports first answered.
             while let Ok(line) = lines.try_recv() {
-                match decsweep_search::command::read_line(&line) {
-                    decsweep_search::command::ProgramLine::Own => {
-                        own.push_str(&line);
-                        own.push('\n');
-                    }
-                    decsweep_search::command::ProgramLine::Malformed(why) => {
-                        tracing::warn!(trial = lease.trial_id, %line, %why, "ignoring a malformed report line")
-                    }
-                    decsweep_search::command::ProgramLine::Report(r) if pruned_at.is_none() && !ended.is_over() => {
-                        last_step = Some(r.step);
-                        let epoch = EpochProgress {
-                            stage: Stage::Finetune,
-                            epoch: r.step,
-                            epochs: r.steps.unwrap_or(0),
-                            train_loss: r.train_loss.unwrap_or(f64::NAN),
-                            val_loss: r.val_loss.unwrap_or(f64::NAN),
-                            val_accuracy: r.val_accuracy,
-                        };
-                        match self.client.post::<_, ProgressReply>(&progress, &epoch) {
-                            Ok(ProgressReply { action: ProgressAction::Prune }) => pruned_at = Some(r.step),
-                            Ok(ProgressReply { action: ProgressAction::Stop }) => {
-                                ended.halted.store(true, Ordering::Relaxed)
-                            }
-                            Ok(_) => {}
-                            Err(ApiCallError::Conflict(_)) => ended.lost.store(true, Ordering::Relaxed),
-                            Err(e) => tracing::warn!(error = %e, "progress not delivered"),
-                        }
-                    }
-                    decsweep_search::command::ProgramLine::Report(_) => {}
+                let Some(r) = report_or_own(&line, &mut own, lease.trial_id) else { continue };
+                if pruned_at.is_some() || ended.is_over() {
+                    continue;
+                }
+                last_step = Some(r.step);
+                let epoch = EpochProgress {
+                    stage: Stage::Finetune,
+                    epoch: r.step,
+                    epochs: r.steps.unwrap_or(0),
+                    train_loss: r.train_loss.unwrap_or(f64::NAN),
+                    val_loss: r.val_loss.unwrap_or(f64::NAN),
+                    val_accuracy: r.val_accuracy,
+                };
+                match self.client.post::<_, ProgressReply>(&progress, &epoch) {
+                    Ok(ProgressReply { action: ProgressAction::Prune }) => pruned_at = Some(r.step),
+                    Ok(ProgressReply { action: ProgressAction::Stop }) => ended.halted.store(true, Ordering::Relaxed),
+                    Ok(_) => {}
+                    Err(ApiCallError::Conflict(_)) => ended.lost.store(true, Ordering::Relaxed),
+                    Err(e) => tracing::warn!(error = %e, "progress not delivered"),
                 }
             }
             match child.try_wait() {
@@ -645,15 +635,8 @@ impl Slot {
         let _ = reader.join();
         // Lines printed just before the exit.
         for line in lines.try_iter() {
-            match decsweep_search::command::read_line(&line) {
-                decsweep_search::command::ProgramLine::Own => {
-                    own.push_str(&line);
-                    own.push('\n');
-                }
-                decsweep_search::command::ProgramLine::Malformed(why) => {
-                    tracing::warn!(trial = lease.trial_id, %line, %why, "ignoring a malformed report line")
-                }
-                decsweep_search::command::ProgramLine::Report(r) => last_step = Some(r.step).max(last_step),
+            if let Some(r) = report_or_own(&line, &mut own, lease.trial_id) {
+                last_step = Some(r.step).max(last_step);
             }
         }
         let stderr_tail = stderr_tail.join().unwrap_or_default();
@@ -818,6 +801,23 @@ impl Outcome {
     }
 }
 
+/// Sorts one line of a program's stdout: a report is returned, the program's own output is
+/// kept in `own` (its last line is the result), a malformed report is logged and dropped.
+fn report_or_own(line: &str, own: &mut String, trial: i64) -> Option<decsweep_search::command::StepReport> {
+    match decsweep_search::command::read_line(line) {
+        decsweep_search::command::ProgramLine::Report(r) => Some(r),
+        decsweep_search::command::ProgramLine::Own => {
+            own.push_str(line);
+            own.push('\n');
+            None
+        }
+        decsweep_search::command::ProgramLine::Malformed(why) => {
+            tracing::warn!(trial, %line, %why, "ignoring a malformed report line");
+            None
+        }
+    }
+}
+
 /// The line `train --supervised --checkpoint` prints after saving the trial's state.
 #[derive(serde::Deserialize)]
 struct CheckpointSaved {
@@ -841,7 +841,7 @@ fn read_model_outcome(out: &Path) -> Outcome {
         Ok(m) => m,
         Err(e) => return Outcome::Failed { reason: format!("unreadable metrics.json: {e}"), retryable: true },
     };
-    let metrics = flatten_metrics(&m);
+    let metrics = decsweep_api::wire::flatten_metrics(&m);
     if m["status"] == "pruned" {
         let stage = serde_json::from_value(m["pruned_stage"].clone()).unwrap_or(Stage::Finetune);
         let epoch = m["pruned_epoch"].as_u64().unwrap_or(0) as u32;
@@ -849,27 +849,6 @@ fn read_model_outcome(out: &Path) -> Outcome {
     } else {
         Outcome::Completed { metrics, manifest: Some(m["manifest"].clone()).filter(|v| v.is_object()) }
     }
-}
-
-/// The numbers of metrics.json as flat columns: top-level numbers as they are (but the seed,
-/// which the trial already carries, and `resumes`, which the coordinator counts itself), the
-/// test split's as `test_<name>`.
-pub fn flatten_metrics(m: &serde_json::Value) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    let Some(obj) = m.as_object() else { return out };
-    for (key, value) in obj.iter().filter(|(k, _)| !matches!(k.as_str(), "seed" | "resumes")) {
-        if let Some(x) = value.as_f64() {
-            out.insert(key.clone(), x);
-        }
-    }
-    if let Some(test) = obj.get("test").and_then(|t| t.as_object()) {
-        for (key, value) in test {
-            if let Some(x) = value.as_f64() {
-                out.insert(format!("test_{key}"), x);
-            }
-        }
-    }
-    out
 }
 
 /// Copies a child's stderr to ours (prefixed with the trial) and keeps its last lines for
@@ -1021,19 +1000,6 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-
-    #[test]
-    fn metrics_flatten_with_test_prefix() {
-        let m = serde_json::json!({
-            "status": "completed", "accuracy": 0.75, "param_count": 10, "seed": 3,
-            "test": { "accuracy": 0.7, "n": 5 }, "params": { "lr_ft": 0.1 }, "device": "cpu"
-        });
-        let flat = flatten_metrics(&m);
-        assert_eq!(flat.get("accuracy"), Some(&0.75));
-        assert_eq!(flat.get("param_count"), Some(&10.0));
-        assert_eq!(flat.get("test_accuracy"), Some(&0.7));
-        assert!(!flat.contains_key("lr_ft") && !flat.contains_key("device") && !flat.contains_key("seed"));
-    }
 
     /// A coordinator stand-in on loopback speaking just enough HTTP/1.1: it sends the path of
     /// every request to `seen`, holds the first lease request until `go` fires and then grants

@@ -9,7 +9,6 @@
 //! metric matches and the dataset is the same, 1 otherwise; the environment's differences from
 //! the manifest (build, libtorch, device, threads) are listed either way.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -48,26 +47,6 @@ pub struct ReproduceArgs {
 /// Metrics that measure time or the stage cache, not the result.
 fn is_timing(name: &str) -> bool {
     name.starts_with("time_") || matches!(name, "wall_s" | "cache_reuses" | "resumes")
-}
-
-/// The numbers of a `metrics.json` as the worker agent reports them (top level, and the test
-/// split's as `test_<name>`).
-fn flatten(m: &Value) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    let Some(obj) = m.as_object() else { return out };
-    for (k, v) in obj.iter().filter(|(k, _)| *k != "seed") {
-        if let Some(x) = v.as_f64() {
-            out.insert(k.clone(), x);
-        }
-    }
-    if let Some(test) = obj.get("test").and_then(Value::as_object) {
-        for (k, v) in test {
-            if let Some(x) = v.as_f64() {
-                out.insert(format!("test_{k}"), x);
-            }
-        }
-    }
-    out
 }
 
 pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
@@ -141,7 +120,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         anyhow::bail!("the rerun failed ({status}); see its messages above");
     }
     let rerun: Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json"))?)?;
-    let fresh = flatten(&rerun);
+    let fresh = decsweep_api::wire::flatten_metrics(&rerun);
     let cuda = device.starts_with("cuda");
     let tolerance = if cuda { manifest["determinism"]["cuda_tolerance"].as_f64().unwrap_or(1e-3) } else { 0.0 };
 
