@@ -9,6 +9,76 @@ use std::time::{Duration, Instant};
 
 use decsweep_api::wire::{StudyInfo, TrialInfo};
 
+/// Where `name` is: on PATH, or in the sbin folders a non-login root shell may lack on PATH.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn apt_get(args: &[&str], packages: &[&str]) -> std::process::Output {
+    Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run apt-get ({e}); install {} by hand", packages.join(" ")))
+}
+
+/// Installs Debian's `packages` when one of `programs` is missing (`apt-get update` first only
+/// when the install fails, e.g. on stale package lists), or fails `test` saying why: tests that
+/// need a system program install it, never skip. Returns how long that took, zero when nothing
+/// was missing.
+pub fn ensure_debian_packages(test: &str, programs: &[&str], packages: &[&str]) -> Duration {
+    let missing: Vec<&str> = programs.iter().copied().filter(|p| find_program(p).is_none()).collect();
+    if missing.is_empty() {
+        return Duration::ZERO;
+    }
+    assert!(
+        is_root(),
+        "{test} needs {} (missing: {}) and root to install it with apt-get; it does not skip. Run it \
+         as root (CI does), or install it: apt-get install {}",
+        packages.join(" and "),
+        missing.join(", "),
+        packages.join(" ")
+    );
+    let started = Instant::now();
+    // Wait for a concurrent apt/dpkg (another test installing its package) instead of failing.
+    let install: Vec<&str> = ["install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300"]
+        .into_iter()
+        .chain(packages.iter().copied())
+        .collect();
+    let mut out = apt_get(&install, packages);
+    if !out.status.success() {
+        let update = apt_get(&["update", "-q", "-o", "DPkg::Lock::Timeout=300"], packages);
+        assert!(
+            update.status.success(),
+            "`apt-get install {}` failed and so did `apt-get update`: {}",
+            packages.join(" "),
+            String::from_utf8_lossy(&update.stderr)
+        );
+        out = apt_get(&install, packages);
+    }
+    assert!(
+        out.status.success(),
+        "`apt-get install {}` failed ({}): {}{}",
+        packages.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let still: Vec<&str> = programs.iter().copied().filter(|p| find_program(p).is_none()).collect();
+    assert!(still.is_empty(), "after installing {}, still missing: {}", packages.join(" "), still.join(", "));
+    started.elapsed()
+}
+
 pub fn decsweep() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_decsweep"))
 }

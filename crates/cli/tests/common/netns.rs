@@ -1,6 +1,6 @@
 //! Simulated hosts for the multi-host and fault tests: Linux network namespaces joined by veth
 //! pairs to a bridge, processes started inside them, and the faults a network can have (a link
-//! cut, netem delay and loss). Included with `#[path]` by the tests that need it, since it needs
+//! cut; delay, jitter and loss through `decsweep-netem`). Included with `#[path]` by the tests that need it, since it needs
 //! root and iproute2.
 //!
 //! Every name carries the test process's id and a per-lab tag, so parallel tests and other
@@ -101,23 +101,45 @@ impl Lab {
         ip(&["-n", &self.ns(host), "link", "set", "eth0", if up { "up" } else { "down" }]);
     }
 
-    /// Applies a `tc netem` discipline to `host`'s `eth0` (both directions of its traffic pass
-    /// it once: egress here, and the host's ingress is the bridge port's egress).
-    pub fn netem(&self, host: &str, args: &[&str]) {
+    /// Delays and drops `host`'s packets in both directions, as `tc qdisc ... netem delay D J
+    /// loss L` on its `eth0` and on its bridge port would. The kernels this runs on may lack
+    /// sch_netem (the CI machine's does), so `decsweep-netem` does it instead: iptables sends
+    /// the packets to an NFQUEUE and it gives each verdict after its drawn delay, or drops it.
+    /// Returns the netem process, for [`Lab::stop_impairment`]; it logs to `log`.
+    pub fn impair(&mut self, host: &str, delay: &str, jitter: &str, loss: &str, log: &Path) -> usize {
+        crate::common::ensure_debian_packages("the network-fault test", &["iptables"], &["iptables"]);
+        let netem = crate::common::decsweep().with_file_name("decsweep-netem");
+        assert!(netem.exists(), "{} is missing: build every binary first (make test does)", netem.display());
         let ns = self.ns(host);
-        for (target_ns, dev) in [(ns.clone(), "eth0".to_string()), (self.ns("lan"), format!("p-{host}"))] {
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &target_ns, "tc", "qdisc", "add", "dev", &dev, "root", "netem"]).args(args);
-            let out = cmd.output().unwrap_or_else(|e| panic!("cannot run `tc`: {e}; install iproute2"));
-            assert!(
-                out.status.success(),
-                "`tc qdisc add dev {dev} root netem {}` in {target_ns} failed: {}. The network-fault \
-                 test needs the kernel's netem queueing discipline (CONFIG_NET_SCH_NETEM, module \
-                 sch_netem); this kernel does not provide it",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+        let args = ["--interface", "eth0", "--delay", delay, "--jitter", jitter, "--loss", loss];
+        let index = self.spawn(&format!("netem on {host}"), &ns, &netem, &args, log);
+        let start = Instant::now();
+        while !fs::read_to_string(log).unwrap_or_default().contains("impairing eth0") {
+            if let Ok(Some(status)) = self.child(index).try_wait() {
+                panic!("decsweep-netem in {ns} exited ({status}) before impairing eth0:{}", self.logs());
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "decsweep-netem in {ns} did not start{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
         }
+        index
+    }
+
+    /// Stops an impairment (SIGTERM: its rules go, held packets pass) and returns how many of
+    /// the link's packets it passed and dropped.
+    pub fn stop_impairment(&mut self, index: usize, log: &Path) -> (u64, u64) {
+        let pid = self.child(index).id() as i32;
+        // SAFETY: plain syscall to a child of this process. `ip netns exec` execs the program,
+        // so the pid is decsweep-netem's own.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let status = wait_exit(self.child(index), Duration::from_secs(10)).expect("decsweep-netem stops on SIGTERM");
+        assert!(status.success(), "decsweep-netem failed ({status}){}", self.logs());
+        let text = fs::read_to_string(log).unwrap_or_default();
+        let counts = text.lines().find_map(|l| {
+            let rest = l.strip_prefix("decsweep-netem: passed ")?;
+            let (passed, dropped) = rest.split_once(" packets, dropped ")?;
+            Some((passed.parse().ok()?, dropped.trim().parse().ok()?))
+        });
+        counts.unwrap_or_else(|| panic!("no packet counts in {}:\n{text}", log.display()))
     }
 
     /// `ip netns exec NS program args...`, stdout and stderr into `log` (shown when a check fails).

@@ -21,8 +21,10 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::common::{ensure_debian_packages, find_program, is_root};
 
 /// The programs the test runs, from `slurm-wlm` (slurmctld, slurmd, slurm-client) and `munge`.
 const PROGRAMS: &[&str] = &["munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sacct", "sinfo"];
@@ -33,73 +35,9 @@ pub const GPUS: u32 = 4;
 /// How long `scancel` lets a job's processes end after SIGTERM before SIGKILL.
 const KILL_WAIT_S: u32 = 30;
 
-/// Where `name` is: on PATH, or in the sbin folders a non-login root shell may lack on PATH.
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn apt_get(args: &[&str]) -> Output {
-    Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run apt-get ({e}); install {} by hand", PACKAGES.join(" ")))
-}
-
-/// Installs `slurm-wlm` and `munge` from Debian's packages when a program is missing
-/// (`apt-get update` first only when the install fails, e.g. on stale package lists). Returns
-/// how long that took, zero when nothing was missing.
+/// Installs `slurm-wlm` and `munge` when a program is missing; returns how long that took.
 pub fn ensure_installed() -> Duration {
-    let missing: Vec<&str> = PROGRAMS.iter().copied().filter(|p| find_program(p).is_none()).collect();
-    if missing.is_empty() {
-        return Duration::ZERO;
-    }
-    assert!(
-        is_root(),
-        "the SLURM test needs {} (missing: {}) and root to install them with apt-get and to run the \
-         daemons; it does not skip. Run it as root (CI does), or install them: apt-get install {}",
-        PACKAGES.join(" and "),
-        missing.join(", "),
-        PACKAGES.join(" ")
-    );
-    let started = Instant::now();
-    // Wait for a concurrent apt/dpkg (another test installing its package) instead of failing.
-    let install: Vec<&str> = ["install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300"]
-        .into_iter()
-        .chain(PACKAGES.iter().copied())
-        .collect();
-    let mut out = apt_get(&install);
-    if !out.status.success() {
-        let update = apt_get(&["update", "-q", "-o", "DPkg::Lock::Timeout=300"]);
-        assert!(
-            update.status.success(),
-            "`apt-get install {}` failed and so did `apt-get update`: {}",
-            PACKAGES.join(" "),
-            String::from_utf8_lossy(&update.stderr)
-        );
-        out = apt_get(&install);
-    }
-    assert!(
-        out.status.success(),
-        "`apt-get install {}` failed ({}): {}{}",
-        PACKAGES.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let still: Vec<&str> = PROGRAMS.iter().copied().filter(|p| find_program(p).is_none()).collect();
-    assert!(still.is_empty(), "after installing {}, still missing: {}", PACKAGES.join(" "), still.join(", "));
-    started.elapsed()
+    ensure_debian_packages("the SLURM test", PROGRAMS, PACKAGES)
 }
 
 /// A port that was free a moment ago (the daemons bind it shortly after; another process taking
