@@ -20,7 +20,7 @@ CARGO ?= cargo
 
 FUZZ_CASES ?= 50
 
-.PHONY: build venv test browser-deps fuzz demo bench-train bench-coordinator bench-search bench-prune bench-preempt bench-dashboard clean-venv
+.PHONY: build venv test browser-deps fuzz demo bench-train bench-coordinator bench-coordinator-netem bench-search bench-prune bench-preempt bench-dashboard clean-venv
 
 venv: $(VENV_STAMP)
 
@@ -62,6 +62,12 @@ bench-train: build
 
 bench-coordinator: build
 	./target/release/decsweep-bench-coordinator --python $(VPY)
+
+# Root: 256 simulated workers in two network namespaces whose links delay every packet 50 ms
+# each way (decsweep-netem, through iptables' NFQUEUE), against the same drain on loopback.
+bench-coordinator-netem: build
+	@command -v iptables >/dev/null || { apt-get install -y -q iptables || { apt-get update -q && apt-get install -y -q iptables; }; }
+	./target/release/decsweep-bench-coordinator --trials 20000 --workers 256 --netem 50ms
 
 bench-search: build
 	./target/release/decsweep-bench-search --python $(VPY)

@@ -1,6 +1,7 @@
 //! Faults, end to end: the networks between hosts (a worker cut off mid-trial for three lease
 //! TTLs, the coordinator killed while a worker is cut off, netem delay and loss) and the
-//! coordinator's disk (full, then space again).
+//! coordinator's disk (full, then space again; gone read-only after a file-system error, then
+//! repaired).
 //!
 //! Hosts are Linux network namespaces on a bridge (`common/netns.rs`); the disk is a small tmpfs
 //! mounted for the test. Needs root and iproute2 (and Debian's iptables for the delay test, installed when missing).
@@ -25,8 +26,8 @@ mod common;
 #[path = "common/netns.rs"]
 mod netns;
 
-use common::{decsweep, worker_bin};
-use netns::{cli_in, http_from, wait_exit, wait_for, Lab};
+use common::{decsweep, ensure_debian_packages, worker_bin};
+use netns::{cli_in, http, http_from, wait_exit, wait_for, Lab};
 
 const TOKEN: &str = "faults-test-token";
 const PORT: u16 = 8321;
@@ -583,6 +584,201 @@ fn a_full_disk_refuses_writes_with_503_and_the_study_finishes_once_space_returns
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = fs::read_to_string(csv_dir.join("trials.csv")).unwrap();
     assert_eq!(csv.lines().count(), n + 1, "each trial once in trials.csv:\n{csv}");
+    drop(lab);
+    drop(disk);
+}
+
+/// An ext4 file system in an image file, for the coordinator alone: each start mounts it
+/// (`-o loop,errors=remount-ro`) in a mount namespace of the coordinator's own, so that no other
+/// process holds a copy of the mount (every `ip netns exec` of the tests running beside this one
+/// copies the mounts it sees) and it is gone when the coordinator is. That lets a test break the
+/// file system the way disks go read-only in real life, when the kernel meets an error, and then
+/// repair it as an operator would: stop, fsck, start again.
+struct Ext4 {
+    image: PathBuf,
+    mountpoint: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Ext4 {
+    fn run(program: &str, args: &[&str]) -> std::process::Output {
+        let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        // e2fsck exits 1 when it fixed something, which is what it is run for.
+        let fine = out.status.success() || (program == "e2fsck" && out.status.code() == Some(1));
+        assert!(
+            fine,
+            "`{program} {}` failed ({}): {}. The read-only-disk test needs root and loop devices",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        out
+    }
+
+    fn new(size_mb: u64) -> Ext4 {
+        let programs = ["mkfs.ext4", "e2fsck", "losetup", "unshare"];
+        ensure_debian_packages("the read-only-disk test", &programs, &["e2fsprogs", "mount", "util-linux"]);
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.img");
+        fs::File::create(&image).unwrap().set_len(size_mb << 20).unwrap();
+        Ext4::run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+        let mountpoint = dir.path().join("mnt");
+        fs::create_dir(&mountpoint).unwrap();
+        Ext4 { image, mountpoint, _dir: dir }
+    }
+
+    /// Where the file system is, as the coordinator sees it.
+    fn path(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// `program args` behind `unshare`, in a new mount namespace with the file system mounted.
+    fn launch(&self, program: &Path, args: &[&str]) -> (PathBuf, Vec<String>) {
+        let script = "mount -o loop,errors=remount-ro \"$0\" \"$1\" && shift && exec \"$@\"";
+        let mut words: Vec<String> =
+            ["--mount", "--propagation", "private", "sh", "-c", script].map(String::from).to_vec();
+        words.extend([&self.image, &self.mountpoint, program].map(|p| p.to_str().unwrap().to_string()));
+        words.extend(args.iter().map(|a| a.to_string()));
+        (PathBuf::from("unshare"), words)
+    }
+
+    /// The loop devices the image is attached to (one while mounted, none after).
+    fn loop_devices(&self) -> Vec<String> {
+        let out = Ext4::run("losetup", &["-j", self.image.to_str().unwrap()]);
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split(':').next()).map(str::to_string).collect()
+    }
+
+    /// Makes the kernel meet a file-system error (ext4's `trigger_fs_error`): it aborts the
+    /// journal and remounts read-only at once, files already open included.
+    fn fail(&self) {
+        let devices = self.loop_devices();
+        assert_eq!(devices.len(), 1, "the image is mounted once: {devices:?}");
+        let knob = Path::new("/sys/fs/ext4").join(Path::new(&devices[0]).file_name().unwrap()).join("trigger_fs_error");
+        fs::write(&knob, "decsweep fault test").unwrap_or_else(|e| panic!("{}: {e}", knob.display()));
+    }
+
+    /// Once the coordinator is stopped (its namespace, and the mount, gone with it): fsck.
+    fn repair(&self) {
+        let start = Instant::now();
+        while !self.loop_devices().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(20), "the image stays attached: {:?}", self.loop_devices());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ext4::run("e2fsck", &["-f", "-y", self.image.to_str().unwrap()]);
+    }
+}
+
+/// The kernel remounts the coordinator's file system read-only mid-study (an ext4 error with
+/// `errors=remount-ro`). Writes get 503 `storage …` in words, reads and `decsweep status` keep
+/// working, workers back off; such a file system only comes back through unmount and fsck,
+/// which needs the coordinator stopped: it stops cleanly, and once restarted on the repaired
+/// disk the study finishes with every acknowledged completion kept.
+#[test]
+fn a_disk_gone_read_only_refuses_writes_with_503_and_the_study_finishes_after_repair() {
+    let disk = Ext4::new(32);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = disk.path().join("decsweep.db");
+    // Every process on this host's loopback; the lab only holds them.
+    let mut lab = Lab::new("rodisk", 5);
+    let server_log = tmp.path().join("serve.log");
+    let bind = format!("127.0.0.1:{}", common::free_port());
+    let url = format!("http://{bind}");
+    let addr: SocketAddr = bind.parse().unwrap();
+    let serve = ["serve", "--db", db.to_str().unwrap(), "--bind", &bind, "--lease-ttl", "3"];
+    let (launcher, launch_args) = disk.launch(&decsweep(), &serve);
+    let launch_args: Vec<&str> = launch_args.iter().map(String::as_str).collect();
+    let mut server = lab.spawn_here("coordinator", &launcher, &launch_args, &server_log);
+    let listening = |lab: &Lab, from: usize| {
+        wait_for("the coordinator to listen", Duration::from_secs(30), lab, || {
+            log_lines(&server_log)[from..].iter().any(|l| l.contains("listening on"))
+        })
+    };
+    listening(&lab, 0);
+    let mut agents = Vec::new();
+    for name in ["w1", "w2"] {
+        let log = tmp.path().join(format!("{name}.log"));
+        let work = tmp.path().join(name);
+        let args = ["--coordinator", &url, "--name", name, "--device", "cpu", "--work-dir", work.to_str().unwrap()];
+        agents.push((name, lab.spawn_here(name, &worker_bin(), &args, &log), log));
+    }
+    let spec_path = tmp.path().join("rodisk.toml");
+    let n = 12;
+    fs::write(&spec_path, spec("rodisk", n, "0.3")).unwrap();
+    let cli = |args: &[&str]| Command::new(decsweep()).args(args).env_remove("DECSWEEP_TOKEN").output().unwrap();
+    let o = cli(&["submit", spec_path.to_str().unwrap(), "--coordinator", &url]);
+    assert!(o.status.success(), "submit: {}{}", String::from_utf8_lossy(&o.stderr), lab.logs());
+    let in_ns = |method: &str, path: &str, body: Option<&str>| http(addr, method, path, None, body);
+    let completed = || -> u64 {
+        let (code, body) = in_ns("GET", "/v1/studies/rodisk", None);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<StudyInfo>(&body).unwrap().counts.completed
+    };
+    wait_for("3 completed trials", Duration::from_secs(60), &lab, || completed() >= 3);
+
+    disk.fail();
+    wait_for("/healthz to report the disk", Duration::from_secs(60), &lab, || {
+        in_ns("GET", "/healthz", None).1.contains("\"status\":\"degraded\"")
+    });
+    let (_, health) = in_ns("GET", "/healthz", None);
+    // SQLite calls it an I/O error; the errno behind it (EROFS) says what it is.
+    assert!(health.contains("\"problem\":\"read-only\"") && health.contains("storage read-only: "), "{health}");
+    let (code, body) = in_ns("POST", "/v1/lease", Some(r#"{"worker":"probe","wait_ms":0}"#));
+    assert_eq!(code, 503, "a lease (a write) on a read-only disk: {body}");
+    let error: decsweep_api::wire::ApiError = serde_json::from_str(&body).unwrap();
+    assert!(error.error.starts_with("storage read-only: "), "{body}");
+    let done_when_failed = completed();
+    let o = cli(&["status", "--coordinator", &url]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "`decsweep status` works on a read-only disk: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(said.contains("storage read-only"), "`decsweep status` says what is wrong with the disk:\n{said}");
+    for (name, _, log) in &agents {
+        wait_for(&format!("{name} to retry"), Duration::from_secs(60), &lab, || {
+            log_lines(log).iter().filter(|l| l.contains("storage read-only") && l.contains("WARN")).count() >= 2
+        });
+    }
+
+    // The operator stops the coordinator, repairs the file system and starts it again; the
+    // agents, still retrying, finish the study.
+    let child = lab.child(server);
+    // SAFETY: signalling a child this test spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let stopped = wait_exit(child, Duration::from_secs(30));
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "the coordinator stops cleanly on a read-only disk: {stopped:?}{}",
+        lab.logs()
+    );
+    disk.repair();
+    let lines_before = log_lines(&server_log).len();
+    server = lab.spawn_here("coordinator", &launcher, &launch_args, &server_log);
+    listening(&lab, lines_before);
+    wait_for("the study to finish after the repair", Duration::from_secs(120), &lab, || completed() == n as u64);
+    assert!(done_when_failed <= n as u64);
+
+    // Every completion the API acknowledged is in the store, as the worker that reported it.
+    let (code, body) = in_ns("GET", "/v1/studies/rodisk/trials", None);
+    assert_eq!(code, 200);
+    let trials: Vec<TrialInfo> = serde_json::from_str(&body).unwrap();
+    assert_eq!(trials.len(), n);
+    assert!(trials.iter().all(|t| t.status == TrialStatus::Completed), "{trials:#?}");
+    let by_id: BTreeMap<i64, &TrialInfo> = trials.iter().map(|t| (t.id, t)).collect();
+    let mut acknowledged = 0;
+    for (name, _, log) in &agents {
+        for line in log_lines(log).iter().filter(|l| l.contains("outcome recorded")) {
+            let id = field(line, "trial").unwrap();
+            assert_eq!(by_id[&id].worker.as_deref(), Some(*name), "acknowledged {line}");
+            acknowledged += 1;
+        }
+    }
+    assert_eq!(acknowledged, n, "each trial acknowledged once");
+    for (label, index) in agents.iter().map(|(n, i, _)| (*n, *i)).chain([("coordinator", server)]) {
+        let child = lab.child(index);
+        assert!(child.try_wait().unwrap().is_none(), "{label} is still running{}", lab.logs());
+        // SAFETY: signalling a child this test spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let exited = wait_exit(child, Duration::from_secs(30));
+        assert!(exited.is_some_and(|s| s.success()), "{label} exits 0: {exited:?}{}", lab.logs());
+    }
     drop(lab);
     drop(disk);
 }

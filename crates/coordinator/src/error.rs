@@ -235,6 +235,25 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+impl Error {
+    /// A storage error as the OS saw it: SQLite reports every failed write as `SQLITE_IOERR`,
+    /// also when the kernel refused it because the file system went read-only (an ext4 error
+    /// with `errors=remount-ro`) or filled up. The errno of the connection's last system call
+    /// tells which, and is added to the message. Call it on the connection that failed, before
+    /// it runs anything else.
+    pub(crate) fn with_os_cause(self, conn: &rusqlite::Connection) -> Error {
+        let Error::Storage { problem: StorageProblem::IoError, message } = self else { return self };
+        // SAFETY: reads the errno SQLite saved for this open connection; no other state.
+        let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+        if errno == 0 {
+            return Error::Storage { problem: StorageProblem::IoError, message };
+        }
+        let os = std::io::Error::from_raw_os_error(errno);
+        let problem = StorageProblem::of_os_error(Some(errno)).unwrap_or(StorageProblem::IoError);
+        Error::Storage { problem, message: format!("{message} ({os})") }
+    }
+}
+
 /// Result with the coordinator's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

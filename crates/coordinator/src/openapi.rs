@@ -34,11 +34,12 @@ struct Op {
     body: Option<Value>,
     responses: Vec<(&'static str, Value)>,
     public: bool,
+    writes: bool,
 }
 
 impl Op {
     fn new(summary: &'static str) -> Self {
-        Op { summary, params: Vec::new(), body: None, responses: Vec::new(), public: false }
+        Op { summary, params: Vec::new(), body: None, responses: Vec::new(), public: false, writes: false }
     }
     fn param(mut self, p: Value) -> Self {
         self.params.push(p);
@@ -56,10 +57,20 @@ impl Op {
         self.public = true;
         self
     }
+    /// The call writes to the database, so a disk that refuses writes answers it 503.
+    fn writes(mut self) -> Self {
+        self.writes = true;
+        self
+    }
     fn build(self) -> Value {
         let mut responses = Map::new();
         for (code, r) in self.responses {
             responses.insert(code.into(), r);
+        }
+        if self.writes {
+            let why = "The coordinator's disk refused the write (`storage full: …`, read-only or I/O error); \
+                       nothing changed, retry later. Reads keep working.";
+            responses.insert("503".into(), error(why));
         }
         if !self.public {
             responses.insert("401".into(), error("Missing or wrong bearer token (when the server has one)."));
@@ -84,7 +95,7 @@ fn lease_id() -> Value {
 }
 
 fn lease_call(summary: &'static str, body: Option<&str>, ok: Value) -> Value {
-    let mut op = Op::new(summary).param(lease_id());
+    let mut op = Op::new(summary).param(lease_id()).writes();
     if let Some(b) = body {
         op = op.body(b).answer("400", error("Malformed body.")).answer("422", error("Body does not match the schema."));
     }
@@ -119,7 +130,7 @@ pub fn document() -> Value {
                 .answer("200", reply("A study of this name already exists with the same spec text.", Some(schema_ref("StudyInfo"))))
                 .answer("400", error("The spec does not validate; `details` lists every problem as `path:line:col: message`."))
                 .answer("409", error("A study of this name exists with a different spec."))
-                .build(),
+                .writes().build(),
             "get": Op::new("List studies, oldest first.")
                 .answer("200", reply("Studies.", Some(json!({ "type": "array", "items": schema_ref("StudyInfo") })))).build()
         },
@@ -136,24 +147,24 @@ pub fn document() -> Value {
         "/v1/studies/{name}/cancel": { "post": Op::new("Cancel a study: pending trials become `cancelled` at once; running ones become `cancelled` and their workers are answered `stop` at their next heartbeat or progress report (their later complete/fail/prune calls get 409). An adaptive study proposes no more points. Repeating it answers zeros. The body is `{}` and may be left out.")
             .param(name.clone())
             .answer("200", reply("How many trials were cancelled.", Some(schema_ref("CancelOutcome"))))
-            .answer("404", error("No such study.")).build() },
+            .answer("404", error("No such study.")).writes().build() },
         "/v1/studies/{name}/retry": { "post": Op::new("Put the study's failed trials (or only `trial_id`) back in the queue; each gets the study's retries again.")
             .param(name.clone()).body("RetryTrials")
             .answer("200", reply("How many trials are pending again.", Some(schema_ref("Retried"))))
             .answer("400", error("Malformed body."))
             .answer("404", error("No such study, or `trial_id` is not one of its trials."))
-            .answer("409", error("`trial_id` names a trial that has not failed.")).build() },
+            .answer("409", error("`trial_id` names a trial that has not failed.")).writes().build() },
         "/v1/studies/{name}/seeds": { "post": Op::new("Add every configuration of the study × each new seed as pending trials (adaptive studies: the configurations proposed so far). Seeds the study already has are skipped and listed.")
             .param(name.clone()).body("AddSeeds")
             .answer("200", reply("Trials added and seeds skipped.", Some(schema_ref("SeedsAdded"))))
             .answer("400", error("Malformed body, or no seed given."))
-            .answer("404", error("No such study.")).build() },
+            .answer("404", error("No such study.")).writes().build() },
         "/v1/trials/{id}/fail": { "post": Op::new("Mark a pending or running trial failed with `reason` (default \"failed by user\"); a running trial's worker is answered `stop`.")
             .param(trial_id.clone()).body("FailByUser")
             .answer("200", reply("`failed: false` when the trial had already failed (nothing changed).", Some(schema_ref("FailedByUser"))))
             .answer("400", error("Malformed body."))
             .answer("404", error("No such trial."))
-            .answer("409", error("The trial is completed, pruned or cancelled.")).build() },
+            .answer("409", error("The trial is completed, pruned or cancelled.")).writes().build() },
         "/v1/trials/{id}/curves": { "get": Op::new("Every epoch a trial's attempts reported, in the order recorded.").param(trial_id)
             .answer("200", reply("Curve points.", Some(json!({ "type": "array", "items": schema_ref("TrialCurvePoint") }))))
             .answer("404", error("No such trial.")).build() },
@@ -162,7 +173,7 @@ pub fn document() -> Value {
             .answer("200", reply("A trial to run.", Some(schema_ref("Lease"))))
             .answer("204", json!({ "description": "No trial became available within `wait_ms`." }))
             .answer("400", error("Malformed request."))
-            .build() },
+            .writes().build() },
         "/v1/leases/{lease_id}/heartbeat": { "post": lease_call("Extend a lease by its TTL. An expired lease whose trial nobody re-leased is revived. A trial the user cancelled or failed answers `action: stop`.", None,
             reply("Extended (or, with `stop`, ended by the user).", Some(schema_ref("HeartbeatReply")))) },
         "/v1/leases/{lease_id}/progress": { "post": lease_call("Report one epoch of one stage; extends the lease like a heartbeat.", Some("EpochProgress"),
@@ -182,7 +193,7 @@ pub fn document() -> Value {
                 .answer("404", error("Unknown lease."))
                 .answer("409", error("The lease no longer owns the trial, or the user stopped it."))
                 .answer("413", error("Over the coordinator's checkpoint size limit (`serve --max-checkpoint-mb`); the trial should go on without one."))
-                .answer("503", error("The coordinator's disk refused the write (full, read-only)."))
+                .writes()
                 .build(),
             "get": Op::new("Download the stored state of the lease's trial, to resume it (headers `x-decsweep-stage`, `x-decsweep-epoch`; ETag: its SHA-256).")
                 .param(lease_id())
@@ -335,5 +346,16 @@ mod tests {
             assert!(schemas.contains_key(&name), "dangling $ref to {name}");
         }
         assert!(operations(&doc).contains(&("POST".into(), "/v1/lease".into())));
+    }
+
+    #[test]
+    fn every_call_that_writes_lists_the_full_disk_answer() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let lists_503 = op["responses"].get("503").is_some();
+                assert_eq!(lists_503, method != "get", "{} {path}: 503 listed {lists_503}", method.to_uppercase());
+            }
+        }
     }
 }

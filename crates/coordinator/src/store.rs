@@ -76,7 +76,7 @@ where
 {
     fn run(self: Box<Self>, ctx: &mut WriteCtx) -> Ran {
         let Job { f, reply } = *self;
-        let result = f(ctx);
+        let result = f(ctx).map_err(|e| e.with_os_cause(&ctx.conn));
         let ok = result.is_ok();
         let storage_error = result.as_ref().err().filter(|e| e.storage_problem().is_some()).map(Error::duplicate);
         let deliver: Delivery = Box::new(move |commit_error| {
@@ -295,7 +295,7 @@ fn sql(ctx: &WriteCtx, statement: &str) -> rusqlite::Result<()> {
 fn run_batch(ctx: &mut WriteCtx, batch: &mut Vec<Box<dyn WriteJob>>, health: &StorageHealth) {
     let changes_before = ctx.conn.total_changes();
     if let Err(e) = sql(ctx, "BEGIN IMMEDIATE") {
-        let e = Error::from(e);
+        let e = Error::from(e).with_os_cause(&ctx.conn);
         tracing::error!(error = %e, "could not start a transaction");
         health.refused(&e);
         for job in batch.drain(..) {
@@ -317,7 +317,7 @@ fn run_batch(ctx: &mut WriteCtx, batch: &mut Vec<Box<dyn WriteJob>>, health: &St
         }
         if !single {
             if let Err(e) = sql(ctx, "SAVEPOINT job") {
-                let e = Error::from(e);
+                let e = Error::from(e).with_os_cause(&ctx.conn);
                 health.refused(&e);
                 job.abort(&e);
                 continue;
@@ -371,11 +371,11 @@ fn run_batch(ctx: &mut WriteCtx, batch: &mut Vec<Box<dyn WriteJob>>, health: &St
             Err(e) => {
                 // A failed COMMIT may leave the transaction open (SQLITE_BUSY, SQLITE_FULL in
                 // some paths) or SQLite may have rolled it back already.
+                let e = Error::from(e).with_os_cause(&ctx.conn);
                 if !ctx.conn.is_autocommit() {
                     let _ = ctx.conn.execute_batch("ROLLBACK");
                 }
                 ctx.forget_cached_studies();
-                let e = Error::from(e);
                 health.refused(&e);
                 tracing::error!(error = %e, requests = deliveries.len(), "commit failed; the batch was rolled back");
                 Some(e)

@@ -144,11 +144,22 @@ impl Lab {
 
     /// `ip netns exec NS program args...`, stdout and stderr into `log` (shown when a check fails).
     pub fn spawn(&mut self, label: &str, ns: &str, program: &Path, args: &[&str], log: &Path) -> usize {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).arg(program).args(args);
+        self.spawn_command(&format!("{label} in {ns}"), cmd, log)
+    }
+
+    /// `program args...` in this process's own network namespace, on its loopback, for a test
+    /// whose fault is not in the network.
+    pub fn spawn_here(&mut self, label: &str, program: &Path, args: &[&str], log: &Path) -> usize {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        self.spawn_command(label, cmd, log)
+    }
+
+    fn spawn_command(&mut self, label: &str, mut cmd: Command, log: &Path) -> usize {
         let file = fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(program)
-            .args(args)
+        let child = cmd
             .env("RUST_LOG", "info")
             .env_remove("DECSWEEP_TOKEN")
             .env_remove("DECSWEEP_COORDINATOR")
@@ -157,7 +168,7 @@ impl Lab {
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {label} in {ns}: {e}"));
+            .unwrap_or_else(|e| panic!("starting {label}: {e}"));
         if !self.logs.iter().any(|l| l == log) {
             self.logs.push(log.to_path_buf());
         }
@@ -251,29 +262,35 @@ pub fn http_from(
 ) -> (u16, String) {
     let ns_file = PathBuf::from("/var/run/netns").join(ns);
     let (method, path) = (method.to_string(), path.to_string());
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let body = body.unwrap_or("").to_string();
+    let (token, body) = (token.map(str::to_string), body.map(str::to_string));
     std::thread::spawn(move || {
         let f = fs::File::open(&ns_file).unwrap_or_else(|e| panic!("{}: {e}", ns_file.display()));
         // SAFETY: setns on an open namespace file; it moves only this short-lived thread.
         let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
         assert_eq!(rc, 0, "setns into {}: {}", ns_file.display(), std::io::Error::last_os_error());
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        s.read_to_string(&mut response).unwrap();
-        let code = response.split_whitespace().nth(1).unwrap_or_default();
-        let code = code.parse().unwrap_or_else(|_| panic!("not an HTTP answer: {response:?}"));
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (code, body)
+        http(addr, &method, &path, token.as_deref(), body.as_deref())
     })
     .join()
     .unwrap()
+}
+
+/// A raw HTTP/1.1 request from this thread's network namespace; see [`http_from`].
+pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let body = body.unwrap_or("");
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let code = response.split_whitespace().nth(1).unwrap_or_default();
+    let code = code.parse().unwrap_or_else(|_| panic!("not an HTTP answer: {response:?}"));
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
 }

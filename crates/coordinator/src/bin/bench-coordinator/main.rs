@@ -8,9 +8,15 @@
 //! same for `crates/coordinator/bench/optuna_peer.py` (ask/tell, N trials, W threads), then the
 //! ratio.
 //!
+//! With `--netem DELAY` (root; `make bench-coordinator-netem`) the workers are not on loopback:
+//! they run as two child processes (`--swarm`), each in its own network namespace linked to this
+//! one by a veth pair whose every packet, both ways, `decsweep-netem` holds for DELAY. The same
+//! drain is run first on loopback with as many workers, and the two are compared; Optuna is not
+//! run then (its SQLite storage has no network path to delay).
+//!
 //! ```text
 //! cargo run --release -p decsweep-coordinator --bin decsweep-bench-coordinator -- \
-//!     [--trials 20000] [--workers 64] [--peer-trials N] [--python PATH] [--no-peer]
+//!     [--trials 20000] [--workers 64] [--peer-trials N] [--python PATH] [--no-peer] [--netem 50ms]
 //! ```
 
 use std::path::PathBuf;
@@ -22,16 +28,26 @@ use anyhow::{bail, Context, Result};
 use decsweep_api::wire::{CreateStudy, Lease};
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 
+mod netlab;
+
+/// The bearer token the benchmark's coordinator requires and its workers send.
+const TOKEN: &str = "bench-coordinator-token";
+
 struct Args {
     trials: usize,
     workers: usize,
     peer_trials: Option<usize>,
     python: Option<String>,
     peer: bool,
+    /// One-way delay on the workers' links (`--netem`).
+    netem: Option<String>,
+    /// Run as one swarm of simulated workers against this URL (a child of a `--netem` run).
+    swarm: Option<String>,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { trials: 20_000, workers: 64, peer_trials: None, python: None, peer: true };
+    let mut args =
+        Args { trials: 20_000, workers: 64, peer_trials: None, python: None, peer: true, netem: None, swarm: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
@@ -43,10 +59,14 @@ fn parse_args() -> Result<Args> {
             }
             "--python" => args.python = Some(value("--python")?),
             "--no-peer" => args.peer = false,
+            "--netem" => args.netem = Some(value("--netem")?),
+            "--swarm" => args.swarm = Some(value("--swarm")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: decsweep-bench-coordinator [--trials N] [--workers W] [--peer-trials N] [--python PATH] [--no-peer]\n\
-                     Python defaults to $DECSWEEP_PYTHON, then python3; it needs optuna installed."
+                    "usage: decsweep-bench-coordinator [--trials N] [--workers W] [--peer-trials N] [--python PATH] [--no-peer] [--netem DELAY]\n\
+                     Python defaults to $DECSWEEP_PYTHON, then python3; it needs optuna installed.\n\
+                     --netem DELAY (root, iproute2, iptables): workers in two network namespaces whose links\n\
+                     delay every packet by DELAY each way (e.g. 50ms), compared with loopback; no Optuna run."
                 );
                 std::process::exit(0);
             }
@@ -121,11 +141,78 @@ async fn worker(http: reqwest::Client, base: Arc<str>, name: String) -> Result<(
     }
 }
 
-async fn bench_decsweep(args: &Args, dir: &std::path::Path) -> Result<Run> {
-    let options = CoordinatorOptions { lease_ttl: Duration::from_secs(300), ..Default::default() };
-    let coordinator = Coordinator::open(dir.join("bench.db"), options)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base: Arc<str> = format!("http://{}", listener.local_addr()?).into();
+/// `workers` simulated workers draining the queue at `base`; returns completions and every
+/// lease call's latency.
+async fn drain(base: &str, workers: usize, prefix: &str) -> Result<(usize, Vec<Duration>)> {
+    let base: Arc<str> = base.into();
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(reqwest::header::AUTHORIZATION, format!("Bearer {TOKEN}").parse()?);
+    let clients: Vec<reqwest::Client> = (0..workers)
+        .map(|_| {
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true);
+            client.default_headers(auth.clone()).build()
+        })
+        .collect::<Result<_, _>>()?;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, http)| tokio::spawn(worker(http, base.clone(), format!("{prefix}-{i}"))))
+        .collect();
+    let mut done = 0;
+    let mut latencies = Vec::new();
+    for t in tasks {
+        let (n, l) = t.await.context("a worker task panicked")??;
+        done += n;
+        latencies.extend(l);
+    }
+    Ok((done, latencies))
+}
+
+/// `--swarm URL`: one namespace's share of the workers; prints its completions and latencies.
+async fn swarm(args: &Args, url: &str) -> Result<()> {
+    let prefix = format!("swarm-{}", std::process::id());
+    let (done, latencies) = drain(url, args.workers, &prefix).await?;
+    let micros: Vec<u64> = latencies.iter().map(|d| d.as_micros() as u64).collect();
+    println!("SWARM {}", serde_json::json!({ "done": done, "lease_us": micros }));
+    Ok(())
+}
+
+/// The `--swarm` children, one per namespace, sharing the workers; waited for off the runtime.
+async fn drain_from_namespaces(args: &Args, lab: &netlab::Lab, port: u16) -> Result<(usize, Vec<Duration>)> {
+    let me = std::env::current_exe()?;
+    let mut waits = Vec::new();
+    for (i, host) in lab.hosts.iter().enumerate() {
+        let share = args.workers / lab.hosts.len() + usize::from(i < args.workers % lab.hosts.len());
+        let child_args =
+            ["--swarm".to_string(), format!("http://{}:{port}", host.gateway), "--workers".into(), share.to_string()];
+        let child = lab.spawn_in(host, &me, &child_args)?;
+        waits.push(tokio::task::spawn_blocking(move || child.wait_with_output()));
+    }
+    let (mut done, mut latencies) = (0, Vec::new());
+    for wait in waits {
+        let out = wait.await??;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().find_map(|l| l.strip_prefix("SWARM "));
+        let Some(line) = line.filter(|_| out.status.success()) else {
+            bail!("a worker swarm failed ({}): {stdout}", out.status);
+        };
+        let v: serde_json::Value = serde_json::from_str(line).context("a swarm's JSON")?;
+        done += v["done"].as_u64().context("`done` in a swarm's JSON")? as usize;
+        let micros = v["lease_us"].as_array().context("`lease_us` in a swarm's JSON")?;
+        latencies.extend(micros.iter().filter_map(|m| m.as_u64()).map(Duration::from_micros));
+    }
+    Ok((done, latencies))
+}
+
+/// Serves a fresh study of `args.trials` trials and drains it: from tokio tasks over loopback,
+/// or, given a lab, from its namespaces.
+async fn bench_decsweep(args: &Args, dir: &std::path::Path, lab: Option<&netlab::Lab>) -> Result<Run> {
+    // A token in both runs: a coordinator serves beyond loopback only with one.
+    let options =
+        CoordinatorOptions { lease_ttl: Duration::from_secs(300), token: Some(TOKEN.into()), ..Default::default() };
+    let coordinator = Coordinator::open(dir.join(format!("bench-{}.db", lab.is_some())), options)?;
+    let listener = tokio::net::TcpListener::bind(if lab.is_some() { "0.0.0.0:0" } else { "127.0.0.1:0" }).await?;
+    let addr = listener.local_addr()?;
     let server = coordinator.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(async move {
@@ -141,22 +228,11 @@ async fn bench_decsweep(args: &Args, dir: &std::path::Path) -> Result<Run> {
         coordinator.create_study(CreateStudy { spec: spec(args.trials), spec_path: "bench.toml".into() }).await?;
     println!("  study creation: {:.2} s ({} trials inserted)", t.elapsed().as_secs_f64(), info.counts.total());
 
-    let clients: Vec<reqwest::Client> = (0..args.workers)
-        .map(|_| reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).build())
-        .collect::<Result<_, _>>()?;
     let started = Instant::now();
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(i, http)| tokio::spawn(worker(http, base.clone(), format!("bench-{i}"))))
-        .collect();
-    let mut done = 0;
-    let mut latencies = Vec::new();
-    for t in tasks {
-        let (n, l) = t.await.context("a worker task panicked")??;
-        done += n;
-        latencies.extend(l);
-    }
+    let (done, mut latencies) = match lab {
+        None => drain(&format!("http://{addr}"), args.workers, "bench").await?,
+        Some(lab) => drain_from_namespaces(args, lab, addr.port()).await?,
+    };
     let seconds = started.elapsed().as_secs_f64();
     latencies.sort();
 
@@ -213,15 +289,17 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = parse_args()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Some(url) = &args.swarm {
+        return rt.block_on(swarm(&args, url));
+    }
     let dir = tempfile::tempdir()?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
         "decsweep coordinator bench: {} command trials, {} workers, HTTP on loopback, {cores} cores",
         args.trials, args.workers
     );
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let ours = rt.block_on(bench_decsweep(&args, dir.path()))?;
-    drop(rt);
+    let ours = rt.block_on(bench_decsweep(&args, dir.path(), None))?;
     let rate = ours.trials as f64 / ours.seconds;
     println!(
         "  decsweep: {} trials in {:.2} s = {rate:.0} trials/s; lease latency p50 {:.2} ms, p99 {:.2} ms",
@@ -230,6 +308,10 @@ fn main() -> Result<()> {
         ms(ours.p50),
         ms(ours.p99)
     );
+    if let Some(delay) = &args.netem {
+        return rt.block_on(bench_netem(&args, dir.path(), delay, &ours));
+    }
+    drop(rt);
     if !args.peer {
         println!(
             "RESULT {}",
@@ -257,6 +339,42 @@ fn main() -> Result<()> {
             "lease_p50_ms": ms(ours.p50), "lease_p99_ms": ms(ours.p99),
             "optuna_version": version, "optuna_trials": peer.trials, "optuna_trials_per_s": peer_rate,
             "optuna_ask_p50_ms": ms(peer.p50), "optuna_ask_p99_ms": ms(peer.p99), "ratio": ratio,
+        })
+    );
+    Ok(())
+}
+
+/// The same drain with the workers behind delayed links, compared with the loopback run.
+async fn bench_netem(args: &Args, dir: &std::path::Path, delay: &str, loopback: &Run) -> Result<()> {
+    let netem = netlab::sibling("decsweep-netem")?;
+    let mut lab = netlab::Lab::new(2)?;
+    lab.delay_links(&netem, delay)?;
+    println!(
+        "  then {} workers in {} network namespaces, every packet of their links delayed {delay} each way \
+         (decsweep-netem)",
+        args.workers,
+        lab.hosts.len()
+    );
+    let run = bench_decsweep(args, dir, Some(&lab)).await?;
+    let packets = lab.stop_delays();
+    let rate = run.trials as f64 / run.seconds;
+    let loopback_rate = loopback.trials as f64 / loopback.seconds;
+    println!(
+        "  decsweep over delayed links: {} trials in {:.2} s = {rate:.0} trials/s; lease latency p50 {:.2} ms, p99 {:.2} ms",
+        run.trials,
+        run.seconds,
+        ms(run.p50),
+        ms(run.p99)
+    );
+    println!("  links: {}", packets.join("; "));
+    println!("  ratio: {:.2}x of the loopback throughput", rate / loopback_rate);
+    println!(
+        "RESULT {}",
+        serde_json::json!({
+            "trials": run.trials, "workers": args.workers, "delay": delay,
+            "trials_per_s": rate, "lease_p50_ms": ms(run.p50), "lease_p99_ms": ms(run.p99),
+            "loopback_trials_per_s": loopback_rate, "loopback_lease_p50_ms": ms(loopback.p50),
+            "loopback_lease_p99_ms": ms(loopback.p99), "links": packets,
         })
     );
     Ok(())
