@@ -460,6 +460,39 @@ fn request_count(metrics: &str, route: &str, status: u16) -> u64 {
         .sum()
 }
 
+/// The end of a disk-fault test: all `n` trials completed, and every completion the API
+/// acknowledged (each agent logs `outcome recorded` after a 200) is among them, once, as the
+/// worker that reported it; then nothing crashed: every process still runs and exits 0 on
+/// SIGTERM.
+fn check_acknowledged_and_stop(
+    trials: &[TrialInfo],
+    n: usize,
+    agents: &[(&str, usize, PathBuf)],
+    server: usize,
+    lab: &mut Lab,
+) {
+    assert_eq!(trials.len(), n);
+    assert!(trials.iter().all(|t| t.status == TrialStatus::Completed), "{trials:#?}");
+    let by_id: BTreeMap<i64, &TrialInfo> = trials.iter().map(|t| (t.id, t)).collect();
+    let mut acknowledged = 0;
+    for (name, _, log) in agents {
+        for line in log_lines(log).iter().filter(|l| l.contains("outcome recorded")) {
+            let id = field(line, "trial").unwrap();
+            assert_eq!(by_id[&id].worker.as_deref(), Some(*name), "acknowledged {line}");
+            acknowledged += 1;
+        }
+    }
+    assert_eq!(acknowledged, n, "each trial acknowledged once");
+    for (label, index) in agents.iter().map(|(n, i, _)| (*n, *i)).chain([("coordinator", server)]) {
+        let child = lab.child(index);
+        assert!(child.try_wait().unwrap().is_none(), "{label} is still running{}", lab.logs());
+        // SAFETY: signalling a child this test spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let exited = wait_exit(child, Duration::from_secs(30));
+        assert!(exited.is_some_and(|s| s.success()), "{label} exits 0: {exited:?}{}", lab.logs());
+    }
+}
+
 #[test]
 fn a_full_disk_refuses_writes_with_503_and_the_study_finishes_once_space_returns() {
     let disk = Tmpfs::mount("16m");
@@ -554,28 +587,7 @@ fn a_full_disk_refuses_writes_with_503_and_the_study_finishes_once_space_returns
     let (code, body) = in_ns("GET", "/v1/studies/disk/trials", None);
     assert_eq!(code, 200);
     let trials: Vec<TrialInfo> = serde_json::from_str(&body).unwrap();
-    assert_eq!(trials.len(), n);
-    assert!(trials.iter().all(|t| t.status == TrialStatus::Completed), "{trials:#?}");
-    let by_id: BTreeMap<i64, &TrialInfo> = trials.iter().map(|t| (t.id, t)).collect();
-    let mut acknowledged = 0;
-    for (name, _, log) in &agents {
-        for line in log_lines(log).iter().filter(|l| l.contains("outcome recorded")) {
-            let id = field(line, "trial").unwrap();
-            assert_eq!(by_id[&id].worker.as_deref(), Some(*name), "acknowledged {line}");
-            acknowledged += 1;
-        }
-    }
-    assert_eq!(acknowledged, n, "each trial acknowledged once");
-
-    // Nothing crashed.
-    for (label, index) in agents.iter().map(|(n, i, _)| (*n, *i)).chain([("coordinator", server)]) {
-        let child = lab.child(index);
-        assert!(child.try_wait().unwrap().is_none(), "{label} is still running{}", lab.logs());
-        // SAFETY: signalling a child this test spawned.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let exited = wait_exit(child, Duration::from_secs(30));
-        assert!(exited.is_some_and(|s| s.success()), "{label} exits 0: {exited:?}{}", lab.logs());
-    }
+    check_acknowledged_and_stop(&trials, n, &agents, server, &mut lab);
     let csv_dir = tmp.path().join("report");
     let o = Command::new(decsweep())
         .args(["report", "disk", "--db", db.to_str().unwrap(), "--out", csv_dir.to_str().unwrap()])
@@ -759,26 +771,7 @@ fn a_disk_gone_read_only_refuses_writes_with_503_and_the_study_finishes_after_re
     let (code, body) = in_ns("GET", "/v1/studies/rodisk/trials", None);
     assert_eq!(code, 200);
     let trials: Vec<TrialInfo> = serde_json::from_str(&body).unwrap();
-    assert_eq!(trials.len(), n);
-    assert!(trials.iter().all(|t| t.status == TrialStatus::Completed), "{trials:#?}");
-    let by_id: BTreeMap<i64, &TrialInfo> = trials.iter().map(|t| (t.id, t)).collect();
-    let mut acknowledged = 0;
-    for (name, _, log) in &agents {
-        for line in log_lines(log).iter().filter(|l| l.contains("outcome recorded")) {
-            let id = field(line, "trial").unwrap();
-            assert_eq!(by_id[&id].worker.as_deref(), Some(*name), "acknowledged {line}");
-            acknowledged += 1;
-        }
-    }
-    assert_eq!(acknowledged, n, "each trial acknowledged once");
-    for (label, index) in agents.iter().map(|(n, i, _)| (*n, *i)).chain([("coordinator", server)]) {
-        let child = lab.child(index);
-        assert!(child.try_wait().unwrap().is_none(), "{label} is still running{}", lab.logs());
-        // SAFETY: signalling a child this test spawned.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let exited = wait_exit(child, Duration::from_secs(30));
-        assert!(exited.is_some_and(|s| s.success()), "{label} exits 0: {exited:?}{}", lab.logs());
-    }
+    check_acknowledged_and_stop(&trials, n, &agents, server, &mut lab);
     drop(lab);
     drop(disk);
 }
