@@ -8,6 +8,7 @@ mod report;
 mod reproduce;
 mod run;
 mod serve;
+mod source;
 
 use clap::Subcommand;
 

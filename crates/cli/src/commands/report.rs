@@ -7,21 +7,15 @@ use clap::Args;
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 use decsweep_report::{write_all_with, ReportOptions, StudyReport};
 
+use super::source::Source;
+
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The study's name (its `[study] name`).
     #[arg(value_name = "STUDY")]
     study: String,
-    /// The study database (as written by `decsweep run` or `decsweep serve`). Do not point this
-    /// at a database a running `decsweep serve` owns; ask the server with --coordinator instead.
-    #[arg(long, value_name = "FILE", conflicts_with = "coordinator")]
-    db: Option<PathBuf>,
-    /// A running coordinator to read the study from.
-    #[arg(long, env = "DECSWEEP_COORDINATOR", value_name = "URL")]
-    coordinator: Option<String>,
-    /// --token / --token-file and --ca-cert for --coordinator (crates/connect).
     #[command(flatten)]
-    access: decsweep_connect::ClientArgs,
+    source: super::source::StudySource,
     /// Output directory, the same option as `decsweep run --out`. Default: results/<study>.
     // Hidden alias: `decsweep run` called this `--results`, so either spelling works on both.
     #[arg(long, value_name = "DIR", alias = "results")]
@@ -30,27 +24,20 @@ pub struct ReportArgs {
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&args.study));
-    let files = match (&args.db, &args.coordinator) {
-        (Some(db), _) => {
-            if !db.exists() {
-                return Err(crate::exit::BadInput(format!("{}: no such database", db.display())).into());
-            }
+    let files = match args.source.open()? {
+        Source::Db(db) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let coordinator = Coordinator::open(db, CoordinatorOptions::default())?;
                 write_reports(&coordinator, &args.study, &out).await
             })?
         }
-        (None, Some(url)) => {
-            let client = super::client::Client::connect(url, &args.access)?;
+        Source::Coordinator(client) => {
             let info: decsweep_api::wire::StudyInfo = client.get(&format!("studies/{}", args.study))?;
             let (trials, curves) = client.report_input(&args.study)?;
             let options = report_options(&info);
             write_all_with(&StudyReport { study: &args.study, trials: &trials, curves: &curves }, &out, &options)
                 .with_context(|| format!("writing reports to {}", out.display()))?
-        }
-        (None, None) => {
-            return Err(crate::exit::BadInput("give --db FILE or --coordinator URL".into()).into());
         }
     };
     for f in files {

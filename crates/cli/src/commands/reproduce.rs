@@ -18,6 +18,8 @@ use decsweep_api::wire::{StudyInfo, TrialInfo, TrialStatus};
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 use serde_json::Value;
 
+use super::source::Source;
+
 #[derive(Debug, Args)]
 pub struct ReproduceArgs {
     /// The study's name.
@@ -26,15 +28,9 @@ pub struct ReproduceArgs {
     /// The completed trial to rerun (its id in `trials.csv`).
     #[arg(value_name = "TRIAL_ID")]
     trial: i64,
-    /// The study database (as written by `decsweep run` or `decsweep serve`).
-    #[arg(long, value_name = "FILE", conflicts_with = "coordinator")]
-    db: Option<PathBuf>,
-    /// A running coordinator to read the trial and its dataset from.
-    #[arg(long, env = "DECSWEEP_COORDINATOR", value_name = "URL")]
-    coordinator: Option<String>,
-    /// --token / --token-file and --ca-cert for --coordinator.
+    /// Where the trial and its dataset are read from.
     #[command(flatten)]
-    access: decsweep_connect::ClientArgs,
+    source: super::source::StudySource,
     /// `cpu`, `cuda` or `cuda:K`. Default: the device the trial ran on, as its manifest says.
     #[arg(long)]
     device: Option<String>,
@@ -51,11 +47,8 @@ fn is_timing(name: &str) -> bool {
 
 pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
-    let (trial, dataset) = match (&args.db, &args.coordinator) {
-        (Some(db), _) => {
-            if !db.exists() {
-                return Err(crate::exit::BadInput(format!("{}: no such database", db.display())).into());
-            }
+    let (trial, dataset) = match args.source.open()? {
+        Source::Db(db) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let c = Coordinator::open(db, CoordinatorOptions::default())?;
@@ -65,8 +58,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
                 anyhow::Ok((trial, path))
             })?
         }
-        (None, Some(url)) => {
-            let client = super::client::Client::connect(url, &args.access)?;
+        Source::Coordinator(client) => {
             let info: StudyInfo = client.get(&format!("studies/{}", args.study))?;
             let trial: TrialInfo = client.get(&format!("trials/{}", args.trial))?;
             let path = scratch.path().join("dataset.safetensors");
@@ -74,7 +66,6 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", path.display()))?;
             (trial, path)
         }
-        (None, None) => return Err(crate::exit::BadInput("give --db FILE or --coordinator URL".into()).into()),
     };
     let bad = |m: String| -> anyhow::Error { crate::exit::BadInput(m).into() };
     if trial.study != args.study {
