@@ -10,6 +10,7 @@ Copy this file next to your script, or put `tools/` on PYTHONPATH::
     for step in range(start, 21):
         acc = train_one_epoch(p)
         state.write_text(json.dumps({"step": step}))   # what a resumed attempt starts from
+        dt.checkpoint_saved()            # upload it now
         dt.report(step, val_accuracy=acc)
         if dt.should_prune():
             break                        # pruned, cancelled or preempted: stop now
@@ -22,9 +23,12 @@ Copy this file next to your script, or put `tools/` on PYTHONPATH::
   or the worker is shutting down (preemption). Save what you need and exit soon: the worker sends
   SIGKILL 3 seconds later. A pruned trial is recorded as pruned at its last reported step.
 - `checkpoint_dir()` is `DECSWEEP_CHECKPOINT_DIR`: what the program leaves there is uploaded to the
-  coordinator every `[resources] checkpoint_every` seconds when it changed and when the worker
-  stops the program for its shutdown, and is put back before the trial's next attempt, on any
-  machine. Outside decsweep it is `./decsweep-checkpoint`.
+  coordinator when it changed, and put back before the trial's next attempt, on any machine.
+  Outside decsweep it is `./decsweep-checkpoint`.
+- `checkpoint_saved()` prints `{"decsweep": "checkpoint"}`: the directory holds a complete state
+  now, upload it at once. Once a program has called it, uploads happen only then (and after the
+  program exits for the worker's shutdown); a program that never calls it has its directory
+  uploaded every `[resources] checkpoint_every` seconds instead, at whatever moment that falls.
 - `finish(**metrics)` prints the metrics as the last line (a JSON object): the trial's result.
 
 Run outside decsweep, `params()` is empty unless DECSWEEP_PARAMS is set, and the lines are just
@@ -74,6 +78,11 @@ def checkpoint_dir():
     path = os.environ.get("DECSWEEP_CHECKPOINT_DIR") or os.path.join(os.getcwd(), "decsweep-checkpoint")
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def checkpoint_saved():
+    """Tells decsweep the checkpoint directory holds a complete state: it is uploaded now."""
+    print(json.dumps({"decsweep": "checkpoint"}), flush=True)
 
 
 def finish(**metrics):

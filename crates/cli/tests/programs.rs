@@ -5,6 +5,8 @@
 //!   recorded as pruned at its step;
 //! - a program keeping a counter in `DECSWEEP_CHECKPOINT_DIR` is stopped mid-run (its worker gets
 //!   SIGTERM) and finishes on its next attempt, on another worker, without starting over;
+//! - a program that says when its state is complete (`checkpoint_saved()`) has it uploaded then,
+//!   so even a worker SIGKILLed without a word loses no more than the last step;
 //! - malformed report lines are warned about and do not fail the trial.
 
 use std::path::{Path, PathBuf};
@@ -31,9 +33,10 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
-fn write_spec(dir: &Path, name: &str, program: &Path, rest: &str) -> PathBuf {
+/// A programs-only study (no dataset); `retries` counts expired leases too.
+fn write_spec(dir: &Path, name: &str, program: &Path, retries: u32, rest: &str) -> PathBuf {
     let text = format!(
-        "[study]\nname = \"{name}\"\npipelines = [\"command\"]\nseeds = [0]\nretries = 0\n\n\
+        "[study]\nname = \"{name}\"\npipelines = [\"command\"]\nseeds = [0]\nretries = {retries}\n\n\
          [command]\nprogram = [\"python3\", {program:?}]\n\n{rest}",
         program = program.display().to_string()
     );
@@ -71,6 +74,7 @@ dt.finish(accuracy=q)
         dir,
         "pruned",
         &program,
+        0,
         "[space]\nquality = { grid = [0.9, 0.8, 0.7, 0.1] }\n\n[pruner]\nkind = \"median\"\nn_startup_trials = 3\n",
     );
     let server = serve(&dir.join("programs.db"), free_port(), 30);
@@ -121,7 +125,7 @@ while count < 30:
 dt.finish(started_at=start, ran=count - start, count=count)
 "#,
     );
-    let spec = write_spec(dir, "counter", &program, "[resources]\ncheckpoint_every = 0.2\n");
+    let spec = write_spec(dir, "counter", &program, 0, "[resources]\ncheckpoint_every = 0.2\n");
     let server = serve(&dir.join("counter.db"), free_port(), 30);
     submit(&server.url, &spec);
     let mut first = agent(&server.url, &dir.join("home-1"));
@@ -146,5 +150,50 @@ dt.finish(started_at=start, ran=count - start, count=count)
     let started_at = t.metrics["started_at"];
     assert!(started_at >= 10.0, "the second attempt went on from the saved count: {t:#?}");
     assert_eq!(t.metrics["ran"], 30.0 - started_at, "and did not start over");
+    assert_eq!(t.resumes, 1, "{t:#?}");
+}
+
+#[test]
+fn a_program_that_announces_its_checkpoints_resumes_after_its_worker_is_sigkilled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // As the counter above, but it says after every save that its state is complete. The clock
+    // (an hour) never uploads and a SIGKILLed worker cannot: only the announcements can carry
+    // the count to the next attempt.
+    let program = script(
+        dir,
+        "announcer.py",
+        r#"state = os.path.join(dt.checkpoint_dir(), "count.json")
+start = json.load(open(state))["count"] if os.path.exists(state) else 0
+count = start
+while count < 30:
+    time.sleep(0.1)
+    count += 1
+    json.dump({"count": count}, open(state, "w"))
+    dt.checkpoint_saved()
+    dt.report(count, steps=30, val_accuracy=count / 30)
+dt.finish(started_at=start, count=count)
+"#,
+    );
+    let spec = write_spec(dir, "announcer", &program, 1, "[resources]\ncheckpoint_every = 3600\n");
+    let server = serve(&dir.join("announcer.db"), free_port(), 2);
+    submit(&server.url, &spec);
+    let mut first = agent(&server.url, &dir.join("home-1"));
+    wait_for("the count to pass 10", Duration::from_secs(60), || {
+        let url = format!("{}/v1/trials/1/curves", server.url);
+        let points: Vec<serde_json::Value> = reqwest::blocking::get(url).unwrap().json().unwrap();
+        points.iter().any(|p| p["epoch"].as_u64().unwrap_or(0) >= 10)
+    });
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    // Its program dies at its next line, on the closed pipe; the lease expires after its TTL.
+    let _second = agent(&server.url, &dir.join("home-2"));
+    wait_for("the count to finish", Duration::from_secs(60), || {
+        status(&server.url, "announcer").1[0].status.is_terminal()
+    });
+    let t = &status(&server.url, "announcer").1[0];
+    assert_eq!(t.status, TrialStatus::Completed, "{t:#?}");
+    assert_eq!(t.metrics["count"], 30.0);
+    assert!(t.metrics["started_at"] >= 9.0, "the second attempt went on from an announced checkpoint: {t:#?}");
     assert_eq!(t.resumes, 1, "{t:#?}");
 }

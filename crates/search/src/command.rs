@@ -19,6 +19,12 @@
 //! numbers are ignored. A line that says `"decsweep"` but is not a valid report is warned about,
 //! naming the line, and skipped. Every other line is the program's own; the last of those is
 //! its metrics, as before. `tools/decsweep_trial.py` writes these lines.
+//!
+//! **Checkpoints.** `{"decsweep": "checkpoint"}` says the program has just left a complete state
+//! in `DECSWEEP_CHECKPOINT_DIR`: the worker uploads the directory at once (when it changed). A
+//! program that has said so once is trusted to say it every time, and its directory is no longer
+//! also uploaded on the `checkpoint_every` clock, which could catch it half written; after the
+//! program exits for the worker's shutdown it is uploaded once more either way.
 
 use std::collections::BTreeMap;
 
@@ -139,6 +145,8 @@ pub struct StepReport {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProgramLine {
     Report(StepReport),
+    /// The program has just saved a complete state in its checkpoint directory.
+    Checkpoint,
     /// Addressed to decsweep (it has a `"decsweep"` key) but not a valid report: why.
     Malformed(String),
     /// The program's own output (its last such line holds its metrics).
@@ -155,8 +163,13 @@ pub fn read_line(line: &str) -> ProgramLine {
         return ProgramLine::Own;
     };
     let Some(kind) = o.get("decsweep") else { return ProgramLine::Own };
+    if kind == "checkpoint" {
+        return ProgramLine::Checkpoint;
+    }
     if kind != "report" {
-        return ProgramLine::Malformed(format!("unknown \"decsweep\": {kind} (the only kind is \"report\")"));
+        return ProgramLine::Malformed(format!(
+            "unknown \"decsweep\": {kind} (the kinds are \"report\" and \"checkpoint\")"
+        ));
     }
     let count = |key: &str| -> Result<Option<u32>, String> {
         match o.get(key) {
@@ -238,6 +251,7 @@ mod tests {
         bad(r#"{"decsweep": "report", "step": -1}"#, "`step` must be a whole number");
         bad(r#"{"decsweep": "report", "step": 1, "val_loss": "low"}"#, "`val_loss` must be a finite number");
         bad(r#"{"decsweep": "progress", "step": 1}"#, "unknown");
+        assert_eq!(read_line(r#"{"decsweep": "checkpoint"}"#), ProgramLine::Checkpoint);
     }
 
     #[test]

@@ -38,6 +38,7 @@ use decsweep_api::wire::{
     ProgressAction, ProgressReply, PruneTrial, ReturnTrial, TrialJob,
 };
 use decsweep_api::Stage;
+use decsweep_search::command::ProgramLine;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -551,8 +552,9 @@ impl Slot {
 
     /// Runs a program trial (see `decsweep_search::command` for the protocol): its report
     /// lines become progress reports (pruning, curves), its checkpoint directory is restored
-    /// before it starts and uploaded every `checkpoint_every_s` when it changed and when the
-    /// program is stopped for the worker's shutdown; its last own line is its metrics.
+    /// before it starts and uploaded when it changed: on each `checkpoint` line, or every
+    /// `checkpoint_every_s` for a program that prints none, and after the program is stopped
+    /// for the worker's shutdown; its last own line is its metrics.
     fn run_command(&self, lease: &Lease, ended: Ended<'_>) -> Outcome {
         let TrialJob::Command { argv, env, workdir } = &lease.job else { unreachable!("command job") };
         let Some((program, args)) = argv.split_first() else {
@@ -591,15 +593,25 @@ impl Slot {
         let mut pruned_at: Option<u32> = None;
         let mut last_upload = std::time::Instant::now();
         let mut uploaded: Option<Vec<u8>> = None;
+        // Set by the program's first `checkpoint` line: from then on it says when to upload.
+        let mut announces = false;
         let every = Duration::from_secs_f64(lease.checkpoint_every_s.max(0.001));
         let progress = format!("leases/{}/progress", lease.lease_id);
         let status = loop {
             // Everything the program printed so far, reports first answered.
             while let Ok(line) = lines.try_recv() {
-                let Some(r) = report_or_own(&line, &mut own, lease.trial_id) else { continue };
+                let Some(addressed) = addressed_line(&line, &mut own, lease.trial_id) else { continue };
                 if pruned_at.is_some() || ended.is_over() {
                     continue;
                 }
+                let ProgramLine::Report(r) = addressed else {
+                    // A `checkpoint` line: the directory holds a complete state now.
+                    announces = true;
+                    if self.resume {
+                        self.upload_state_dir(lease, &state_dir, last_step, &mut uploaded);
+                    }
+                    continue;
+                };
                 last_step = Some(r.step);
                 let epoch = EpochProgress {
                     stage: Stage::Finetune,
@@ -623,7 +635,7 @@ impl Slot {
                     break stop_group(&mut child)
                 }
                 Ok(None) => {
-                    if self.resume && last_upload.elapsed() >= every {
+                    if self.resume && !announces && last_upload.elapsed() >= every {
                         last_upload = std::time::Instant::now();
                         self.upload_state_dir(lease, &state_dir, last_step, &mut uploaded);
                     }
@@ -635,7 +647,7 @@ impl Slot {
         let _ = reader.join();
         // Lines printed just before the exit.
         for line in lines.try_iter() {
-            if let Some(r) = report_or_own(&line, &mut own, lease.trial_id) {
+            if let Some(ProgramLine::Report(r)) = addressed_line(&line, &mut own, lease.trial_id) {
                 last_step = Some(r.step).max(last_step);
             }
         }
@@ -803,18 +815,20 @@ impl Outcome {
 
 /// Sorts one line of a program's stdout: a report is returned, the program's own output is
 /// kept in `own` (its last line is the result), a malformed report is logged and dropped.
-fn report_or_own(line: &str, own: &mut String, trial: i64) -> Option<decsweep_search::command::StepReport> {
+/// What a line of a program's stdout asks of the agent: `Report` or `Checkpoint`; its own
+/// lines are collected in `own` (the last holds its metrics) and malformed ones warned about.
+fn addressed_line(line: &str, own: &mut String, trial: i64) -> Option<ProgramLine> {
     match decsweep_search::command::read_line(line) {
-        decsweep_search::command::ProgramLine::Report(r) => Some(r),
-        decsweep_search::command::ProgramLine::Own => {
+        ProgramLine::Own => {
             own.push_str(line);
             own.push('\n');
             None
         }
-        decsweep_search::command::ProgramLine::Malformed(why) => {
+        ProgramLine::Malformed(why) => {
             tracing::warn!(trial, %line, %why, "ignoring a malformed report line");
             None
         }
+        addressed => Some(addressed),
     }
 }
 
