@@ -5,14 +5,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use decsweep_api::wire::StudyInfo;
 
 mod common;
 
-use common::{decsweep, worker_bin};
+use common::{decsweep, worker_bin, Server};
 
 const TOKEN: &str = "tls-test-token-0123456789";
 
@@ -53,51 +52,10 @@ fn make_pki(dir: &Path) -> Pki {
     pki
 }
 
-/// Kills the server when the test ends, however it ends.
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(dir: &Path, pki: &Pki) -> Server {
-    let log = dir.join("serve.log");
-    let child = Command::new(decsweep())
-        .args(["serve", "--bind", "127.0.0.1:0", "--lease-ttl", "20"])
-        .arg("--db")
-        .arg(dir.join("tls.db"))
-        .arg("--tls-cert")
-        .arg(&pki.cert)
-        .arg("--tls-key")
-        .arg(&pki.key)
-        .arg("--token-file")
-        .arg(&pki.token_file)
-        .env_remove("DECSWEEP_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut server = Server { child, url: String::new(), log };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = fs::read_to_string(&server.log).unwrap_or_default();
-        if let Some(rest) = text.split("listening on ").nth(1) {
-            server.url = rest.split_whitespace().next().unwrap().to_string();
-            break;
-        }
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!("decsweep serve exited with {status}:\n{text}");
-        }
-        assert!(Instant::now() < deadline, "decsweep serve did not start listening:\n{text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let options = ["--tls-cert".as_ref(), pki.cert.as_os_str(), "--tls-key".as_ref(), pki.key.as_os_str()];
+    let token = ["--token-file".as_ref(), pki.token_file.as_os_str()];
+    let server = common::serve_with(&dir.join("tls.db"), 0, 20, &[&options[..], &token[..]].concat());
     assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
     server
 }

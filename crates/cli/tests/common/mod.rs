@@ -115,24 +115,26 @@ pub fn free_port() -> u16 {
 }
 
 pub fn serve(db: &Path, port: u16, ttl_s: u32) -> Server {
+    serve_with(db, port, ttl_s, &[])
+}
+
+/// `decsweep serve` with more options (TLS, a token file); port 0 lets it pick one. The URL is
+/// the one it prints, so it says `https://` when it serves TLS.
+pub fn serve_with(db: &Path, port: u16, ttl_s: u32, extra: &[&std::ffi::OsStr]) -> Server {
+    let bind = format!("127.0.0.1:{port}");
     let mut child = Command::new(decsweep())
-        .args([
-            "serve",
-            "--db",
-            db.to_str().unwrap(),
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--lease-ttl",
-            &ttl_s.to_string(),
-        ])
+        .args(["serve", "--db", db.to_str().unwrap(), "--bind", &bind, "--lease-ttl", &ttl_s.to_string()])
+        .args(extra)
         .env("RUST_LOG", "warn")
+        .env_remove("DECSWEEP_TOKEN")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut first = String::new();
     BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
-    assert!(first.contains("listening on"), "{first}");
-    Server { _child: Guard(child), url: format!("http://127.0.0.1:{port}") }
+    let url = first.split("listening on ").nth(1).and_then(|rest| rest.split_whitespace().next());
+    let url = url.unwrap_or_else(|| panic!("decsweep serve did not start listening: {first}")).to_string();
+    Server { _child: Guard(child), url }
 }
 
 pub fn agent(url: &str, home: &Path) -> Guard {
