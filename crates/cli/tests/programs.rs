@@ -101,15 +101,12 @@ dt.finish(accuracy=q)
     assert!(marks.read_dir().unwrap().count() == 1, "no other program was stopped");
 }
 
-#[test]
-fn a_program_stopped_mid_run_resumes_from_its_checkpoint_directory() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    // Counts to 30, one step every 0.1 s, keeping the count in its checkpoint directory; reports
-    // where this attempt started and how many steps it ran.
-    let program = script(
-        dir,
-        "counter.py",
+/// A program that counts to 30, one step every 0.1 s, keeping the count in its checkpoint
+/// directory (written atomically) and reporting each step; it finishes with where this attempt
+/// started and how many steps it ran. With `announce` it says after every save that its state is
+/// complete (`checkpoint_saved()`).
+fn counter(dir: &Path, announce: bool) -> PathBuf {
+    let body = format!(
         r#"state = os.path.join(dt.checkpoint_dir(), "count.json")
 start = json.load(open(state))["count"] if os.path.exists(state) else 0
 count = start
@@ -117,83 +114,73 @@ while count < 30:
     time.sleep(0.1)
     count += 1
     tmp = state + ".tmp"
-    json.dump({"count": count}, open(tmp, "w"))
+    json.dump({{"count": count}}, open(tmp, "w"))
     os.replace(tmp, state)
+    if {announce}:
+        dt.checkpoint_saved()
     dt.report(count, steps=30, val_accuracy=count / 30)
     if dt.should_prune():
         sys.exit(0)
 dt.finish(started_at=start, ran=count - start, count=count)
 "#,
+        announce = if announce { "True" } else { "False" }
     );
-    let spec = write_spec(dir, "counter", &program, 0, "[resources]\ncheckpoint_every = 0.2\n");
-    let server = serve(&dir.join("counter.db"), free_port(), 30);
-    submit(&server.url, &spec);
-    let mut first = agent(&server.url, &dir.join("home-1"));
+    script(dir, "counter.py", &body)
+}
+
+/// Starts the study in a first agent and returns it once trial 1 has reported step 10.
+fn first_agent_past_step_10(server: &common::Server, dir: &Path, spec: &Path) -> common::Guard {
+    submit(&server.url, spec);
+    let first = agent(&server.url, &dir.join("home-1"));
     wait_for("the counter to pass 10", Duration::from_secs(60), || {
         let url = format!("{}/v1/trials/1/curves", server.url);
         let points: Vec<serde_json::Value> = reqwest::blocking::get(url).unwrap().json().unwrap();
         points.iter().any(|p| p["epoch"].as_u64().unwrap_or(0) >= 10)
     });
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(first.0.id() as libc::pid_t, libc::SIGTERM) };
-    assert!(first.0.wait().unwrap().success());
-    let (_, trials) = status(&server.url, "counter");
-    assert_eq!((trials[0].status, trials[0].attempts), (TrialStatus::Pending, 0), "{trials:#?}");
+    first
+}
 
+/// Runs the study's one trial to its end in a second agent; checks it went on from step 10 or
+/// later of the first attempt, without starting over, and returns it.
+fn second_attempt_resumes(server: &common::Server, dir: &Path, study: &str) -> decsweep_api::wire::TrialInfo {
     let _second = agent(&server.url, &dir.join("home-2"));
-    wait_for("the counter to finish", Duration::from_secs(60), || {
-        status(&server.url, "counter").1[0].status.is_terminal()
-    });
-    let t = &status(&server.url, "counter").1[0];
+    wait_for("the counter to finish", Duration::from_secs(60), || status(&server.url, study).1[0].status.is_terminal());
+    let t = status(&server.url, study).1.remove(0);
     assert_eq!(t.status, TrialStatus::Completed, "{t:#?}");
     assert_eq!(t.metrics["count"], 30.0);
     let started_at = t.metrics["started_at"];
     assert!(started_at >= 10.0, "the second attempt went on from the saved count: {t:#?}");
     assert_eq!(t.metrics["ran"], 30.0 - started_at, "and did not start over");
     assert_eq!(t.resumes, 1, "{t:#?}");
+    t
+}
+
+#[test]
+fn a_program_stopped_mid_run_resumes_from_its_checkpoint_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let spec = write_spec(dir, "counter", &counter(dir, false), 0, "[resources]\ncheckpoint_every = 0.2\n");
+    let server = serve(&dir.join("counter.db"), free_port(), 30);
+    let mut first = first_agent_past_step_10(&server, dir, &spec);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(first.0.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(first.0.wait().unwrap().success());
+    let (_, trials) = status(&server.url, "counter");
+    assert_eq!((trials[0].status, trials[0].attempts), (TrialStatus::Pending, 0), "{trials:#?}");
+    second_attempt_resumes(&server, dir, "counter");
 }
 
 #[test]
 fn a_program_that_announces_its_checkpoints_resumes_after_its_worker_is_sigkilled() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    // As the counter above, but it says after every save that its state is complete. The clock
-    // (an hour) never uploads and a SIGKILLed worker cannot: only the announcements can carry
-    // the count to the next attempt.
-    let program = script(
-        dir,
-        "announcer.py",
-        r#"state = os.path.join(dt.checkpoint_dir(), "count.json")
-start = json.load(open(state))["count"] if os.path.exists(state) else 0
-count = start
-while count < 30:
-    time.sleep(0.1)
-    count += 1
-    json.dump({"count": count}, open(state, "w"))
-    dt.checkpoint_saved()
-    dt.report(count, steps=30, val_accuracy=count / 30)
-dt.finish(started_at=start, count=count)
-"#,
-    );
-    let spec = write_spec(dir, "announcer", &program, 1, "[resources]\ncheckpoint_every = 3600\n");
+    // The clock (an hour) never uploads and a SIGKILLed worker cannot: only the announcements
+    // can carry the count to the next attempt.
+    let spec = write_spec(dir, "announcer", &counter(dir, true), 1, "[resources]\ncheckpoint_every = 3600\n");
     let server = serve(&dir.join("announcer.db"), free_port(), 2);
-    submit(&server.url, &spec);
-    let mut first = agent(&server.url, &dir.join("home-1"));
-    wait_for("the count to pass 10", Duration::from_secs(60), || {
-        let url = format!("{}/v1/trials/1/curves", server.url);
-        let points: Vec<serde_json::Value> = reqwest::blocking::get(url).unwrap().json().unwrap();
-        points.iter().any(|p| p["epoch"].as_u64().unwrap_or(0) >= 10)
-    });
+    let mut first = first_agent_past_step_10(&server, dir, &spec);
     first.0.kill().unwrap();
     first.0.wait().unwrap();
     // Its program dies at its next line, on the closed pipe; the lease expires after its TTL.
-    let _second = agent(&server.url, &dir.join("home-2"));
-    wait_for("the count to finish", Duration::from_secs(60), || {
-        status(&server.url, "announcer").1[0].status.is_terminal()
-    });
-    let t = &status(&server.url, "announcer").1[0];
-    assert_eq!(t.status, TrialStatus::Completed, "{t:#?}");
-    assert_eq!(t.metrics["count"], 30.0);
-    assert!(t.metrics["started_at"] >= 9.0, "the second attempt went on from an announced checkpoint: {t:#?}");
-    assert_eq!(t.resumes, 1, "{t:#?}");
+    second_attempt_resumes(&server, dir, "announcer");
 }
