@@ -395,7 +395,7 @@ fn a_sweep_finishes_over_links_with_netem_delay_and_loss() {
         );
         let (passed, dropped) = c.lab.stop_impairment(index, &log);
         eprintln!("{host}: {passed} packets passed, {dropped} dropped; fastest probe request {fastest:?}");
-        assert!(passed > 200 && dropped > 0, "{host}'s link was not impaired: {passed} passed, {dropped} dropped");
+        assert!(passed > 100 && dropped > 0, "{host}'s link was not impaired: {passed} passed, {dropped} dropped");
     }
     c.check_and_stop("netem", n);
 }
