@@ -21,7 +21,7 @@ Copy this file next to your script, or put `tools/` on PYTHONPATH::
   objective is a loss). `train_loss` is recorded too.
 - `should_prune()` is true once decsweep sent SIGTERM: the trial was pruned, cancelled or failed,
   or the worker is shutting down (preemption). Save what you need and exit soon: the worker sends
-  SIGKILL 3 seconds later. A pruned trial is recorded as pruned at its last reported step.
+  SIGKILL `[command] stop_grace` seconds later (default 3). A pruned trial is recorded as pruned at its last reported step.
 - `checkpoint_dir()` is `DECSWEEP_CHECKPOINT_DIR`: what the program leaves there is uploaded to the
   coordinator when it changed, and put back before the trial's next attempt, on any machine.
   Outside decsweep it is `./decsweep-checkpoint`.

@@ -216,8 +216,19 @@ pub enum TrialJob {
     /// One of decsweep's pipelines.
     Model { pipeline: Pipeline, params: Params },
     /// An external program: run `argv` with `env` added in `workdir`; its last stdout line is a
-    /// JSON object of metrics.
-    Command { argv: Vec<String>, env: BTreeMap<String, String>, workdir: Option<String> },
+    /// JSON object of metrics. When stopped it gets SIGTERM, then SIGKILL `stop_grace_s` later.
+    Command {
+        argv: Vec<String>,
+        env: BTreeMap<String, String>,
+        workdir: Option<String>,
+        #[serde(default = "default_stop_grace_s")]
+        stop_grace_s: f64,
+    },
+}
+
+/// What a job stored before `stop_grace` existed gets (the grace it had then).
+fn default_stop_grace_s() -> f64 {
+    3.0
 }
 
 /// The dataset a trial reads, fetched from `GET /v1/datasets/{sha256}` and verified.

@@ -237,7 +237,12 @@ impl WriteCtx {
                     ))
                 })?;
                 let inv = command.invocation(&params, seed, &trial_key, &config.config_id);
-                let job = TrialJob::Command { argv: inv.argv, env: inv.env, workdir: inv.workdir };
+                let job = TrialJob::Command {
+                    argv: inv.argv,
+                    env: inv.env,
+                    workdir: inv.workdir,
+                    stop_grace_s: inv.stop_grace_s,
+                };
                 serde_json::to_string(&job).map_err(|e| Error::Internal(format!("cannot encode a job: {e}")))?
             }
         };

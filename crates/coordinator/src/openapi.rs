@@ -257,7 +257,8 @@ pub fn document() -> Value {
             { "type": "object", "required": ["kind", "argv", "env"], "properties": {
                 "kind": { "const": "command" }, "argv": { "type": "array", "items": { "type": "string" } },
                 "env": { "type": "object", "additionalProperties": { "type": "string" } },
-                "workdir": { "type": ["string", "null"] } } } ] },
+                "workdir": { "type": ["string", "null"] },
+                "stop_grace_s": { "type": "number", "default": 3, "description": "Seconds from SIGTERM to SIGKILL when the program is stopped." } } } ] },
         "DatasetRef": { "type": "object", "properties": { "sha256": { "type": "string" }, "bytes": { "type": "integer" } } },
         "Lease": { "type": "object", "properties": {
             "lease_id": { "type": "string" }, "trial_id": { "type": "integer", "format": "int64" }, "study": { "type": "string" },

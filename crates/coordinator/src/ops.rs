@@ -805,6 +805,7 @@ pub(crate) mod tests {
                     argv: vec!["true".into(), format!("--x={i}")],
                     env: Default::default(),
                     workdir: None,
+                    stop_grace_s: 3.0,
                 };
                 NewTrial {
                     trial_key: format!("key-{i}"),

@@ -19,7 +19,7 @@ pub(crate) fn trial_row(plan: &TrialPlan) -> Result<NewTrial> {
         Job::Model { pipeline, params } => TrialJob::Model { pipeline: *pipeline, params: params.clone() },
         Job::Command { command, params } => {
             let inv = command.invocation(params, plan.seed, &plan.trial_key, &plan.config_id);
-            TrialJob::Command { argv: inv.argv, env: inv.env, workdir: inv.workdir }
+            TrialJob::Command { argv: inv.argv, env: inv.env, workdir: inv.workdir, stop_grace_s: inv.stop_grace_s }
         }
     };
     let encode =

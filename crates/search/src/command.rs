@@ -56,18 +56,31 @@ pub struct CommandSpec {
     /// Working directory on the worker, as written (it is the worker's filesystem, not the
     /// spec's, so it is not resolved against the spec file). `None`: the worker's own.
     pub workdir: Option<String>,
+    /// Seconds between SIGTERM and SIGKILL when the program is stopped (`stop_grace`).
+    #[serde(default = "default_stop_grace_s")]
+    pub stop_grace_s: f64,
 }
+
+fn default_stop_grace_s() -> f64 {
+    DEFAULT_STOP_GRACE_S
+}
+
+/// How long a stopped program has to save and exit before SIGKILL, unless the spec says.
+pub const DEFAULT_STOP_GRACE_S: f64 = 3.0;
+/// The most `stop_grace` may be: a worker being preempted rarely has longer itself.
+pub const MAX_STOP_GRACE_S: f64 = 600.0;
 
 /// Names decsweep sets itself, so a parameter may not take them.
 pub const RESERVED_NAMES: &[&str] = &["seed", "trial_key", "config_id"];
 
 /// What a worker executes for one trial.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Invocation {
     /// Program followed by its arguments.
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub workdir: Option<String>,
+    pub stop_grace_s: f64,
 }
 
 /// The environment variable carrying parameter `name` in `env` mode.
@@ -109,7 +122,7 @@ impl CommandSpec {
         env.insert("DECSWEEP_SEED".into(), seed.to_string());
         env.insert("DECSWEEP_TRIAL_KEY".into(), trial_key.into());
         env.insert("DECSWEEP_CONFIG_ID".into(), config_id.into());
-        Invocation { argv, env, workdir: self.workdir.clone() }
+        Invocation { argv, env, workdir: self.workdir.clone(), stop_grace_s: self.stop_grace_s }
     }
 }
 
@@ -229,6 +242,7 @@ mod tests {
             pass,
             env: BTreeMap::from([("OMP_NUM_THREADS".into(), "1".into())]),
             workdir: None,
+            stop_grace_s: DEFAULT_STOP_GRACE_S,
         }
     }
 

@@ -92,6 +92,7 @@
 //! pass = "args"                       # "--name value" arguments (default) or "env": DECSWEEP_NAME
 //! env = { OMP_NUM_THREADS = "1" }     # optional extra environment
 //! workdir = "/srv/project"            # optional, on the worker
+//! stop_grace = 3                      # seconds from SIGTERM to SIGKILL when stopped (default 3)
 //! ```
 //!
 //! # Rules

@@ -19,7 +19,7 @@
 //! When the user cancels the study or fails the trial, the coordinator answers the next
 //! heartbeat or progress report `stop`: the agent stops the child (a built-in pipeline through
 //! its stdin at the next epoch, as for pruning; a command by SIGTERM to its process group, then
-//! SIGKILL after [`STOP_GRACE`]), reports nothing (the coordinator has recorded the end) and
+//! SIGKILL after its job's `stop_grace_s`, the spec's `[command] stop_grace`), reports nothing (the coordinator has recorded the end) and
 //! leases the next trial.
 
 use std::collections::BTreeMap;
@@ -103,9 +103,6 @@ const REPORT_PATIENCE: Duration = Duration::from_secs(30 * 60);
 /// A request that is not a long poll must be answered within this (connecting included); a
 /// partitioned link otherwise holds the request until TCP gives up, minutes later.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How long a command gets between SIGTERM and SIGKILL when its trial is stopped.
-const STOP_GRACE: Duration = Duration::from_secs(3);
 
 pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let Some(url) = args.coordinator.clone() else {
@@ -556,7 +553,8 @@ impl Slot {
     /// `checkpoint_every_s` for a program that prints none, and after the program is stopped
     /// for the worker's shutdown; its last own line is its metrics.
     fn run_command(&self, lease: &Lease, ended: Ended<'_>) -> Outcome {
-        let TrialJob::Command { argv, env, workdir } = &lease.job else { unreachable!("command job") };
+        let TrialJob::Command { argv, env, workdir, stop_grace_s } = &lease.job else { unreachable!("command job") };
+        let grace = Duration::from_secs_f64(stop_grace_s.clamp(0.0, 3600.0));
         let Some((program, args)) = argv.split_first() else {
             return Outcome::Failed { reason: "the command is empty".into(), retryable: false };
         };
@@ -632,7 +630,7 @@ impl Slot {
             match child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
                 Ok(None) if self.stop.load(Ordering::Relaxed) || ended.is_over() || pruned_at.is_some() => {
-                    break stop_group(&mut child)
+                    break stop_group(&mut child, grace)
                 }
                 Ok(None) => {
                     if self.resume && !announces && last_upload.elapsed() >= every {
@@ -762,13 +760,13 @@ impl Ended<'_> {
 }
 
 /// Stops a command started in its own process group: SIGTERM to the group, SIGKILL to it after
-/// [`STOP_GRACE`] if the leader is still running. Returns the leader's exit status.
-fn stop_group(child: &mut Child) -> std::io::Result<std::process::ExitStatus> {
+/// `grace` if the leader is still running. Returns the leader's exit status.
+fn stop_group(child: &mut Child, grace: Duration) -> std::io::Result<std::process::ExitStatus> {
     let group = child.id() as libc::pid_t;
     // SAFETY: kill(2) on the process group we created for our own child; the leader is not yet
     // reaped (try_wait said it runs), so the group id cannot have been reused.
     unsafe { libc::kill(-group, libc::SIGTERM) };
-    let deadline = std::time::Instant::now() + STOP_GRACE;
+    let deadline = std::time::Instant::now() + grace;
     while std::time::Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {
             // Members that ignored SIGTERM must not outlive the trial either.
@@ -1078,6 +1076,24 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_command_gets_its_grace_before_sigkill() {
+        use std::os::unix::process::ExitStatusExt;
+        // Saving takes the program a second after SIGTERM.
+        let stop_after = |grace: Duration| {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", "trap 'sleep 1; exit 7' TERM; echo ready; while :; do sleep 0.05; done"]);
+            cmd.stdout(Stdio::piped());
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            let mut child = cmd.spawn().unwrap();
+            let mut ready = String::new();
+            BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+            stop_group(&mut child, grace).unwrap()
+        };
+        assert_eq!(stop_after(Duration::from_secs(10)).code(), Some(7), "a long enough grace lets it finish");
+        assert_eq!(stop_after(Duration::from_millis(200)).signal(), Some(libc::SIGKILL), "a short one does not");
+    }
+
+    #[test]
     fn a_lease_granted_after_the_stop_signal_is_returned_unrun() {
         let home = tempfile::tempdir().unwrap();
         // Starting this program would fail the trial for good (`/fail`), so only a lease that is
@@ -1087,7 +1103,12 @@ mod tests {
             lease_id: "L1".into(),
             trial_id: 7,
             study: "s".into(),
-            job: TrialJob::Command { argv: vec![missing.display().to_string()], env: BTreeMap::new(), workdir: None },
+            job: TrialJob::Command {
+                argv: vec![missing.display().to_string()],
+                env: BTreeMap::new(),
+                workdir: None,
+                stop_grace_s: 3.0,
+            },
             seed: 0,
             attempt: 1,
             dataset: None,
@@ -1147,6 +1168,7 @@ mod tests {
                 argv: vec!["sh".into(), "-c".into(), script.into(), "sh".into(), pid_file.display().to_string()],
                 env: BTreeMap::new(),
                 workdir: None,
+                stop_grace_s: 3.0,
             },
             seed: 0,
             attempt: 1,

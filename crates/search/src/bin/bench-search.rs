@@ -310,6 +310,7 @@ fn main() -> Result<()> {
             pass: PassMode::Args,
             env: BTreeMap::new(),
             workdir: None,
+            stop_grace_s: decsweep_search::command::DEFAULT_STOP_GRACE_S,
         })
     };
     let how =

@@ -24,7 +24,7 @@ use crate::{expand, suggest};
 
 const TOP_KEYS: &[&str] =
     &["study", "command", "fixed", "space", "configs", "sampler", "pruner", "objective", "resources"];
-const COMMAND_KEYS: &[&str] = &["program", "pass", "env", "workdir"];
+const COMMAND_KEYS: &[&str] = &["program", "pass", "env", "workdir", "stop_grace"];
 const OBJECTIVE_KEYS: &[&str] = &["metric", "direction"];
 const RESOURCES_KEYS: &[&str] = &["gpus", "cpus", "checkpoint_every"];
 

@@ -266,7 +266,22 @@ pub(crate) fn command(diag: &mut Diagnostics, s: &Section<'_, '_>) -> Option<Com
             None => ok = false,
         }
     }
-    ok.then_some(CommandSpec { program, pass, env, workdir })
+    let mut stop_grace_s = crate::command::DEFAULT_STOP_GRACE_S;
+    if let Some(e) = s.get("stop_grace") {
+        match reader::number(diag, e.value, &s.field("stop_grace")) {
+            Some(t) if t > 0.0 && t <= crate::command::MAX_STOP_GRACE_S => stop_grace_s = t,
+            Some(t) => {
+                let max = crate::command::MAX_STOP_GRACE_S;
+                let why = format!(
+                    "expected 0 < stop_grace <= {max} (seconds between SIGTERM and SIGKILL for a stopped program), found {t}"
+                );
+                diag.error(e.value.span(), why);
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(CommandSpec { program, pass, env, workdir, stop_grace_s })
 }
 
 /// `[pruner]`; `None` (reported) when it is broken.

@@ -472,6 +472,24 @@ fn command_parameters_must_be_passable() {
 }
 
 #[test]
+fn command_stop_grace_is_seconds_within_bounds() {
+    let src = |grace: &str| {
+        HEAD.replace(r#"["baseline", "dec"]"#, r#"["command"]"#) + &format!("[command]\nprogram = [\"t\"]\n{grace}")
+    };
+    let grace = |text: &str| {
+        let spec = SweepSpec::from_source(&src(text), PATH, &LoadOptions { check_dataset: false }).unwrap();
+        spec.command().unwrap().stop_grace_s
+    };
+    assert_eq!(grace(""), crate::command::DEFAULT_STOP_GRACE_S);
+    assert_eq!(grace("stop_grace = 30\n"), 30.0);
+    assert_eq!(grace("stop_grace = 0.5\n"), 0.5);
+    for bad in ["0", "-1", "601"] {
+        only_error(&src(&format!("stop_grace = {bad}\n")), 8, 14, "expected 0 < stop_grace <= 600");
+    }
+    only_error(&src("stop_grace = \"long\"\n"), 8, 14, "stop_grace");
+}
+
+#[test]
 fn configs_and_pipelines_together() {
     only_error(
         &with("[[configs]]\npipeline = \"dec\"\n"),
