@@ -78,7 +78,7 @@ impl Fates {
     }
 
     /// `None`: drop the packet; `Some(d)`: release it `d` after it was queued.
-    pub fn next(&mut self) -> Option<Duration> {
+    pub fn draw(&mut self) -> Option<Duration> {
         let Impairment { delay, jitter, loss } = self.impairment;
         if loss > 0.0 && self.uniform() < loss {
             return None;
@@ -124,7 +124,7 @@ mod tests {
         let imp = Impairment::new(Duration::from_millis(200), Duration::from_millis(50), 0.05).unwrap();
         let mut fates = Fates::new(imp, 7);
         let n = 200_000;
-        let drawn: Vec<Option<Duration>> = (0..n).map(|_| fates.next()).collect();
+        let drawn: Vec<Option<Duration>> = (0..n).map(|_| fates.draw()).collect();
         let dropped = drawn.iter().filter(|f| f.is_none()).count() as f64 / n as f64;
         assert!((dropped - 0.05).abs() < 0.003, "dropped {dropped}");
         let delays: Vec<f64> = drawn.iter().flatten().map(|d| d.as_secs_f64()).collect();
@@ -136,12 +136,12 @@ mod tests {
         assert!((low - 0.2).abs() < 0.01, "share below 170 ms: {low}");
         // Same seed, same fates.
         let mut again = Fates::new(imp, 7);
-        assert!(drawn.iter().take(1000).all(|f| *f == again.next()));
+        assert!(drawn.iter().take(1000).all(|f| *f == again.draw()));
     }
 
     #[test]
     fn no_impairment_passes_everything_at_once() {
         let mut fates = Fates::new(Impairment::new(Duration::ZERO, Duration::ZERO, 0.0).unwrap(), 1);
-        assert!((0..1000).all(|_| fates.next() == Some(Duration::ZERO)));
+        assert!((0..1000).all(|_| fates.draw() == Some(Duration::ZERO)));
     }
 }

@@ -167,7 +167,7 @@ fn relay(queue: &mut Queue, mut fates: Fates, stop: &AtomicBool) -> Result<(Bina
     while !stop.load(AtomicOrdering::Relaxed) {
         loop {
             match queue.recv() {
-                Ok(mut msg) => match fates.next() {
+                Ok(mut msg) => match fates.draw() {
                     None => {
                         msg.set_verdict(Verdict::Drop);
                         queue.verdict(msg).context("dropping a packet")?;

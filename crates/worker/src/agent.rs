@@ -19,8 +19,8 @@
 //! When the user cancels the study or fails the trial, the coordinator answers the next
 //! heartbeat or progress report `stop`: the agent stops the child (a built-in pipeline through
 //! its stdin at the next epoch, as for pruning; a command by SIGTERM to its process group, then
-//! SIGKILL after its job's `stop_grace_s`, the spec's `[command] stop_grace`), reports nothing (the coordinator has recorded the end) and
-//! leases the next trial.
+//! SIGKILL after its job's `stop_grace_s`, the spec's `[command] stop_grace`), reports nothing
+//! (the coordinator has recorded the end) and leases the next trial.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -220,7 +220,7 @@ impl Slot {
                 Ok(None) => {}
                 Err(e) => {
                     // A refused certificate will not change by retrying.
-                    if let Some(problem) = e.chain().find_map(|cause| decsweep_connect::certificate_problem(cause)) {
+                    if let Some(problem) = e.chain().find_map(decsweep_connect::certificate_problem) {
                         bail!("{problem}");
                     }
                     // The coordinator may be restarting: keep trying, more slowly.
@@ -554,7 +554,8 @@ impl Slot {
     /// for the worker's shutdown; its last own line is its metrics.
     fn run_command(&self, lease: &Lease, ended: Ended<'_>) -> Outcome {
         let TrialJob::Command { argv, env, workdir, stop_grace_s } = &lease.job else { unreachable!("command job") };
-        let grace = Duration::from_secs_f64(stop_grace_s.clamp(0.0, 3600.0));
+        // A job written by hand could hold anything; the spec allows (0, 600].
+        let grace = Duration::from_secs_f64(stop_grace_s.clamp(0.0, decsweep_search::command::MAX_STOP_GRACE_S));
         let Some((program, args)) = argv.split_first() else {
             return Outcome::Failed { reason: "the command is empty".into(), retryable: false };
         };
@@ -811,8 +812,6 @@ impl Outcome {
     }
 }
 
-/// Sorts one line of a program's stdout: a report is returned, the program's own output is
-/// kept in `own` (its last line is the result), a malformed report is logged and dropped.
 /// What a line of a program's stdout asks of the agent: `Report` or `Checkpoint`; its own
 /// lines are collected in `own` (the last holds its metrics) and malformed ones warned about.
 fn addressed_line(line: &str, own: &mut String, trial: i64) -> Option<ProgramLine> {

@@ -63,7 +63,7 @@ fn parse_args() -> Result<Args> {
             other => bail!("unknown argument `{other}` (see --help)"),
         }
     }
-    if !(a.kill_every > 0.0) || a.workers == 0 {
+    if a.kill_every.is_nan() || a.kill_every <= 0.0 || a.workers == 0 {
         bail!("--kill-every must be > 0 and --workers ≥ 1");
     }
     Ok(a)

@@ -192,7 +192,7 @@ async fn follow(
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut storage = None;
     loop {
-        storage = say_storage_changes(&bar, coordinator, storage);
+        storage = say_storage_changes(bar, coordinator, storage);
         let info = coordinator.study(study).await?;
         let counts = info.counts;
         bar.set_length(info.planned.unwrap_or(counts.total()).max(counts.total()));

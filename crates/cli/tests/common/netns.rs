@@ -1,7 +1,7 @@
 //! Simulated hosts for the multi-host and fault tests: Linux network namespaces joined by veth
 //! pairs to a bridge, processes started inside them, and the faults a network can have (a link
-//! cut; delay, jitter and loss through `decsweep-netem`). Included with `#[path]` by the tests that need it, since it needs
-//! root and iproute2.
+//! cut; delay, jitter and loss through `decsweep-netem`). Included with `#[path]` by the tests
+//! that need it, since it needs root and iproute2.
 //!
 //! Every name carries the test process's id and a per-lab tag, so parallel tests and other
 //! sessions on the machine never collide; a [`Lab`] removes what it made when dropped, pass or
@@ -103,7 +103,7 @@ impl Lab {
 
     /// Delays and drops `host`'s packets in both directions, as `tc qdisc ... netem delay D J
     /// loss L` on its `eth0` and on its bridge port would. The kernels this runs on may lack
-    /// sch_netem (the CI machine's does), so `decsweep-netem` does it instead: iptables sends
+    /// sch_netem (the CI machine's has none), so `decsweep-netem` does it instead: iptables sends
     /// the packets to an NFQUEUE and it gives each verdict after its drawn delay, or drops it.
     /// Returns the netem process, for [`Lab::stop_impairment`]; it logs to `log`.
     pub fn impair(&mut self, host: &str, delay: &str, jitter: &str, loss: &str, log: &Path) -> usize {

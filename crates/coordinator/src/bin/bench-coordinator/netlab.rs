@@ -6,7 +6,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -113,7 +112,6 @@ impl Drop for Lab {
             // Deleting the namespace destroys its veth, and with it this end of the pair.
             let _ = Command::new("ip").args(["netns", "del", &host.ns]).output();
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
