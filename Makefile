@@ -64,10 +64,12 @@ bench-coordinator: build
 	./target/release/decsweep-bench-coordinator --python $(VPY)
 
 # Root: 256 simulated workers in two network namespaces whose links delay every packet 50 ms
-# each way (decsweep-netem, through iptables' NFQUEUE), against the same drain on loopback.
+# each way (decsweep-netem, through iptables' NFQUEUE), against the same drain on loopback and
+# Optuna's gRPC storage proxy over the same links (grpcio, installed here only).
 bench-coordinator-netem: build
 	@command -v iptables >/dev/null || { apt-get install -y -q iptables || { apt-get update -q && apt-get install -y -q iptables; }; }
-	./target/release/decsweep-bench-coordinator --trials 20000 --workers 256 --netem 50ms
+	$(VPY) -m pip install --quiet --disable-pip-version-check grpcio==1.85.3 protobuf==7.36.2
+	./target/release/decsweep-bench-coordinator --trials 20000 --workers 256 --netem 50ms --python $(VPY)
 
 bench-search: build
 	./target/release/decsweep-bench-search --python $(VPY)

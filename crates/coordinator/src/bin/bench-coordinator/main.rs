@@ -11,8 +11,10 @@
 //! With `--netem DELAY` (root; `make bench-coordinator-netem`) the workers are not on loopback:
 //! they run as two child processes (`--swarm`), each in its own network namespace linked to this
 //! one by a veth pair whose every packet, both ways, `decsweep-netem` holds for DELAY. The same
-//! drain is run first on loopback with as many workers, and the two are compared; Optuna is not
-//! run then (its SQLite storage has no network path to delay).
+//! drain is run first on loopback with as many workers, and the two are compared. The peer is
+//! then Optuna's networked path over the same links: its gRPC storage proxy beside the
+//! coordinator, and as many ask/tell threads split between the namespaces
+//! (`crates/coordinator/bench/optuna_grpc_peer.py`; `--peer-trials`, default 1,000 there).
 //!
 //! ```text
 //! cargo run --release -p decsweep-coordinator --bin decsweep-bench-coordinator -- \
@@ -66,7 +68,8 @@ fn parse_args() -> Result<Args> {
                     "usage: decsweep-bench-coordinator [--trials N] [--workers W] [--peer-trials N] [--python PATH] [--no-peer] [--netem DELAY]\n\
                      Python defaults to $DECSWEEP_PYTHON, then python3; it needs optuna installed.\n\
                      --netem DELAY (root, iproute2, iptables): workers in two network namespaces whose links\n\
-                     delay every packet by DELAY each way (e.g. 50ms), compared with loopback; no Optuna run."
+                     delay every packet by DELAY each way (e.g. 50ms), compared with loopback and with Optuna's\n\
+                     gRPC storage proxy over the same links (needs grpcio; --no-peer skips it)."
                 );
                 std::process::exit(0);
             }
@@ -246,11 +249,7 @@ async fn bench_decsweep(args: &Args, dir: &std::path::Path, lab: Option<&netlab:
 }
 
 fn bench_optuna(args: &Args, dir: &std::path::Path) -> Result<(Run, String)> {
-    let python = args
-        .python
-        .clone()
-        .or_else(|| std::env::var("DECSWEEP_PYTHON").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "python3".into());
+    let python = python(args);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/optuna_peer.py");
     let trials = args.peer_trials.unwrap_or(args.trials);
     let out = Command::new(&python)
@@ -309,7 +308,7 @@ fn main() -> Result<()> {
         ms(ours.p99)
     );
     if let Some(delay) = &args.netem {
-        return rt.block_on(bench_netem(&args, dir.path(), delay, &ours));
+        return bench_netem(&rt, &args, dir.path(), delay, &ours);
     }
     drop(rt);
     if !args.peer {
@@ -344,8 +343,15 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// The same drain with the workers behind delayed links, compared with the loopback run.
-async fn bench_netem(args: &Args, dir: &std::path::Path, delay: &str, loopback: &Run) -> Result<()> {
+/// The same drain with the workers behind delayed links, compared with the loopback run and,
+/// unless `--no-peer`, with Optuna's gRPC storage proxy over the same links.
+fn bench_netem(
+    rt: &tokio::runtime::Runtime,
+    args: &Args,
+    dir: &std::path::Path,
+    delay: &str,
+    loopback: &Run,
+) -> Result<()> {
     let netem = netlab::sibling("decsweep-netem")?;
     let mut lab = netlab::Lab::new(2)?;
     lab.delay_links(&netem, delay)?;
@@ -355,8 +361,7 @@ async fn bench_netem(args: &Args, dir: &std::path::Path, delay: &str, loopback: 
         args.workers,
         lab.hosts.len()
     );
-    let run = bench_decsweep(args, dir, Some(&lab)).await?;
-    let packets = lab.stop_delays();
+    let run = rt.block_on(bench_decsweep(args, dir, Some(&lab)))?;
     let rate = run.trials as f64 / run.seconds;
     let loopback_rate = loopback.trials as f64 / loopback.seconds;
     println!(
@@ -366,16 +371,112 @@ async fn bench_netem(args: &Args, dir: &std::path::Path, delay: &str, loopback: 
         ms(run.p50),
         ms(run.p99)
     );
-    println!("  links: {}", packets.join("; "));
     println!("  ratio: {:.2}x of the loopback throughput", rate / loopback_rate);
-    println!(
-        "RESULT {}",
-        serde_json::json!({
-            "trials": run.trials, "workers": args.workers, "delay": delay,
-            "trials_per_s": rate, "lease_p50_ms": ms(run.p50), "lease_p99_ms": ms(run.p99),
-            "loopback_trials_per_s": loopback_rate, "loopback_lease_p50_ms": ms(loopback.p50),
-            "loopback_lease_p99_ms": ms(loopback.p99), "links": packets,
-        })
-    );
+    let mut result = serde_json::json!({
+        "trials": run.trials, "workers": args.workers, "delay": delay,
+        "trials_per_s": rate, "lease_p50_ms": ms(run.p50), "lease_p99_ms": ms(run.p99),
+        "loopback_trials_per_s": loopback_rate, "loopback_lease_p50_ms": ms(loopback.p50),
+        "loopback_lease_p99_ms": ms(loopback.p99),
+    });
+    if args.peer {
+        let (peer, version) = optuna_over_links(args, &lab, dir)?;
+        let peer_rate = peer.trials as f64 / peer.seconds;
+        println!(
+            "  optuna {version} through its gRPC storage proxy over the same links, {} threads: {} trials in {:.2} s \
+             = {peer_rate:.1} trials/s; ask latency p50 {:.2} ms, p99 {:.2} ms",
+            args.workers,
+            peer.trials,
+            peer.seconds,
+            ms(peer.p50),
+            ms(peer.p99)
+        );
+        println!("  ratio: {:.0}x Optuna's throughput over the same links", rate / peer_rate);
+        result["optuna_version"] = version.into();
+        result["optuna_trials"] = peer.trials.into();
+        result["optuna_trials_per_s"] = peer_rate.into();
+        result["optuna_ask_p50_ms"] = ms(peer.p50).into();
+        result["optuna_ask_p99_ms"] = ms(peer.p99).into();
+        result["ratio"] = (rate / peer_rate).into();
+    }
+    let packets = lab.stop_delays();
+    println!("  links: {}", packets.join("; "));
+    result["links"] = packets.into();
+    println!("RESULT {result}");
     Ok(())
+}
+
+fn python(args: &Args) -> String {
+    args.python
+        .clone()
+        .or_else(|| std::env::var("DECSWEEP_PYTHON").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "python3".into())
+}
+
+/// Optuna's gRPC storage proxy (SQLite behind it) served here, and `--peer-trials` ask/tell
+/// trials drained by `args.workers` threads split between the lab's namespaces.
+fn optuna_over_links(args: &Args, lab: &netlab::Lab, dir: &std::path::Path) -> Result<(Run, String)> {
+    use std::io::BufRead;
+    let python = python(args);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/optuna_grpc_peer.py");
+    let port = std::net::TcpListener::bind("0.0.0.0:0")?.local_addr()?.port();
+    let db = dir.join("optuna-grpc.db");
+    let server = Command::new(&python)
+        .arg(&script)
+        .args(["serve", "--port", &port.to_string()])
+        .arg("--db")
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {python} {}", script.display()))?;
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Stop(server);
+    let mut ready = String::new();
+    std::io::BufReader::new(server.0.stdout.take().expect("piped")).read_line(&mut ready)?;
+    if ready.trim() != "ready" {
+        bail!("the Optuna gRPC proxy did not start (is grpcio installed for {python}? `make bench-coordinator-netem` installs it)");
+    }
+    let trials = args.peer_trials.unwrap_or(1000);
+    let hosts = lab.hosts.len();
+    let mut children = Vec::new();
+    for (i, host) in lab.hosts.iter().enumerate() {
+        let share = |n: usize| n / hosts + usize::from(i < n % hosts);
+        let drain_args = [
+            script.display().to_string(),
+            "drain".into(),
+            "--host".into(),
+            host.gateway.clone(),
+            "--port".into(),
+            port.to_string(),
+            "--trials".into(),
+            share(trials).to_string(),
+            "--workers".into(),
+            share(args.workers).to_string(),
+        ];
+        children.push(lab.spawn_in(host, std::path::Path::new(&python), &drain_args)?);
+    }
+    // Each drain times itself from when all its threads have loaded the study, so Python's
+    // start-up is not counted against Optuna; the slower of the two is the run's time.
+    let (mut done, mut latencies, mut version, mut seconds) = (0, Vec::new(), String::new(), 0f64);
+    for child in children {
+        let out = child.wait_with_output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().rev().find(|l| l.starts_with('{'));
+        let Some(line) = line.filter(|_| out.status.success()) else {
+            bail!("an Optuna drain failed ({}): {stdout}", out.status);
+        };
+        let v: serde_json::Value = serde_json::from_str(line).context("a drain's JSON")?;
+        done += v["trials"].as_u64().context("`trials` in a drain's JSON")? as usize;
+        let micros = v["ask_us"].as_array().context("`ask_us` in a drain's JSON")?;
+        latencies.extend(micros.iter().filter_map(|m| m.as_u64()).map(Duration::from_micros));
+        version = v["optuna"].as_str().unwrap_or("?").to_string();
+        seconds = seconds.max(v["seconds"].as_f64().context("`seconds` in a drain's JSON")?);
+    }
+    latencies.sort();
+    Ok((Run { trials: done, seconds, p50: percentile(&latencies, 0.5), p99: percentile(&latencies, 0.99) }, version))
 }
