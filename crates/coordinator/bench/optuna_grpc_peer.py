@@ -10,7 +10,7 @@ worker). Two commands:
 - `drain --host H --port P --trials N --workers W`: W threads, each with its own proxy client
   and `load_study`, ask (one float parameter, RandomSampler: no model cost) and tell at once
   until N trials are done between them. Prints one JSON line:
-  {"trials", "seconds", "ask_us": [...], "optuna"}.
+  {"trials", "seconds", "latency_us": [...] (of each ask), "optuna"}.
 
 The bench runs one `serve` beside its coordinator and one `drain` in each of its network
 namespaces, so Optuna's requests cross the same delayed links as decsweep's.
@@ -91,7 +91,7 @@ def drain(args):
         sys.exit(f"{len(errors)} workers failed, first: {errors[0]}")
     done = sum(len(l) for l in latencies)
     ask_us = [int(x * 1e6) for l in latencies for x in l]
-    print(json.dumps({"trials": done, "seconds": seconds, "ask_us": ask_us, "optuna": optuna.__version__}))
+    print(json.dumps({"trials": done, "seconds": seconds, "latency_us": ask_us, "optuna": optuna.__version__}))
 
 
 def main():

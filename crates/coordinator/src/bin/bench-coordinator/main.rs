@@ -176,8 +176,29 @@ async fn swarm(args: &Args, url: &str) -> Result<()> {
     let prefix = format!("swarm-{}", std::process::id());
     let (done, latencies) = drain(url, args.workers, &prefix).await?;
     let micros: Vec<u64> = latencies.iter().map(|d| d.as_micros() as u64).collect();
-    println!("SWARM {}", serde_json::json!({ "done": done, "lease_us": micros }));
+    println!("{}", serde_json::json!({ "trials": done, "latency_us": micros }));
     Ok(())
+}
+
+/// `n` split over `hosts`: host `i`'s share.
+fn share(n: usize, hosts: usize, i: usize) -> usize {
+    n / hosts + usize::from(i < n % hosts)
+}
+
+/// The result a child drain (a `--swarm`, an Optuna drain) printed as its last JSON line:
+/// `{"trials": N, "latency_us": [...], ...}`. Returns the trials, the latencies and the whole
+/// object, for what else that kind of drain reports.
+fn drain_result(out: &std::process::Output, what: &str) -> Result<(usize, Vec<Duration>, serde_json::Value)> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{'));
+    let Some(line) = line.filter(|_| out.status.success()) else {
+        bail!("{what} failed ({}): {stdout}", out.status);
+    };
+    let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("the JSON of {what}"))?;
+    let trials = v["trials"].as_u64().with_context(|| format!("`trials` in the JSON of {what}"))? as usize;
+    let micros = v["latency_us"].as_array().with_context(|| format!("`latency_us` in the JSON of {what}"))?;
+    let latencies = micros.iter().filter_map(|m| m.as_u64()).map(Duration::from_micros).collect();
+    Ok((trials, latencies, v))
 }
 
 /// The `--swarm` children, one per namespace, sharing the workers; waited for off the runtime.
@@ -185,7 +206,7 @@ async fn drain_from_namespaces(args: &Args, lab: &netlab::Lab, port: u16) -> Res
     let me = std::env::current_exe()?;
     let mut waits = Vec::new();
     for (i, host) in lab.hosts.iter().enumerate() {
-        let share = args.workers / lab.hosts.len() + usize::from(i < args.workers % lab.hosts.len());
+        let share = share(args.workers, lab.hosts.len(), i);
         let child_args =
             ["--swarm".to_string(), format!("http://{}:{port}", host.gateway), "--workers".into(), share.to_string()];
         let child = lab.spawn_in(host, &me, &child_args)?;
@@ -193,16 +214,9 @@ async fn drain_from_namespaces(args: &Args, lab: &netlab::Lab, port: u16) -> Res
     }
     let (mut done, mut latencies) = (0, Vec::new());
     for wait in waits {
-        let out = wait.await??;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout.lines().find_map(|l| l.strip_prefix("SWARM "));
-        let Some(line) = line.filter(|_| out.status.success()) else {
-            bail!("a worker swarm failed ({}): {stdout}", out.status);
-        };
-        let v: serde_json::Value = serde_json::from_str(line).context("a swarm's JSON")?;
-        done += v["done"].as_u64().context("`done` in a swarm's JSON")? as usize;
-        let micros = v["lease_us"].as_array().context("`lease_us` in a swarm's JSON")?;
-        latencies.extend(micros.iter().filter_map(|m| m.as_u64()).map(Duration::from_micros));
+        let (trials, lease_latencies, _) = drain_result(&wait.await??, "a worker swarm")?;
+        done += trials;
+        latencies.extend(lease_latencies);
     }
     Ok((done, latencies))
 }
@@ -445,7 +459,6 @@ fn optuna_over_links(args: &Args, lab: &netlab::Lab, dir: &std::path::Path) -> R
     let hosts = lab.hosts.len();
     let mut children = Vec::new();
     for (i, host) in lab.hosts.iter().enumerate() {
-        let share = |n: usize| n / hosts + usize::from(i < n % hosts);
         let drain_args = [
             script.display().to_string(),
             "drain".into(),
@@ -454,9 +467,9 @@ fn optuna_over_links(args: &Args, lab: &netlab::Lab, dir: &std::path::Path) -> R
             "--port".into(),
             port.to_string(),
             "--trials".into(),
-            share(trials).to_string(),
+            share(trials, hosts, i).to_string(),
             "--workers".into(),
-            share(args.workers).to_string(),
+            share(args.workers, hosts, i).to_string(),
         ];
         children.push(lab.spawn_in(host, std::path::Path::new(&python), &drain_args)?);
     }
@@ -464,16 +477,9 @@ fn optuna_over_links(args: &Args, lab: &netlab::Lab, dir: &std::path::Path) -> R
     // start-up is not counted against Optuna; the slower of the two is the run's time.
     let (mut done, mut latencies, mut version, mut seconds) = (0, Vec::new(), String::new(), 0f64);
     for child in children {
-        let out = child.wait_with_output()?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout.lines().rev().find(|l| l.starts_with('{'));
-        let Some(line) = line.filter(|_| out.status.success()) else {
-            bail!("an Optuna drain failed ({}): {stdout}", out.status);
-        };
-        let v: serde_json::Value = serde_json::from_str(line).context("a drain's JSON")?;
-        done += v["trials"].as_u64().context("`trials` in a drain's JSON")? as usize;
-        let micros = v["ask_us"].as_array().context("`ask_us` in a drain's JSON")?;
-        latencies.extend(micros.iter().filter_map(|m| m.as_u64()).map(Duration::from_micros));
+        let (trials, ask_latencies, v) = drain_result(&child.wait_with_output()?, "an Optuna drain")?;
+        done += trials;
+        latencies.extend(ask_latencies);
         version = v["optuna"].as_str().unwrap_or("?").to_string();
         seconds = seconds.max(v["seconds"].as_f64().context("`seconds` in a drain's JSON")?);
     }
