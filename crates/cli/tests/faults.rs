@@ -460,6 +460,32 @@ fn request_count(metrics: &str, route: &str, status: u16) -> u64 {
         .sum()
 }
 
+/// While the disk refuses writes for `problem` (`full`, `read-only`): `/healthz` reports it,
+/// a lease (a write) is answered 503 `storage <problem>: …` while reads keep working, and
+/// `decsweep status` (run by `status`) works and says it. `request` is an HTTP call to the
+/// coordinator: method, path, body.
+fn check_writes_refused(
+    lab: &Lab,
+    problem: &str,
+    request: &dyn Fn(&str, &str, Option<&str>) -> (u16, String),
+    status: impl FnOnce() -> std::process::Output,
+) {
+    wait_for(&format!("/healthz to report the disk {problem}"), Duration::from_secs(60), lab, || {
+        request("GET", "/healthz", None).1.contains(&format!("\"problem\":\"{problem}\""))
+    });
+    let words = format!("storage {problem}: ");
+    let (_, health) = request("GET", "/healthz", None);
+    assert!(health.contains("\"status\":\"degraded\"") && health.contains(&words), "{health}");
+    let (code, body) = request("POST", "/v1/lease", Some(r#"{"worker":"probe","wait_ms":0}"#));
+    assert_eq!(code, 503, "a lease (a write) on a {problem} disk: {body}");
+    let error: decsweep_api::wire::ApiError = serde_json::from_str(&body).unwrap();
+    assert!(error.error.starts_with(&words), "{body}");
+    let o = status();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "`decsweep status` works on a {problem} disk: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(said.contains(&format!("storage {problem}")), "`decsweep status` says the disk is {problem}:\n{said}");
+}
+
 /// The end of a disk-fault test: all `n` trials completed, and every completion the API
 /// acknowledged (each agent logs `outcome recorded` after a 200) is among them, once, as the
 /// worker that reported it; then nothing crashed: every process still runs and exits 0 on
@@ -540,21 +566,8 @@ fn a_full_disk_refuses_writes_with_503_and_the_study_finishes_once_space_returns
     let filler = disk.path().join("filler");
     disk.fill(&filler);
     let filled = Instant::now();
-    wait_for("/healthz to report the full disk", Duration::from_secs(60), &lab, || {
-        in_ns("GET", "/healthz", None).1.contains("\"problem\":\"full\"")
-    });
-    let (_, health) = in_ns("GET", "/healthz", None);
-    assert!(health.contains("\"status\":\"degraded\"") && health.contains("storage full: "), "{health}");
-    // Writes get 503 in words; reads keep working.
-    let (code, body) = in_ns("POST", "/v1/lease", Some(r#"{"worker":"probe","wait_ms":0}"#));
-    assert_eq!(code, 503, "a lease (a write) on a full disk: {body}");
-    let error: decsweep_api::wire::ApiError = serde_json::from_str(&body).unwrap();
-    assert!(error.error.starts_with("storage full: "), "{body}");
+    check_writes_refused(&lab, "full", &in_ns, || cli_in(&ns, None, &["status", "--coordinator", &url]));
     let done_while_full = completed();
-    let o = cli_in(&ns, None, &["status", "--coordinator", &url]);
-    let said = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "`decsweep status` works on a full disk: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(said.contains("storage full"), "`decsweep status` says the disk is full:\n{said}");
     // Workers keep trying, slowly: each logs a few refused requests, and their number stays far
     // below a storm (backoff doubles from 0.2 s to 10 s).
     for (name, _, log) in &agents {
@@ -728,21 +741,9 @@ fn a_disk_gone_read_only_refuses_writes_with_503_and_the_study_finishes_after_re
     wait_for("3 completed trials", Duration::from_secs(60), &lab, || completed() >= 3);
 
     disk.fail();
-    wait_for("/healthz to report the disk", Duration::from_secs(60), &lab, || {
-        in_ns("GET", "/healthz", None).1.contains("\"status\":\"degraded\"")
-    });
-    let (_, health) = in_ns("GET", "/healthz", None);
     // SQLite calls it an I/O error; the errno behind it (EROFS) says what it is.
-    assert!(health.contains("\"problem\":\"read-only\"") && health.contains("storage read-only: "), "{health}");
-    let (code, body) = in_ns("POST", "/v1/lease", Some(r#"{"worker":"probe","wait_ms":0}"#));
-    assert_eq!(code, 503, "a lease (a write) on a read-only disk: {body}");
-    let error: decsweep_api::wire::ApiError = serde_json::from_str(&body).unwrap();
-    assert!(error.error.starts_with("storage read-only: "), "{body}");
+    check_writes_refused(&lab, "read-only", &in_ns, || cli(&["status", "--coordinator", &url]));
     let done_when_failed = completed();
-    let o = cli(&["status", "--coordinator", &url]);
-    let said = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "`decsweep status` works on a read-only disk: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(said.contains("storage read-only"), "`decsweep status` says what is wrong with the disk:\n{said}");
     for (name, _, log) in &agents {
         wait_for(&format!("{name} to retry"), Duration::from_secs(60), &lab, || {
             log_lines(log).iter().filter(|l| l.contains("storage read-only") && l.contains("WARN")).count() >= 2
