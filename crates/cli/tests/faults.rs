@@ -460,16 +460,13 @@ fn request_count(metrics: &str, route: &str, status: u16) -> u64 {
         .sum()
 }
 
+/// An HTTP call to the coordinator: method, path, body → status code and body.
+type Request<'a> = &'a dyn Fn(&str, &str, Option<&str>) -> (u16, String);
+
 /// While the disk refuses writes for `problem` (`full`, `read-only`): `/healthz` reports it,
 /// a lease (a write) is answered 503 `storage <problem>: …` while reads keep working, and
-/// `decsweep status` (run by `status`) works and says it. `request` is an HTTP call to the
-/// coordinator: method, path, body.
-fn check_writes_refused(
-    lab: &Lab,
-    problem: &str,
-    request: &dyn Fn(&str, &str, Option<&str>) -> (u16, String),
-    status: impl FnOnce() -> std::process::Output,
-) {
+/// `decsweep status` (run by `status`) works and says it.
+fn check_writes_refused(lab: &Lab, problem: &str, request: Request<'_>, status: impl FnOnce() -> std::process::Output) {
     wait_for(&format!("/healthz to report the disk {problem}"), Duration::from_secs(60), lab, || {
         request("GET", "/healthz", None).1.contains(&format!("\"problem\":\"{problem}\""))
     });
