@@ -262,8 +262,8 @@ fn word_aligned_rows_have_one_step_per_word_with_audio_and_vision_averaged_and_f
         let means = word_means(video, *k);
         assert_eq!(words.len(), means.len(), "{video}[{k}]: the fixture's words");
         if words.is_empty() {
-            for m in 0..3 {
-                assert_eq!(steps(&ds, row, m), vec![vec![0.0; DIMS[m]]], "{video}[{k}] has no word: one zero step");
+            for (m, &d) in DIMS.iter().enumerate() {
+                assert_eq!(steps(&ds, row, m), vec![vec![0.0; d]], "{video}[{k}] has no word: one zero step");
             }
             continue;
         }
