@@ -78,7 +78,7 @@ fn converted_sequences_inspect_and_train_a_dec_study() {
     assert!(o.status.success(), "decsweep run failed:\n{}", csd::text(&o.stderr));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let trials = rt.block_on(async {
-        let c = decsweep_coordinator::Coordinator::open(&results.join("decsweep.db"), Default::default()).unwrap();
+        let c = decsweep_coordinator::Coordinator::open(results.join("decsweep.db"), Default::default()).unwrap();
         c.trials("sdk", None).await.unwrap()
     });
     assert_eq!(trials.len(), 1);
