@@ -9,8 +9,10 @@ TORCH_VERSION := 2.11.0
 # Offline validators of deploy/ (crates/cli/tests/deploy.rs): the Kubernetes schemas and the
 # Compose Specification's.
 DEPLOY_CHECKERS := kubernetes-validate==1.37.0 check-jsonschema==0.39.0
+# tools/convert_mosi.py --format csd reads CMU-MultimodalSDK computational sequences (HDF5).
+CONVERTER_DEPS := h5py==3.16.0
 # The stamp names every pinned package, so changing the set installs it into an existing .venv.
-VENV_STAMP := $(VENV)/.decsweep-torch-$(TORCH_VERSION)-numpy-optuna-$(subst ==,-,$(subst $() ,-,$(DEPLOY_CHECKERS)))
+VENV_STAMP := $(VENV)/.decsweep-torch-$(TORCH_VERSION)-numpy-optuna-$(subst ==,-,$(subst $() ,-,$(DEPLOY_CHECKERS) $(CONVERTER_DEPS)))
 
 # torch-sys builds against the PyTorch wheel inside .venv (headers and shared libraries).
 # Recursive so it is read after the venv exists.
@@ -26,7 +28,7 @@ venv: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy optuna $(DEPLOY_CHECKERS)
+	$(VPY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy optuna $(DEPLOY_CHECKERS) $(CONVERTER_DEPS)
 	$(VPY) -c 'import os, torch; print(os.path.dirname(torch.__file__))' > $(VENV)/libtorch-path
 	touch $@
 

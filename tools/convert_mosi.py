@@ -1,19 +1,27 @@
 #!/usr/bin/env python3
-"""Convert CMU-MOSI feature pickles people already have into decsweep's dataset file.
+"""Convert the CMU-MOSI feature files people already have into decsweep's dataset file.
 
     python3 tools/convert_mosi.py aligned_50.pkl --out mosi.safetensors
     python3 tools/convert_mosi.py mosi_data_noalign.pkl --out mosi-unaligned.safetensors --format mult
+    python3 tools/convert_mosi.py --format csd --text T.csd --audio A.csd --vision V.csd --labels L.csd \
+        [--word-aligned] [--folds FOLDS.json] --out mosi-sdk.safetensors
 
-Needs python3 and numpy only. A pickle can run code when it is loaded: convert only files you
-trust (the ones MMSA and MulT publish).
+Pickles need python3 and numpy only. A pickle can run code when it is loaded: convert only files
+you trust (the ones MMSA and MulT publish). A pickle whose SHA-256 MMSA publishes is named as that
+file; one named like a published file whose bytes differ gets a warning with both hashes
+(published_checksums.py; MulT publishes none).
+
+CMU-MultimodalSDK computational sequences (.csd, HDF5; --format csd) also need h5py, which
+`make venv` installs into .venv: the rules are in mosi_csd.py, the file layout in csd_read.py.
 
 Output: one .safetensors file in decsweep's canonical format (DESIGN.md "Data"): F32 `text`,
 `audio`, `vision` [N, T, D]; I64 `lengths` [N], or `text_lengths` / `audio_lengths` /
 `vision_lengths` when the modalities' lengths differ; F32 `label` [N]; U8 `split` [N]
-(0 train, 1 valid, 2 test, the file's own split); `__metadata__` holds
-"format": "decsweep-mosi/1" and "meta" (ids, source, nonfinite_replaced, extra). Valid steps
-are moved to the front of each sequence, as the format requires. NaN and +-inf anywhere in the
-features become 0 and are counted into `nonfinite_replaced`.
+(0 train, 1 valid, 2 test: a pickle's own split; for .csd the folds or a seeded split by video);
+`__metadata__` holds "format": "decsweep-mosi/1" and "meta" (ids, source, nonfinite_replaced,
+extra, which records the input's SHA-256). Valid steps are moved to the front of each sequence,
+as the format requires. NaN and +-inf in the features become 0 and are counted into
+`nonfinite_replaced` (for .csd, those in the feature rows the dataset uses).
 
 Input schemas, as read by the projects' own loaders (line numbers at the commits named):
 
@@ -62,12 +70,9 @@ Exit status: 0 ok, 1 failure, 2 bad input (missing, unreadable or malformed inpu
 """
 
 import argparse
-import json
 import os
 import pickle
-import struct
 import sys
-import tempfile
 
 try:
     import numpy as np
@@ -75,33 +80,44 @@ except ImportError:  # pragma: no cover - reported to the user
     sys.stderr.write("error: tools/convert_mosi.py needs numpy (pip install numpy)\n")
     sys.exit(1)
 
-FORMAT = "decsweep-mosi/1"
-SPLITS = ("train", "valid", "test")
-MODALITIES = ("text", "audio", "vision")
-BAD_INPUT = 2
+from dataset_file import BAD_INPUT, MODALITIES, SPLITS, InputError, file_sha256, write_safetensors
+from published_checksums import recognise
+
+CSD_ROLES = ("text", "audio", "vision", "labels")
 # Lengths beyond this many times seq_len are "far past" it (the same threshold as
 # `decsweep data inspect`, decsweep_data::LONG_SEQUENCE_FACTOR).
 LONG_SEQUENCE_FACTOR = 2
 DEFAULT_SEQ_LEN = 30
 
 
-class InputError(Exception):
-    """The input file is missing, unreadable or not in the expected schema."""
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="Convert MMSA or MulT CMU-MOSI pickles into decsweep's .safetensors dataset.",
-        epilog="Schemas and the loader lines they come from are in this script's docstring.",
+        description="Convert CMU-MOSI feature files (MMSA or MulT pickles, CMU-MultimodalSDK .csd "
+        "sequences) into decsweep's .safetensors dataset.",
+        epilog="Schemas and the loader lines they come from are in this script's docstring; "
+        "the .csd rules in mosi_csd.py.",
     )
-    parser.add_argument("input", help="aligned_50.pkl / unaligned_50.pkl (MMSA) or mosi_data*.pkl (MulT)")
+    parser.add_argument(
+        "input", nargs="?", help="aligned_50.pkl / unaligned_50.pkl (MMSA) or mosi_data*.pkl (MulT); not with --format csd"
+    )
     parser.add_argument("--out", required=True, help="output .safetensors file (written atomically)")
     parser.add_argument(
         "--format",
-        choices=("auto", "mmsa", "mult"),
+        choices=("auto", "mmsa", "mult", "csd"),
         default="auto",
-        help="input schema; auto decides by the keys (MMSA has regression_labels, MulT labels)",
+        help="input schema; auto decides a pickle's by its keys (MMSA has regression_labels, MulT labels); "
+        "csd reads the four computational sequences given by --text, --audio, --vision and --labels",
     )
+    csd = parser.add_argument_group("--format csd (CMU-MultimodalSDK computational sequences)")
+    for role, example in zip(CSD_ROLES, ("glove_vectors", "COVAREP", "FACET_4.2", "Opinion Segment Labels")):
+        csd.add_argument(f"--{role}", metavar="FILE.csd", help=f"the {role} sequence, e.g. {example}")
+    csd.add_argument(
+        "--word-aligned",
+        action="store_true",
+        help="one step per word; audio and vision averaged over each word (default: each modality keeps its own rows)",
+    )
+    csd.add_argument("--folds", metavar="FOLDS.json", help='{"train": [...], "valid": [...], "test": [...]} video ids')
+    csd.add_argument("--seed", type=int, default=0, help="seed of the split by video when there is no --folds (default 0)")
     parser.add_argument(
         "--seq-len",
         type=int,
@@ -112,27 +128,62 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.seq_len < 1:
         parser.error("--seq-len must be at least 1")
+    csd_given = [f"--{r.replace('_', '-')}" for r in CSD_ROLES + ("word_aligned", "folds") if getattr(args, r)]
+    if args.format == "csd":
+        if args.input is not None:
+            parser.error(f"--format csd reads --text, --audio, --vision and --labels, not a positional input ({args.input})")
+        lacking = [f"--{r}" for r in CSD_ROLES if getattr(args, r) is None]
+        if lacking:
+            parser.error(f"--format csd needs {', '.join(lacking)}")
+    elif csd_given:
+        parser.error(f"{', '.join(csd_given)}: only with --format csd")
+    elif args.input is None:
+        parser.error("the input pickle is required (or --format csd with --text, --audio, --vision and --labels)")
     try:
-        data = load_pickle(args.input)
-        fmt = detect_format(args.input, data) if args.format == "auto" else args.format
-        tensors, meta = convert(args.input, data, fmt)
+        if args.format == "csd":
+            import mosi_csd
+
+            paths = {role: getattr(args, role) for role in CSD_ROLES}
+            tensors, meta, lines, warnings = mosi_csd.convert_csd(paths, args.word_aligned, args.folds, args.seed)
+        else:
+            tensors, meta, lines, warnings = convert_pickle(args.input, args.format)
         write_safetensors(args.out, tensors, meta)
     except InputError as e:
         sys.stderr.write(f"error: {e}\n")
         return BAD_INPUT
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
-    n = len(meta["ids"])
     counts = [int((tensors["split"] == s).sum()) for s in range(3)]
+    dims = " ".join(f"{m} {tensors[m].shape[2]}" for m in MODALITIES)
     print(
-        f"{args.out}: {n} rows from {fmt} file {args.input}; split {counts[0]} train / {counts[1]} valid / "
+        f"{args.out}: {len(meta['ids'])} rows; dims {dims}; split {counts[0]} train / {counts[1]} valid / "
         f"{counts[2]} test; {meta['nonfinite_replaced']} non-finite values replaced by 0"
     )
+    for line in lines:
+        print(f"  {line}")
     warning = long_sequence_warning(tensors, args.seq_len)
-    if warning:
-        sys.stderr.write(f"warning: {warning}\n")
+    for text in warnings + ([warning] if warning else []):
+        sys.stderr.write(f"warning: {text}\n")
     return 0
+
+
+def convert_pickle(path, fmt):
+    """An MMSA or MulT pickle: the tensors, the metadata, report lines and warnings."""
+    sha256 = file_sha256(path)
+    data = load_pickle(path)
+    fmt = detect_format(path, data) if fmt == "auto" else fmt
+    tensors, meta = convert(path, data, fmt)
+    meta["extra"]["input_sha256"] = sha256
+    lines = [f"read {fmt.upper()} pickle {path} (sha256 {sha256})"]
+    warnings = []
+    kind, message = recognise(path, sha256)
+    if kind == "known":
+        lines.append(f"recognised: {message}")
+        meta["extra"]["recognised_as"] = message
+    elif kind == "mismatch":
+        warnings.append(message)
+    return tensors, meta, lines, warnings
 
 
 def long_sequence_warning(tensors, seq_len):
@@ -402,40 +453,6 @@ def convert(path, data, fmt):
         },
     }
     return tensors, meta
-
-
-DTYPES = {np.dtype("<f4"): "F32", np.dtype("<i8"): "I64", np.dtype("uint8"): "U8"}
-
-
-def write_safetensors(out, tensors, meta):
-    """Writes the safetensors layout by hand: u64 LE header size, JSON header padded with spaces
-    to a multiple of 8, then the tensors' little-endian bytes back to back (8-byte types first so
-    every tensor is aligned)."""
-    order = sorted(tensors, key=lambda k: (-tensors[k].dtype.itemsize, k))
-    header = {"__metadata__": {"format": FORMAT, "meta": json.dumps(meta, separators=(",", ":"))}}
-    offset = 0
-    for name in order:
-        a = tensors[name]
-        size = a.nbytes
-        header[name] = {"dtype": DTYPES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + size]}
-        offset += size
-    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    blob += b" " * (-len(blob) % 8)
-    directory = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix=".convert_mosi-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(blob)))
-            f.write(blob)
-            for name in order:
-                f.write(np.ascontiguousarray(tensors[name]).tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 if __name__ == "__main__":

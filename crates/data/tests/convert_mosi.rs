@@ -239,7 +239,65 @@ fn unaligned_files_far_past_seq_len_warn_what_each_time_pool_does() {
     assert!(run.status.success(), "{stderr}");
     assert!(!stderr.contains("warning"), "500 ≤ 2 x 250: {stderr}");
     let run = convert(&py, &dir.join("unaligned_50.pkl"), &out, "auto");
-    assert!(!String::from_utf8_lossy(&run.stderr).contains("warning"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!stderr.contains("far past"), "{stderr}");
+}
+
+/// MMSA publishes the SHA-256 of its feature files (tools/published_checksums.py says where);
+/// MulT publishes none.
+const MMSA_MOSI_ALIGNED: &str = "d3994fd25681f9c7ad6e9c6596a6fe9b4beb85ff7d478ba978b124139002e5f9";
+const MMSA_MOSEI_ALIGNED: &str = "45eccfb748a87c80ecab9bfac29582e7b1466bf6605ff29d3b338a75120bf791";
+
+#[test]
+fn files_named_like_published_ones_are_checked_against_the_published_sha256() {
+    let py = python();
+    let dir = scratch("published");
+    fixtures(&py, &dir);
+    let out = dir.join("x.safetensors");
+
+    // The fixture named like MMSA's aligned_50.pkl is not it: a warning shows both hashes.
+    let run = convert(&py, &dir.join("aligned_50.pkl"), &out, "auto");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let ours = decsweep_data::content_hash(&dir.join("aligned_50.pkl")).unwrap();
+    assert!(stderr.contains("warning: ") && stderr.contains("named like a published file"), "{stderr}");
+    assert!(stderr.contains(&format!("its sha256 is {ours}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("MMSA's MOSI/Processed/aligned_50.pkl has sha256 {MMSA_MOSI_ALIGNED}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(MMSA_MOSEI_ALIGNED), "MOSEI's file has the same name: {stderr}");
+    let ds = load(&out).unwrap();
+    assert_eq!(ds.meta.extra["input_sha256"], ours.as_str());
+    assert!(ds.meta.extra.get("recognised_as").is_none());
+
+    // No published name, nothing to say.
+    let run = convert(&py, &dir.join("mosi_data.pkl"), &out, "auto");
+    assert!(!String::from_utf8_lossy(&run.stderr).contains("published"), "MulT publishes no checksum");
+
+    // A file whose bytes are a published one is named, whatever it is called: the lookup, with a
+    // table that lists this fixture's hash (the real files are far too large to ship).
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools");
+    let code = format!(
+        "import sys; sys.path.insert(0, {tools:?}); import published_checksums as p; \
+         t = dict(p.PUBLISHED); t[{ours:?}] = ('MMSA', 'MOSI/Processed/aligned_50.pkl'); \
+         print(p.recognise('renamed.pkl', {ours:?}, t)); print(p.recognise('renamed.pkl', {ours:?})); \
+         print(p.recognise('x/aligned_50.pkl', {MMSA_MOSI_ALIGNED:?}))",
+        tools = tools.to_str().unwrap()
+    );
+    let o = Command::new(&py).args(["-c", &code]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("('known', \"renamed.pkl is MMSA's published MOSI/Processed/aligned_50.pkl"),
+        "{stdout}"
+    );
+    assert_eq!(lines[1], "(None, None)", "not published, not named like a published file");
+    assert!(
+        lines[2].starts_with("('known', \"x/aligned_50.pkl is MMSA's published MOSI/Processed/aligned_50.pkl"),
+        "{stdout}"
+    );
 }
 
 #[test]
