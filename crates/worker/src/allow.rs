@@ -257,7 +257,7 @@ mod tests {
     fn programs_under_a_prefix_run_by_absolute_relative_or_bare_name() {
         let root = tree();
         let allowed = root.path().join("allowed");
-        let allow = allowing(&[allowed.clone()]);
+        let allow = allowing(std::slice::from_ref(&allowed));
         let real = allowed.canonicalize().unwrap().join("run.sh");
         let abs = allowed.join("run.sh");
         assert_eq!(check(&allow, abs.to_str().unwrap(), None, Path::new("/")), Ok(real.clone()));
@@ -274,7 +274,7 @@ mod tests {
     fn dot_dot_sibling_prefixes_and_symlinked_directories_do_not_escape() {
         let root = tree();
         let allowed = root.path().join("allowed");
-        let allow = allowing(&[allowed.clone()]);
+        let allow = allowing(std::slice::from_ref(&allowed));
         for program in [
             allowed.join("../other/evil.sh"),
             root.path().join("allowed-not/run.sh"),
