@@ -77,6 +77,12 @@ pub struct AgentArgs {
     /// (what resuming saves is measured against this by `make bench-preempt`).
     #[arg(long)]
     no_resume: bool,
+    /// What trial programs inherit of this worker's environment (crate::program_env).
+    #[command(flatten)]
+    program_env: crate::program_env::ProgramEnvArgs,
+    /// Which programs `command` trials may run here (crate::allow).
+    #[command(flatten)]
+    allow: crate::allow::AllowArgs,
 }
 
 impl AgentArgs {
@@ -112,6 +118,15 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing signal handlers")?;
     }
+    let program_env = crate::program_env::ProgramEnv::new(&args.program_env, std::env::vars_os())
+        .map_err(|e| Failure::BadInput(e.into()))?;
+    let allowed = crate::allow::AllowedPrograms::new(&args.allow).map_err(|e| Failure::BadInput(e.into()))?;
+    if let Err(e) = crate::program_env::hide_worker_memory() {
+        tracing::warn!(error = %e, "could not make the worker non-dumpable: its programs can read its environment");
+    }
+    if let Some(warning) = crate::plain_http::clear_text_warning(&url) {
+        tracing::warn!("{warning}");
+    }
     let home = args.work_dir.clone().unwrap_or_else(default_home);
     for sub in ["datasets", "stages", "trials", "checkpoints"] {
         fs::create_dir_all(home.join(sub)).with_context(|| format!("creating {}", home.join(sub).display()))?;
@@ -132,6 +147,15 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
         device: devices.join(","),
     };
     tracing::info!(coordinator = %url, slots = args.slots, threads, home = %home.display(), "agent started");
+    if !program_env.withheld().is_empty() {
+        tracing::info!(withheld = %crate::program_env::list(program_env.withheld()),
+            "trial programs do not get these variables of the worker (--program-env-keep NAME passes one on)");
+    }
+    if let Some(allowed) = &allowed {
+        tracing::info!(prefixes = %allowed.describe(), "command trials run only programs under --allow-program");
+    }
+    let program_env = Arc::new(program_env);
+    let allowed = allowed.map(Arc::new);
 
     let handles: Vec<_> = (0..args.slots.max(1))
         .map(|slot| {
@@ -146,6 +170,8 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
                 resume: !args.no_resume,
                 dataset_lock: Arc::clone(&dataset_lock),
                 agent: agent.clone(),
+                program_env: Arc::clone(&program_env),
+                allowed: allowed.clone(),
             };
             thread::spawn(move || slot_ctx.run())
         })
@@ -199,6 +225,10 @@ struct Slot {
     resume: bool,
     dataset_lock: Arc<Mutex<()>>,
     agent: AgentInfo,
+    /// The worker's variables no child inherits.
+    program_env: Arc<crate::program_env::ProgramEnv>,
+    /// `--allow-program`: `None` runs every program.
+    allowed: Option<Arc<crate::allow::AllowedPrograms>>,
 }
 
 impl Slot {
@@ -358,6 +388,7 @@ impl Slot {
         };
         let checkpoint = self.resume.then(|| self.prepare_checkpoint(lease));
         let mut cmd = Command::new(exe);
+        self.program_env.apply(&mut cmd);
         cmd.arg("train")
             .arg("--supervised")
             .arg("--data")
@@ -559,11 +590,22 @@ impl Slot {
         let Some((program, args)) = argv.split_first() else {
             return Outcome::Failed { reason: "the command is empty".into(), retryable: false };
         };
+        let allowed = self.allowed.as_deref();
+        let executable = match crate::allow::executable(allowed, &self.program_env, program, env, workdir.as_deref()) {
+            Ok(path) => path,
+            // Permanent: this worker would refuse it every time.
+            Err(refusal) => {
+                return Outcome::Failed { reason: format!("{refusal} (worker {})", self.name), retryable: false }
+            }
+        };
         let state_dir = self.home.join("trials").join(format!("{}-state", lease.trial_id));
         if let Err(e) = self.prepare_state_dir(lease, &state_dir) {
             return Outcome::Failed { reason: format!("preparing {}: {e:#}", state_dir.display()), retryable: true };
         }
-        let mut cmd = Command::new(program);
+        let mut cmd = Command::new(&executable);
+        // Checked by its resolved path, run by it; the program still sees the name it was given.
+        std::os::unix::process::CommandExt::arg0(&mut cmd, program);
+        self.program_env.apply(&mut cmd);
         cmd.args(args).envs(env).env("DECSWEEP_CHECKPOINT_DIR", &state_dir);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // Its own process group, so stopping it reaches what it started too (a shell's
@@ -1142,6 +1184,8 @@ mod tests {
             resume: true,
             dataset_lock: Arc::new(Mutex::new(())),
             agent: AgentInfo { name: "w".into(), host: "h".into(), slots: 1, device: "cpu".into() },
+            program_env: Arc::default(),
+            allowed: None,
         }
     }
 

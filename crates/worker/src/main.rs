@@ -6,12 +6,15 @@
 //! with its state saved to `--checkpoint` (run the same command again to resume).
 
 mod agent;
+mod allow;
 mod bench;
 mod cache;
 mod checkpoint;
 mod device;
 mod dirpack;
 mod manifest;
+mod plain_http;
+mod program_env;
 mod trial;
 
 use std::path::PathBuf;
@@ -27,7 +30,17 @@ use decsweep_api::Pipeline;
 #[command(after_help = "Without a subcommand the worker is an agent: it leases trials from --coordinator, \
 runs them (one child process per trial), heartbeats, streams per-epoch progress and reports the \
 outcome. SIGTERM or Ctrl-C stops the running trials within an epoch and returns them to the queue \
-(the attempt is not counted against the study's retries), then exits 0.")]
+(the attempt is not counted against the study's retries), then exits 0.
+
+A trial's program (and the worker's own `train` child) inherits the worker's environment except \
+every DECSWEEP_* variable (the token, token file, read token, ...: those four are never passed on) \
+and every variable whose name looks like a credential: ending in TOKEN, SECRET, PASSWORD, PASSWD, \
+API_KEY, APIKEY, ACCESS_KEY, SECRET_KEY, PRIVATE_KEY or CREDENTIAL(S), each also with _FILE, and \
+SSH_AUTH_SOCK, CREDENTIALS_DIRECTORY, KRB5CCNAME (e.g. AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN, HF_TOKEN, \
+WANDB_API_KEY). --program-env-keep NAME passes one on, --program-env-drop NAME withholds more; the \
+spec's [command] env always applies. The start-up log names what is withheld. This is not a \
+sandbox: programs run as the worker's user; on a shared machine run workers as an unprivileged user \
+of their own and use --allow-program.")]
 struct Cli {
     /// Log format on stderr; verbosity comes from RUST_LOG (default: info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]

@@ -138,12 +138,20 @@ pub fn serve_with(db: &Path, port: u16, ttl_s: u32, extra: &[&std::ffi::OsStr]) 
 }
 
 pub fn agent(url: &str, home: &Path) -> Guard {
+    agent_with(url, home, &[], &[], Stdio::null())
+}
+
+/// An agent with more options and environment variables (`RUST_LOG` is `warn` unless `env` sets
+/// it), its stderr to `log`.
+pub fn agent_with(url: &str, home: &Path, extra: &[&str], env: &[(&str, &str)], log: impl Into<Stdio>) -> Guard {
     let child = Command::new(worker_bin())
         .args(["--coordinator", url, "--threads", "1", "--device", "cpu"])
+        .args(extra)
         .env("DECSWEEP_HOME", home)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     Guard(child)
