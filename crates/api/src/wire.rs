@@ -73,9 +73,31 @@ impl std::str::FromStr for TrialStatus {
 pub struct CreateStudy {
     /// The spec's TOML text.
     pub spec: String,
-    /// Where the spec file lives on the coordinator's filesystem: relative dataset paths are
-    /// resolved against it, and errors name it.
+    /// Where the spec file lives: errors name it. In-process (`decsweep run`) relative dataset
+    /// paths are resolved against it; over HTTP a dataset file is named by `dataset_sha256`, or
+    /// read below the coordinator's `serve --data-root` only.
     pub spec_path: String,
+    /// The dataset the spec's `dataset` file names, uploaded beforehand with
+    /// `PUT /v1/datasets/{sha256}` (what `decsweep submit` does). Absent for synthetic
+    /// datasets and from older clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_sha256: Option<String>,
+}
+
+impl CreateStudy {
+    /// A request for a spec whose dataset (if it names a file) is read where the spec lies.
+    pub fn new(spec: impl Into<String>, spec_path: impl Into<String>) -> Self {
+        CreateStudy { spec: spec.into(), spec_path: spec_path.into(), dataset_sha256: None }
+    }
+}
+
+/// The answer of `PUT /v1/datasets/{sha256}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetStored {
+    pub sha256: String,
+    pub bytes: u64,
+    /// `false`: the coordinator already had it (the body was not needed).
+    pub created: bool,
 }
 
 /// Counts of a study's trials by status.

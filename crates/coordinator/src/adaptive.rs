@@ -286,8 +286,8 @@ n_trials = 2
 
     /// Inserts the adaptive study `text` over a stand-in dataset.
     pub(crate) fn study_from(f: &mut Fixture, text: &str) {
-        let req = decsweep_api::wire::CreateStudy { spec: text.into(), spec_path: "tpe.toml".into() };
-        let spec = crate::study::parse(&req).unwrap();
+        let req = decsweep_api::wire::CreateStudy::new(text, "tpe.toml");
+        let spec = crate::study::parse(&req, &Default::default()).unwrap();
         let dataset =
             DatasetRow { sha256: "ab".repeat(32), file: "x.safetensors".into(), bytes: 3, source: "test".into() };
         let new = crate::study::new_study(&req, &spec, dataset).unwrap();

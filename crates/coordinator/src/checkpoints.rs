@@ -26,13 +26,11 @@ use std::path::{Path, PathBuf};
 use axum::body::Body;
 use decsweep_api::wire::{CheckpointInfo, CheckpointUpload};
 use decsweep_api::Stage;
-use futures_util::StreamExt;
 use rusqlite::{params, Connection, OptionalExtension};
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::dataset::is_sha256;
 use crate::error::{Error, Result};
+use crate::upload;
 
 /// The default of [`crate::CoordinatorOptions::max_checkpoint_bytes`]: 1 GiB. The paper's model
 /// with its Adam moments is a few megabytes; the limit is there to protect the disk from a
@@ -62,46 +60,31 @@ fn position(stage: Stage, epoch: u32) -> i64 {
     rank * 1_000_000 + i64::from(epoch)
 }
 
-/// An upload written to a temporary file, its hash checked.
-pub(crate) struct Received {
-    pub(crate) temp: tempfile::TempPath,
-    pub(crate) bytes: u64,
-}
-
 /// Streams `body` to a temporary file in the checkpoint directory, counting and hashing.
-/// 413 past `limit` bytes, 400 when its SHA-256 is not the one announced.
-pub(crate) async fn receive(body: Body, data_dir: &Path, upload: &CheckpointUpload, limit: u64) -> Result<Received> {
+/// 413 past `limit` bytes, 400 when its SHA-256 is not the one announced. The temporary file is
+/// gone on every error (see [`crate::upload`]).
+pub(crate) async fn receive(
+    body: Body,
+    data_dir: &Path,
+    upload: &CheckpointUpload,
+    limit: u64,
+) -> Result<upload::Received> {
     if !is_sha256(&upload.sha256) {
         return Err(Error::BadRequest(format!("`{}` is not a sha256 in lowercase hex", upload.sha256)));
     }
-    let dir = dir(data_dir);
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| Error::io(&dir, e))?;
-    let temp =
-        tempfile::Builder::new().prefix(".upload-").tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?.into_temp_path();
-    let mut out = tokio::fs::File::create(&temp).await.map_err(|e| Error::io(&temp, e))?;
-    let mut hasher = Sha256::new();
-    let mut bytes: u64 = 0;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the checkpoint upload: {e}")))?;
-        bytes += chunk.len() as u64;
-        if bytes > limit {
-            return Err(Error::TooLarge(format!(
-                "the checkpoint is over this coordinator's limit of {limit} bytes (serve --max-checkpoint-mb)"
-            )));
-        }
-        hasher.update(&chunk);
-        out.write_all(&chunk).await.map_err(|e| Error::io(&temp, e))?;
-    }
-    out.sync_all().await.map_err(|e| Error::io(&temp, e))?;
-    let sha256: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    if sha256 != upload.sha256 {
+    let too_large = || {
+        Error::TooLarge(format!(
+            "the checkpoint is over this coordinator's limit of {limit} bytes (serve --max-checkpoint-mb)"
+        ))
+    };
+    let received = upload::receive(body, &dir(data_dir), limit, "checkpoint", too_large).await?;
+    if received.sha256 != upload.sha256 {
         return Err(Error::BadRequest(format!(
-            "the checkpoint's SHA-256 is {sha256}, the upload announced {} ({bytes} bytes arrived): truncated or corrupted",
-            upload.sha256
+            "the checkpoint's SHA-256 is {}, the upload announced {} ({} bytes arrived): truncated or corrupted",
+            received.sha256, upload.sha256, received.bytes
         )));
     }
-    Ok(Received { temp, bytes })
+    Ok(received)
 }
 
 /// Records `info` as the trial's checkpoint, saved by `attempt` (the writer, in the caller's
@@ -212,6 +195,37 @@ pub(crate) fn delete_files(data_dir: &Path, hashes: &[String]) {
             Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not delete a checkpoint file"),
         }
     }
+}
+
+/// The `<sha>.ckpt` files no trial's checkpoint row references: left by a crash between the
+/// rename and the commit, or by an older coordinator. Run in the writer (or before it starts),
+/// so no upload can be stored between the listing and the query.
+pub(crate) fn orphaned_files(conn: &Connection, data_dir: &Path) -> Result<Vec<String>> {
+    let Ok(entries) = std::fs::read_dir(dir(data_dir)) else { return Ok(Vec::new()) };
+    let mut referenced = conn.prepare_cached("SELECT 1 FROM checkpoints WHERE sha256 = ?1")?;
+    let mut orphans = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(sha) = name.to_str().and_then(|n| n.strip_suffix(".ckpt")).filter(|s| is_sha256(s)) else {
+            continue;
+        };
+        if !referenced.exists([sha])? {
+            orphans.push(sha.to_string());
+        }
+    }
+    Ok(orphans)
+}
+
+/// Start-up: deletes what a crash left in the checkpoint directory (temporary uploads and
+/// files no trial references).
+pub(crate) fn collect_at_start(conn: &Connection, data_dir: &Path) -> Result<()> {
+    upload::sweep_temporaries(&dir(data_dir));
+    let orphans = orphaned_files(conn, data_dir)?;
+    if !orphans.is_empty() {
+        tracing::info!(files = orphans.len(), "deleting checkpoint files no trial references");
+        delete_files(data_dir, &orphans);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

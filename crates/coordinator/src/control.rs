@@ -33,6 +33,7 @@ use decsweep_api::ParamValue;
 use rusqlite::{params, OptionalExtension};
 
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::ops::{NewTrial, WriteCtx};
 
 /// The error text of a cancelled trial.
@@ -169,25 +170,14 @@ impl WriteCtx {
     /// Adds every configuration of the study × each new seed as pending trials.
     pub(crate) fn add_seeds(&mut self, name: &str, seeds: &[u64]) -> Result<SeedsAdded> {
         let study_id = self.study_id(name)?;
-        if seeds.is_empty() {
-            return Err(Error::BadRequest("`seeds` must list at least one seed".into()));
-        }
+        // Callers checked it before asking the writer; again here, so no caller can skip it.
+        let seeds = limits::distinct_seeds(seeds.to_vec())?;
         let present: BTreeSet<u64> = {
             let mut stmt = self.conn.prepare_cached("SELECT DISTINCT seed FROM trials WHERE study_id = ?1")?;
             let rows = stmt.query_map([study_id], |r| r.get::<_, i64>(0))?;
             rows.map(|r| r.map(|s| s as u64)).collect::<rusqlite::Result<_>>()?
         };
-        let mut wanted = Vec::new();
-        let mut skipped = Vec::new();
-        for &seed in seeds {
-            if present.contains(&seed) {
-                if !skipped.contains(&seed) {
-                    skipped.push(seed);
-                }
-            } else if !wanted.contains(&seed) {
-                wanted.push(seed);
-            }
-        }
+        let (skipped, wanted): (Vec<u64>, Vec<u64>) = seeds.iter().partition(|s| present.contains(s));
         let configs: Vec<ConfigRow> = {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT config_id, pipeline, job, params, label, point FROM trials
@@ -206,6 +196,12 @@ impl WriteCtx {
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        let existing: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM trials WHERE study_id = ?1")?
+            .query_row([study_id], |r| r.get(0))?;
+        let adding = (configs.len() as u64).saturating_mul(wanted.len() as u64);
+        limits::check_study_size(name, existing.max(0) as u64, adding)?;
         let now = self.clock.now_ms();
         let mut added = 0u64;
         for seed in wanted {
@@ -457,8 +453,8 @@ label_fraction = { grid = [0.5, 1.0] }
 
     /// The rows a spec plans.
     fn planned(text: &str) -> crate::ops::NewStudy {
-        let req = decsweep_api::wire::CreateStudy { spec: text.into(), spec_path: "g.toml".into() };
-        let spec = crate::study::parse(&req).unwrap();
+        let req = decsweep_api::wire::CreateStudy::new(text, "g.toml");
+        let spec = crate::study::parse(&req, &Default::default()).unwrap();
         let dataset = crate::ops::DatasetRow {
             sha256: "ab".repeat(32),
             file: "x.safetensors".into(),

@@ -16,6 +16,14 @@ use crate::ops::DatasetRow;
 /// gigabytes and is better made once with `decsweep data synth` and named as a file.
 pub const MAX_SYNTHETIC_N: u64 = 50_000;
 
+/// The default of [`crate::CoordinatorOptions::max_dataset_bytes`]: 4 GiB. CMU-MOSI with every
+/// modality is a few hundred megabytes; the limit protects the disk, and validation reads the
+/// whole file into memory.
+pub const DEFAULT_MAX_DATASET_BYTES: u64 = 4 << 30;
+
+/// The name of a dataset file being copied in starts with this (a crash's are swept at start-up).
+pub(crate) const INCOMING_PREFIX: &str = ".incoming-";
+
 /// The `source` recorded for a synthetic dataset; two specs with the same one share the file.
 /// It names the generator and every knob (defaults included), so datasets that differ in any
 /// setting never share an identity. The linear generator keeps its original form.
@@ -37,7 +45,7 @@ pub(crate) fn is_sha256(s: &str) -> bool {
 }
 
 fn temp_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(format!(".incoming-{:016x}.safetensors", rand::thread_rng().gen::<u64>()))
+    data_dir.join(format!("{INCOMING_PREFIX}{:016x}.safetensors", rand::thread_rng().gen::<u64>()))
 }
 
 fn dataset_error(path: &Path, message: impl Into<String>) -> Error {
@@ -46,7 +54,7 @@ fn dataset_error(path: &Path, message: impl Into<String>) -> Error {
 
 /// Moves a fully written temporary file to its content address (keeping an identical file
 /// already there) and makes the rename durable.
-fn settle(tmp: &Path, data_dir: &Path, sha256: &str) -> Result<PathBuf> {
+pub(crate) fn settle(tmp: &Path, data_dir: &Path, sha256: &str) -> Result<PathBuf> {
     let dest = data_dir.join(file_name(sha256));
     if dest.is_file() {
         let _ = fs::remove_file(tmp);
@@ -62,7 +70,28 @@ fn settle(tmp: &Path, data_dir: &Path, sha256: &str) -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// Copies a dataset file into the data directory, hashing it on the way.
+/// Checks that `path` is a decsweep dataset (header, tensors, shapes, values: the reader of
+/// `decsweep_data`), naming it `shown` in the answer (an upload's temporary name means nothing
+/// to its sender). 422 naming the first problem.
+pub(crate) fn validate(path: &Path, shown: &str) -> Result<()> {
+    decsweep_data::load(path).map(drop).map_err(|e| {
+        let reason = e.to_string().replace(&path.display().to_string(), shown);
+        Error::Unprocessable(format!("not a decsweep dataset file: {reason}"))
+    })
+}
+
+/// `written` (a spec's dataset path, resolved against its spec's folder as `resolved`) when it
+/// names a file below `root` (canonical), its symlinks resolved; a relative path is read from
+/// the root. `None` both when the file is missing and when it lies outside, so an answer never
+/// tells which paths exist outside the root.
+pub(crate) fn below_root(root: &Path, resolved: &Path) -> Option<PathBuf> {
+    let candidate = if resolved.is_absolute() { resolved.to_path_buf() } else { root.join(resolved) };
+    let real = fs::canonicalize(candidate).ok()?;
+    (real.starts_with(root) && real.is_file()).then_some(real)
+}
+
+/// Copies a dataset file into the data directory, hashing it on the way, and validates the
+/// copy (what is checked is what is stored) before it takes its content address.
 pub(crate) fn store_file(src: &Path, data_dir: &Path) -> Result<DatasetRow> {
     fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
     let mut input = File::open(src).map_err(|e| dataset_error(src, format!("cannot read: {e}")))?;
@@ -88,6 +117,10 @@ pub(crate) fn store_file(src: &Path, data_dir: &Path) -> Result<DatasetRow> {
         let _ = fs::remove_file(&tmp);
         dataset_error(src, format!("cannot copy into {}: {e}", data_dir.display()))
     })?;
+    if let Err(e) = validate(&tmp, &src.display().to_string()) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     settle(&tmp, data_dir, &sha256)?;
     let shown = fs::canonicalize(src).unwrap_or_else(|_| src.to_path_buf());
     tracing::info!(src = %src.display(), sha256, bytes, "stored dataset");
@@ -147,20 +180,54 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn small_dataset(path: &Path) {
+        let cfg = decsweep_data::SynthConfig { n: 6, seed: 1, ..Default::default() };
+        decsweep_data::save(&decsweep_data::synthesize(&cfg), path).unwrap();
+    }
+
     #[test]
     fn files_are_stored_by_their_hash() {
         let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("in.bin");
-        fs::write(&src, b"abc").unwrap();
+        let src = dir.path().join("in.safetensors");
+        small_dataset(&src);
         let data = dir.path().join("data");
         let row = store_file(&src, &data).unwrap();
-        assert_eq!(row.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(row.bytes, 3);
-        assert_eq!(fs::read(data.join(&row.file)).unwrap(), b"abc");
+        assert_eq!(row.sha256, decsweep_data::content_hash(&src).unwrap());
+        assert_eq!(row.bytes, fs::metadata(&src).unwrap().len());
+        assert_eq!(fs::read(data.join(&row.file)).unwrap(), fs::read(&src).unwrap());
         // Storing it again keeps one file and no temporaries.
         store_file(&src, &data).unwrap();
         assert_eq!(fs::read_dir(&data).unwrap().count(), 1);
         assert!(matches!(store_file(&dir.path().join("missing"), &data), Err(Error::Dataset { .. })));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_dataset_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("secret.txt");
+        fs::write(&src, b"root:x:0:0").unwrap();
+        let data = dir.path().join("data");
+        let Err(Error::Unprocessable(message)) = store_file(&src, &data) else { panic!("stored a text file") };
+        assert!(message.starts_with("not a decsweep dataset file: ") && message.contains("secret.txt"), "{message}");
+        assert_eq!(fs::read_dir(&data).unwrap().count(), 0, "no copy and no temporary is left");
+    }
+
+    #[test]
+    fn only_files_below_the_root_resolve_and_missing_looks_like_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("sub/a.safetensors"), b"x").unwrap();
+        fs::write(dir.path().join("outside.safetensors"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside.safetensors"), root.join("link.safetensors")).unwrap();
+        let root = fs::canonicalize(&root).unwrap();
+        assert_eq!(below_root(&root, Path::new("sub/a.safetensors")), Some(root.join("sub/a.safetensors")));
+        assert_eq!(below_root(&root, &root.join("sub/a.safetensors")), Some(root.join("sub/a.safetensors")));
+        assert_eq!(below_root(&root, Path::new("../outside.safetensors")), None, "a way out by ..");
+        assert_eq!(below_root(&root, Path::new("link.safetensors")), None, "a way out by a symlink");
+        assert_eq!(below_root(&root, &dir.path().join("outside.safetensors")), None);
+        assert_eq!(below_root(&root, Path::new("sub/missing.safetensors")), None);
+        assert_eq!(below_root(&root, Path::new("sub")), None, "a folder is not a file");
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub enum Error {
     #[error("trial {0} has no checkpoint")]
     CheckpointNotFound(i64),
 
+    /// A well-formed request a rule refuses: a file that is not a dataset, a dataset path the
+    /// coordinator may not read, a study that would grow past its trial limit.
+    #[error("{0}")]
+    Unprocessable(String),
+
     /// An upload over a limit (a checkpoint past `--max-checkpoint-mb`).
     #[error("too large: {0}")]
     TooLarge(String),
@@ -128,6 +133,7 @@ impl Error {
             | Error::DatasetNotFound(_)
             | Error::CheckpointNotFound(_) => 404,
             Error::TooLarge(_) => 413,
+            Error::Unprocessable(_) => 422,
             Error::StudyConflict { .. } | Error::LeaseConflict { .. } | Error::WrongState(_) => 409,
             Error::Closed | Error::Storage { .. } => 503,
             Error::Dataset { .. }

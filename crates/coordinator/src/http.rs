@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::limits::body_limit;
 use crate::sessions::{same_origin, Access, Role};
 use crate::{openapi, Coordinator};
 
@@ -63,14 +64,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = HttpError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => {
                 let rejection: JsonRejection = rejection;
-                Err(HttpError::new(rejection.status(), rejection.body_text()))
+                let status = rejection.status();
+                let message = match limit {
+                    Some(limit) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+                        format!("the request body is over this route's limit of {limit} bytes")
+                    }
+                    _ => rejection.body_text(),
+                };
+                Err(HttpError::new(status, message))
             }
         }
     }
+}
+
+/// The body limit of a JSON route, so its 413 can name it.
+#[derive(Clone, Copy, Debug)]
+struct BodyLimit(usize);
+
+/// `handler` accepting JSON bodies of at most `limit` bytes.
+fn capped(handler: MethodRouter<Coordinator>, limit: usize) -> MethodRouter<Coordinator> {
+    handler
+        .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
+        .layer::<_, std::convert::Infallible>(axum::Extension(BodyLimit(limit)))
 }
 
 /// `Path` whose rejections are [`ApiError`] bodies.
@@ -128,25 +148,28 @@ impl Routes {
 /// The API and the list of its routes.
 pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str)>) {
     let public = Routes::new().add("GET", "/healthz", get(healthz)).add("GET", "/metrics", get(metrics));
+    // Every JSON body has a stated bound (crate::limits::body_limit); uploads stream to disk
+    // under their own byte limits, so axum's buffering limit is off for them.
+    let (small, result) = (body_limit::SMALL, body_limit::RESULT);
     let v1 = Routes::new()
         .add("GET", "/v1/openapi.json", get(openapi_json))
-        .add("POST", "/v1/studies", post(create_study))
+        .add("POST", "/v1/studies", capped(post(create_study), body_limit::CREATE_STUDY))
         .add("GET", "/v1/studies", get(list_studies))
         .add("GET", "/v1/studies/{name}", get(get_study))
         .add("GET", "/v1/studies/{name}/trials", get(study_trials))
         .add("GET", "/v1/trials/{id}", get(get_trial))
         .add("GET", "/v1/trials/{id}/curves", get(trial_curves))
-        .add("POST", "/v1/studies/{name}/cancel", post(cancel_study))
-        .add("POST", "/v1/studies/{name}/retry", post(retry_trials))
-        .add("POST", "/v1/studies/{name}/seeds", post(add_seeds))
-        .add("POST", "/v1/trials/{id}/fail", post(fail_trial))
-        .add("POST", "/v1/lease", post(lease))
-        .add("POST", "/v1/leases/{lease_id}/heartbeat", post(heartbeat))
-        .add("POST", "/v1/leases/{lease_id}/progress", post(progress))
-        .add("POST", "/v1/leases/{lease_id}/complete", post(complete))
-        .add("POST", "/v1/leases/{lease_id}/fail", post(fail))
-        .add("POST", "/v1/leases/{lease_id}/prune", post(prune))
-        .add("POST", "/v1/leases/{lease_id}/return", post(give_back))
+        .add("POST", "/v1/studies/{name}/cancel", capped(post(cancel_study), small))
+        .add("POST", "/v1/studies/{name}/retry", capped(post(retry_trials), small))
+        .add("POST", "/v1/studies/{name}/seeds", capped(post(add_seeds), small))
+        .add("POST", "/v1/trials/{id}/fail", capped(post(fail_trial), small))
+        .add("POST", "/v1/lease", capped(post(lease), small))
+        .add("POST", "/v1/leases/{lease_id}/heartbeat", capped(post(heartbeat), small))
+        .add("POST", "/v1/leases/{lease_id}/progress", capped(post(progress), body_limit::PROGRESS))
+        .add("POST", "/v1/leases/{lease_id}/complete", capped(post(complete), result))
+        .add("POST", "/v1/leases/{lease_id}/fail", capped(post(fail), result))
+        .add("POST", "/v1/leases/{lease_id}/prune", capped(post(prune), result))
+        .add("POST", "/v1/leases/{lease_id}/return", capped(post(give_back), small))
         .add(
             "PUT",
             "/v1/leases/{lease_id}/checkpoint",
@@ -154,7 +177,13 @@ pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str
             put(put_checkpoint).layer(DefaultBodyLimit::disable()),
         )
         .add("GET", "/v1/leases/{lease_id}/checkpoint", get(get_checkpoint))
-        .add("GET", "/v1/datasets/{sha256}", get(dataset));
+        .add("GET", "/v1/datasets/{sha256}", get(dataset))
+        .add(
+            "PUT",
+            "/v1/datasets/{sha256}",
+            // The body limit is the coordinator's own (413 from `Coordinator::upload_dataset`).
+            put(put_dataset).layer(DefaultBodyLimit::disable()),
+        );
     let mut list = public.list;
     list.extend(v1.list);
     let authed = v1.router.route_layer(middleware::from_fn_with_state(c.clone(), require_token));
@@ -234,8 +263,10 @@ async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi::document())
 }
 
+/// A client's study: its dataset is an upload or a file below `--data-root` (see
+/// [`crate::intake`]), never a path of the coordinator's machine it names.
 async fn create_study(State(c): State<Coordinator>, ApiJson(req): ApiJson<CreateStudy>) -> Answer<Response> {
-    let info = c.create_study(req).await?;
+    let info = c.create_study_remote(req).await?;
     let status = if info.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(info)).into_response())
 }
@@ -385,6 +416,14 @@ async fn get_checkpoint(State(c): State<Coordinator>, ApiPath(lease_id): ApiPath
     }
     headers.insert("x-decsweep-epoch", HeaderValue::from(info.epoch));
     Ok(response)
+}
+
+/// Stores an uploaded dataset (see [`Coordinator::upload_dataset`]): 201 when stored, 200 when
+/// it already was.
+async fn put_dataset(State(c): State<Coordinator>, ApiPath(sha256): ApiPath<String>, body: Body) -> Answer<Response> {
+    let stored = c.upload_dataset(&sha256, body).await?;
+    let status = if stored.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(stored)).into_response())
 }
 
 async fn dataset(State(c): State<Coordinator>, ApiPath(sha256): ApiPath<String>) -> Answer<Response> {

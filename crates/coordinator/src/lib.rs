@@ -8,7 +8,7 @@
 //!
 //! let coordinator = Coordinator::open("sweeps.db", CoordinatorOptions::default())?;
 //! let spec = std::fs::read_to_string("sweeps/demo.toml").unwrap();
-//! coordinator.create_study(CreateStudy { spec, spec_path: "sweeps/demo.toml".into() }).await?;
+//! coordinator.create_study(CreateStudy::new(spec, "sweeps/demo.toml")).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 //! coordinator.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! let (trials, curves) = coordinator.report_input("demo").await?;
@@ -94,6 +94,8 @@ mod dataset;
 mod error;
 mod health;
 mod http;
+mod intake;
+mod limits;
 mod metrics;
 pub mod openapi;
 mod ops;
@@ -104,6 +106,7 @@ pub mod sessions;
 mod store;
 mod study;
 mod tls;
+mod upload;
 mod workers;
 
 use std::future::Future;
@@ -116,11 +119,10 @@ use std::time::Duration;
 use axum::body::Body;
 pub use decsweep_api::wire::{CancelOutcome, SeedsAdded};
 use decsweep_api::wire::{
-    CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailTrial, HeartbeatReply, Lease,
-    LeaseRequest, ProgressAction, ProgressReply, PruneTrial, Recorded, ReturnTrial, StudyInfo, TrialCurvePoint,
-    TrialInfo, TrialStatus,
+    CheckpointInfo, CheckpointUpload, CompleteTrial, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest,
+    ProgressAction, ProgressReply, PruneTrial, Recorded, ReturnTrial, StudyInfo, TrialCurvePoint, TrialInfo,
+    TrialStatus,
 };
-use decsweep_search::Dataset;
 use tokio::sync::Notify;
 
 pub use browse::{
@@ -130,9 +132,10 @@ pub use browse::{
 pub use changes::StudyChanges;
 pub use checkpoints::DEFAULT_MAX_CHECKPOINT_BYTES;
 pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
-pub use dataset::MAX_SYNTHETIC_N;
+pub use dataset::{DEFAULT_MAX_DATASET_BYTES, MAX_SYNTHETIC_N};
 pub use error::{Error, Result, StorageProblem};
 pub use health::StorageFault;
+pub use limits::{MAX_SEEDS_PER_REQUEST, MAX_STUDY_TRIALS};
 pub use metrics::Metrics;
 pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
 pub use schema::SCHEMA_VERSION;
@@ -141,7 +144,7 @@ pub use tls::ServerTls;
 pub use workers::WorkerInfo;
 
 use crate::metrics::bump;
-use crate::ops::{Expired, Inserted, WriteCtx};
+use crate::ops::{Expired, WriteCtx};
 use crate::store::Store;
 
 /// How a coordinator runs. `Default` suits a single machine.
@@ -171,6 +174,12 @@ pub struct CoordinatorOptions {
     pub pruner_override: bool,
     /// The largest trial checkpoint an upload may carry (413 past it; the trial goes on).
     pub max_checkpoint_bytes: u64,
+    /// The largest dataset `PUT /v1/datasets/{sha256}` accepts (413 past it).
+    pub max_dataset_bytes: u64,
+    /// The only folder a study created over HTTP may name a dataset file in (`serve
+    /// --data-root`); without it such a study must upload its dataset. In-process callers of
+    /// [`Coordinator::create_study`] read any path.
+    pub data_root: Option<PathBuf>,
 }
 
 impl Default for CoordinatorOptions {
@@ -186,6 +195,8 @@ impl Default for CoordinatorOptions {
             pruner: Arc::new(NoPruner),
             pruner_override: false,
             max_checkpoint_bytes: checkpoints::DEFAULT_MAX_CHECKPOINT_BYTES,
+            max_dataset_bytes: dataset::DEFAULT_MAX_DATASET_BYTES,
+            data_root: None,
         }
     }
 }
@@ -226,6 +237,8 @@ struct Inner {
     closing: AtomicBool,
     metrics: Metrics,
     max_checkpoint_bytes: u64,
+    /// Dataset uploads, the data root and which stored datasets were validated.
+    datasets: intake::Datasets,
     /// Each study's spec-derived dashboard columns, parsed once.
     spec_columns: browse::SpecColumnsCache,
     /// Each study's dashboard overview, recomputed only after the study changed.
@@ -247,6 +260,10 @@ impl Coordinator {
         let store =
             Store::open(db_path, options.clock.clone(), ttl_ms, options.pruner.clone(), options.pruner_override)?;
         let data_dir = options.data_dir.clone().unwrap_or_else(|| default_data_dir(db_path));
+        let datasets = intake::Datasets::new(options.data_root.as_deref(), options.max_dataset_bytes)?;
+        // Nothing is served yet: what a crash left half-written or unreferenced may go.
+        upload::sweep_temporaries(&data_dir);
+        store.read_now(|conn| checkpoints::collect_at_start(conn, &data_dir))?;
         tracing::info!(db = %db_path.display(), data_dir = %data_dir.display(), ttl_ms, "coordinator opened");
         Ok(Coordinator {
             inner: Arc::new(Inner {
@@ -262,6 +279,7 @@ impl Coordinator {
                 closing: AtomicBool::new(false),
                 metrics: Metrics::default(),
                 max_checkpoint_bytes: options.max_checkpoint_bytes,
+                datasets,
                 spec_columns: browse::SpecColumnsCache::default(),
                 overviews: browse::OverviewCache::default(),
             }),
@@ -497,56 +515,6 @@ impl Coordinator {
         self.inner.store.storage_fault()
     }
 
-    /// Creates a study from a spec: validates it, stores its dataset by hash and inserts every
-    /// trial. The same name with the same spec text returns the existing study (`created:
-    /// false`); with a different spec it is [`Error::StudyConflict`].
-    pub async fn create_study(&self, req: CreateStudy) -> Result<StudyInfo> {
-        let req = Arc::new(req);
-        let spec = {
-            let req = req.clone();
-            Arc::new(blocking(move || study::parse(&req)).await?)
-        };
-        let name = spec.name().to_string();
-        if let Some(existing) = self.existing_study(&name, &req.spec).await? {
-            return Ok(existing);
-        }
-        let data_dir = self.inner.data_dir.clone();
-        let dataset = match spec.dataset().clone() {
-            Dataset::File { path, .. } => blocking(move || dataset::store_file(&path, &data_dir)).await?,
-            Dataset::Synthetic { seed, n, generator } => {
-                let source = dataset::synthetic_source(seed, n, &generator);
-                let known = self.inner.store.read(move |c| read::dataset_by_source(c, &source)).await?;
-                match known.filter(|row| data_dir.join(&row.file).is_file()) {
-                    Some(row) => row,
-                    None => blocking(move || dataset::store_synthetic(seed, n, &generator, &data_dir)).await?,
-                }
-            }
-            Dataset::None => blocking(move || dataset::store_empty(&data_dir)).await?,
-        };
-        let new = {
-            let (req, spec) = (req.clone(), spec.clone());
-            blocking(move || study::new_study(&req, &spec, dataset)).await?
-        };
-        let n_trials = new.trials.len();
-        let inserted = self.inner.store.write(move |ctx| ctx.insert_study(&new)).await?;
-        let mut info = self.study(&name).await?;
-        if inserted == Inserted::Created {
-            info.created = true;
-            tracing::info!(study = %name, trials = n_trials, dataset = %info.dataset_sha256, "study created");
-            self.inner.work.notify_waiters();
-        }
-        Ok(info)
-    }
-
-    async fn existing_study(&self, name: &str, spec: &str) -> Result<Option<StudyInfo>> {
-        let owned = name.to_string();
-        match self.inner.store.read(move |c| read::study_spec(c, &owned)).await? {
-            Some((_, text)) if text == spec => Ok(Some(self.study(name).await?)),
-            Some(_) => Err(Error::StudyConflict { name: name.to_string() }),
-            None => Ok(None),
-        }
-    }
-
     /// Every study, oldest first.
     pub async fn studies(&self) -> Result<Vec<StudyInfo>> {
         self.inner.store.read(read::studies).await
@@ -579,21 +547,6 @@ impl Coordinator {
     ) -> Result<(Vec<decsweep_report::TrialRow>, Vec<decsweep_report::CurvePoint>)> {
         let study = study.to_string();
         self.inner.store.read(move |c| read::report_input(c, &study)).await
-    }
-
-    /// Path and size of a stored dataset.
-    pub async fn dataset_path(&self, sha256: &str) -> Result<(PathBuf, u64)> {
-        if !dataset::is_sha256(sha256) {
-            return Err(Error::BadRequest(format!("`{sha256}` is not a sha256 in lowercase hex")));
-        }
-        let sha = sha256.to_string();
-        let (file, bytes) = self
-            .inner
-            .store
-            .read(move |c| read::dataset(c, &sha))
-            .await?
-            .ok_or_else(|| Error::DatasetNotFound(sha256.to_string()))?;
-        Ok((self.inner.data_dir.join(file), bytes))
     }
 
     fn note_expired(&self, expired: &Expired) {
@@ -723,12 +676,20 @@ impl Coordinator {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
     {
+        let data_dir = self.inner.data_dir.clone();
         let (out, garbage) = self
             .inner
             .store
             .write(move |ctx| {
                 let out = f(ctx)?;
-                Ok((out, checkpoints::take_garbage(&ctx.conn)?))
+                let mut garbage = checkpoints::take_garbage(&ctx.conn)?;
+                if !garbage.is_empty() {
+                    // With the collection, any file no row references (a crash's leftovers).
+                    garbage.extend(checkpoints::orphaned_files(&ctx.conn, &data_dir)?);
+                    garbage.sort_unstable();
+                    garbage.dedup();
+                }
+                Ok((out, garbage))
             })
             .await?;
         if !garbage.is_empty() {
@@ -747,17 +708,22 @@ impl Coordinator {
         upload: CheckpointUpload,
         body: Body,
     ) -> Result<CheckpointInfo> {
+        // Before a byte of the body is read: an unknown, ended or replaced lease costs no disk.
+        let id = lease_id.to_string();
+        self.inner.store.read(move |c| ops::check_checkpoint_lease(c, &id)).await?;
         let received =
             checkpoints::receive(body, &self.inner.data_dir, &upload, self.inner.max_checkpoint_bytes).await?;
         let info =
             CheckpointInfo { sha256: upload.sha256, bytes: received.bytes, stage: upload.stage, epoch: upload.epoch };
         let (id, stored, data_dir) = (lease_id.to_string(), info.clone(), self.inner.data_dir.clone());
         self.write_collecting(move |ctx| {
-            // Renamed in the writer thread, so no garbage collection between the rename and
-            // the row can take the file for an identical one that was just dropped.
+            // The row first: a lease refused meanwhile leaves the temporary file to be dropped.
+            // Renamed in the writer thread, so no garbage collection between the rename and the
+            // commit can take the file for an identical one that was just dropped; a failed
+            // rename rolls the row back.
+            ctx.save_checkpoint(&id, &stored)?;
             let path = checkpoints::file(&data_dir, &stored.sha256);
-            received.temp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-            ctx.save_checkpoint(&id, &stored)
+            received.temp.persist(&path).map_err(|e| Error::io(&path, e.error))
         })
         .await?;
         bump(&self.inner.metrics.checkpoints, 1);
@@ -840,7 +806,10 @@ impl Coordinator {
     }
 
     /// [`Coordinator::add_seeds`], with the seeds the study already had (skipped).
+    /// At most [`MAX_SEEDS_PER_REQUEST`] seeds (413), checked before the writer is asked, and
+    /// the study may not grow past [`MAX_STUDY_TRIALS`] (422).
     pub async fn add_seeds_detailed(&self, name: &str, seeds: Vec<u64>) -> Result<SeedsAdded> {
+        let seeds = limits::distinct_seeds(seeds)?;
         let owned = name.to_string();
         let out = self.inner.store.write(move |ctx| ctx.add_seeds(&owned, &seeds)).await?;
         if out.added > 0 {

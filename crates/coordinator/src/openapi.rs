@@ -130,6 +130,8 @@ pub fn document() -> Value {
                 .answer("200", reply("A study of this name already exists with the same spec text.", Some(schema_ref("StudyInfo"))))
                 .answer("400", error("The spec does not validate; `details` lists every problem as `path:line:col: message`."))
                 .answer("409", error("A study of this name exists with a different spec."))
+                .answer("413", error("Over the body limit of 4 MiB."))
+                .answer("422", error("The spec's dataset file was not uploaded (`dataset_sha256`) and is not below `serve --data-root`, or the file is not a decsweep dataset."))
                 .writes().build(),
             "get": Op::new("List studies, oldest first.")
                 .answer("200", reply("Studies.", Some(json!({ "type": "array", "items": schema_ref("StudyInfo") })))).build()
@@ -158,6 +160,8 @@ pub fn document() -> Value {
             .param(name.clone()).body("AddSeeds")
             .answer("200", reply("Trials added and seeds skipped.", Some(schema_ref("SeedsAdded"))))
             .answer("400", error("Malformed body, or no seed given."))
+            .answer("413", error("More than 1,000 seeds in one request."))
+            .answer("422", error("The study would hold more than 100,000 trials."))
             .answer("404", error("No such study.")).writes().build() },
         "/v1/trials/{id}/fail": { "post": Op::new("Mark a pending or running trial failed with `reason` (default \"failed by user\"); a running trial's worker is answered `stop`.")
             .param(trial_id.clone()).body("FailByUser")
@@ -190,8 +194,8 @@ pub fn document() -> Value {
                 .param(json!({ "name": "sha256", "in": "query", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{64}$" }, "description": "SHA-256 of the body; a body that does not match (truncated) is refused." }))
                 .answer("200", reply("Stored.", Some(schema_ref("CheckpointInfo"))))
                 .answer("400", error("Bad query, or the body's SHA-256 is not the one announced."))
-                .answer("404", error("Unknown lease."))
-                .answer("409", error("The lease no longer owns the trial, or the user stopped it."))
+                .answer("404", error("Unknown lease (answered before the body is read)."))
+                .answer("409", error("The lease no longer owns the trial, or the user stopped it (answered before the body is read)."))
                 .answer("413", error("Over the coordinator's checkpoint size limit (`serve --max-checkpoint-mb`); the trial should go on without one."))
                 .writes()
                 .build(),
@@ -200,11 +204,22 @@ pub fn document() -> Value {
                 .answer("200", json!({ "description": "The state file.", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } }))
                 .answer("404", error("Unknown lease, or the trial has no checkpoint.")).build()
         },
-        "/v1/datasets/{sha256}": { "get": Op::new("Download a study's dataset by content hash (streamed, with Content-Length).")
-            .param(path_param("sha256", json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" }), "SHA-256 of the file."))
-            .answer("200", json!({ "description": "The dataset file (safetensors).", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } }))
-            .answer("400", error("Not a sha256."))
-            .answer("404", error("No such dataset.")).build() }
+        "/v1/datasets/{sha256}": {
+            "get": Op::new("Download a validated dataset (a study's or an upload) by content hash (streamed, with Content-Length). HEAD tells whether the coordinator has it.")
+                .param(path_param("sha256", json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" }), "SHA-256 of the file."))
+                .answer("200", json!({ "description": "The dataset file (safetensors).", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } }))
+                .answer("400", error("Not a sha256."))
+                .answer("404", error("No such dataset."))
+                .answer("422", error("The stored file is not a decsweep dataset (stored by an older coordinator); it is not served.")).build(),
+            "put": Op::new("Upload a dataset file (the body, streamed) under its SHA-256, for `CreateStudy.dataset_sha256`. It is stored only if its hash is the one named and it is a decsweep dataset (header, tensors, shapes, values). A hash already stored answers 200 at once without reading the body.")
+                .param(path_param("sha256", json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" }), "SHA-256 of the body."))
+                .answer("201", reply("Stored.", Some(schema_ref("DatasetStored"))))
+                .answer("200", reply("Already stored.", Some(schema_ref("DatasetStored"))))
+                .answer("400", error("Not a sha256, or the body could not be read."))
+                .answer("413", error("Over the coordinator's dataset limit (`CoordinatorOptions::max_dataset_bytes`, 4 GiB by default)."))
+                .answer("422", error("The body's SHA-256 is not the one named, or it is not a decsweep dataset; nothing is stored."))
+                .writes().build()
+        }
     });
 
     let names: Vec<&str> = TrialStatus::ALL.iter().map(|s| s.name()).collect();
@@ -221,7 +236,11 @@ pub fn document() -> Value {
         "ParamValue": param_value,
         "CreateStudy": { "type": "object", "required": ["spec", "spec_path"], "properties": {
             "spec": { "type": "string", "description": "The spec's TOML text." },
-            "spec_path": { "type": "string", "description": "Where the spec lives on the coordinator's filesystem; relative dataset paths are resolved against it." } } },
+            "spec_path": { "type": "string", "description": "Where the spec file lies; errors name it. With `serve --data-root`, a dataset path relative to it is read below the root." },
+            "dataset_sha256": { "type": "string", "pattern": "^[0-9a-f]{64}$", "description": "The uploaded dataset (`PUT /v1/datasets/{sha256}`) the spec's `dataset` file names. Without it, a dataset file is read only below `serve --data-root`." } } },
+        "DatasetStored": { "type": "object", "required": ["sha256", "bytes", "created"], "properties": {
+            "sha256": { "type": "string" }, "bytes": { "type": "integer" },
+            "created": { "type": "boolean", "description": "`false`: it was already stored." } } },
         "StatusCounts": { "type": "object", "properties": {
             "pending": { "type": "integer" }, "running": { "type": "integer" }, "completed": { "type": "integer" },
             "failed": { "type": "integer" }, "pruned": { "type": "integer" }, "cancelled": { "type": "integer" } } },

@@ -146,6 +146,15 @@ enum Standing {
     Superseded,
 }
 
+/// What [`WriteCtx::keep_alive`] does for a lease in good standing.
+enum KeepAlive {
+    Extend,
+    /// Its lease expired but no other worker took the trial: the worker carries on.
+    Revive,
+    /// The user stopped the trial.
+    Stop,
+}
+
 /// A lease and the trial it names.
 #[derive(Debug)]
 struct LeaseRow {
@@ -180,12 +189,66 @@ impl LeaseRow {
         Error::LeaseConflict { lease_id: self.lease_id.clone(), trial_id: self.trial_id, reason: reason.into() }
     }
 
+    /// What a sign of life (heartbeat, progress, checkpoint) from this lease does, or why it
+    /// is refused.
+    fn keep_alive_verdict(&self) -> Result<KeepAlive> {
+        match self.standing() {
+            Standing::Active => Ok(KeepAlive::Extend),
+            Standing::ExpiredUnclaimed if self.trial_status == "pending" => Ok(KeepAlive::Revive),
+            Standing::ExpiredUnclaimed => {
+                Err(self.conflict(format!("the lease expired and the trial is {}", self.trial_status)))
+            }
+            Standing::Ended(outcome) if STOPPED_OUTCOMES.contains(&outcome.as_str()) => Ok(KeepAlive::Stop),
+            Standing::Ended(outcome) => Err(self.conflict(format!("the lease already ended: {outcome}"))),
+            Standing::Superseded => Err(self.superseded()),
+        }
+    }
+
     fn superseded(&self) -> Error {
         self.conflict(format!(
             "the trial was leased again (it is on attempt {}); this lease's calls are not counted",
             self.attempts
         ))
     }
+}
+
+/// A lease and its trial, read by the writer or by a reader.
+fn lease_row(conn: &Connection, lease_id: &str) -> Result<LeaseRow> {
+    conn.prepare_cached(
+        "SELECT l.trial_id, l.attempt, l.outcome, t.status, t.lease_id, t.study_id, t.attempts,
+                    t.attempts_base
+               FROM leases l JOIN trials t ON t.id = l.trial_id WHERE l.lease_id = ?1",
+    )?
+    .query_row([lease_id], |r| {
+        Ok(LeaseRow {
+            lease_id: lease_id.to_string(),
+            trial_id: r.get(0)?,
+            attempt: u32_col(r.get(1)?),
+            outcome: r.get(2)?,
+            trial_status: r.get(3)?,
+            trial_lease: r.get(4)?,
+            study_id: r.get(5)?,
+            attempts: u32_col(r.get(6)?),
+            attempts_base: u32_col(r.get(7)?),
+        })
+    })
+    .optional()?
+    .ok_or_else(|| Error::LeaseNotFound(lease_id.to_string()))
+}
+
+/// Whether `lease_id` may store a checkpoint now, decided without changing anything: asked
+/// before an upload's body is read, so a lease that would be refused costs no disk. The
+/// writer decides again when the file is stored ([`WriteCtx::save_checkpoint`]).
+pub(crate) fn check_checkpoint_lease(conn: &Connection, lease_id: &str) -> Result<()> {
+    let lease = lease_row(conn, lease_id)?;
+    match lease.keep_alive_verdict()? {
+        KeepAlive::Stop => Err(stopped_state_refused(lease.trial_id)),
+        KeepAlive::Extend | KeepAlive::Revive => Ok(()),
+    }
+}
+
+fn stopped_state_refused(trial_id: i64) -> Error {
+    Error::WrongState(format!("trial {trial_id} was cancelled or failed by the user: its state is not kept"))
 }
 
 /// A running trial whose lease has run out.
@@ -483,27 +546,7 @@ impl WriteCtx {
     }
 
     fn load_lease(&self, lease_id: &str) -> Result<LeaseRow> {
-        self.conn
-            .prepare_cached(
-                "SELECT l.trial_id, l.attempt, l.outcome, t.status, t.lease_id, t.study_id, t.attempts,
-                        t.attempts_base
-                   FROM leases l JOIN trials t ON t.id = l.trial_id WHERE l.lease_id = ?1",
-            )?
-            .query_row([lease_id], |r| {
-                Ok(LeaseRow {
-                    lease_id: lease_id.to_string(),
-                    trial_id: r.get(0)?,
-                    attempt: u32_col(r.get(1)?),
-                    outcome: r.get(2)?,
-                    trial_status: r.get(3)?,
-                    trial_lease: r.get(4)?,
-                    study_id: r.get(5)?,
-                    attempts: u32_col(r.get(6)?),
-                    attempts_base: u32_col(r.get(7)?),
-                })
-            })
-            .optional()?
-            .ok_or_else(|| Error::LeaseNotFound(lease_id.to_string()))
+        lease_row(&self.conn, lease_id)
     }
 
     pub(crate) fn end_lease(&self, lease_id: &str, outcome: &str, now: i64) -> Result<()> {
@@ -519,13 +562,13 @@ impl WriteCtx {
     fn keep_alive(&mut self, lease: &LeaseRow) -> Result<ProgressAction> {
         let now = self.now();
         let expires = now.saturating_add(self.ttl_ms);
-        match lease.standing() {
-            Standing::Active => {
+        match lease.keep_alive_verdict()? {
+            KeepAlive::Extend => {
                 self.conn
                     .prepare_cached("UPDATE trials SET lease_expires_ms = ?2 WHERE id = ?1")?
                     .execute(params![lease.trial_id, expires])?;
             }
-            Standing::ExpiredUnclaimed if lease.trial_status == "pending" => {
+            KeepAlive::Revive => {
                 self.conn
                     .prepare_cached(
                         "UPDATE trials SET status = 'running', lease_expires_ms = ?2, updated_ms = ?3 WHERE id = ?1",
@@ -536,14 +579,7 @@ impl WriteCtx {
                     .execute([&lease.lease_id])?;
                 tracing::info!(trial_id = lease.trial_id, lease_id = %lease.lease_id, "expired lease revived by its worker");
             }
-            Standing::ExpiredUnclaimed => {
-                return Err(lease.conflict(format!("the lease expired and the trial is {}", lease.trial_status)))
-            }
-            Standing::Ended(outcome) if STOPPED_OUTCOMES.contains(&outcome.as_str()) => {
-                return Ok(ProgressAction::Stop)
-            }
-            Standing::Ended(outcome) => return Err(lease.conflict(format!("the lease already ended: {outcome}"))),
-            Standing::Superseded => return Err(lease.superseded()),
+            KeepAlive::Stop => return Ok(ProgressAction::Stop),
         }
         Ok(ProgressAction::Continue)
     }
@@ -697,10 +733,7 @@ impl WriteCtx {
     pub(crate) fn save_checkpoint(&mut self, lease_id: &str, checkpoint: &CheckpointInfo) -> Result<()> {
         let lease = self.load_lease(lease_id)?;
         if self.keep_alive(&lease)? == ProgressAction::Stop {
-            return Err(Error::WrongState(format!(
-                "trial {} was cancelled or failed by the user: its state is not kept",
-                lease.trial_id
-            )));
+            return Err(stopped_state_refused(lease.trial_id));
         }
         checkpoints::record(&self.conn, lease.trial_id, lease.attempt, checkpoint, self.now())
     }

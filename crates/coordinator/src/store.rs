@@ -245,6 +245,11 @@ impl Store {
         answer.await.map_err(|_| Error::Internal("the store dropped a request".into()))?
     }
 
+    /// Runs `f` on a read-only connection now, on this thread (at start-up, before any request).
+    pub(crate) fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.readers.with(f)
+    }
+
     /// Runs `f` on a read-only connection, off the async executor.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where

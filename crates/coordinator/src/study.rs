@@ -7,8 +7,9 @@ use crate::error::{Error, Result};
 use crate::ops::{DatasetRow, NewStudy, NewTrial};
 
 /// Parses and validates a spec; every problem becomes one `path:line:col: message` detail.
-pub(crate) fn parse(req: &CreateStudy) -> Result<SweepSpec> {
-    SweepSpec::from_source(&req.spec, &req.spec_path, &LoadOptions { check_dataset: true })
+/// `options.check_dataset` only where the spec's paths are this machine's (see [`crate::intake`]).
+pub(crate) fn parse(req: &CreateStudy, options: &LoadOptions) -> Result<SweepSpec> {
+    SweepSpec::from_source(&req.spec, &req.spec_path, options)
         .map_err(|errors| Error::Spec { details: errors.iter().map(|e| e.to_string()).collect() })
 }
 
@@ -71,8 +72,8 @@ lr = { grid = [0.1, 0.01] }
 
     #[test]
     fn command_trials_store_their_invocation() {
-        let req = CreateStudy { spec: COMMAND_SPEC.into(), spec_path: "cmd.toml".into() };
-        let spec = parse(&req).unwrap();
+        let req = CreateStudy::new(COMMAND_SPEC, "cmd.toml");
+        let spec = parse(&req, &LoadOptions::default()).unwrap();
         let rows: Vec<NewTrial> = spec.trials().iter().map(|p| trial_row(p).unwrap()).collect();
         assert_eq!(rows.len(), 4);
         let job: TrialJob = serde_json::from_str(&rows[0].job_json).unwrap();
@@ -86,8 +87,8 @@ lr = { grid = [0.1, 0.01] }
 
     #[test]
     fn spec_errors_list_every_location() {
-        let req = CreateStudy { spec: "[study]\nnmae = 1\n".into(), spec_path: "bad.toml".into() };
-        let Err(Error::Spec { details }) = parse(&req) else { panic!("accepted a bad spec") };
+        let req = CreateStudy::new("[study]\nnmae = 1\n", "bad.toml");
+        let Err(Error::Spec { details }) = parse(&req, &LoadOptions::default()) else { panic!("accepted a bad spec") };
         assert!(details.iter().any(|d| d.starts_with("bad.toml:2:1: ")), "{details:?}");
         assert!(details.len() >= 2, "{details:?}");
     }

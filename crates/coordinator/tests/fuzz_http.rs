@@ -167,7 +167,7 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
         ..Default::default()
     };
     let c = Coordinator::open(dir.path().join("fuzz.db"), options).unwrap();
-    let info = c.create_study(CreateStudy { spec: command_spec("fuzz"), spec_path: "fuzz.toml".into() }).await.unwrap();
+    let info = c.create_study(CreateStudy::new(command_spec("fuzz"), "fuzz.toml")).await.unwrap();
     let mut lease_ids = Vec::new();
     for w in 0..4 {
         let lease = c.lease(&LeaseRequest { worker: format!("w{w}"), wait_ms: 0, agent: None }).await.unwrap().unwrap();

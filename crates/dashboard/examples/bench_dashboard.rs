@@ -54,7 +54,7 @@ async fn fixture(db: &Path, n: u64, epochs: u64) -> anyhow::Result<()> {
         values.join(", ")
     );
     let c = Coordinator::open(db, CoordinatorOptions::default())?;
-    c.create_study(CreateStudy { spec, spec_path: "bench.toml".into() }).await?;
+    c.create_study(CreateStudy::new(spec, "bench.toml")).await?;
     drop(c);
     let mut conn = rusqlite::Connection::open(db)?;
     let tx = conn.transaction()?;

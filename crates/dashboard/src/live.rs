@@ -31,8 +31,40 @@ fn cursor_of(q: &Since) -> Result<i64, PageError> {
     }
 }
 
-fn list(text: Option<&str>) -> Vec<String> {
-    text.unwrap_or("").split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+/// The most trial ids one live update may name: a page shows at most this many rows.
+pub(crate) const MAX_LIVE_IDS: usize = crate::query::MAX_PER_PAGE as usize;
+
+/// The most metric and parameter columns one live update may name (each list). Parameters
+/// must be the study's own (400 otherwise); metric names the study's latest results no longer
+/// have answer `stale`, so the page redraws. A row is then at most a few kilobytes, and an
+/// answer at most [`MAX_LIVE_IDS`] rows.
+pub(crate) const MAX_LIVE_COLUMNS: usize = 200;
+
+/// A comma-separated list of at most `max` entries (400 naming the limit past it), counted
+/// lazily so a huge query is refused without being split into a huge vector.
+fn list(text: Option<&str>, what: &str, max: usize) -> Result<Vec<String>, PageError> {
+    let mut out = Vec::new();
+    for item in text.unwrap_or("").split(',').filter(|s| !s.is_empty()) {
+        if out.len() == max {
+            return Err(PageError::bad_request(format!(
+                "`{what}` lists more than {max} entries; at most {max} are allowed"
+            )));
+        }
+        out.push(item.to_string());
+    }
+    Ok(out)
+}
+
+/// `names` when every one is among `known` (the study's own columns); 400 naming the others.
+fn known_columns(names: Vec<String>, known: &[String], what: &str) -> Result<Vec<String>, PageError> {
+    let unknown: Vec<&str> = names.iter().filter(|n| !known.contains(n)).map(String::as_str).collect();
+    if unknown.is_empty() {
+        return Ok(names);
+    }
+    let shown: Vec<&str> = unknown.iter().take(5).copied().collect();
+    let more =
+        if unknown.len() > shown.len() { format!(" and {} more", unknown.len() - shown.len()) } else { String::new() };
+    Err(PageError::bad_request(format!("`{what}` names columns this study does not have: {}{more}", shown.join(", "))))
 }
 
 #[derive(Debug, Serialize)]
@@ -63,8 +95,25 @@ pub(crate) async fn study(
     Query(q): Query<Since>,
 ) -> PageResult<Json<Patch>> {
     let since = cursor_of(&q)?;
-    let ids: Vec<i64> = list(q.ids.as_deref()).iter().filter_map(|s| s.parse().ok()).take(1_000).collect();
+    let mut ids: Vec<i64> = Vec::new();
+    for id in list(q.ids.as_deref(), "ids", MAX_LIVE_IDS)? {
+        ids.push(id.parse().map_err(|_| PageError::bad_request(format!("`ids` lists trial ids; got `{id}`")))?);
+    }
+    // Checked before any work: only the study's own columns, so no answer grows with the query.
+    let (metrics, params) = (
+        list(q.metrics.as_deref(), "metrics", MAX_LIVE_COLUMNS)?,
+        list(q.params.as_deref(), "params", MAX_LIVE_COLUMNS)?,
+    );
     let c = &app.coordinator;
+    let columns = c.study_columns(&name).await?;
+    let param_names: Vec<String> = columns.params.iter().map(|p| p.name.clone()).collect();
+    let params = known_columns(params, &param_names, "params")?;
+    if metrics.iter().any(|m| !columns.metrics.contains(m)) {
+        // The study's metric columns moved on since the page was drawn (they come from its
+        // latest results): a stale answer, so the page redraws with the columns it has now.
+        let cursor = c.change_cursor().await?;
+        return Ok(Json(Patch { cursor, stale: true, changed: 0, rows: BTreeMap::new(), parts: BTreeMap::new() }));
+    }
     let changes = c.study_changes(&name, since, ids).await?;
     let mut patch = Patch {
         cursor: changes.cursor,
@@ -76,7 +125,6 @@ pub(crate) async fn study(
     if changes.stale || changes.changed == 0 {
         return Ok(Json(patch));
     }
-    let (metrics, params) = (list(q.metrics.as_deref()), list(q.params.as_deref()));
     for r in c.trial_rows(changes.trials).await? {
         patch.rows.insert(r.trial.id.to_string(), pages::study::trial_row(&r, &params, &metrics).into_string());
     }

@@ -29,8 +29,8 @@ impl Connection {
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// Sweep spec (TOML). Its dataset path is resolved on the coordinator's machine, relative
-    /// to where this file lies.
+    /// Sweep spec (TOML). A dataset file it names is read here (relative to this file) and
+    /// uploaded; one not on this machine must lie below the coordinator's `serve --data-root`.
     #[arg(value_name = "SPEC")]
     spec: PathBuf,
     #[command(flatten)]
@@ -57,10 +57,21 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     // Checked here too, so a bad spec is reported (exit 2) even when the coordinator is out of
     // reach; its dataset path is the coordinator's to resolve.
     let options = decsweep_search::LoadOptions { check_dataset: false };
-    decsweep_search::SweepSpec::from_source(&spec, &path, &options)
+    let parsed = decsweep_search::SweepSpec::from_source(&spec, &path, &options)
         .map_err(|e| crate::exit::BadInput(e.to_string()))?;
     let client = args.connection.client()?;
-    let info: StudyInfo = client.post("studies", &CreateStudy { spec, spec_path: path.display().to_string() })?;
+    let mut request = CreateStudy::new(spec, path.display().to_string());
+    if let decsweep_search::Dataset::File { written, path: file } = parsed.dataset() {
+        if file.is_file() {
+            request.dataset_sha256 = Some(super::upload::dataset(&client, file)?);
+        } else {
+            eprintln!(
+                "dataset `{written}` is not on this machine ({}): the coordinator reads it below its --data-root",
+                file.display()
+            );
+        }
+    }
+    let info: StudyInfo = client.post("studies", &request)?;
     let verb = if info.created { "created" } else { "already exists" };
     println!("study `{}` {verb}: {} trials ({} finished)", info.name, info.counts.total(), info.counts.finished());
     Ok(())
@@ -203,6 +214,36 @@ impl Client {
         }
         let response = req.send().with_context(|| format!("GET {path}"))?.error_for_status()?;
         Ok(response.bytes()?.to_vec())
+    }
+
+    /// Whether `GET path` would answer 200 (a HEAD request); `false` on 404.
+    pub fn exists(&self, path: &str) -> anyhow::Result<bool> {
+        let mut req = self.http.head(format!("{}/{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let response = req.send().with_context(|| format!("HEAD {path}: cannot reach the coordinator"))?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            reqwest::StatusCode::NOT_FOUND => Ok(false),
+            s => anyhow::bail!("HEAD {path}: the coordinator answered {s}"),
+        }
+    }
+
+    /// `PUT path` with `body` (a file, streamed), allowed `timeout`.
+    pub fn put_body<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: reqwest::blocking::Body,
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
+        let req = self
+            .http
+            .put(format!("{}/{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .timeout(timeout)
+            .body(body);
+        self.send(req, &format!("PUT {path}"))
     }
 
     pub fn post<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {

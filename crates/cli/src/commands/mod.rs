@@ -9,6 +9,7 @@ mod reproduce;
 mod run;
 mod serve;
 mod source;
+mod upload;
 
 use clap::Subcommand;
 

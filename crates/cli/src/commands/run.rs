@@ -87,7 +87,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             CoordinatorOptions { lease_ttl: Duration::from_secs(args.lease_ttl.max(1)), ..Default::default() };
         let coordinator = Coordinator::open(&db, options)?;
         let info = coordinator
-            .create_study(CreateStudy { spec: spec_text, spec_path: spec_path.display().to_string() })
+            .create_study(CreateStudy::new(spec_text, spec_path.display().to_string()))
             .await
             .map_err(super::coordinator_error)?;
         if info.created {

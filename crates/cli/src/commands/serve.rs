@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// database, the latest of each unfinished trial only.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     max_checkpoint_mb: u64,
+    /// The only folder whose dataset files a submitted spec may name (canonical paths, symlinks
+    /// resolved; a relative spec path is read from it). Without it, specs naming a dataset file
+    /// must upload it, which `decsweep submit` does.
+    #[arg(long, value_name = "DIR", env = "DECSWEEP_DATA_ROOT")]
+    data_root: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -47,6 +52,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         return Err(
             bad_input(&"--read-token needs --token or --token-file (without a token everything is open)").into()
         );
+    }
+    if let Some(root) = args.data_root.as_deref().filter(|r| !r.is_dir()) {
+        return Err(bad_input(&format!("--data-root {} is not a folder", root.display())).into());
     }
     // Checked before the database is opened, so a wrong path costs nothing.
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -60,6 +68,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             token,
             read_token: args.read_token.clone(),
             max_checkpoint_bytes: args.max_checkpoint_mb.saturating_mul(1 << 20),
+            data_root: args.data_root.clone(),
             ..Default::default()
         };
         let coordinator = Coordinator::open(&args.db, options)?;

@@ -241,8 +241,7 @@ async fn bench_decsweep(args: &Args, dir: &std::path::Path, lab: Option<&netlab:
     });
 
     let t = Instant::now();
-    let info =
-        coordinator.create_study(CreateStudy { spec: spec(args.trials), spec_path: "bench.toml".into() }).await?;
+    let info = coordinator.create_study(CreateStudy::new(spec(args.trials), "bench.toml")).await?;
     println!("  study creation: {:.2} s ({} trials inserted)", t.elapsed().as_secs_f64(), info.counts.total());
 
     let started = Instant::now();
