@@ -24,6 +24,20 @@ pub struct StorageFault {
     pub refused_writes: u64,
 }
 
+impl StorageFault {
+    /// The fault as the open `/healthz` shows it: the problem in fixed words and no file name
+    /// (the error itself may name the database's path; it goes to the log and, in 503 answers,
+    /// to authenticated requests only).
+    pub fn public(&self) -> StorageFault {
+        let words = match self.problem {
+            StorageProblem::Full => "no space left on the database's disk",
+            StorageProblem::ReadOnly => "the database's file system refuses writes",
+            StorageProblem::IoError => "reading or writing the database failed",
+        };
+        StorageFault { error: format!("storage {}: {words}", self.problem), ..self.clone() }
+    }
+}
+
 /// Shared between the writer thread and the readers of the coordinator's health.
 #[derive(Debug, Default)]
 pub(crate) struct StorageHealth(Mutex<Option<StorageFault>>);
@@ -87,5 +101,17 @@ mod tests {
         assert_eq!(fault.refused_writes, 2);
         health.wrote();
         assert_eq!(health.current(), None);
+    }
+
+    #[test]
+    fn the_public_view_names_no_path() {
+        let health = StorageHealth::default();
+        let io = std::io::Error::from_raw_os_error(libc::EROFS);
+        health.refused(&Error::io("/srv/secret/sweeps.db-wal", io));
+        let fault = health.current().unwrap();
+        assert!(fault.error.contains("/srv/secret"), "the full error keeps the path: {}", fault.error);
+        let public = fault.public();
+        assert_eq!(public.error, "storage read-only: the database's file system refuses writes");
+        assert_eq!((public.problem, public.refused_writes, &public.since), (fault.problem, 1, &fault.since));
     }
 }

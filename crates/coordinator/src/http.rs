@@ -30,7 +30,7 @@ pub(crate) struct HttpError {
 }
 
 impl HttpError {
-    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
         HttpError { status, body: ApiError { error: error.into(), details: Vec::new() } }
     }
 }
@@ -147,11 +147,13 @@ impl Routes {
 
 /// The API and the list of its routes.
 pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str)>) {
-    let public = Routes::new().add("GET", "/healthz", get(healthz)).add("GET", "/metrics", get(metrics));
+    let public = Routes::new().add("GET", "/healthz", get(healthz));
+    // `/metrics` sits behind the token like `/v1` (the read token is enough).
     // Every JSON body has a stated bound (crate::limits::body_limit); uploads stream to disk
     // under their own byte limits, so axum's buffering limit is off for them.
     let (small, result) = (body_limit::SMALL, body_limit::RESULT);
     let v1 = Routes::new()
+        .add("GET", "/metrics", get(metrics))
         .add("GET", "/v1/openapi.json", get(openapi_json))
         .add("POST", "/v1/studies", capped(post(create_study), body_limit::CREATE_STUDY))
         .add("GET", "/v1/studies", get(list_studies))
@@ -192,7 +194,10 @@ pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str
         .merge(authed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(c.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            Counted { c: c.clone(), paths: list.iter().map(|r| r.1).collect() },
+            count_requests,
+        ))
         .with_state(c);
     (router, list)
 }
@@ -227,12 +232,19 @@ async fn require_token(State(c): State<Coordinator>, req: Request, next: Next) -
     }
 }
 
-async fn count_requests(State(c): State<Coordinator>, req: Request, next: Next) -> Response {
+/// What [`count_requests`] needs: the counters, and the router's paths (the only route labels).
+#[derive(Clone)]
+struct Counted {
+    c: Coordinator,
+    paths: std::sync::Arc<[&'static str]>,
+}
+
+async fn count_requests(State(counted): State<Counted>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let matched = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let route = matched.and_then(|m| counted.paths.iter().copied().find(|p| *p == m));
     let response = next.run(req).await;
-    let route = route.as_deref().unwrap_or("unmatched");
-    c.metrics().record_request(method.as_str(), route, response.status().as_u16());
+    counted.c.metrics().record_request(method.as_str(), route, response.status().as_u16());
     response
 }
 
@@ -244,13 +256,13 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> HttpError {
     HttpError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
 }
 
-/// Liveness, and the disk's state in words: `storage` is `"ok"` or the fault (writes answer 503
-/// meanwhile). Always 200: a restart would not give the disk space back.
+/// Liveness, and the disk's state in words: `storage` is `"ok"` or the fault without file names
+/// (writes answer 503 meanwhile). Always 200: a restart would not give the disk space back.
 async fn healthz(State(c): State<Coordinator>) -> Json<serde_json::Value> {
     let api = decsweep_api::wire::API_PREFIX;
     Json(match c.storage_fault() {
         None => serde_json::json!({ "status": "ok", "api": api, "storage": "ok" }),
-        Some(fault) => serde_json::json!({ "status": "degraded", "api": api, "storage": fault }),
+        Some(fault) => serde_json::json!({ "status": "degraded", "api": api, "storage": fault.public() }),
     })
 }
 

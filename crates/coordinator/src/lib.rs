@@ -81,8 +81,10 @@
 //! # HTTP
 //!
 //! [`Coordinator::router`] serves the API (JSON bodies of `decsweep_api::wire`) described by
-//! [`openapi::document`]; [`Coordinator::serve`] also runs background expiry and refuses a
-//! non-loopback address without a bearer token ([`check_bind`]).
+//! [`openapi::document`]; [`Coordinator::serve`] also runs background expiry, refuses a
+//! non-loopback address without a bearer token ([`check_bind`]), bounds every wait a client can
+//! impose and the number of connections ([`ServeLimits`], `src/serve.rs`), and adds the security
+//! headers to every answer (`src/headers.rs`).
 
 mod adaptive;
 mod browse;
@@ -92,6 +94,7 @@ mod clock;
 mod control;
 mod dataset;
 mod error;
+mod headers;
 mod health;
 mod http;
 mod intake;
@@ -102,6 +105,7 @@ mod ops;
 mod pruner;
 mod read;
 mod schema;
+mod serve;
 pub mod sessions;
 mod store;
 mod study;
@@ -139,6 +143,7 @@ pub use limits::{MAX_SEEDS_PER_REQUEST, MAX_STUDY_TRIALS};
 pub use metrics::Metrics;
 pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
 pub use schema::SCHEMA_VERSION;
+pub use serve::{Scheme, ServeLimits};
 pub use sessions::Sessions;
 pub use tls::ServerTls;
 pub use workers::WorkerInfo;
@@ -180,6 +185,8 @@ pub struct CoordinatorOptions {
     /// --data-root`); without it such a study must upload its dataset. In-process callers of
     /// [`Coordinator::create_study`] read any path.
     pub data_root: Option<PathBuf>,
+    /// Timeouts and the connection limit of [`Coordinator::serve`] (see [`ServeLimits`]).
+    pub serve_limits: ServeLimits,
 }
 
 impl Default for CoordinatorOptions {
@@ -197,6 +204,7 @@ impl Default for CoordinatorOptions {
             max_checkpoint_bytes: checkpoints::DEFAULT_MAX_CHECKPOINT_BYTES,
             max_dataset_bytes: dataset::DEFAULT_MAX_DATASET_BYTES,
             data_root: None,
+            serve_limits: ServeLimits::default(),
         }
     }
 }
@@ -239,6 +247,7 @@ struct Inner {
     max_checkpoint_bytes: u64,
     /// Dataset uploads, the data root and which stored datasets were validated.
     datasets: intake::Datasets,
+    serve_limits: ServeLimits,
     /// Each study's spec-derived dashboard columns, parsed once.
     spec_columns: browse::SpecColumnsCache,
     /// Each study's dashboard overview, recomputed only after the study changed.
@@ -280,6 +289,7 @@ impl Coordinator {
                 metrics: Metrics::default(),
                 max_checkpoint_bytes: options.max_checkpoint_bytes,
                 datasets,
+                serve_limits: options.serve_limits,
                 spec_columns: browse::SpecColumnsCache::default(),
                 overviews: browse::OverviewCache::default(),
             }),
@@ -287,7 +297,8 @@ impl Coordinator {
     }
 
     /// The HTTP API (see [`openapi::document`]). Serve it with [`Coordinator::serve`], which
-    /// also runs background expiry, or mount it yourself.
+    /// also runs background expiry, bounds request times and adds the security headers, or
+    /// mount it yourself.
     pub fn router(&self) -> axum::Router {
         http::router(self.clone()).0
     }
@@ -298,8 +309,9 @@ impl Coordinator {
     }
 
     /// Serves the API on `listener` until `shutdown` completes, expiring leases in the
-    /// background. Refuses a non-loopback address without a token ([`check_bind`]). At shutdown,
-    /// waiting lease requests are answered 204 at once.
+    /// background. Refuses a non-loopback address without a token ([`check_bind`]). Timeouts and
+    /// the connection limit are [`CoordinatorOptions::serve_limits`]. At shutdown, waiting lease
+    /// requests are answered 204 at once, and open connections finish their request and close.
     pub async fn serve<F>(&self, listener: tokio::net::TcpListener, shutdown: F) -> Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
@@ -321,39 +333,14 @@ impl Coordinator {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        use axum::serve::ListenerExt;
         let addr = listener.local_addr().map_err(|e| Error::io("listener", e))?;
         check_bind(addr, self.inner.token.as_deref())?;
-        let app = self.router().merge(extra);
-        match tls {
-            Some(tls) => {
-                let listener = tls::TlsListener::new(listener, tls).map_err(|e| Error::io("listener", e))?;
-                self.serve_on(listener, addr, "https", app, shutdown).await
-            }
-            None => {
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-                    }
-                });
-                self.serve_on(listener, addr, "http", app, shutdown).await
-            }
-        }
-    }
-
-    async fn serve_on<L, F>(
-        &self,
-        listener: L,
-        addr: SocketAddr,
-        scheme: &str,
-        app: axum::Router,
-        shutdown: F,
-    ) -> Result<()>
-    where
-        L: axum::serve::Listener,
-        L::Addr: std::fmt::Debug,
-        F: Future<Output = ()> + Send + 'static,
-    {
+        let app = self
+            .router()
+            .merge(extra)
+            .layer(axum::middleware::from_fn_with_state(self.clone(), serve::bound_request_time))
+            .layer(axum::middleware::from_fn(headers::secure));
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let expiry = tokio::spawn(self.clone().expiry_loop());
         let this = self.clone();
         let signal = async move {
@@ -361,9 +348,9 @@ impl Coordinator {
             this.begin_shutdown();
         };
         tracing::info!(%addr, scheme, auth = self.inner.token.is_some(), "coordinator listening");
-        let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
+        serve::serve(listener, app, tls.map(ServerTls::acceptor), self.inner.serve_limits, signal).await;
         expiry.abort();
-        served.map_err(|e| Error::io(addr.to_string(), e))
+        Ok(())
     }
 
     /// Makes waiting lease requests return and stops background expiry.
@@ -384,6 +371,16 @@ impl Coordinator {
                 tracing::warn!(error = %e, "background lease expiry failed");
             }
         }
+    }
+
+    /// Timeouts and the connection limit of [`Coordinator::serve`].
+    pub fn serve_limits(&self) -> &ServeLimits {
+        &self.inner.serve_limits
+    }
+
+    /// The longest a lease request waits for work.
+    pub fn max_wait(&self) -> Duration {
+        self.inner.max_wait
     }
 
     /// The lease TTL.
@@ -822,7 +819,7 @@ impl Coordinator {
 
     /// The `/metrics` text.
     pub async fn metrics_text(&self) -> Result<String> {
-        let gauges = self.inner.store.read(read::status_gauges).await?;
+        let gauges = self.inner.metrics.gauges(|| self.inner.store.read(read::status_gauges)).await?;
         Ok(self.inner.metrics.render(&gauges))
     }
 }

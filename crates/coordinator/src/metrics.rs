@@ -1,12 +1,25 @@
 //! Counters behind `GET /metrics`, rendered in the Prometheus text exposition format.
 //!
 //! Counters live in memory and start from zero with each process (Prometheus handles resets);
-//! the trial gauges are read from the store at scrape time.
+//! the trial gauges are read from the store at most once per [`GAUGES_MAX_AGE`], however often
+//! it is scraped. The request counter's labels come from fixed sets, so no client can add
+//! series: a method outside [`METHODS`] counts as `other`, and a route is one of the router's
+//! own paths (or `unmatched`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a reading of the trial gauges is reused.
+pub const GAUGES_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// The methods counted by name; any other counts as `other`.
+pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// Trials per `(study, status)`, as the store last counted them.
+pub(crate) type Gauges = Vec<(String, String, i64)>;
 
 /// The coordinator's counters.
 #[derive(Debug, Default)]
@@ -27,18 +40,47 @@ pub struct Metrics {
     pub(crate) user_failures: AtomicU64,
     /// Trials added by `add-seeds`.
     pub(crate) seeded_trials: AtomicU64,
-    /// (method, route, status) → count.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// (method, route, status) → count; the method is one of [`METHODS`] or `other`, the
+    /// route a `&'static` path of the router or `unmatched`.
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    /// The last reading of the trial gauges and when it was taken. An async lock, so that
+    /// scrapes arriving together wait for one reading instead of each making their own.
+    gauges: tokio::sync::Mutex<Option<(Instant, std::sync::Arc<Gauges>)>>,
 }
 
 pub(crate) fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
 
+/// The method's label: its name when it is one of [`METHODS`], else `other`.
+pub(crate) fn method_label(method: &str) -> &'static str {
+    METHODS.iter().copied().find(|m| *m == method).unwrap_or("other")
+}
+
 impl Metrics {
-    pub(crate) fn record_request(&self, method: &str, route: &str, status: u16) {
+    /// Counts an answer. `route` is the router's matched path, or `None` for the fallback.
+    pub(crate) fn record_request(&self, method: &str, route: Option<&'static str>, status: u16) {
+        let key = (method_label(method), route.unwrap_or("unmatched"), status);
         let mut map = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry((method.to_string(), route.to_string(), status)).or_insert(0) += 1;
+        *map.entry(key).or_insert(0) += 1;
+    }
+
+    /// The trial gauges, read with `read` only when the last reading is older than
+    /// [`GAUGES_MAX_AGE`].
+    pub(crate) async fn gauges<F, Fut, E>(&self, read: F) -> Result<std::sync::Arc<Gauges>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Gauges, E>>,
+    {
+        let mut cached = self.gauges.lock().await;
+        if let Some((taken, gauges)) = cached.as_ref() {
+            if taken.elapsed() < GAUGES_MAX_AGE {
+                return Ok(std::sync::Arc::clone(gauges));
+            }
+        }
+        let gauges = std::sync::Arc::new(read().await?);
+        *cached = Some((Instant::now(), std::sync::Arc::clone(&gauges)));
+        Ok(gauges)
     }
 
     /// The exposition text, with the trial gauges `(study, status, count)` given by the caller.
@@ -95,8 +137,8 @@ mod tests {
     fn renders_gauges_counters_and_requests() {
         let m = Metrics::default();
         bump(&m.leases_granted, 3);
-        m.record_request("POST", "/v1/lease", 200);
-        m.record_request("POST", "/v1/lease", 200);
+        m.record_request("POST", Some("/v1/lease"), 200);
+        m.record_request("POST", Some("/v1/lease"), 200);
         let text = m.render(&[("a\"b".into(), "pending".into(), 4)]);
         assert!(text.contains("decsweep_trials{study=\"a\\\"b\",status=\"pending\"} 4\n"), "{text}");
         assert!(text.contains("decsweep_leases_granted_total 3\n"));
@@ -104,5 +146,42 @@ mod tests {
         assert!(text.contains("# TYPE decsweep_completions_total counter\n"));
         bump(&m.cancellations, 2);
         assert!(m.render(&[]).contains("decsweep_cancelled_trials_total 2\n"));
+    }
+
+    #[test]
+    fn made_up_methods_and_paths_add_no_series() {
+        let m = Metrics::default();
+        for i in 0..1000 {
+            m.record_request(&format!("X{i}"), None, 405);
+        }
+        m.record_request("GET", None, 404);
+        m.record_request("get", None, 404);
+        let text = m.render(&[]);
+        let series: Vec<&str> = text.lines().filter(|l| l.starts_with("decsweep_http_requests_total{")).collect();
+        assert_eq!(
+            series,
+            [
+                "decsweep_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+                "decsweep_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 1",
+                "decsweep_http_requests_total{method=\"other\",route=\"unmatched\",status=\"405\"} 1000",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn gauges_are_read_at_most_once_per_max_age() {
+        let m = Metrics::default();
+        let reads = std::sync::atomic::AtomicU64::new(0);
+        let read = || async {
+            reads.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, ()>(vec![("a".to_string(), "pending".to_string(), 1)])
+        };
+        for _ in 0..10 {
+            assert_eq!(m.gauges(read).await.unwrap()[0].2, 1);
+        }
+        assert_eq!(reads.load(Ordering::Relaxed), 1);
+        *m.gauges.lock().await = Some((Instant::now() - GAUGES_MAX_AGE, std::sync::Arc::new(Vec::new())));
+        m.gauges(read).await.unwrap();
+        assert_eq!(reads.load(Ordering::Relaxed), 2, "a stale reading is replaced");
     }
 }

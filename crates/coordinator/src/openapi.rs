@@ -117,9 +117,9 @@ pub fn document() -> Value {
     let name = path_param("name", json!({ "type": "string" }), "Study name.");
     let trial_id = path_param("id", json!({ "type": "integer", "format": "int64" }), "Trial id.");
     let paths = json!({
-        "/healthz": { "get": Op::new("Liveness check (no auth). `storage` is \"ok\" or what is wrong with the database's disk (full, read-only, I/O error); meanwhile requests that write answer 503 `storage …: …`.").public()
+        "/healthz": { "get": Op::new("Liveness check (no auth). `storage` is \"ok\" or what is wrong with the database's disk (full, read-only, I/O error; in fixed words, naming no file); meanwhile requests that write answer 503 `storage …: …`.").public()
             .answer("200", reply("The coordinator is up.", Some(json!({ "type": "object" })))).build() },
-        "/metrics": { "get": Op::new("Prometheus text exposition (no auth): trials by study and status, lease/completion/expiry/failure counters, HTTP requests.").public()
+        "/metrics": { "get": Op::new("Prometheus text exposition (the read token is enough): trials by study and status (recounted at most every 5 s), lease/completion/expiry/failure counters, HTTP requests by method (`other` beyond the standard ones), route (`unmatched` beyond the API's) and status.")
             .answer("200", json!({ "description": "Prometheus text format 0.0.4.", "content": { "text/plain": { "schema": { "type": "string" } } } })).build() },
         "/v1/openapi.json": { "get": Op::new("This document.")
             .answer("200", reply("OpenAPI 3 document.", Some(json!({ "type": "object" })))).build() },

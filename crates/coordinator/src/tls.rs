@@ -1,29 +1,19 @@
 //! HTTPS for `decsweep serve --tls-cert FILE --tls-key FILE`: rustls with the ring provider
-//! (no OpenSSL), PEM files read here so every problem names its file, and a listener that
-//! hands axum finished TLS streams.
+//! (no OpenSSL), PEM files read here so every problem names its file.
 //!
-//! Handshakes run in their own tasks, each bounded by [`HANDSHAKE_TIMEOUT`], so a client that
-//! connects and says nothing (or a port scanner) never holds up the others; only completed
-//! handshakes reach axum's accept loop, which then serves them exactly as it serves plain TCP
-//! (graceful shutdown included).
+//! Each connection's handshake runs in that connection's own task (`src/serve.rs`), bounded by
+//! [`crate::ServeLimits::tls_handshake_timeout`] and counted in its connection limit, so a
+//! client that connects and says nothing (or a port scanner) never holds up the others.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::{Error, Result};
-
-/// A TLS handshake taking longer than this is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server certificate chain and its key, checked and ready to serve. Cheap to clone.
 #[derive(Clone)]
@@ -53,6 +43,11 @@ impl ServerTls {
         // axum serves HTTP/1.1 (its http2 feature is off), so that is all we offer.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(ServerTls { config: Arc::new(config) })
+    }
+
+    /// What runs a connection's handshake.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(Arc::clone(&self.config))
     }
 }
 
@@ -84,80 +79,6 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
         ),
         other => tls_error(path, format!("is not a PEM private key: {other}")),
     })
-}
-
-/// Accepts TCP connections, runs their handshakes concurrently, and yields the finished ones.
-pub(crate) struct TlsListener {
-    addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    acceptor: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    pub(crate) fn new(listener: TcpListener, tls: &ServerTls) -> std::io::Result<TlsListener> {
-        let addr = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let acceptor = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls.config.clone()), tx));
-        Ok(TlsListener { addr, ready, acceptor })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        // Closes the listening socket now rather than when the runtime ends.
-        self.acceptor.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accept loop only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.addr)
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = ready.closed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little, as axum does.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-        let (acceptor, ready) = (acceptor.clone(), ready.clone());
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => {
-                    let _ = ready.send((stream, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
 }
 
 #[cfg(test)]

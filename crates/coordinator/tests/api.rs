@@ -324,7 +324,9 @@ async fn a_configured_token_is_required_on_v1() {
     let ok = s.http.get(s.url("/v1/studies")).bearer_auth("s3cret").send().await.unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(s.get("/healthz").await.status(), StatusCode::OK);
-    assert_eq!(s.get("/metrics").await.status(), StatusCode::OK);
+    assert_eq!(s.get("/metrics").await.status(), StatusCode::UNAUTHORIZED, "/metrics needs the token too");
+    let metrics = s.http.get(s.url("/metrics")).bearer_auth("s3cret").send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
     s.stop().await;
 }
 

@@ -5,10 +5,15 @@
 //! random JSON, random bytes, or nothing. Path parameters are real names, ids and lease ids,
 //! edge numbers, or odd strings (percent-encoded unicode, dot segments, very long).
 //!
-//! Every answer must be below 500, no handler may panic, and afterwards the same router still
-//! answers `/healthz` and still leases and completes a trial. The coordinator holds a real study
-//! with leased trials, so valid-looking calls reach the store rather than stopping at "no such
-//! lease".
+//! Around each request a hostile client's headers and queries (issue 18): made-up methods, and
+//! some of the time a `Host` (other hosts, look-alikes, junk), an `Origin` (this server, other
+//! sites, `null`), a `Cookie` (made-up sessions, thousands of cookies, huge values) and a query
+//! string (thousands of pairs, repeated keys, huge values), from `decsweep_fuzz::http`.
+//!
+//! Every answer must be below 500 with a body of at most [`MAX_ANSWER_BYTES`], no handler may
+//! panic, and afterwards the same router still answers `/healthz` and still leases and completes
+//! a trial. The coordinator holds a real study with leased trials, so valid-looking calls reach
+//! the store rather than stopping at "no such lease".
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,7 +22,9 @@ use axum::body::{to_bytes, Body};
 use axum::http::{header, Method, Request, StatusCode};
 use decsweep_api::wire::{CheckpointUpload, CreateStudy, LeaseRequest};
 use decsweep_api::Stage;
+use decsweep_coordinator::sessions::SESSION_COOKIE;
 use decsweep_coordinator::{openapi, Coordinator, CoordinatorOptions};
+use decsweep_fuzz::http::{cookie_header, host_header, origin_header, query_string};
 use decsweep_fuzz::{
     instance_of, mutate_json, mutate_tokens, random_bytes, random_json, weird_string, Campaign, FuzzRng, Rng,
     SliceRandom,
@@ -26,6 +33,20 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 const TOKEN: &str = "fuzz-token";
+
+/// The largest answer any fuzzed route may give. The study here is small (80 trials at most
+/// after the fuzzer's own add-seeds), so every honest answer is far below it; one past it means
+/// a request made the server do work out of proportion to it.
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// The `Host` a request carries unless the case makes one up: loopback, as a local client sends.
+const LOOPBACK_HOST: &str = "127.0.0.1";
+
+/// Query keys the API reads, for query strings that reach its parsers.
+const QUERY_KEYS: &[&str] = &["status", "stage", "epoch", "sha256", "wait_ms", "since", "ids"];
+
+/// Methods no route serves, to check that they neither fail nor grow anything.
+const MADE_UP_METHODS: &[&str] = &["FOO", "M-SEARCH", "PROPFIND", "get", "X-0123456789-0123456789-0123456789"];
 
 fn command_spec(name: &str) -> String {
     format!(
@@ -139,15 +160,19 @@ fn make_body(rng: &mut FuzzRng, schema: Option<&Value>, components: &Value) -> (
     (kind, body)
 }
 
+/// The answer's status and body; panics when the body is longer than [`MAX_ANSWER_BYTES`].
 async fn send(router: &axum::Router, req: Request<Body>) -> (StatusCode, String) {
+    let what = format!("{} {}", req.method(), req.uri().path());
     let response = router.clone().oneshot(req).await.expect("the router's error type is Infallible");
     let status = response.status();
-    let body = to_bytes(response.into_body(), 1 << 24).await.map(|b| String::from_utf8_lossy(&b).into_owned());
-    (status, body.unwrap_or_else(|e| format!("<unreadable body: {e}>")))
+    let body = to_bytes(response.into_body(), MAX_ANSWER_BYTES)
+        .await
+        .unwrap_or_else(|e| panic!("{what} answered {status} with a body over {MAX_ANSWER_BYTES} bytes: {e}"));
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn request(method: Method, uri: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> Request<Body> {
-    let mut builder = Request::builder().method(method).uri(uri);
+    let mut builder = Request::builder().method(method).uri(uri).header(header::HOST, LOOPBACK_HOST);
     if let Some(t) = token {
         builder = builder.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
@@ -155,6 +180,21 @@ fn request(method: Method, uri: &str, token: Option<&str>, content_type: Option<
         builder = builder.header(header::CONTENT_TYPE, ct);
     }
     builder.body(Body::from(body)).expect("a valid request")
+}
+
+/// Some of the time each: a made-up `Host`, an `Origin`, a `Cookie`.
+fn hostile_headers(rng: &mut FuzzRng) -> Vec<(header::HeaderName, Vec<u8>)> {
+    let mut headers = Vec::new();
+    if rng.gen_bool(0.2) {
+        headers.push((header::HOST, host_header(rng)));
+    }
+    if rng.gen_bool(0.2) {
+        headers.push((header::ORIGIN, origin_header(rng, LOOPBACK_HOST)));
+    }
+    if rng.gen_bool(0.15) {
+        headers.push((header::COOKIE, cookie_header(rng, SESSION_COOKIE)));
+    }
+    headers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,6 +227,7 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
     let campaign = Campaign::new("http endpoints", 8000);
     let mut statuses: BTreeMap<String, BTreeMap<u16, usize>> = BTreeMap::new();
     let mut kinds = [0usize; BODY_KINDS.len()];
+    let hostile = Campaign::new("http endpoints: headers and queries", campaign.cases());
     let indices = campaign.indices();
     for &i in &indices {
         let (mut rng, _guard) = campaign.case(i);
@@ -194,14 +235,25 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
         // Every route gets the same share of cases.
         let (route_method, template) = routes[i % routes.len()];
         let schema = body_schema(&doc, route_method, template);
+        // The hostile parts come from a stream of their own, so the base cases (and the state
+        // they build up) stay what they were before those parts were added.
+        let (mut extra, _) = hostile.case(i);
+        let extra = &mut extra;
         let method = if rng.gen_bool(0.9) {
             Method::from_bytes(route_method.as_bytes()).unwrap()
         } else {
             [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH].choose(rng).unwrap().clone()
         };
+        let method = if extra.gen_bool(0.02) {
+            Method::from_bytes(MADE_UP_METHODS.choose(extra).unwrap().as_bytes()).unwrap()
+        } else {
+            method
+        };
         let mut uri = fill_path(rng, template, &known);
         if rng.gen_bool(0.15) {
             uri.push_str(&format!("?status={}", encode(&weird_string(rng).chars().take(40).collect::<String>())));
+        } else if extra.gen_bool(0.15) {
+            uri.push_str(&format!("?{}", query_string(extra, QUERY_KEYS)));
         }
         let token = match rng.gen_range(0..20) {
             0 => None,
@@ -228,10 +280,20 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
         kinds[kind] += 1;
         let shown_body = String::from_utf8_lossy(&body).chars().take(500).collect::<String>();
         let ct = (!content_type.is_empty()).then_some(content_type);
-        let (status, answer) = send(&router, request(method.clone(), &uri, token, ct, body)).await;
+        let mut req = request(method.clone(), &uri, token, ct, body);
+        let hostile = hostile_headers(extra);
+        for (name, value) in &hostile {
+            let value = header::HeaderValue::from_bytes(value).expect("decsweep_fuzz::http makes sendable values");
+            req.headers_mut().insert(name, value);
+        }
+        let (status, answer) = send(&router, req).await;
+        let shown_headers: Vec<String> = hostile
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v).chars().take(200).collect::<String>()))
+            .collect();
         assert!(
             !status.is_server_error(),
-            "{method} {uri} answered {status}: {answer}\nbody ({} kind): {shown_body}",
+            "{method} {uri} answered {status}: {answer}\nheaders: {shown_headers:?}\nbody ({} kind): {shown_body}",
             BODY_KINDS[kind]
         );
         // Leases the fuzzer obtained become targets of the lease calls that follow.

@@ -4,7 +4,9 @@ use axum::extract::{Form, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Extension;
 use decsweep_coordinator::sessions::{same_origin, session_cookie, Access, Role, SESSION_COOKIE};
+use decsweep_coordinator::Scheme;
 use maud::html;
 use serde::Deserialize;
 
@@ -44,10 +46,33 @@ pub(crate) struct LoginForm {
     next: Option<String>,
 }
 
-/// Where to go after logging in: a path on this server only (never `//other.host`).
+/// The longest `next` followed after logging in; a longer one goes to `/`.
+const MAX_NEXT_BYTES: usize = 2048;
+
+/// Where to go after logging in: a path on this server, else `/`.
+///
+/// Browsers drop tabs and newlines anywhere in a URL and read `\` as `/`, so `/\t/evil.example`
+/// and `/\evil.example` mean `//evil.example`, another host. Rather than normalise such a
+/// target and hope to agree with every browser, any target holding a control character or a
+/// backslash is refused, as is one whose percent-decoded form would be (`/%09/evil.example`,
+/// `/%5Cevil.example`, `/%2F/evil.example`), in case something decodes it once more. What is
+/// left must start with exactly one `/`.
 fn safe_next(next: Option<&str>) -> String {
+    fn same_site_path(path: &str) -> bool {
+        let mut chars = path.chars();
+        chars.next() == Some('/')
+            && !matches!(chars.next(), Some('/'))
+            && !path.chars().any(|c| c.is_control() || c == '\\')
+    }
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n) if n.len() <= MAX_NEXT_BYTES && same_site_path(n) => {
+            let decoded = percent_encoding::percent_decode_str(n).decode_utf8_lossy();
+            if same_site_path(&decoded) {
+                n.to_string()
+            } else {
+                "/".to_string()
+            }
+        }
         _ => "/".to_string(),
     }
 }
@@ -87,7 +112,12 @@ pub(crate) async fn login_form(State(app): State<App>, Query(q): Query<NextQuery
     login_page(StatusCode::OK, &next, None)
 }
 
-pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, form: Form<LoginForm>) -> Response {
+pub(crate) async fn login(
+    State(app): State<App>,
+    scheme: Option<Extension<Scheme>>,
+    headers: HeaderMap,
+    form: Form<LoginForm>,
+) -> Response {
     let next = safe_next(form.next.as_deref());
     let sessions = app.coordinator.sessions();
     if !sessions.required() {
@@ -101,24 +131,31 @@ pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, form: Form
         return login_page(StatusCode::UNAUTHORIZED, &next, Some("Wrong token. Try again."));
     };
     let id = sessions.open(role);
-    let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict");
     let mut response = Redirect::to(&next).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    set_cookie(&mut response, &id, scheme.map(|Extension(s)| s), "");
     response
 }
 
-pub(crate) async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
+pub(crate) async fn logout(State(app): State<App>, scheme: Option<Extension<Scheme>>, headers: HeaderMap) -> Response {
     if let Some(id) = session_cookie(&headers) {
         app.coordinator.sessions().close(id);
     }
     let mut response = Redirect::to("/login").into_response();
-    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    if let Ok(v) = HeaderValue::from_str(&expired) {
+    set_cookie(&mut response, "", scheme.map(|Extension(s)| s), "; Max-Age=0");
+    response
+}
+
+/// The session cookie's header: `HttpOnly; SameSite=Strict`, and `Secure` when the request came
+/// over HTTPS, so the browser never sends it over plain HTTP. `extra` ends the attributes.
+fn session_cookie_header(value: &str, scheme: Option<Scheme>, extra: &str) -> String {
+    let secure = if scheme == Some(Scheme::Https) { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{extra}")
+}
+
+fn set_cookie(response: &mut Response, value: &str, scheme: Option<Scheme>, extra: &str) {
+    if let Ok(v) = HeaderValue::from_str(&session_cookie_header(value, scheme, extra)) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
-    response
 }
 
 #[cfg(test)]
@@ -128,9 +165,56 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_login() {
         assert_eq!(safe_next(Some("/studies/a?page=2")), "/studies/a?page=2");
+        assert_eq!(safe_next(Some("/studies/a%20b?sort=-accuracy")), "/studies/a%20b?sort=-accuracy");
+        assert_eq!(safe_next(Some("/")), "/");
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(None), "/");
         assert_eq!(encode("/studies/a b?x=1&y"), "/studies/a%20b%3Fx%3D1%26y");
+    }
+
+    /// Every target a browser could read as another host ends at `/` (issue 18, finding 7).
+    #[test]
+    fn targets_that_browsers_read_as_another_host_go_home() {
+        let hostile = [
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            " //evil.example",
+            "/%09/evil.example",
+            "/%0a/evil.example",
+            "/%0D%0A/evil.example",
+            "/%5Cevil.example",
+            "/%5cevil.example",
+            "/%2F/evil.example",
+            "/%2fevil.example",
+            "/%00/evil.example",
+            "https://evil.example",
+            "http:/evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+        ];
+        for target in hostile {
+            assert_eq!(safe_next(Some(target)), "/", "{target:?}");
+        }
+        let long = format!("/studies/{}", "a".repeat(MAX_NEXT_BYTES));
+        assert_eq!(safe_next(Some(&long)), "/", "past {MAX_NEXT_BYTES} bytes");
+    }
+
+    #[test]
+    fn the_cookie_is_secure_over_https_only() {
+        let https = session_cookie_header("abc", Some(Scheme::Https), "");
+        assert_eq!(https, format!("{SESSION_COOKIE}=abc; Path=/; HttpOnly; SameSite=Strict; Secure"));
+        let http = session_cookie_header("abc", Some(Scheme::Http), "");
+        assert!(!http.contains("Secure"), "{http}");
+        assert!(!session_cookie_header("abc", None, "").contains("Secure"));
+        let expired = session_cookie_header("", Some(Scheme::Https), "; Max-Age=0");
+        assert!(expired.ends_with("; Secure; Max-Age=0"), "{expired}");
     }
 }

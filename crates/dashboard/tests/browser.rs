@@ -227,3 +227,36 @@ async fn cancelling_a_study_from_the_page() {
     b.close().await;
     s.stop().await;
 }
+
+/// The pages run under the content security policy (issue 18, finding 8): the studies page's
+/// progress bar, an SVG rectangle rather than an inline style, is drawn to scale, and what the
+/// policy forbids (an inline style, an inline script) is blocked and reported. Every other test
+/// fails in `Browser::close` if one of its pages broke the policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_run_under_the_content_security_policy() {
+    let s = Server::open().await;
+    s.create(&command_spec("csp", 4), None).await;
+    let lease = s.lease("w/0", "w", None).await;
+    s.complete(&lease, json!({ "accuracy": 0.5 }), None).await;
+    let b = Browser::start("content_security_policy").await;
+    b.goto(&s.url("/")).await;
+    let bar = "tr.study[data-key='csp'] svg.progress rect.bar";
+    b.find(bar).await;
+    let width = b.eval(&format!("return document.querySelector(\"{bar}\").getBoundingClientRect().width;")).await;
+    let width = width.as_f64().unwrap();
+    assert!((width - 30.0).abs() < 2.0, "1 of 4 trials done: a quarter of the 120 px bar, not {width} px");
+    assert_eq!(b.csp_violations().await, Vec::<String>::new());
+
+    b.eval(
+        "var d = document.createElement('div'); d.setAttribute('style', 'color: red'); document.body.appendChild(d); \
+         var sc = document.createElement('script'); sc.textContent = 'window.__ran = true;'; document.body.appendChild(sc); \
+         return true;",
+    )
+    .await;
+    b.until("both to be reported", "return JSON.parse(sessionStorage.getItem('decsweep-csp') || '[]').length >= 2;")
+        .await;
+    assert_eq!(b.eval("return window.__ran === true;").await, json!(false), "the inline script did not run");
+    b.forget_csp_violations().await;
+    b.close().await;
+    s.stop().await;
+}

@@ -12,8 +12,13 @@
 //!   [`instance_of`] for an OpenAPI/JSON schema), with the values that break parsers most
 //!   often: boundary numbers, non-UTF-8 bytes, control and wide characters, long strings.
 //!
+//! [`http`] adds what surrounds an HTTP request: `Host`, `Origin` and `Cookie` headers and query
+//! strings.
+//!
 //! Each campaign prints one summary line (`fuzz <target>: N cases ...`); run with
 //! `--nocapture` to see them.
+
+pub mod http;
 
 pub use rand::seq::SliceRandom;
 pub use rand::Rng;

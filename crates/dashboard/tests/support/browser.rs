@@ -113,7 +113,23 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .unwrap_or_else(|e| panic!("starting a Chromium session through chromedriver: {e}"));
+        let record = Cdp {
+            cmd: "Page.addScriptToEvaluateOnNewDocument",
+            params: serde_json::json!({ "source": RECORD_CSP_VIOLATIONS }),
+        };
+        client.issue_cmd(record).await.unwrap_or_else(|e| panic!("installing the CSP violation recorder: {e}"));
         Browser { client, name: name.to_string(), _driver: driver, _profile: profile, _turn: turn }
+    }
+
+    /// The content-security-policy violations every page of this tab reported so far.
+    pub async fn csp_violations(&self) -> Vec<String> {
+        let seen = self.eval(READ_CSP_VIOLATIONS).await;
+        serde_json::from_value(seen).unwrap_or_else(|e| panic!("the recorded violations: {e}"))
+    }
+
+    /// Forgets the violations recorded so far.
+    pub async fn forget_csp_violations(&self) {
+        self.eval("sessionStorage.removeItem('decsweep-csp'); return true;").await;
     }
 
     pub async fn goto(&self, url: &str) {
@@ -183,8 +199,47 @@ impl Browser {
         path
     }
 
+    /// Saves a screenshot and ends the session; fails the test if any page of it broke the
+    /// content security policy (an inline style or script the policy blocked).
     pub async fn close(self) {
         let _ = self.screenshot().await;
+        let violations = self.csp_violations().await;
         let _ = self.client.close().await;
+        assert!(violations.is_empty(), "pages broke the content security policy: {violations:#?}");
+    }
+}
+
+/// Runs in every document before its own scripts (the DevTools protocol's injected scripts are
+/// not subject to the page's policy): each `securitypolicyviolation` is appended to the tab's
+/// `sessionStorage`, which outlives navigations within the origin.
+const RECORD_CSP_VIOLATIONS: &str = r#"
+document.addEventListener('securitypolicyviolation', function (e) {
+  try {
+    var seen = JSON.parse(sessionStorage.getItem('decsweep-csp') || '[]');
+    seen.push(e.effectiveDirective + ' blocked ' + (e.blockedURI || 'inline') + ' on ' + e.documentURI
+      + ' (' + e.sourceFile + ':' + e.lineNumber + ')');
+    sessionStorage.setItem('decsweep-csp', JSON.stringify(seen));
+  } catch (err) {}
+});
+"#;
+
+const READ_CSP_VIOLATIONS: &str =
+    "try { return JSON.parse(sessionStorage.getItem('decsweep-csp') || '[]'); } catch (e) { return []; }";
+
+/// A Chrome DevTools protocol command, through chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/goog/cdp/execute", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.cmd, "params": self.params });
+        (axum::http::Method::POST, Some(body.to_string()))
     }
 }
