@@ -93,7 +93,10 @@ mod control;
 mod dataset;
 mod error;
 mod health;
+mod host;
 mod http;
+mod listen;
+mod logins;
 mod metrics;
 pub mod openapi;
 mod ops;
@@ -133,6 +136,7 @@ pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
 pub use dataset::MAX_SYNTHETIC_N;
 pub use error::{Error, Result, StorageProblem};
 pub use health::StorageFault;
+pub use host::AllowedHosts;
 pub use metrics::Metrics;
 pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
 pub use schema::SCHEMA_VERSION;
@@ -171,6 +175,9 @@ pub struct CoordinatorOptions {
     pub pruner_override: bool,
     /// The largest trial checkpoint an upload may carry (413 past it; the trial goes on).
     pub max_checkpoint_bytes: u64,
+    /// `Host` names served besides IP addresses and `localhost` (`serve --allowed-host`); every
+    /// other name is refused with 421 (see `src/host.rs`).
+    pub allowed_hosts: AllowedHosts,
 }
 
 impl Default for CoordinatorOptions {
@@ -186,6 +193,7 @@ impl Default for CoordinatorOptions {
             pruner: Arc::new(NoPruner),
             pruner_override: false,
             max_checkpoint_bytes: checkpoints::DEFAULT_MAX_CHECKPOINT_BYTES,
+            allowed_hosts: AllowedHosts::default(),
         }
     }
 }
@@ -226,6 +234,7 @@ struct Inner {
     closing: AtomicBool,
     metrics: Metrics,
     max_checkpoint_bytes: u64,
+    allowed_hosts: AllowedHosts,
     /// Each study's spec-derived dashboard columns, parsed once.
     spec_columns: browse::SpecColumnsCache,
     /// Each study's dashboard overview, recomputed only after the study changed.
@@ -262,16 +271,23 @@ impl Coordinator {
                 closing: AtomicBool::new(false),
                 metrics: Metrics::default(),
                 max_checkpoint_bytes: options.max_checkpoint_bytes,
+                allowed_hosts: options.allowed_hosts,
                 spec_columns: browse::SpecColumnsCache::default(),
                 overviews: browse::OverviewCache::default(),
             }),
         })
     }
 
-    /// The HTTP API (see [`openapi::document`]). Serve it with [`Coordinator::serve`], which
-    /// also runs background expiry, or mount it yourself.
+    /// The HTTP API (see [`openapi::document`]) behind the `Host` rule (`src/host.rs`). Serve it
+    /// with [`Coordinator::serve`], which also runs background expiry, or mount it yourself.
     pub fn router(&self) -> axum::Router {
-        http::router(self.clone()).0
+        self.guard_hosts(http::router(self.clone()).0)
+    }
+
+    /// `app` behind the `Host` rule: every route, fallback included.
+    fn guard_hosts(&self, app: axum::Router) -> axum::Router {
+        let allowed = self.inner.allowed_hosts.clone();
+        app.layer(axum::middleware::from_fn_with_state(allowed, host::require_known_host))
     }
 
     /// Every `(method, path)` the router serves, e.g. `("POST", "/v1/lease")`.
@@ -303,23 +319,16 @@ impl Coordinator {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        use axum::serve::ListenerExt;
         let addr = listener.local_addr().map_err(|e| Error::io("listener", e))?;
         check_bind(addr, self.inner.token.as_deref())?;
-        let app = self.router().merge(extra);
+        // The `Host` rule covers `extra` (the dashboard's pages) as well as the API.
+        let app = self.guard_hosts(http::router(self.clone()).0.merge(extra));
         match tls {
             Some(tls) => {
                 let listener = tls::TlsListener::new(listener, tls).map_err(|e| Error::io("listener", e))?;
                 self.serve_on(listener, addr, "https", app, shutdown).await
             }
-            None => {
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-                    }
-                });
-                self.serve_on(listener, addr, "http", app, shutdown).await
-            }
+            None => self.serve_on(listen::NoDelayListener(listener), addr, "http", app, shutdown).await,
         }
     }
 
@@ -332,8 +341,8 @@ impl Coordinator {
         shutdown: F,
     ) -> Result<()>
     where
-        L: axum::serve::Listener,
-        L::Addr: std::fmt::Debug,
+        L: axum::serve::Listener<Addr = SocketAddr>,
+        listen::ClientAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
         F: Future<Output = ()> + Send + 'static,
     {
         let expiry = tokio::spawn(self.clone().expiry_loop());
@@ -343,7 +352,9 @@ impl Coordinator {
             this.begin_shutdown();
         };
         tracing::info!(%addr, scheme, auth = self.inner.token.is_some(), "coordinator listening");
-        let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
+        // The peer's address ([`listen::ClientAddr`]) is what failed logins are counted by.
+        let service = app.into_make_service_with_connect_info::<listen::ClientAddr>();
+        let served = axum::serve(listener, service).with_graceful_shutdown(signal).await;
         expiry.abort();
         served.map_err(|e| Error::io(addr.to_string(), e))
     }
