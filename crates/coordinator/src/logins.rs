@@ -97,7 +97,11 @@ mod tests {
         let wait = limiter.retry_after(ip("192.0.2.7"), t0 + Duration::from_secs(10)).unwrap();
         assert_eq!(wait, Duration::from_secs(50));
         assert_eq!(limiter.retry_after(ip("192.0.2.8"), t0), None, "another address is not held back");
-        assert_eq!(limiter.retry_after(ip("::ffff:192.0.2.7"), t0).map(|_| ()), Some(()), "the mapped form is the same");
+        assert_eq!(
+            limiter.retry_after(ip("::ffff:192.0.2.7"), t0).map(|_| ()),
+            Some(()),
+            "the mapped form is the same"
+        );
         assert_eq!(limiter.retry_after(ip("192.0.2.7"), t0 + LOGIN_WINDOW), None, "the window ended");
         limiter.failed(ip("192.0.2.7"), t0 + LOGIN_WINDOW);
         assert_eq!(limiter.retry_after(ip("192.0.2.7"), t0 + LOGIN_WINDOW), None, "a new window counts from one");

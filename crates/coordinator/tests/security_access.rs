@@ -143,6 +143,7 @@ async fn a_change_from_another_origin_is_refused_even_with_the_token() {
     assert!(body.contains("cross-site"), "{body}");
     assert_eq!(s.studies().await, 0);
     // Without Origin (the CLI, a worker) the token alone is enough.
-    let (code, body) = s.raw("POST", "/v1/studies", &[format!("Host: 127.0.0.1:{port}"), bearer()], &command_study("cli")).await;
+    let (code, body) =
+        s.raw("POST", "/v1/studies", &[format!("Host: 127.0.0.1:{port}"), bearer()], &command_study("cli")).await;
     assert_eq!(code, 201, "{body}");
 }

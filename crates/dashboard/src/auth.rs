@@ -13,7 +13,8 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use decsweep_coordinator::sessions::{
-    client_ip, same_origin, session_cookie, Access, Login, Role, Sessions, LOGIN_WINDOW, MAX_FAILED_LOGINS, SESSION_COOKIE,
+    client_ip, same_origin, session_cookie, Access, Login, Role, Sessions, LOGIN_WINDOW, MAX_FAILED_LOGINS,
+    SESSION_COOKIE,
 };
 use maud::html;
 use serde::Deserialize;

@@ -101,7 +101,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let coordinator = Coordinator::open(&args.db, options)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{local}");
-        let mut started = format!("coordinator listening on {url} (database {}); dashboard at {url}/\n", args.db.display());
+        let mut started =
+            format!("coordinator listening on {url} (database {}); dashboard at {url}/\n", args.db.display());
         if let Some(g) = &generated {
             let how = if g.reused { "kept from" } else { "written to" };
             started.push_str(&format!(
