@@ -158,7 +158,7 @@ fn run_protects_its_coordinator_with_a_token_its_workers_get_by_file() {
     let spec = tmp.path().join("sleepy.toml");
     fs::write(
         &spec,
-        "[study]\nname = \"sleepy\"\npipelines = [\"command\"]\nseeds = [0]\n\n[command]\nprogram = [\"sleep\", \"60\"]\n",
+        "[study]\nname = \"sleepy\"\npipelines = [\"command\"]\nseeds = [0]\n\n[command]\nprogram = [\"sh\", \"-c\", \"sleep 60\", \"sh\"]\n",
     )
     .unwrap();
     let log = tmp.path().join("run.log");
