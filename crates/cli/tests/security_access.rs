@@ -254,8 +254,8 @@ fn the_read_token_comes_from_a_file_and_only_looks() {
     let read = private_file(tmp.path(), "read-token", "read-only-token-0123456789\n", 0o600);
     let args = ["--token-file", token.to_str().unwrap(), "--read-token-file", read.to_str().unwrap()];
     let s = serve(tmp.path(), &tmp.path().join("rt"), "127.0.0.1:0", &args);
-    let look = format!("Authorization: Bearer read-only-token-0123456789");
-    let (code, _, _) = http(s.addr, "GET", "/v1/studies", &[look.clone()], "");
+    let look = "Authorization: Bearer read-only-token-0123456789".to_string();
+    let (code, _, _) = http(s.addr, "GET", "/v1/studies", std::slice::from_ref(&look), "");
     assert_eq!(code, 200);
     let json = "Content-Type: application/json".to_string();
     let (code, _, body) = http(s.addr, "POST", "/v1/studies/x/cancel", &[look, json], "{}");

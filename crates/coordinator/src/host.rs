@@ -54,7 +54,7 @@ impl AllowedHosts {
             return Ok(());
         }
         let name = normalise(name);
-        if name == "localhost" || self.names.iter().any(|n| *n == name) {
+        if name == "localhost" || self.names.contains(&name) {
             return Ok(());
         }
         Err(MisdirectedHost(value.to_string()))

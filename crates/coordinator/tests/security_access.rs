@@ -95,7 +95,7 @@ async fn a_rebinding_host_is_refused_on_every_route_with_or_without_a_token() {
     for token in [None, Some(TOKEN)] {
         let s = Server::start(CoordinatorOptions { token: token.map(str::to_string), ..Default::default() }).await;
         let port = s.addr.port();
-        let evil = vec![format!("Host: evil.example:{port}"), format!("Origin: http://evil.example:{port}")];
+        let evil = [format!("Host: evil.example:{port}"), format!("Origin: http://evil.example:{port}")];
         let with_token: Vec<String> = evil.iter().cloned().chain(token.map(|_| bearer())).collect();
         let (code, body) = s.raw("POST", "/v1/studies", &with_token, &command_study("evil")).await;
         assert_eq!(code, 421, "token {token:?}: {body}");
