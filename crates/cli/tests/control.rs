@@ -252,7 +252,11 @@ x = { grid = [0.25, 0.5] }
     };
     let quiet = run(&[], "a");
     let first = quiet.lines().next().unwrap_or_default();
-    let port = first.strip_prefix("dashboard: http://127.0.0.1:").and_then(|rest| rest.strip_suffix('/'));
+    // The URL carries the run's token once (`/?token=...`), which logs the browser in.
+    let port = first
+        .strip_prefix("dashboard: http://127.0.0.1:")
+        .and_then(|rest| rest.split_once("/?token="))
+        .map(|(port, _)| port);
     assert!(port.is_some_and(|p| p.parse::<u16>().is_ok()), "first line: {first:?}\n{quiet}");
     assert!(!quiet.contains(" INFO "), "info lines (schema migration etc.) are not shown by default:\n{quiet}");
     let verbose = run(&["-v"], "b");

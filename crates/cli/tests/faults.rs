@@ -551,7 +551,9 @@ fn a_full_disk_refuses_writes_with_503_and_the_study_finishes_once_space_returns
     fs::write(&spec_path, spec("disk", n, "0.3")).unwrap();
     let o = cli_in(&ns, None, &["submit", spec_path.to_str().unwrap(), "--coordinator", &url]);
     assert!(o.status.success(), "submit: {}{}", String::from_utf8_lossy(&o.stderr), lab.logs());
-    let in_ns = |method: &str, path: &str, body: Option<&str>| http_from(&ns, addr, method, path, None, body);
+    // serve was given no token: it wrote one to this user's runtime file, as decsweep's clients read it.
+    let token = decsweep_connect::runtime::token_for_url(&url).expect("serve's runtime token file");
+    let in_ns = |method: &str, path: &str, body: Option<&str>| http_from(&ns, addr, method, path, Some(&token), body);
     let completed = || -> u64 {
         let (code, body) = in_ns("GET", "/v1/studies/disk", None);
         assert_eq!(code, 200, "{body}");
@@ -729,7 +731,8 @@ fn a_disk_gone_read_only_refuses_writes_with_503_and_the_study_finishes_after_re
     let cli = |args: &[&str]| Command::new(decsweep()).args(args).env_remove("DECSWEEP_TOKEN").output().unwrap();
     let o = cli(&["submit", spec_path.to_str().unwrap(), "--coordinator", &url]);
     assert!(o.status.success(), "submit: {}{}", String::from_utf8_lossy(&o.stderr), lab.logs());
-    let in_ns = |method: &str, path: &str, body: Option<&str>| http(addr, method, path, None, body);
+    let token = decsweep_connect::runtime::token_for_url(&url).expect("serve's runtime token file");
+    let in_ns = |method: &str, path: &str, body: Option<&str>| http(addr, method, path, Some(&token), body);
     let completed = || -> u64 {
         let (code, body) = in_ns("GET", "/v1/studies/rodisk", None);
         assert_eq!(code, 200, "{body}");

@@ -9,8 +9,18 @@
 //! - [`certificate_problem`]: recognises a refused server certificate in a transport error, so
 //!   callers can say what to do instead of retrying a request that cannot succeed.
 //!
+//! - [`runtime`]: the per-user token file of a coordinator started without a token, which
+//!   clients given no token read for a loopback URL.
+//!
+//! Token rules: a coordinator refuses tokens shorter than [`MIN_TOKEN_BYTES`]
+//! ([`check_token_length`]); a token file that other users can read gets a warning naming the
+//! file and the fix ([`read_token_file`]), as ssh does for its keys.
+//!
 //! TLS is rustls with ring through reqwest's `rustls-tls`: nothing links OpenSSL.
 
+pub mod runtime;
+
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -32,6 +42,13 @@ pub enum ConnectError {
         path.display()
     )]
     TokenMalformed { path: PathBuf, at: usize },
+    #[error(
+        "{what} is {len} bytes long: a coordinator's token must be at least {MIN_TOKEN_BYTES} bytes \
+         (generate one with `openssl rand -hex 32`)"
+    )]
+    TokenTooShort { what: String, len: usize },
+    #[error("the runtime folder or token file {}: {reason}", path.display())]
+    RuntimeDir { path: PathBuf, reason: String },
     #[error("cannot read the CA certificate file {}: {source}", path.display())]
     CaUnreadable {
         path: PathBuf,
@@ -42,6 +59,18 @@ pub enum ConnectError {
     CaInvalid { path: PathBuf, reason: String },
     #[error("building the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+}
+
+/// The shortest token a coordinator accepts, in bytes.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// Refuses a token shorter than [`MIN_TOKEN_BYTES`]; `what` names where it came from
+/// (`--token`, a file), for the message.
+pub fn check_token_length(token: &str, what: &str) -> Result<(), ConnectError> {
+    if token.len() < MIN_TOKEN_BYTES {
+        return Err(ConnectError::TokenTooShort { what: what.to_string(), len: token.len() });
+    }
+    Ok(())
 }
 
 /// The bearer token of a coordinator's API, given inline or in a file.
@@ -68,13 +97,25 @@ impl TokenArgs {
             (None, _) => Ok(None),
         }
     }
+
+    /// Where the token [`TokenArgs::resolve`] returns came from, for messages.
+    pub fn source(&self) -> String {
+        match &self.token_file {
+            Some(path) => format!("the token file {}", path.display()),
+            None => "--token (or DECSWEEP_TOKEN)".to_string(),
+        }
+    }
 }
 
 /// Reads a token file: its content without trailing whitespace (the newline editors and
-/// `echo` add), which must be non-empty printable ASCII.
+/// `echo` add), which must be non-empty printable ASCII. Warns when others may read it
+/// ([`exposure`]).
 pub fn read_token_file(path: &Path) -> Result<String, ConnectError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ConnectError::TokenUnreadable { path: path.to_path_buf(), source })?;
+    if let Some(warning) = std::fs::metadata(path).ok().and_then(|m| exposure(path, m.mode(), m.uid())) {
+        tracing::warn!("{warning}");
+    }
     let token = text.trim_end();
     if token.is_empty() {
         return Err(ConnectError::TokenEmpty { path: path.to_path_buf() });
@@ -85,6 +126,30 @@ pub fn read_token_file(path: &Path) -> Result<String, ConnectError> {
         return Err(ConnectError::TokenMalformed { path: path.to_path_buf(), at });
     }
     Ok(token.to_string())
+}
+
+/// A warning when a token file of `mode`, owned by `owner`, can be read by more than it should:
+/// any access for others; for a file of this user's own, any access for its group too (a file
+/// someone else provisioned, like a Kubernetes secret mounted for the pod's group or a systemd
+/// credential, may rightly be shared with a group).
+pub fn exposure(path: &Path, mode: u32, owner: u32) -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let own = owner == unsafe { libc::geteuid() };
+    let open_to_group = own && mode & 0o070 != 0;
+    let open_to_others = mode & 0o007 != 0;
+    let who = match (open_to_group, open_to_others) {
+        (false, false) => return None,
+        (true, false) => "its group",
+        (false, true) => "other users",
+        (true, true) => "its group and other users",
+    };
+    Some(format!(
+        "the token file {} is open to {who} (mode {:04o}): anyone who reads it can run programs on every worker; \
+         run `chmod 600 {}`",
+        path.display(),
+        mode & 0o7777,
+        path.display()
+    ))
 }
 
 /// What a client of a coordinator needs besides its URL: the token and a private CA.
@@ -99,9 +164,14 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
-    /// The token (see [`TokenArgs::resolve`]).
-    pub fn token(&self) -> Result<Option<String>, ConnectError> {
-        self.token.resolve()
+    /// The token for a coordinator at `url` ([`TokenArgs::resolve`]); without one, for a
+    /// loopback URL, the token of the runtime file a tokenless `decsweep serve` or `decsweep run`
+    /// wrote for that address ([`runtime::token_for_url`]).
+    pub fn token_for(&self, url: &str) -> Result<Option<String>, ConnectError> {
+        match self.token.resolve()? {
+            Some(token) => Ok(Some(token)),
+            None => Ok(runtime::token_for_url(url)),
+        }
     }
 
     /// Builds `builder` into a client that also trusts `--ca-cert`.
@@ -217,6 +287,28 @@ mod tests {
         assert_eq!(args.resolve().unwrap().as_deref(), Some("t"));
         assert_eq!(TokenArgs { token: Some(String::new()), token_file: None }.resolve().unwrap(), None);
         assert_eq!(TokenArgs::default().resolve().unwrap(), None);
+    }
+
+    #[test]
+    fn short_tokens_are_refused_naming_the_rule() {
+        let err = check_token_length("abc", "--token").unwrap_err();
+        assert!(err.to_string().contains("--token is 3 bytes") && err.to_string().contains("at least 16"), "{err}");
+        assert!(check_token_length("0123456789abcdef", "--token").is_ok());
+    }
+
+    #[test]
+    fn token_files_open_to_others_are_named_with_the_fix() {
+        let me = unsafe { libc::geteuid() };
+        let path = Path::new("/secrets/token");
+        assert_eq!(exposure(path, 0o100600, me), None);
+        assert_eq!(exposure(path, 0o100400, me), None);
+        let warning = exposure(path, 0o100644, me).unwrap();
+        assert!(warning.contains("/secrets/token") && warning.contains("its group and other users"), "{warning}");
+        assert!(warning.contains("chmod 600 /secrets/token") && warning.contains("0644"), "{warning}");
+        assert!(exposure(path, 0o100640, me).unwrap().contains("its group"));
+        let someone_else = me.wrapping_add(1);
+        assert_eq!(exposure(path, 0o100440, someone_else), None, "a group-shared secret provisioned by another user");
+        assert!(exposure(path, 0o100444, someone_else).unwrap().contains("other users"));
     }
 
     #[test]

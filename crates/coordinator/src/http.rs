@@ -203,13 +203,21 @@ pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str
 }
 
 /// Bearer token or dashboard session (see [`crate::sessions`]): a read token or a view-only
-/// session may only read; a request authenticated by its cookie, or any browser request that
-/// names an `Origin`, must come from this server's own origin to change anything.
+/// session may only read. A request that changes something and names an `Origin` must come from
+/// this server's own origin, whatever its credentials (a browser names the page that sent it;
+/// the `Host` it is compared with has passed the `Host` rule, `src/host.rs`); one authenticated
+/// by its cookie must name its origin (`Origin`, else `Referer`) and that must be this server.
 async fn require_token(State(c): State<Coordinator>, req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
     let cross_site = !same_origin(req.method(), req.headers());
+    let foreign_origin = cross_site && req.headers().contains_key(header::ORIGIN);
     let refused = match c.sessions().access(req.headers()) {
-        Access::Open if cross_site && req.headers().contains_key(header::ORIGIN) => {
+        Access::Denied => {
+            let mut response = HttpError::from(Error::Unauthorized).into_response();
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+        _ if foreign_origin => {
             Some(Error::Forbidden("cross-site request refused: its Origin is not this server".into()))
         }
         Access::Open | Access::Bearer(Role::Full) => None,
@@ -220,11 +228,6 @@ async fn require_token(State(c): State<Coordinator>, req: Request, next: Next) -
             Some(Error::Forbidden("cross-site request refused: its Origin (or Referer) is not this server".into()))
         }
         Access::Bearer(Role::ReadOnly) | Access::Session(_) => None,
-        Access::Denied => {
-            let mut response = HttpError::from(Error::Unauthorized).into_response();
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
     };
     match refused {
         Some(e) => HttpError::from(e).into_response(),

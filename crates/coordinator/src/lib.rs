@@ -96,9 +96,11 @@ mod dataset;
 mod error;
 mod headers;
 mod health;
+mod host;
 mod http;
 mod intake;
 mod limits;
+mod logins;
 mod metrics;
 pub mod openapi;
 mod ops;
@@ -140,6 +142,7 @@ pub use dataset::{DEFAULT_MAX_DATASET_BYTES, MAX_SYNTHETIC_N};
 pub use error::{Error, Result, StorageProblem};
 pub use health::StorageFault;
 pub use limits::{MAX_SEEDS_PER_REQUEST, MAX_STUDY_TRIALS};
+pub use host::AllowedHosts;
 pub use metrics::Metrics;
 pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
 pub use schema::SCHEMA_VERSION;
@@ -187,6 +190,9 @@ pub struct CoordinatorOptions {
     pub data_root: Option<PathBuf>,
     /// Timeouts and the connection limit of [`Coordinator::serve`] (see [`ServeLimits`]).
     pub serve_limits: ServeLimits,
+    /// `Host` names served besides IP addresses and `localhost` (`serve --allowed-host`); every
+    /// other name is refused with 421 (see `src/host.rs`).
+    pub allowed_hosts: AllowedHosts,
 }
 
 impl Default for CoordinatorOptions {
@@ -205,6 +211,7 @@ impl Default for CoordinatorOptions {
             max_dataset_bytes: dataset::DEFAULT_MAX_DATASET_BYTES,
             data_root: None,
             serve_limits: ServeLimits::default(),
+            allowed_hosts: AllowedHosts::default(),
         }
     }
 }
@@ -248,6 +255,7 @@ struct Inner {
     /// Dataset uploads, the data root and which stored datasets were validated.
     datasets: intake::Datasets,
     serve_limits: ServeLimits,
+    allowed_hosts: AllowedHosts,
     /// Each study's spec-derived dashboard columns, parsed once.
     spec_columns: browse::SpecColumnsCache,
     /// Each study's dashboard overview, recomputed only after the study changed.
@@ -290,17 +298,24 @@ impl Coordinator {
                 max_checkpoint_bytes: options.max_checkpoint_bytes,
                 datasets,
                 serve_limits: options.serve_limits,
+                allowed_hosts: options.allowed_hosts,
                 spec_columns: browse::SpecColumnsCache::default(),
                 overviews: browse::OverviewCache::default(),
             }),
         })
     }
 
-    /// The HTTP API (see [`openapi::document`]). Serve it with [`Coordinator::serve`], which
-    /// also runs background expiry, bounds request times and adds the security headers, or
-    /// mount it yourself.
+    /// The HTTP API (see [`openapi::document`]) behind the `Host` rule (`src/host.rs`). Serve it
+    /// with [`Coordinator::serve`], which also runs background expiry, bounds request times and
+    /// adds the security headers, or mount it yourself.
     pub fn router(&self) -> axum::Router {
-        http::router(self.clone()).0
+        self.guard_hosts(http::router(self.clone()).0)
+    }
+
+    /// `app` behind the `Host` rule: every route, fallback included.
+    fn guard_hosts(&self, app: axum::Router) -> axum::Router {
+        let allowed = self.inner.allowed_hosts.clone();
+        app.layer(axum::middleware::from_fn_with_state(allowed, host::require_known_host))
     }
 
     /// Every `(method, path)` the router serves, e.g. `("POST", "/v1/lease")`.
@@ -335,9 +350,9 @@ impl Coordinator {
     {
         let addr = listener.local_addr().map_err(|e| Error::io("listener", e))?;
         check_bind(addr, self.inner.token.as_deref())?;
+        // The `Host` rule covers `extra` (the dashboard's pages) as well as the API.
         let app = self
-            .router()
-            .merge(extra)
+            .guard_hosts(http::router(self.clone()).0.merge(extra))
             .layer(axum::middleware::from_fn_with_state(self.clone(), serve::bound_request_time))
             .layer(axum::middleware::from_fn(headers::secure));
         let scheme = if tls.is_some() { "https" } else { "http" };

@@ -3,7 +3,10 @@
 //! With a token configured, a person logs in once on the dashboard's form with the token (full
 //! access) or the read token (view only); the coordinator answers with a random session id in
 //! an `HttpOnly; SameSite=Strict` cookie. The cookie never holds a token. Sessions live in memory:
-//! a restarted coordinator asks people to log in again, which costs them one form.
+//! a restarted coordinator asks people to log in again, which costs them one form. A session ends
+//! after [`SESSION_IDLE`] unused or [`SESSION_LIFETIME`] in all, and at most [`MAX_SESSIONS`] are
+//! kept (opening one more drops the longest unused). Failed logins are limited per client address
+//! ([`crate::logins`]).
 //!
 //! [`Access`] is decided the same way for `/v1` and the dashboard's pages: a bearer token, else
 //! the session cookie. A request authenticated by its cookie that changes something (any method
@@ -11,17 +14,28 @@
 //! names the `Host` it was sent to), so another site cannot make a logged-in browser act.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{header, HeaderMap, Method};
+use axum::extract::connect_info::ConnectInfo;
+use axum::http::{header, Extensions, HeaderMap, Method};
 use rand::Rng;
+
+use crate::logins::LoginLimiter;
+pub use crate::logins::{LOGIN_WINDOW, MAX_FAILED_LOGINS};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "decsweep_session";
 
-/// Sessions end this long after they were opened.
-const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Sessions end this long after they were opened, however much they are used.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Sessions end when unused this long.
+pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+
+/// The most sessions kept at once.
+pub const MAX_SESSIONS: usize = 10_000;
 
 /// What a request may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,12 +70,45 @@ impl Access {
     }
 }
 
+/// The client's IP address from a request's extensions, when the server recorded it (`serve.rs`
+/// puts the peer's `ConnectInfo<SocketAddr>` on every request, plain or TLS).
+pub fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// What a login attempt came to ([`Sessions::log_in`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Login {
+    /// The secret is a token; open a session with this role.
+    Granted(Role),
+    /// Not a token (counted against the client's address).
+    Wrong,
+    /// The address failed [`MAX_FAILED_LOGINS`] times within [`LOGIN_WINDOW`]; the secret was
+    /// not looked at.
+    TooMany { retry_after: Duration },
+}
+
 /// The tokens a coordinator accepts and the sessions opened with them.
 #[derive(Debug, Default)]
 pub struct Sessions {
     token: Option<String>,
     read_token: Option<String>,
-    open: Mutex<HashMap<String, (Role, Instant)>>,
+    open: Mutex<HashMap<String, Session>>,
+    logins: LoginLimiter,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Session {
+    role: Role,
+    opened: Instant,
+    last_used: Instant,
+}
+
+impl Session {
+    fn live(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.opened) < SESSION_LIFETIME
+            && now.saturating_duration_since(self.last_used) < SESSION_IDLE
+    }
 }
 
 /// Compares in constant time (`subtle`, which keeps the optimiser from adding an early exit), so
@@ -76,7 +123,7 @@ impl Sessions {
         let token = token.filter(|t| !t.is_empty());
         // A read token means nothing without a token: everything is open then.
         let read_token = read_token.filter(|t| !t.is_empty() && token.is_some());
-        Sessions { token, read_token, open: Mutex::new(HashMap::new()) }
+        Sessions { token, read_token, open: Mutex::new(HashMap::new()), logins: LoginLimiter::default() }
     }
 
     /// Whether a token is required at all.
@@ -96,13 +143,38 @@ impl Sessions {
         }
     }
 
+    /// A login with `secret` from `peer` (the client's address, when known): refused without
+    /// looking at the secret while the address is over its failed-login limit.
+    pub fn log_in(&self, peer: Option<IpAddr>, secret: &str) -> Login {
+        let now = Instant::now();
+        if let Some(retry_after) = self.logins.retry_after(peer, now) {
+            return Login::TooMany { retry_after };
+        }
+        match self.role_of(secret) {
+            Some(role) => Login::Granted(role),
+            None => {
+                self.logins.failed(peer, now);
+                Login::Wrong
+            }
+        }
+    }
+
     /// Opens a session for `role`; returns its id (128 random bits, hex).
     pub fn open(&self, role: Role) -> String {
+        self.open_at(role, Instant::now())
+    }
+
+    fn open_at(&self, role: Role, now: Instant) -> String {
         let id = format!("{:032x}", rand::thread_rng().gen::<u128>());
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        open.retain(|_, (_, at)| now.duration_since(*at) < SESSION_LIFETIME);
-        open.insert(id.clone(), (role, now));
+        open.retain(|_, s| s.live(now));
+        if open.len() >= MAX_SESSIONS {
+            let unused_longest = open.iter().min_by_key(|(_, s)| s.last_used).map(|(id, _)| id.clone());
+            if let Some(id) = unused_longest {
+                open.remove(&id);
+            }
+        }
+        open.insert(id.clone(), Session { role, opened: now, last_used: now });
         id
     }
 
@@ -111,9 +183,16 @@ impl Sessions {
         self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
-    fn session_role(&self, id: &str) -> Option<Role> {
-        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.get(id).filter(|(_, at)| at.elapsed() < SESSION_LIFETIME).map(|(role, _)| *role)
+    /// The role of a live session, which counts as a use of it.
+    fn session_role(&self, id: &str, now: Instant) -> Option<Role> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let session = open.get_mut(id)?;
+        if !session.live(now) {
+            open.remove(id);
+            return None;
+        }
+        session.last_used = now;
+        Some(session.role)
     }
 
     /// How a request authenticates: bearer token first, then the session cookie.
@@ -126,7 +205,7 @@ impl Sessions {
         if let Some(role) = bearer.and_then(|b| self.role_of(b)) {
             return Access::Bearer(role);
         }
-        match session_cookie(headers).and_then(|id| self.session_role(id)) {
+        match session_cookie(headers).and_then(|id| self.session_role(id, Instant::now())) {
             Some(role) => Access::Session(role),
             None => Access::Denied,
         }
@@ -193,6 +272,63 @@ mod tests {
         let open = Sessions::new(None, Some("look".into()));
         assert_eq!(open.access(&HeaderMap::new()), Access::Open);
         assert_eq!(open.role_of("look"), None, "a read token alone grants nothing");
+    }
+
+    #[test]
+    fn sessions_end_when_idle_or_old_however_used() {
+        let s = Sessions::new(Some("full-token-0123456789".into()), None);
+        let t0 = Instant::now();
+        let idle = s.open_at(Role::Full, t0);
+        assert_eq!(s.session_role(&idle, t0 + SESSION_IDLE - Duration::from_secs(1)), Some(Role::Full));
+        let used_at = t0 + SESSION_IDLE - Duration::from_secs(1);
+        assert_eq!(
+            s.session_role(&idle, used_at + SESSION_IDLE - Duration::from_secs(1)),
+            Some(Role::Full),
+            "each use starts the idle time again"
+        );
+        let later = used_at + SESSION_IDLE - Duration::from_secs(1);
+        assert_eq!(s.session_role(&idle, later + SESSION_IDLE), None, "unused for the idle time: ended");
+        assert!(!s.open.lock().unwrap().contains_key(&idle), "and dropped");
+
+        let busy = s.open_at(Role::ReadOnly, t0);
+        let mut now = t0;
+        while now < t0 + SESSION_LIFETIME - Duration::from_secs(3600) {
+            now += Duration::from_secs(3600);
+            assert_eq!(s.session_role(&busy, now), Some(Role::ReadOnly));
+        }
+        assert_eq!(s.session_role(&busy, t0 + SESSION_LIFETIME), None, "used hourly, it still ends after 7 days");
+    }
+
+    #[test]
+    fn sessions_are_capped_dropping_the_longest_unused() {
+        let s = Sessions::new(Some("full-token-0123456789".into()), None);
+        let t0 = Instant::now();
+        let first = s.open_at(Role::Full, t0);
+        let second = s.open_at(Role::Full, t0 + Duration::from_millis(1));
+        for i in 2..MAX_SESSIONS as u64 {
+            s.open_at(Role::ReadOnly, t0 + Duration::from_millis(i));
+        }
+        // The first is used again, so the second is now the longest unused.
+        let now = t0 + Duration::from_secs(60);
+        assert_eq!(s.session_role(&first, now), Some(Role::Full));
+        let newest = s.open_at(Role::Full, now);
+        let open = s.open.lock().unwrap();
+        assert_eq!(open.len(), MAX_SESSIONS);
+        assert!(open.contains_key(&first) && open.contains_key(&newest));
+        assert!(!open.contains_key(&second), "the longest unused session made room");
+    }
+
+    #[test]
+    fn failed_logins_are_limited_per_address() {
+        let s = Sessions::new(Some("full-token-0123456789".into()), Some("look-token-0123456789".into()));
+        let attacker: Option<IpAddr> = Some("192.0.2.1".parse().unwrap());
+        for _ in 0..MAX_FAILED_LOGINS {
+            assert_eq!(s.log_in(attacker, "guess"), Login::Wrong);
+        }
+        let refused = s.log_in(attacker, "full-token-0123456789");
+        assert!(matches!(refused, Login::TooMany { retry_after } if retry_after <= LOGIN_WINDOW), "{refused:?}");
+        let other = Some("192.0.2.2".parse().unwrap());
+        assert_eq!(s.log_in(other, "look-token-0123456789"), Login::Granted(Role::ReadOnly));
     }
 
     #[test]

@@ -1,11 +1,22 @@
 //! Login, logout and the session every page needs when the coordinator has a token.
+//!
+//! Besides the form, a page's URL may carry the token once, as `?token=...` (the URL `decsweep
+//! run` and `decsweep serve` print, like Jupyter's): the answer opens a session and redirects to
+//! the same URL without the token, so it stays neither in the history nor in a `Referer`. Both
+//! ways count failures against the client's address ([`Sessions::log_in`]).
 
-use axum::extract::{Form, Query, Request, State};
+use std::net::IpAddr;
+
+use axum::extract::{Form, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Extension;
-use decsweep_coordinator::sessions::{same_origin, session_cookie, Access, Role, SESSION_COOKIE};
+use decsweep_coordinator::sessions::{
+    client_ip, same_origin, session_cookie, Access, Login, Role, Sessions, LOGIN_WINDOW, MAX_FAILED_LOGINS,
+    SESSION_COOKIE,
+};
 use decsweep_coordinator::Scheme;
 use maud::html;
 use serde::Deserialize;
@@ -18,6 +29,11 @@ use crate::App;
 /// otherwise pages redirect to the login form and live updates answer 401.
 pub(crate) async fn require_session(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let sessions = app.coordinator.sessions();
+    if req.method() == Method::GET && sessions.required() {
+        if let Some(response) = token_in_url(sessions, &req) {
+            return response;
+        }
+    }
     let access = sessions.access(req.headers());
     let viewer = match access.role() {
         Some(role) => Viewer { can_act: role == Role::Full, logged_in: sessions.required() },
@@ -33,6 +49,74 @@ pub(crate) async fn require_session(State(app): State<App>, mut req: Request, ne
     }
     req.extensions_mut().insert(viewer);
     next.run(req).await
+}
+
+/// The client's address ([`client_ip`]), as an extractor that never fails.
+pub(crate) struct Peer(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(client_ip(&parts.extensions)))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// A `GET` whose query holds `token`: a session and a redirect to the URL without it (or the
+/// login page when the token is wrong). `None` when the query has no token.
+fn token_in_url(sessions: &Sessions, req: &Request) -> Option<Response> {
+    let Query(TokenQuery { token }) = Query::<TokenQuery>::try_from_uri(req.uri()).ok()?;
+    let token = token?;
+    let path = req.uri().path();
+    let rest: Vec<&str> = req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("token"))
+        .collect();
+    let clean = if rest.is_empty() { path.to_string() } else { format!("{path}?{}", rest.join("&")) };
+    // The same rule as the form's `next`: a path like `//evil.example` must not become a redirect.
+    let clean = safe_next(Some(&clean));
+    let scheme = req.extensions().get::<Scheme>().copied();
+    Some(log_in_and_go(sessions, client_ip(req.extensions()), scheme, &token, &clean))
+}
+
+/// Checks `secret`; opens a session and redirects to `next` when it is a token.
+fn log_in_and_go(
+    sessions: &Sessions,
+    peer: Option<IpAddr>,
+    scheme: Option<Scheme>,
+    secret: &str,
+    next: &str,
+) -> Response {
+    match sessions.log_in(peer, secret) {
+        Login::Granted(role) => {
+            let id = sessions.open(role);
+            let mut response = Redirect::to(next).into_response();
+            set_cookie(&mut response, &id, scheme, "");
+            response
+        }
+        Login::Wrong => {
+            tracing::info!(?peer, "dashboard login with a wrong token");
+            login_page(StatusCode::UNAUTHORIZED, next, Some("Wrong token. Try again."))
+        }
+        Login::TooMany { retry_after } => {
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            let message = format!(
+                "Too many failed logins from your address (at most {MAX_FAILED_LOGINS} per {} s). Try again in {seconds} s.",
+                LOGIN_WINDOW.as_secs()
+            );
+            let mut response = login_page(StatusCode::TOO_MANY_REQUESTS, next, Some(&message));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +199,7 @@ pub(crate) async fn login_form(State(app): State<App>, Query(q): Query<NextQuery
 pub(crate) async fn login(
     State(app): State<App>,
     scheme: Option<Extension<Scheme>>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     form: Form<LoginForm>,
 ) -> Response {
@@ -126,14 +211,7 @@ pub(crate) async fn login(
     if !same_origin(&Method::POST, &headers) {
         return login_page(StatusCode::FORBIDDEN, &next, Some("cross-site login refused"));
     }
-    let Some(role) = sessions.role_of(&form.token) else {
-        tracing::info!("dashboard login with a wrong token");
-        return login_page(StatusCode::UNAUTHORIZED, &next, Some("Wrong token. Try again."));
-    };
-    let id = sessions.open(role);
-    let mut response = Redirect::to(&next).into_response();
-    set_cookie(&mut response, &id, scheme.map(|Extension(s)| s), "");
-    response
+    log_in_and_go(sessions, peer, scheme.map(|Extension(s)| s), &form.token, &next)
 }
 
 pub(crate) async fn logout(State(app): State<App>, scheme: Option<Extension<Scheme>>, headers: HeaderMap) -> Response {

@@ -968,7 +968,7 @@ impl Client {
     /// A client of `url` (http:// or https://) with `access`'s token and CA; an unreadable
     /// token or CA file is bad input (exit 2).
     fn connect(url: &str, access: &decsweep_connect::ClientArgs) -> Result<Self, Failure> {
-        let token = access.token().map_err(|e| Failure::BadInput(e.into()))?;
+        let token = access.token_for(url).map_err(|e| Failure::BadInput(e.into()))?;
         let builder =
             reqwest::blocking::Client::builder().connect_timeout(Duration::from_secs(5)).timeout(REQUEST_TIMEOUT);
         let http = access.build(builder).map_err(|e| Failure::BadInput(e.into()))?;

@@ -157,7 +157,7 @@ impl Client {
     /// An unreadable token or CA file is bad input.
     pub fn connect(url: &str, access: &decsweep_connect::ClientArgs) -> anyhow::Result<Client> {
         let bad_input = |e: decsweep_connect::ConnectError| crate::exit::BadInput(e.to_string());
-        let token = access.token().map_err(bad_input)?;
+        let token = access.token_for(url).map_err(bad_input)?;
         let http =
             access.build(reqwest::blocking::Client::builder().timeout(Duration::from_secs(60))).map_err(bad_input)?;
         Ok(Client { http, base: format!("{}/v1", url.trim_end_matches('/')), token })

@@ -4,7 +4,11 @@
 //! again resumes the study from its database.
 //!
 //! The first line it prints is the dashboard's URL: the coordinator's port, which also serves
-//! `/v1` (so `decsweep cancel STUDY --coordinator <that URL>` steers the run). While the
+//! `/v1` (so `decsweep cancel STUDY --coordinator <that URL>` steers the run). The coordinator
+//! needs a random token made for this run: the URL carries it once (`?token=`, which logs the
+//! browser in and is then dropped from the address bar), the workers read it from the run's
+//! token file (`--token-file`, mode 0600, in the per-user runtime folder; never in argv or the
+//! environment), and so do decsweep's clients on this machine. The file is removed at the end. While the
 //! progress bar is drawn, log lines (warnings only, unless `-v` or RUST_LOG) and the workers'
 //! stderr are printed above it ([`crate::logging::set_progress_bar`]).
 
@@ -81,10 +85,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         // Listening first, so the dashboard's address is the first thing printed; connections
         // wait in the backlog until the server starts below.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        eprintln!("dashboard: {url}/");
-        let options =
-            CoordinatorOptions { lease_ttl: Duration::from_secs(args.lease_ttl.max(1)), ..Default::default() };
+        let local = listener.local_addr()?;
+        let url = format!("http://{local}");
+        let token = RunToken(decsweep_connect::runtime::run_token(local)?);
+        eprintln!("dashboard: {url}/?token={}", token.0.token);
+        let options = CoordinatorOptions {
+            lease_ttl: Duration::from_secs(args.lease_ttl.max(1)),
+            token: Some(token.0.token.clone()),
+            ..Default::default()
+        };
         let coordinator = Coordinator::open(&db, options)?;
         let info = coordinator
             .create_study(CreateStudy::new(spec_text, spec_path.display().to_string()))
@@ -115,7 +124,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         };
 
         let threads = args.threads.unwrap_or((cores / workers.max(1)).max(1));
-        let mut pool = WorkerPool { bin: worker_bin, url, threads, children: Vec::new() };
+        let token_file = token.0.path.clone();
+        let mut pool = WorkerPool { bin: worker_bin, url, token_file, threads, children: Vec::new() };
         let outcome = if info.counts.finished() < info.counts.total() {
             for device in &devices {
                 pool.spawn(device)?;
@@ -248,10 +258,21 @@ fn say_storage_changes(
     now
 }
 
+/// The run's token file, removed when the run ends (its port is never reused on purpose).
+struct RunToken(decsweep_connect::runtime::RuntimeToken);
+
+impl Drop for RunToken {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0.path);
+    }
+}
+
 /// The local worker processes, each with its device.
 struct WorkerPool {
     bin: PathBuf,
     url: String,
+    /// The coordinator's token, handed over as a file path.
+    token_file: PathBuf,
     threads: usize,
     children: Vec<(Child, String)>,
 }
@@ -260,6 +281,7 @@ impl WorkerPool {
     fn spawn(&mut self, device: &str) -> anyhow::Result<()> {
         let mut cmd = Command::new(&self.bin);
         cmd.args(["--coordinator", &self.url, "--threads", &self.threads.to_string(), "--device", device]);
+        cmd.arg("--token-file").arg(&self.token_file);
         // The progress bar is the view here; workers speak up only for warnings, unless
         // the user asked for more.
         if std::env::var_os("RUST_LOG").is_none() {

@@ -130,10 +130,21 @@ pub fn serve_with(db: &Path, port: u16, ttl_s: u32, extra: &[&std::ffi::OsStr]) 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
-    let url = first.split("listening on ").nth(1).and_then(|rest| rest.split_whitespace().next());
-    let url = url.unwrap_or_else(|| panic!("decsweep serve did not start listening: {first}")).to_string();
+    // Warnings (a token file others can read, plain HTTP) may come before the line we want.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let url = loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("decsweep serve did not start listening: {seen}");
+        }
+        seen.push_str(&line);
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap_or_default().to_string();
+        }
+    };
+    // Keep reading (and dropping) its stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     Server { _child: Guard(child), url }
 }
 
