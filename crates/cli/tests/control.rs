@@ -13,7 +13,7 @@ use decsweep_api::wire::{TrialInfo, TrialStatus};
 
 mod common;
 
-use common::{agent, decsweep, free_port, status, wait_for, worker_bin, Server};
+use common::{agent, decsweep, free_port, metrics_text, status, wait_for, worker_bin, Server};
 
 /// `decsweep serve` on a free loopback port with a short lease TTL (heartbeats every second).
 fn serve(db: &Path) -> (Server, String) {
@@ -70,7 +70,7 @@ fn ended(pid: i32) -> bool {
 
 /// Samples of `/metrics` whose name (with labels) starts with `prefix`, summed.
 fn metric(url: &str, prefix: &str) -> f64 {
-    let text = reqwest::blocking::get(format!("{url}/metrics")).unwrap().text().unwrap();
+    let text = metrics_text(url);
     text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 

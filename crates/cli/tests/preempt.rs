@@ -16,7 +16,7 @@ use decsweep_api::wire::{TrialCurvePoint, TrialInfo, TrialStatus};
 
 mod common;
 
-use common::{agent, free_port, serve, status, submit, wait_for, Server};
+use common::{agent, free_port, metrics_text, serve, status, submit, wait_for, Server};
 
 /// One `dec` trial, long enough in every stage that a signal lands mid-trial, saving its state
 /// at every epoch (`checkpoint_every` is a floor, and every epoch takes longer).
@@ -60,7 +60,7 @@ fn only_trial(server: &Server, study: &str) -> TrialInfo {
 
 fn curve(server: &Server, trial: i64) -> Vec<TrialCurvePoint> {
     let url = format!("{}/v1/trials/{trial}/curves", server.url);
-    reqwest::blocking::get(&url).and_then(|r| r.error_for_status()).and_then(|r| r.json()).unwrap()
+    common::get_with_runtime_token(&url).json().unwrap()
 }
 
 /// The final attempt's points, as (stage, epoch, train loss, val loss, val accuracy) bits.
@@ -91,7 +91,7 @@ fn results(trial: &TrialInfo) -> BTreeMap<String, u64> {
 }
 
 fn checkpoints_stored(server: &Server) -> u64 {
-    let text = reqwest::blocking::get(format!("{}/metrics", server.url)).unwrap().text().unwrap();
+    let text = metrics_text(&server.url);
     text.lines().find_map(|l| l.strip_prefix("decsweep_checkpoints_total ")).map_or(0, |v| v.trim().parse().unwrap())
 }
 

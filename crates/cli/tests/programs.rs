@@ -134,7 +134,7 @@ fn first_agent_past_step_10(server: &common::Server, dir: &Path, spec: &Path) ->
     let first = agent(&server.url, &dir.join("home-1"));
     wait_for("the counter to pass 10", Duration::from_secs(60), || {
         let url = format!("{}/v1/trials/1/curves", server.url);
-        let points: Vec<serde_json::Value> = reqwest::blocking::get(url).unwrap().json().unwrap();
+        let points: Vec<serde_json::Value> = common::get_with_runtime_token(&url).json().unwrap();
         points.iter().any(|p| p["epoch"].as_u64().unwrap_or(0) >= 10)
     });
     first

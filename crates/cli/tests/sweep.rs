@@ -12,7 +12,7 @@ use decsweep_api::wire::{TrialInfo, TrialStatus};
 
 mod common;
 
-use common::{agent, decsweep, free_port, serve, status, submit, wait_for, worker_bin, Guard, Server};
+use common::{agent, decsweep, free_port, metrics_text, serve, status, submit, wait_for, worker_bin, Guard, Server};
 
 /// A small sweep: synthetic data, a tiny network, a few epochs.
 fn write_spec(dir: &Path, name: &str, epochs_ft: u32, fractions: &str, seeds: &str) -> PathBuf {
@@ -255,7 +255,7 @@ fn an_idle_agent_stopped_as_work_arrives_leaves_nothing_running() {
     let server = serve(&tmp.path().join("race.db"), free_port(), 600);
     let agent = agent(&server.url, &tmp.path().join("home"));
     let polled = || {
-        let text = reqwest::blocking::get(format!("{}/metrics", server.url)).unwrap().text().unwrap();
+        let text = metrics_text(&server.url);
         text.lines().any(|l| l.contains("route=\"/v1/lease\"") && !l.starts_with('#'))
     };
     wait_for("the agent to poll for work", Duration::from_secs(30), polled);

@@ -5,8 +5,8 @@
 //! random JSON, random bytes, or nothing. Path parameters are real names, ids and lease ids,
 //! edge numbers, or odd strings (percent-encoded unicode, dot segments, very long).
 //!
-//! Around each request a hostile client's headers and queries (issue 18): made-up methods, and
-//! some of the time a `Host` (other hosts, look-alikes, junk), an `Origin` (this server, other
+//! Half the requests are sent a second time dressed as a hostile client's (issue 18): made-up
+//! methods, and some of the time a `Host` (other hosts, look-alikes, junk), an `Origin` (this server, other
 //! sites, `null`), a `Cookie` (made-up sessions, thousands of cookies, huge values) and a query
 //! string (thousands of pairs, repeated keys, huge values), from `decsweep_fuzz::http`.
 //!
@@ -228,6 +228,7 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
     let mut statuses: BTreeMap<String, BTreeMap<u16, usize>> = BTreeMap::new();
     let mut kinds = [0usize; BODY_KINDS.len()];
     let hostile = Campaign::new("http endpoints: headers and queries", campaign.cases());
+    let mut hostile_statuses: BTreeMap<u16, usize> = BTreeMap::new();
     let indices = campaign.indices();
     for &i in &indices {
         let (mut rng, _guard) = campaign.case(i);
@@ -235,25 +236,14 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
         // Every route gets the same share of cases.
         let (route_method, template) = routes[i % routes.len()];
         let schema = body_schema(&doc, route_method, template);
-        // The hostile parts come from a stream of their own, so the base cases (and the state
-        // they build up) stay what they were before those parts were added.
-        let (mut extra, _) = hostile.case(i);
-        let extra = &mut extra;
         let method = if rng.gen_bool(0.9) {
             Method::from_bytes(route_method.as_bytes()).unwrap()
         } else {
             [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH].choose(rng).unwrap().clone()
         };
-        let method = if extra.gen_bool(0.02) {
-            Method::from_bytes(MADE_UP_METHODS.choose(extra).unwrap().as_bytes()).unwrap()
-        } else {
-            method
-        };
         let mut uri = fill_path(rng, template, &known);
         if rng.gen_bool(0.15) {
             uri.push_str(&format!("?status={}", encode(&weird_string(rng).chars().take(40).collect::<String>())));
-        } else if extra.gen_bool(0.15) {
-            uri.push_str(&format!("?{}", query_string(extra, QUERY_KEYS)));
         }
         let token = match rng.gen_range(0..20) {
             0 => None,
@@ -280,22 +270,48 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
         kinds[kind] += 1;
         let shown_body = String::from_utf8_lossy(&body).chars().take(500).collect::<String>();
         let ct = (!content_type.is_empty()).then_some(content_type);
-        let mut req = request(method.clone(), &uri, token, ct, body);
-        let hostile = hostile_headers(extra);
-        for (name, value) in &hostile {
-            let value = header::HeaderValue::from_bytes(value).expect("decsweep_fuzz::http makes sendable values");
-            req.headers_mut().insert(name, value);
-        }
-        let (status, answer) = send(&router, req).await;
-        let shown_headers: Vec<String> = hostile
-            .iter()
-            .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v).chars().take(200).collect::<String>()))
-            .collect();
+        let (status, answer) = send(&router, request(method.clone(), &uri, token, ct, body.clone())).await;
         assert!(
             !status.is_server_error(),
-            "{method} {uri} answered {status}: {answer}\nheaders: {shown_headers:?}\nbody ({} kind): {shown_body}",
+            "{method} {uri} answered {status}: {answer}\nbody ({} kind): {shown_body}",
             BODY_KINDS[kind]
         );
+        // Half the cases are sent again as a hostile client or web page would dress them: a
+        // made-up method, a query list, foreign `Host`/`Origin`/`Cookie` headers. They come from a
+        // stream of their own and go in a second request, so the base cases above (and the
+        // state they build up, and how often each route gets past validation) stay what they
+        // were before these parts were added.
+        let (mut extra, _) = hostile.case(i);
+        let extra = &mut extra;
+        if extra.gen_bool(0.5) {
+            let method = if extra.gen_bool(0.05) {
+                Method::from_bytes(MADE_UP_METHODS.choose(extra).unwrap().as_bytes()).unwrap()
+            } else {
+                method.clone()
+            };
+            let uri = if !uri.contains('?') && extra.gen_bool(0.3) {
+                format!("{uri}?{}", query_string(extra, QUERY_KEYS))
+            } else {
+                uri.clone()
+            };
+            let mut req = request(method.clone(), &uri, token, ct, body);
+            let hostile = hostile_headers(extra);
+            for (name, value) in &hostile {
+                let value = header::HeaderValue::from_bytes(value).expect("decsweep_fuzz::http makes sendable values");
+                req.headers_mut().insert(name, value);
+            }
+            let (status, answer) = send(&router, req).await;
+            let shown_headers: Vec<String> = hostile
+                .iter()
+                .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v).chars().take(200).collect::<String>()))
+                .collect();
+            assert!(
+                !status.is_server_error(),
+                "hostile {method} {uri} answered {status}: {answer}\nheaders: {shown_headers:?}\nbody ({} kind): {shown_body}",
+                BODY_KINDS[kind]
+            );
+            *hostile_statuses.entry(status.as_u16()).or_default() += 1;
+        }
         // Leases the fuzzer obtained become targets of the lease calls that follow.
         if template == "/v1/lease" && status == StatusCode::OK {
             if let Some(id) =
@@ -341,6 +357,7 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
     for line in &per_route {
         eprintln!("  {line}");
     }
+    eprintln!("  hostile copies: {hostile_statuses:?}");
     let kinds: Vec<String> = BODY_KINDS.iter().zip(kinds).map(|(k, n)| format!("{k} {n}")).collect();
     campaign.report(indices.len(), &format!("over {} routes; bodies [{}]", routes.len(), kinds.join(", ")));
     // Every route answered something other than an error at least once, so the fuzzer got

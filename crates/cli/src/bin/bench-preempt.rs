@@ -143,8 +143,10 @@ fn agent(worker: &Path, url: &str, home: &Path, resume: bool, log: &Path) -> Res
     Ok(Guard(cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?))
 }
 
+/// A GET with the token `serve` generated into this user's runtime file (the bench gives it none).
 fn get(url: &str) -> Result<reqwest::blocking::Response> {
-    Ok(reqwest::blocking::get(url)?.error_for_status()?)
+    let token = decsweep_connect::runtime::token_for_url(url).context("no runtime token file for the coordinator")?;
+    Ok(reqwest::blocking::Client::new().get(url).bearer_auth(token).send()?.error_for_status()?)
 }
 
 fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
