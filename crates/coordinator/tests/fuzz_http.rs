@@ -24,7 +24,7 @@ use decsweep_api::wire::{CheckpointUpload, CreateStudy, LeaseRequest};
 use decsweep_api::Stage;
 use decsweep_coordinator::sessions::SESSION_COOKIE;
 use decsweep_coordinator::{openapi, Coordinator, CoordinatorOptions};
-use decsweep_fuzz::http::{cookie_header, host_header, origin_header, query_string};
+use decsweep_fuzz::http::{cookie_header, encode, host_header, origin_header, query_string};
 use decsweep_fuzz::{
     instance_of, mutate_json, mutate_tokens, random_bytes, random_json, weird_string, Campaign, FuzzRng, Rng,
     SliceRandom,
@@ -77,16 +77,6 @@ struct Known {
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Percent-encodes everything but unreserved characters, so any string can sit in a path.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn path_value(rng: &mut FuzzRng, name: &str, known: &Known) -> String {

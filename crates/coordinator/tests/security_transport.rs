@@ -5,8 +5,10 @@
 //! The timeouts are configured short here ([`CoordinatorOptions::serve_limits`]) so the tests
 //! run in seconds; `serve.rs` pins the defaults.
 
+#[path = "support/pki.rs"]
+mod pki;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use decsweep_api::wire::CreateStudy;
@@ -287,7 +289,7 @@ async fn metrics_need_a_token_and_keep_a_fixed_label_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_tls_clients_are_dropped_and_https_is_served_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
-    let (tls, connector) = pki(dir.path());
+    let (tls, connector) = pki::pki(dir.path());
     let s = Served::start(with_tokens(short_limits()), Some(tls)).await;
     let sent = Instant::now();
     // Half a ClientHello record header, then nothing.
@@ -307,24 +309,4 @@ async fn silent_tls_clients_are_dropped_and_https_is_served_meanwhile() {
     all_dropped(silent, DROPPED_WITHIN).await;
     assert!(sent.elapsed() >= HEADER_TIMEOUT, "dropped before the handshake timeout: {:?}", sent.elapsed());
     s.stop().await;
-}
-
-/// A self-signed certificate for `localhost`, and a client that trusts it.
-fn pki(dir: &std::path::Path) -> (ServerTls, tokio_rustls::TlsConnector) {
-    use tokio_rustls::rustls::{self, pki_types::CertificateDer};
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let tls = ServerTls::from_pem_files(&cert_path, &key_path).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(cert.der().to_vec())).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (tls, tokio_rustls::TlsConnector::from(Arc::new(config)))
 }

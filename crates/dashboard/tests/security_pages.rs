@@ -2,11 +2,12 @@
 //! that stay on this site, the security headers on every kind of answer, pages that need
 //! nothing the content security policy forbids, and a `Secure` session cookie over HTTPS.
 
+#[path = "../../coordinator/tests/support/pki.rs"]
+mod pki;
 mod support;
 
-use std::sync::Arc;
-
-use decsweep_coordinator::{Coordinator, CoordinatorOptions, ServerTls};
+use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use pki::pki;
 use reqwest::header;
 use reqwest::StatusCode;
 use support::{command_spec, Server};
@@ -212,24 +213,4 @@ async fn the_session_cookie_is_secure_over_https() {
 
     let _ = stop.send(());
     served.await.unwrap().unwrap();
-}
-
-/// A self-signed certificate for `localhost`, and a client that trusts it.
-fn pki(dir: &std::path::Path) -> (ServerTls, tokio_rustls::TlsConnector) {
-    use tokio_rustls::rustls::{self, pki_types::CertificateDer};
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let tls = ServerTls::from_pem_files(&cert_path, &key_path).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(cert.der().to_vec())).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (tls, tokio_rustls::TlsConnector::from(Arc::new(config)))
 }

@@ -150,8 +150,9 @@ pub fn query_string(rng: &mut FuzzRng, keys: &[&str]) -> String {
     query
 }
 
-/// Percent-encodes everything but unreserved characters.
-fn encode(s: &str) -> String {
+/// Percent-encodes everything but unreserved characters, so any string can sit in a path or
+/// a query.
+pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
