@@ -133,8 +133,7 @@ pub fn read_token_file(path: &Path) -> Result<String, ConnectError> {
 /// someone else provisioned, like a Kubernetes secret mounted for the pod's group or a systemd
 /// credential, may rightly be shared with a group).
 pub fn exposure(path: &Path, mode: u32, owner: u32) -> Option<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let own = owner == unsafe { libc::geteuid() };
+    let own = owner == runtime::own_uid();
     let open_to_group = own && mode & 0o070 != 0;
     let open_to_others = mode & 0o007 != 0;
     let who = match (open_to_group, open_to_others) {
@@ -298,7 +297,7 @@ mod tests {
 
     #[test]
     fn token_files_open_to_others_are_named_with_the_fix() {
-        let me = unsafe { libc::geteuid() };
+        let me = runtime::own_uid();
         let path = Path::new("/secrets/token");
         assert_eq!(exposure(path, 0o100600, me), None);
         assert_eq!(exposure(path, 0o100400, me), None);

@@ -112,7 +112,8 @@ fn dir_error(path: &Path, reason: String) -> ConnectError {
     ConnectError::RuntimeDir { path: path.to_path_buf(), reason }
 }
 
-fn own_uid() -> u32 {
+/// This process's effective user id: whose files count as our own.
+pub(crate) fn own_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }

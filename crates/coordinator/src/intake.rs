@@ -79,6 +79,15 @@ impl Datasets {
     }
 }
 
+/// Refuses a `sha256` that is not lowercase hex (400); `field` prefixes the message, e.g.
+/// "`dataset_sha256` ".
+fn require_sha256(sha256: &str, field: &str) -> Result<()> {
+    if is_sha256(sha256) {
+        return Ok(());
+    }
+    Err(Error::BadRequest(format!("{field}`{sha256}` is not a sha256 in lowercase hex")))
+}
+
 /// The answer to a study naming a file it may not read: the same for a missing file and one
 /// outside the root.
 fn unreadable_path(written: &str, root: Option<&Path>) -> Error {
@@ -189,9 +198,7 @@ impl Coordinator {
 
     /// The stored upload `sha256`, for a spec whose dataset was `written`.
     async fn uploaded_dataset(&self, sha256: &str, written: &str) -> Result<DatasetRow> {
-        if !is_sha256(sha256) {
-            return Err(Error::BadRequest(format!("`dataset_sha256` `{sha256}` is not a sha256 in lowercase hex")));
-        }
+        require_sha256(sha256, "`dataset_sha256` ")?;
         let Some((path, bytes)) = self.stored_dataset_file(sha256).await? else {
             return Err(Error::Unprocessable(format!(
                 "dataset {sha256} (`{written}`) has not been uploaded: PUT /v1/datasets/{sha256} first \
@@ -237,9 +244,7 @@ impl Coordinator {
     /// only then does it take its content address. A hash already stored answers at once,
     /// `created: false`, without reading the body.
     pub async fn upload_dataset(&self, sha256: &str, body: Body) -> Result<DatasetStored> {
-        if !is_sha256(sha256) {
-            return Err(Error::BadRequest(format!("`{sha256}` is not a sha256 in lowercase hex")));
-        }
+        require_sha256(sha256, "")?;
         if let Some((path, bytes)) = self.stored_dataset_file(sha256).await? {
             self.ensure_validated(sha256, &path).await?;
             return Ok(DatasetStored { sha256: sha256.to_string(), bytes, created: false });
@@ -274,9 +279,7 @@ impl Coordinator {
 
     /// Path and size of a stored, validated dataset: one a study uses, or an upload.
     pub async fn dataset_path(&self, sha256: &str) -> Result<(PathBuf, u64)> {
-        if !is_sha256(sha256) {
-            return Err(Error::BadRequest(format!("`{sha256}` is not a sha256 in lowercase hex")));
-        }
+        require_sha256(sha256, "")?;
         let sha = sha256.to_string();
         let row = self.inner.store.read(move |c| read::dataset(c, &sha)).await?;
         let (path, bytes) = match row {
