@@ -13,6 +13,7 @@ mod prep;
 mod rng;
 mod summary;
 mod synth;
+mod synth_shape;
 
 pub use clustered::synthesize_clustered;
 pub use dataset::{Dataset, Features, Metadata, MODALITIES};
@@ -20,4 +21,5 @@ pub use error::DataError;
 pub use format::{content_hash, load, save, FORMAT};
 pub use prep::{prepare, Part, PrepConfig, PrepStats, Prepared};
 pub use summary::{long_sequence_warning, summarize, Summary, LONG_SEQUENCE_FACTOR};
-pub use synth::{synthesize, synthesize_kind, SynthConfig};
+pub use synth::{synthesize, synthesize_kind};
+pub use synth_shape::SynthConfig;

@@ -57,29 +57,8 @@ use serde_json::json;
 
 use crate::dataset::{Dataset, Features, Metadata};
 use crate::rng::{stream, DetRng};
+use crate::synth_shape::{split_tensor, SynthConfig};
 
-/// What to generate. `Default` is CMU-MOSI's shape: 2199 utterances, GloVe 300 / COVAREP 74 /
-/// FACET 47 features, up to 50 steps.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SynthConfig {
-    pub n: usize,
-    pub seed: u64,
-    /// Features per modality: text, audio, vision.
-    pub dims: [usize; 3],
-    /// Steps per row in the file (T); the longest length.
-    pub max_len: usize,
-    /// The shortest length.
-    pub min_len: usize,
-}
-
-impl Default for SynthConfig {
-    fn default() -> Self {
-        SynthConfig { n: 2199, seed: 0, dims: [300, 74, 47], max_len: 50, min_len: 5 }
-    }
-}
-
-/// MOSI's standard split sizes: train, valid, test.
-const MOSI_SPLIT: [usize; 3] = [1284, 229, 686];
 const N_SPEAKERS: usize = 8;
 /// Latent factors: sentiment, 3 style, 2 nuisance.
 const N_LATENT: usize = 6;
@@ -252,21 +231,10 @@ fn fill_row(rng: &mut DetRng, p: &Projection, m: usize, z: &[f32; N_LATENT], len
     }
 }
 
-/// MOSI's split proportions scaled to `n`, in shuffled order.
-pub(crate) fn split_tensor(rng: &mut DetRng, n: usize) -> Vec<u8> {
-    let total: usize = MOSI_SPLIT.iter().sum();
-    let valid = (n * MOSI_SPLIT[1] + total / 2) / total;
-    let test = (n * MOSI_SPLIT[2] + total / 2) / total;
-    let train = n.saturating_sub(valid + test);
-    let mut split: Vec<u8> =
-        [(0u8, train), (1, valid), (2, test)].iter().flat_map(|&(v, k)| std::iter::repeat_n(v, k)).collect();
-    rng.shuffle(&mut split);
-    split
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth_shape::MOSI_SPLIT;
     use crate::dataset::MODALITIES;
     use std::path::Path;
     use std::sync::OnceLock;

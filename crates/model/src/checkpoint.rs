@@ -21,6 +21,24 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Whether this checkpoint names exactly the variables of `vs`, each with its shape.
+    pub fn check_fits(&self, vs: &VarStore) -> Result<(), String> {
+        let vars = vs.variables();
+        if let Some((name, _)) = self.tensors.iter().find(|(name, _)| !vars.contains_key(name)) {
+            return Err(format!("variable `{name}` is not in the stage's network"));
+        }
+        for (name, var) in &vars {
+            match self.get(name) {
+                None => return Err(format!("variable `{name}` is missing")),
+                Some(t) if t.size() != var.size() => {
+                    return Err(format!("variable `{name}` has shape {:?}, the network's is {:?}", t.size(), var.size()))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     /// A detached CPU copy of every variable (trainable or not, e.g. BatchNorm statistics).
     pub fn of(vs: &VarStore) -> Checkpoint {
         let mut tensors: Vec<(String, Tensor)> =

@@ -3,6 +3,19 @@
 //! Normalisations (the paper leaves them open): sums over samples are divided by the number of
 //! samples in the batch, as PyTorch's `reduction="mean"` / `"batchmean"`, so α, β and γ keep
 //! their meaning whatever the batch size.
+//!
+//! - Eq. 1, KL(P‖Q): summed over clusters, divided by the batch size (`batchmean`); `P log P` is
+//!   0 where P is 0.
+//! - Eq. 2, the Student-t soft assignment Q with `dof` degrees of freedom; eq. 3, the target P
+//!   over the rows given (every training row).
+//! - Eq. 4, reconstruction: for each modality the mean squared error over its valid
+//!   (step, feature) entries, then the mean over the three modalities.
+//! - Eq. 5–6, disentanglement: the sum of squared off-diagonal entries of `ẑᵀẑ / N`.
+//! - Eq. 7, supervised: cross-entropy of the class probabilities `Q · map` against the labels of
+//!   the batch's labeled rows, averaged over them (0 when there are none).
+//! - Eq. 8: `L_cluster + α L_recon + β L_supervised + γ L_disentangle`. The AE stage uses cluster
+//!   and supervised weights 0, α = `alpha_ae` and γ = `gamma_ae`. A term of weight 0 is not
+//!   computed.
 
 use tch::{Kind, Tensor};
 

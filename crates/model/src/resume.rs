@@ -26,7 +26,7 @@ use tch::{Kind, Tensor};
 use decsweep_api::Stage;
 
 use crate::checkpoint::Checkpoint;
-use crate::train::{EpochRecord, StageReport};
+use crate::records::{EpochRecord, StageReport};
 
 /// Version of the file layout and header; a file of another version is refused.
 pub const FORMAT_VERSION: u32 = 1;

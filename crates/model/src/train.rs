@@ -25,13 +25,15 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::classifier::Classifier;
 use crate::cluster::{clusters_to_classes, kmeans};
 use crate::losses::{self, LossTerms, LossWeights};
-use crate::metrics::BinaryMetrics;
 use crate::optim::Adam;
+use crate::evaluate::EVAL_BATCH;
+pub use crate::evaluate::{evaluate_classifier, Evaluation};
+pub use crate::observe::{Control, NoCache, Observer, StageCache};
+pub use crate::records::{EpochRecord, StageReport};
 use crate::resume::{BestSoFar, TrialState};
+use crate::seeding;
 use crate::ModelConfig;
 
-/// Rows evaluated at once outside training (bounds memory, not results).
-const EVAL_BATCH: i64 = 512;
 /// k-means restarts when initialising the DEC centroids.
 const KMEANS_RESTARTS: usize = 10;
 const KMEANS_MAX_ITER: usize = 300;
@@ -56,75 +58,6 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
 }
 
-/// What the observer wants after an epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control {
-    Continue,
-    /// End the trial now (pruning).
-    Stop,
-    /// Hand the trial's state to [`Observer::checkpoint`], then go on.
-    Checkpoint,
-    /// Hand the trial's state to [`Observer::checkpoint`], then end with
-    /// [`TrainError::Suspended`].
-    Suspend,
-}
-
-/// Receives every epoch and, when it asks for them, the trial's resumable states.
-pub trait Observer {
-    fn epoch(&mut self, record: &EpochRecord) -> Control;
-    /// The state after the epoch just reported, when that epoch's answer asked for it.
-    fn checkpoint(&mut self, _state: &TrialState) {}
-}
-
-/// A closure observes epochs and never asks for a state.
-impl<F: FnMut(&EpochRecord) -> Control> Observer for F {
-    fn epoch(&mut self, record: &EpochRecord) -> Control {
-        self(record)
-    }
-}
-
-/// One epoch of one stage, as streamed to the sweep layer and written to `curves.csv`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochRecord {
-    pub stage: Stage,
-    /// 1-based.
-    pub epoch: usize,
-    pub epochs: usize,
-    pub train_loss: f64,
-    pub val_loss: f64,
-    /// Classifier: accuracy of the logits; DEC: accuracy of the clusters' classes;
-    /// AE: none.
-    pub val_accuracy: Option<f64>,
-    pub elapsed_s: f64,
-}
-
-/// How a stage went.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StageReport {
-    pub stage: Stage,
-    pub epochs_run: usize,
-    pub wall_s: f64,
-    /// Whether the checkpoint came from the cache instead of training.
-    pub cached: bool,
-}
-
-/// A store of stage checkpoints that the pipeline consults before training a stage. The
-/// implementation decides the key (dataset, seed, split and the parameters the stage reads).
-pub trait StageCache {
-    fn load(&mut self, stage: Stage) -> Option<Checkpoint>;
-    fn store(&mut self, stage: Stage, checkpoint: &Checkpoint);
-}
-
-/// Trains every stage.
-pub struct NoCache;
-
-impl StageCache for NoCache {
-    fn load(&mut self, _: Stage) -> Option<Checkpoint> {
-        None
-    }
-    fn store(&mut self, _: Stage, _: &Checkpoint) {}
-}
-
 /// The prepared rows on the training device.
 pub struct TrainSet {
     /// Every training row; `labeled` marks those whose label may be used.
@@ -139,13 +72,6 @@ impl TrainSet {
         let to = |part| Batch::from_part(part, p.seq_len, p.dims, device);
         TrainSet { train: to(&p.train), val: to(&p.val), test: p.test.as_ref().map(to) }
     }
-}
-
-/// Loss and metrics of the chosen classifier checkpoint on one split.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Evaluation {
-    pub loss: f64,
-    pub metrics: BinaryMetrics,
 }
 
 /// The outcome of a trial.
@@ -291,14 +217,14 @@ impl<'a> Trainer<'a> {
 
     /// Seeds torch from the trial seed and the stage, so each stage is reproducible on its own.
     fn seed_stage(&self, stage: Stage) {
-        tch::manual_seed(mix_seed(self.seed, stage_salt(stage), 0));
+        tch::manual_seed(seeding::torch_seed(self.seed, stage, 0));
     }
 
     /// Seeds torch from the trial seed, the stage and the epoch (1-based) about to run: the
     /// generator's state at an epoch boundary is then the same whether the process ran the
     /// epochs before or resumed after them.
     fn seed_epoch(&self, stage: Stage, epoch: usize) {
-        tch::manual_seed(mix_seed(self.seed, stage_salt(stage), epoch as u64));
+        tch::manual_seed(seeding::torch_seed(self.seed, stage, epoch as u64));
     }
 
     /// AE pretraining: `alpha_ae · recon + gamma_ae · disentangle` on every training row.
@@ -504,7 +430,7 @@ impl<'a> Trainer<'a> {
                 let done = restore(&state, &vs, &mut opt, epochs)?;
                 match state.best {
                     Some(b) if b.epoch <= done => {
-                        check_weights(&b.weights, &vs).map_err(|e| TrainError::Resume(format!("best epoch: {e}")))?;
+                        b.weights.check_fits(&vs).map_err(|e| TrainError::Resume(format!("best epoch: {e}")))?;
                         best = Some(b);
                     }
                     _ => return Err(TrainError::Resume("a classifier state lacks a valid best epoch".into())),
@@ -673,61 +599,8 @@ fn restore(state: &TrialState, vs: &VarStore, opt: &mut Adam, epochs: usize) -> 
             state.epoch, state.stage
         )));
     }
-    check_weights(&state.weights, vs).map_err(TrainError::Resume)?;
+    state.weights.check_fits(vs).map_err(TrainError::Resume)?;
     state.weights.load_into(vs, &[""])?;
     opt.load_state(&state.optimizer).map_err(|e| TrainError::Resume(e.to_string()))?;
     Ok(state.epoch)
-}
-
-/// Whether `weights` names exactly the variables of `vs`, each with its shape.
-fn check_weights(weights: &Checkpoint, vs: &VarStore) -> Result<(), String> {
-    let vars = vs.variables();
-    if let Some((name, _)) = weights.tensors.iter().find(|(name, _)| !vars.contains_key(name)) {
-        return Err(format!("variable `{name}` is not in the stage's network"));
-    }
-    for (name, var) in &vars {
-        match weights.get(name) {
-            None => return Err(format!("variable `{name}` is missing")),
-            Some(t) if t.size() != var.size() => {
-                return Err(format!("variable `{name}` has shape {:?}, the network's is {:?}", t.size(), var.size()))
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// Mixes the trial seed, a stage's salt and an epoch into one torch seed (SplitMix64's
-/// finaliser, so nearby inputs give unrelated seeds).
-fn mix_seed(seed: u64, salt: u64, epoch: u64) -> i64 {
-    let mut z = seed
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(salt.wrapping_mul(0xBF58_476D_1CE4_E5B9))
-        .wrapping_add(epoch.wrapping_mul(0x94D0_49BB_1331_11EB));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 1) as i64
-}
-
-fn stage_salt(stage: Stage) -> u64 {
-    match stage {
-        Stage::Data => 0,
-        Stage::Ae => 1,
-        Stage::Dec => 2,
-        Stage::Finetune => 3,
-    }
-}
-
-/// Loss and metrics of `model` on every row of `data`, in evaluation mode.
-pub fn evaluate_classifier(model: &Classifier, data: &Batch) -> Evaluation {
-    tch::no_grad(|| {
-        let logits: Vec<Tensor> =
-            data.batch_indices(EVAL_BATCH, false).iter().map(|idx| model.forward(&data.select(idx), false)).collect();
-        let logits = Tensor::cat(&logits, 0);
-        let loss = losses::bce_with_logits(&logits, &data.y).double_value(&[]);
-        let predicted = Vec::<u8>::try_from(logits.gt(0.0).to_kind(Kind::Uint8).to_device(Device::Cpu)).expect("u8");
-        let truth = Vec::<u8>::try_from(data.y.to_kind(Kind::Uint8).to_device(Device::Cpu)).expect("u8");
-        Evaluation { loss, metrics: BinaryMetrics::compute(&predicted, &truth) }
-    })
 }

@@ -30,6 +30,15 @@ pub enum PlanError {
     TooLarge,
 }
 
+impl SweepSpec {
+    /// The trials of one point proposed by a sampler: the point × any `grid` dimension it leaves
+    /// out × configurations × seeds. This is how a sampler that learns from finished trials
+    /// (TPE) turns its proposals into work.
+    pub fn trials_for_point(&self, point: &Point) -> Result<Vec<TrialPlan>, PlanError> {
+        trials_for_point(self, point)
+    }
+}
+
 pub(crate) fn trials_for_point(spec: &SweepSpec, point: &Point) -> Result<Vec<TrialPlan>, PlanError> {
     for (name, value) in point {
         let dim = spec.space.get(name).ok_or_else(|| PlanError::UnknownDimension { name: name.clone() })?;

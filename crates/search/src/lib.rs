@@ -29,6 +29,7 @@
 pub mod command;
 pub mod error;
 mod expand;
+pub mod objective;
 mod parse;
 pub mod pruning;
 mod reader;

@@ -135,7 +135,7 @@ use decsweep_api::{ParamValue, Pipeline, SynthKind};
 use serde::{Deserialize, Serialize};
 
 use crate::command::CommandSpec;
-use crate::error::{LoadError, SpecErrors};
+pub use crate::objective::{Direction, Objective};
 use crate::pruning::PrunerSpec;
 use crate::sampler::{GridSampler, Point, RandomSampler, Sampler};
 use crate::space::Space;
@@ -228,30 +228,6 @@ pub struct SamplerSpec {
     pub tpe: TpeSettings,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Maximize,
-    Minimize,
-}
-
-impl Direction {
-    pub const WORDS: &'static [&'static str] = &["maximize", "minimize"];
-}
-
-/// `[objective]`: the metric a model-based sampler and the reports rank configurations by.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Objective {
-    pub metric: String,
-    pub direction: Direction,
-}
-
-impl Default for Objective {
-    fn default() -> Self {
-        Objective { metric: "accuracy".into(), direction: Direction::Maximize }
-    }
-}
-
 /// `[resources]`: what one trial takes from a worker.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
@@ -312,23 +288,6 @@ pub struct SweepSpec {
 }
 
 impl SweepSpec {
-    /// Reads and validates a spec file, requiring a dataset file to exist.
-    pub fn load(path: impl AsRef<Path>) -> Result<SweepSpec, LoadError> {
-        SweepSpec::load_with(path, &LoadOptions::default())
-    }
-
-    pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<SweepSpec, LoadError> {
-        let path = path.as_ref();
-        let source =
-            std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
-        Ok(SweepSpec::from_source(&source, path, options)?)
-    }
-
-    /// Validates spec text; `path` names it in messages and anchors a relative dataset path.
-    pub fn from_source(source: &str, path: impl AsRef<Path>, options: &LoadOptions) -> Result<SweepSpec, SpecErrors> {
-        crate::parse::parse(source, path.as_ref(), options)
-    }
-
     /// Every trial of the sweep, in expansion order (see the module docs); empty for an adaptive
     /// sampler ([`SweepSpec::is_adaptive`]).
     pub fn expand(&self) -> Vec<TrialPlan> {
@@ -378,13 +337,6 @@ impl SweepSpec {
     /// `[pruner]`, when the spec asks for early stopping (see [`crate::pruning`]).
     pub fn pruner(&self) -> Option<&PrunerSpec> {
         self.pruner.as_ref()
-    }
-
-    /// The trials of one point proposed by a sampler: the point × any `grid` dimension it leaves
-    /// out × configurations × seeds. This is how a sampler that learns from finished trials
-    /// (TPE) turns its proposals into work.
-    pub fn trials_for_point(&self, point: &Point) -> Result<Vec<TrialPlan>, crate::expand::PlanError> {
-        crate::expand::trials_for_point(self, point)
     }
 
     /// The file the spec was read from.

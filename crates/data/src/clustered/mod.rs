@@ -65,7 +65,7 @@ use serde_json::json;
 
 use crate::dataset::{Dataset, Features, Metadata};
 use crate::rng::{stream, DetRng};
-use crate::synth::{split_tensor, SynthConfig};
+use crate::synth_shape::{split_tensor, SynthConfig};
 
 const N_SPEAKERS: usize = 8;
 /// Hidden units of each modality's embedding network.

@@ -1,7 +1,8 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::synth::{synthesize, SynthConfig};
+use crate::synth::synthesize;
+use crate::SynthConfig;
 
 fn data() -> Dataset {
     synthesize(&SynthConfig { n: 400, seed: 11, dims: [6, 4, 3], max_len: 12, min_len: 2 })

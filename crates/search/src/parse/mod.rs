@@ -16,7 +16,7 @@ use self::configs::DeclaredConfig;
 use self::dims::DeclaredDim;
 use self::params::{param_table, Declared, Rules};
 use crate::command::PassMode;
-use crate::error::{Diagnostics, SpecErrors};
+use crate::error::{Diagnostics, LoadError, SpecErrors};
 use crate::reader::{Section, Span};
 use crate::space::Space;
 use crate::spec::{Config, Dataset, LoadOptions, PipelineKind, SweepSpec};
@@ -27,6 +27,26 @@ const TOP_KEYS: &[&str] =
 const COMMAND_KEYS: &[&str] = &["program", "pass", "env", "workdir", "stop_grace"];
 const OBJECTIVE_KEYS: &[&str] = &["metric", "direction"];
 const RESOURCES_KEYS: &[&str] = &["gpus", "cpus", "checkpoint_every"];
+
+/// A spec is built only here, where it is checked.
+impl SweepSpec {
+    /// Reads and validates a spec file, requiring a dataset file to exist.
+    pub fn load(path: impl AsRef<Path>) -> Result<SweepSpec, LoadError> {
+        SweepSpec::load_with(path, &LoadOptions::default())
+    }
+
+    pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<SweepSpec, LoadError> {
+        let path = path.as_ref();
+        let source =
+            std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        Ok(SweepSpec::from_source(&source, path, options)?)
+    }
+
+    /// Validates spec text; `path` names it in messages and anchors a relative dataset path.
+    pub fn from_source(source: &str, path: impl AsRef<Path>, options: &LoadOptions) -> Result<SweepSpec, SpecErrors> {
+        parse(source, path.as_ref(), options)
+    }
+}
 
 pub(crate) fn parse(source: &str, path: &Path, options: &LoadOptions) -> Result<SweepSpec, SpecErrors> {
     let mut diag = Diagnostics::default();

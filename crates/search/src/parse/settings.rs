@@ -8,7 +8,8 @@ use crate::command::{CommandSpec, PassMode};
 use crate::error::Diagnostics;
 use crate::pruning::{PruneStage, PrunerKind, PrunerSpec};
 use crate::reader::{self, Section, Span};
-use crate::spec::{Direction, Objective, Resources, SamplerKind, SamplerSpec};
+use crate::objective::{Direction, Objective};
+use crate::spec::{Resources, SamplerKind, SamplerSpec};
 use crate::tpe::TpeSettings;
 
 /// `[sampler]` keys that only `kind = "tpe"` reads.

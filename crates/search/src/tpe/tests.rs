@@ -1,4 +1,7 @@
+use super::parzen::*;
 use super::*;
+use crate::space::Dimension;
+use decsweep_api::ParamValue;
 use crate::sampler::tests::mixed_space;
 
 fn close(a: f64, b: f64, tol: f64) {
