@@ -1,0 +1,155 @@
+//! Parallel coordinates: one vertical axis per swept parameter and one for the objective, one
+//! line per configuration coloured by its objective. Log-scaled parameters get log axes;
+//! text-valued ones an axis of their distinct values.
+
+use super::axis::Scale;
+use crate::svg::{Anchor, Stroke, Svg};
+use crate::format::readable as num;
+
+/// A configuration's value on one parameter axis.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Num(f64),
+    Text(String),
+    Missing,
+}
+
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub cells: Vec<Cell>,
+    pub objective: f64,
+}
+
+enum Axis {
+    Num(Scale),
+    Text(Vec<String>),
+}
+
+/// Colour from low (blue) to high (orange) objective; `best_high` flips it so the best is orange.
+fn colour(t: f64) -> String {
+    let t = t.clamp(0.0, 1.0);
+    let (a, b) = ((0x1f, 0x4e, 0x9e), (0xe6, 0x7e, 0x00));
+    let mix = |x: i32, y: i32| (f64::from(x) + (f64::from(y) - f64::from(x)) * t).round() as i32;
+    format!("#{:02x}{:02x}{:02x}", mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// `params` are `(name, log)`; `None` when there are no lines or no parameters.
+pub fn parallel(
+    class: &str,
+    params: &[(String, bool)],
+    objective: &str,
+    maximize: bool,
+    lines: &[Line],
+) -> Option<String> {
+    let lines: Vec<&Line> = lines.iter().filter(|l| l.objective.is_finite()).collect();
+    if lines.is_empty() || params.is_empty() {
+        return None;
+    }
+    let (top, bottom) = (40.0, 270.0);
+    let n_axes = params.len() + 1;
+    let width = (120.0 * n_axes as f64).max(360.0);
+    let xs: Vec<f64> = (0..n_axes).map(|i| 50.0 + (width - 100.0) * i as f64 / (n_axes - 1).max(1) as f64).collect();
+    let mut axes: Vec<Axis> = Vec::new();
+    for (i, (_, log)) in params.iter().enumerate() {
+        let nums: Vec<f64> = lines
+            .iter()
+            .filter_map(|l| match l.cells.get(i) {
+                Some(Cell::Num(v)) => Some(*v),
+                _ => None,
+            })
+            .collect();
+        let texts: Vec<String> = {
+            let mut t: Vec<String> = lines
+                .iter()
+                .filter_map(|l| match l.cells.get(i) {
+                    Some(Cell::Text(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect();
+            t.sort();
+            t.dedup();
+            t
+        };
+        axes.push(if texts.is_empty() { Axis::Num(Scale::fit(nums, *log, bottom, top)) } else { Axis::Text(texts) });
+    }
+    let objective_scale = Scale::fit(lines.iter().map(|l| l.objective), false, bottom, top);
+    let (lo, hi) =
+        lines.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), l| (a.min(l.objective), b.max(l.objective)));
+    let mut svg = Svg::new(width, 310.0);
+    svg.text((width / 2.0, 16.0), &format!("Parallel coordinates, coloured by {objective}"), Anchor::Middle, 13.0, None);
+    // Worst first, so the best lines are drawn on top.
+    let mut order: Vec<&&Line> = lines.iter().collect();
+    order.sort_by(|a, b| {
+        let (a, b) = (a.objective, b.objective);
+        if maximize {
+            a.total_cmp(&b)
+        } else {
+            b.total_cmp(&a)
+        }
+    });
+    for line in order {
+        let mut pts = Vec::with_capacity(n_axes);
+        for (i, axis) in axes.iter().enumerate() {
+            let y = match (axis, line.cells.get(i)) {
+                (Axis::Num(s), Some(Cell::Num(v))) => s.px(*v),
+                (Axis::Text(values), Some(Cell::Text(t))) => {
+                    let k = values.iter().position(|v| v == t).unwrap_or(0);
+                    bottom + (top - bottom) * (k as f64 + 0.5) / values.len() as f64
+                }
+                _ => continue,
+            };
+            pts.push((xs[i], y));
+        }
+        pts.push((xs[n_axes - 1], objective_scale.px(line.objective)));
+        let t = if hi > lo { (line.objective - lo) / (hi - lo) } else { 1.0 };
+        let t = if maximize { t } else { 1.0 - t };
+        svg.styled_polyline(&pts, Stroke { color: &colour(t), width: 1.2, dashed: false }, 0.7, "config-line");
+    }
+    for (i, (name, log)) in params.iter().enumerate() {
+        let x = xs[i];
+        svg.line((x, top), (x, bottom), Stroke { color: "#333", width: 1.0, dashed: false });
+        let label = if *log { format!("{name} (log)") } else { name.clone() };
+        svg.text((x, bottom + 28.0), &label, Anchor::Middle, 11.0, None);
+        match &axes[i] {
+            Axis::Num(s) => {
+                for (v, l) in s.ticks(4) {
+                    svg.text((x - 4.0, s.px(v) + 3.0), &l, Anchor::End, 9.0, None);
+                }
+            }
+            Axis::Text(values) => {
+                for (k, v) in values.iter().enumerate() {
+                    let y = bottom + (top - bottom) * (k as f64 + 0.5) / values.len() as f64;
+                    svg.text((x - 4.0, y + 3.0), v, Anchor::End, 9.0, None);
+                }
+            }
+        }
+    }
+    let x = xs[n_axes - 1];
+    svg.line((x, top), (x, bottom), Stroke { color: "#333", width: 1.0, dashed: false });
+    svg.text((x, bottom + 28.0), objective, Anchor::Middle, 11.0, None);
+    for (v, l) in objective_scale.ticks(4) {
+        svg.text((x + 4.0, objective_scale.px(v) + 3.0), &l, Anchor::Start, 9.0, None);
+    }
+    svg.text((x, top - 8.0), &format!("best {}", num(if maximize { hi } else { lo })), Anchor::Middle, 9.0, None);
+    Some(svg.finish_inline(class))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_configuration_and_log_axes_are_named() {
+        let lines = vec![
+            Line { cells: vec![Cell::Num(1e-4), Cell::Text("a".into())], objective: 0.6 },
+            Line { cells: vec![Cell::Num(1e-2), Cell::Text("<b>".into())], objective: 0.8 },
+            Line { cells: vec![Cell::Missing, Cell::Missing], objective: f64::NAN },
+        ];
+        let params = vec![("lr".to_string(), true), ("opt".to_string(), false)];
+        let doc = parallel("p", &params, "accuracy", true, &lines).unwrap();
+        assert_eq!(doc.matches("config-line").count(), 2);
+        assert!(doc.contains("lr (log)") && doc.contains("&lt;b&gt;"));
+        assert!(parallel("p", &[], "accuracy", true, &lines).is_none());
+        assert_eq!(colour(0.0), "#1f4e9e");
+    }
+}
