@@ -69,7 +69,7 @@ use tracing::info;
 pub use error::ReportError;
 pub use format::readable as readable_number;
 pub use input::{CurvePoint, StudyReport, TrialRow, TrialStatus};
-pub use model::{ConfigSummary, Comparison, Importance, ImportanceMethod, Paired, SeedPair, StudyModel};
+pub use model::{Comparison, ConfigSummary, Importance, ImportanceMethod, Paired, SeedPair, StudyModel};
 
 /// The objective when [`ReportOptions::objective`] is `None`: validation accuracy, maximised.
 pub const DEFAULT_OBJECTIVE: (&str, bool) = ("accuracy", true);

@@ -170,12 +170,8 @@ impl StudyModel {
 const TABLE_METRICS: [&str; 2] = ["accuracy", "f1_weighted"];
 
 fn config(g: &Group, metrics: &[String]) -> ConfigSummary {
-    let summaries = metrics
-        .iter()
-        .map(String::as_str)
-        .chain(TABLE_METRICS)
-        .map(|m| (m.to_string(), g.summary(m)))
-        .collect();
+    let summaries =
+        metrics.iter().map(String::as_str).chain(TABLE_METRICS).map(|m| (m.to_string(), g.summary(m))).collect();
     let counts: Vec<f64> = g.values("param_count").into_iter().map(|(_, x)| x).collect();
     let param_count = (!counts.is_empty()).then(|| {
         let lo = counts.iter().copied().fold(f64::INFINITY, f64::min);

@@ -27,6 +27,7 @@ mod tests {
     #[test]
     fn one_bar_per_item() {
         let doc = super::bars("b", "imp", &[("lr".into(), 0.6), ("wd".into(), 0.1)]).unwrap();
+        crate::svg::assert_well_formed(&doc);
         assert_eq!(doc.matches("<rect").count(), 2);
         assert!(super::bars("b", "imp", &[]).is_none());
     }

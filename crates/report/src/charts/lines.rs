@@ -111,6 +111,7 @@ mod tests {
             false,
         )
         .unwrap();
+        crate::svg::assert_well_formed(&doc);
         assert_eq!(doc.matches("class=\"series\"").count(), 2);
         assert_eq!(doc.matches("pruned-mark").count(), 1);
         assert!(doc.contains("t &lt;1&gt;"));

@@ -3,8 +3,8 @@
 //! text-valued ones an axis of their distinct values.
 
 use super::axis::Scale;
-use crate::svg::{Anchor, Stroke, Svg};
 use crate::format::readable as num;
+use crate::svg::{Anchor, Stroke, Svg};
 
 /// A configuration's value on one parameter axis.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +76,13 @@ pub fn parallel(
     let (lo, hi) =
         lines.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), l| (a.min(l.objective), b.max(l.objective)));
     let mut svg = Svg::new(width, 310.0);
-    svg.text((width / 2.0, 16.0), &format!("Parallel coordinates, coloured by {objective}"), Anchor::Middle, 13.0, None);
+    svg.text(
+        (width / 2.0, 16.0),
+        &format!("Parallel coordinates, coloured by {objective}"),
+        Anchor::Middle,
+        13.0,
+        None,
+    );
     // Worst first, so the best lines are drawn on top.
     let mut order: Vec<&&Line> = lines.iter().collect();
     order.sort_by(|a, b| {
@@ -147,6 +153,7 @@ mod tests {
         ];
         let params = vec![("lr".to_string(), true), ("opt".to_string(), false)];
         let doc = parallel("p", &params, "accuracy", true, &lines).unwrap();
+        crate::svg::assert_well_formed(&doc);
         assert_eq!(doc.matches("config-line").count(), 2);
         assert!(doc.contains("lr (log)") && doc.contains("&lt;b&gt;"));
         assert!(parallel("p", &[], "accuracy", true, &lines).is_none());

@@ -124,8 +124,7 @@ impl Svg {
             return;
         }
         let pts: Vec<String> = points.iter().map(|(x, y)| format!("{},{}", coord(*x), coord(*y))).collect();
-        let opacity =
-            if opacity < 1.0 { format!(" stroke-opacity=\"{}\"", coord(opacity)) } else { String::new() };
+        let opacity = if opacity < 1.0 { format!(" stroke-opacity=\"{}\"", coord(opacity)) } else { String::new() };
         self.body.push_str(&format!(
             "<polyline{} points=\"{}\" fill=\"none\" {} stroke-linejoin=\"round\"{opacity}/>\n",
             class_attr(class),
