@@ -1,9 +1,9 @@
 //! A small hand-written SVG writer: just the elements the plots need. The one SVG toolkit of
-//! the project: the report files' plots ([`render`]) and the dashboard's charts
-//! ([`crate::charts`]) are both drawn with [`Svg`].
+//! the project: the report files' plots (`render`) and the dashboard's charts
+//! ([`crate::charts`]) are both drawn with its `Svg`.
 //!
 //! Every string that reaches the document goes through [`escape`], and every coordinate through
-//! [`coord`], so the output is well-formed XML whatever the labels and data hold.
+//! `coord`, so the output is well-formed XML whatever the labels and data hold.
 
 mod chart;
 mod ticks;
