@@ -73,6 +73,9 @@
       params.ids = ids.join(",");
       params.metrics = live.dataset.metrics || "";
       params.params = live.dataset.params || "";
+      // The summary tables travel with the rows when the page shows an older version of them.
+      var tables = document.querySelector("#summary-tables [data-version]");
+      if (tables) params.summary = tables.dataset.version;
     }
     return live.dataset.live + "?" + query(params);
   }

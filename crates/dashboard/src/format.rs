@@ -1,22 +1,8 @@
 //! How numbers and times read on the pages.
 
-/// A metric or parameter value: up to 4 significant decimals, no trailing noise.
-pub(crate) fn num(x: f64) -> String {
-    if !x.is_finite() {
-        return x.to_string();
-    }
-    let a = x.abs();
-    if a != 0.0 && !(1e-3..1e6).contains(&a) {
-        return format!("{x:.3e}");
-    }
-    let s = format!("{x:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".into()
-    } else {
-        s.to_string()
-    }
-}
+/// A metric or parameter value: the reports' readable spelling (up to 4 decimals, no trailing
+/// noise), so pages and charts write numbers alike.
+pub(crate) use decsweep_report::readable_number as num;
 
 /// A duration in ms as people say it: `45 s`, `12 min`, `3.5 h`, `2.1 d`.
 pub(crate) fn duration_ms(ms: i64) -> String {

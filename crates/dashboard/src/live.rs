@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{PageError, PageResult};
 use crate::pages;
+use crate::summary;
 use crate::App;
 
 #[derive(Debug, Deserialize)]
@@ -20,6 +21,9 @@ pub(crate) struct Since {
     /// The page's metric and parameter columns, comma-separated.
     metrics: Option<String>,
     params: Option<String>,
+    /// The version of the summary tables the page shows (`data-version`), when it shows them:
+    /// an answer about changed trials then carries the tables if they are no longer current.
+    summary: Option<String>,
 }
 
 fn cursor_of(q: &Since) -> Result<i64, PageError> {
@@ -130,6 +134,14 @@ pub(crate) async fn study(
     }
     if let Some(o) = c.study_overview(&name).await? {
         patch.parts.insert("counts".into(), pages::study::counts(&o.by_status).into_string());
+    }
+    // The summary and paired tables, in the same answer as the rows that changed them, so the
+    // page never shows a finished trial beside a summary that does not count it yet.
+    if let Some(shown) = q.summary.as_deref() {
+        let fragment = summary::fragment(c, &app.summaries, &name).await?;
+        if fragment.version != shown {
+            patch.parts.insert(summary::TABLES_ID.into(), fragment.tables.clone());
+        }
     }
     Ok(Json(patch))
 }

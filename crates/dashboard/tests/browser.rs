@@ -35,6 +35,7 @@ async fn a_running_trial_turns_completed_without_a_reload() {
     b.goto(&s.url("/studies/live")).await;
     let row = format!("#trial-{}", lease.trial_id);
     b.find(&format!("{row}[data-status='running']")).await;
+    b.find("#summary-tables [data-version]").await;
     b.mark_document().await;
 
     s.complete(&lease, json!({ "accuracy": 0.75, "loss": 0.4 }), None).await;
@@ -43,6 +44,11 @@ async fn a_running_trial_turns_completed_without_a_reload() {
         &format!("return document.querySelector(\"{row}[data-status='completed']\") !== null;"),
     )
     .await;
+    // The summary tables came in the same update as the row: they count the trial already.
+    let summarised = b
+        .eval("return Array.from(document.querySelectorAll('#summary-tables td.completed')).reduce((n, td) => n + Number(td.textContent), 0);")
+        .await;
+    assert_eq!(summarised, json!(1), "the summary counts the completed trial as the row shows it");
     assert!(b.document_kept().await, "the row was patched in, not reloaded");
     assert!(b.text(&format!("{row} td:nth-child(4)")).await.contains("completed"));
     b.until(

@@ -57,6 +57,25 @@ pub(crate) fn grouped(x: f64) -> String {
     out
 }
 
+/// A number for a person glancing at a page or an axis: up to 4 decimals without trailing
+/// zeros, scientific notation outside [0.001, 10⁶).
+pub fn readable(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    let a = x.abs();
+    if a != 0.0 && !(1e-3..1e6).contains(&a) {
+        return format!("{x:.3e}");
+    }
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
 /// A p-value for a table: three decimals, or "<0.001".
 pub(crate) fn p_value(p: f64) -> String {
     if p < 0.001 {

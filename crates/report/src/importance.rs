@@ -52,13 +52,14 @@ const HEADERS: [&str; 7] = ["pipeline", "parameter", "importance", "normalized",
 
 /// How the configurations were grouped for one parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Method {
+pub enum Method {
     ByValue,
     QuantileBins,
 }
 
 impl Method {
-    fn name(self) -> &'static str {
+    /// The word in `importance.csv`.
+    pub fn name(self) -> &'static str {
         match self {
             Method::ByValue => "eta_squared_by_value",
             Method::QuantileBins => "eta_squared_quantile_bins",
@@ -66,9 +67,9 @@ impl Method {
     }
 }
 
-/// One row of the file.
+/// One parameter's importance for one pipeline: a row of the file.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Row {
+pub struct Row {
     pub pipeline: String,
     pub parameter: String,
     pub importance: Option<f64>,
@@ -207,13 +208,13 @@ pub(crate) fn rows(groups: &[Group], metric: &str) -> Vec<Row> {
     out
 }
 
-pub(crate) fn render(groups: &[Group], metric: &str) -> Result<String, ReportError> {
+pub(crate) fn render(rows: &[Row]) -> Result<String, ReportError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(HEADERS).map_err(|e| ReportError::csv(FILE, e))?;
-    for r in rows(groups, metric) {
+    for r in rows {
         w.write_record([
-            r.pipeline,
-            r.parameter,
+            r.pipeline.clone(),
+            r.parameter.clone(),
             csv_opt(r.importance),
             csv_opt(r.normalized),
             r.n.to_string(),
@@ -313,7 +314,7 @@ mod tests {
         assert_eq!((got[0].3, got[0].4), (6, 3));
         assert!(rows.iter().all(|r| r.method == Method::ByValue));
 
-        let csv = render(&groups, "accuracy").unwrap();
+        let csv = render(&rows).unwrap();
         let mut lines = csv.lines();
         assert_eq!(lines.next(), Some("pipeline,parameter,importance,normalized,n,groups,method"));
         let first = lines.next().unwrap();
@@ -324,9 +325,9 @@ mod tests {
     fn a_constant_objective_has_no_importance() {
         let trials = [config(1, "k1", 1.0, "x", "p", 0.5), config(2, "k2", 2.0, "y", "p", 0.5)];
         let groups = group(&trials, &ReportOptions::default());
-        let csv = render(&groups, "accuracy").unwrap();
+        let csv = render(&rows(&groups, "accuracy")).unwrap();
         assert!(csv.contains("command,a,,,2,2,eta_squared_by_value"), "{csv}");
         // A metric nobody reported: no completed values, no rows.
-        assert_eq!(render(&groups, "nope").unwrap().lines().count(), 1);
+        assert_eq!(render(&rows(&groups, "nope")).unwrap().lines().count(), 1);
     }
 }

@@ -14,6 +14,12 @@
 //! | `importance.csv` | for any search (a pipeline with several configurations differing in a parameter, grid and random included): per pipeline and varying parameter, the share of the objective's variance across completed configurations explained by that parameter alone (η²), see the module docs of `importance` |
 //! | `curves_<trial_id>.svg` | train/validation loss per epoch and stage of each configuration's representative trial |
 //!
+//! Every statistic is computed once, into a [`StudyModel`] (summaries over seeds with their
+//! interval methods, paired comparisons with Holm-adjusted p-values, importance): the CSV,
+//! Markdown and LaTeX writers render that model, and so does the dashboard
+//! ([`render_with_model`]), which draws its extra charts with [`charts`] on the same [`svg`]
+//! writer.
+//!
 //! Conventions every file shares:
 //! - **What is aggregated.** Completed trials only, unless [`ReportOptions::include_pruned`];
 //!   failed, pruned, pending and running trials are counted per configuration (in
@@ -35,19 +41,21 @@
 //!   temporary file and renamed into place. Plot files of an earlier run that this run did not
 //!   produce are removed.
 
+pub mod charts;
 mod columns;
 mod error;
 mod format;
 mod groups;
 mod importance;
 mod input;
+mod model;
 mod paired_csv;
 mod pairing;
 mod plots;
 mod search;
 pub mod stats;
 mod summary_csv;
-mod svg;
+pub mod svg;
 mod tables;
 #[cfg(test)]
 mod testutil;
@@ -59,7 +67,9 @@ use std::path::{Path, PathBuf};
 use tracing::info;
 
 pub use error::ReportError;
+pub use format::readable as readable_number;
 pub use input::{CurvePoint, StudyReport, TrialRow, TrialStatus};
+pub use model::{Comparison, ConfigSummary, Importance, ImportanceMethod, Paired, SeedPair, StudyModel};
 
 /// The objective when [`ReportOptions::objective`] is `None`: validation accuracy, maximised.
 pub const DEFAULT_OBJECTIVE: (&str, bool) = ("accuracy", true);
@@ -123,33 +133,42 @@ pub struct ReportFile {
 /// Renders every report file in memory, without touching the disk (for serving reports over
 /// HTTP, or for tests).
 pub fn render(report: &StudyReport, opts: &ReportOptions) -> Result<Vec<ReportFile>, ReportError> {
+    Ok(render_with_model(report, opts)?.1)
+}
+
+/// [`render`], also handing back the [`StudyModel`] the files were rendered from (the
+/// dashboard shows both: the model's tables and the plot files).
+pub fn render_with_model(
+    report: &StudyReport,
+    opts: &ReportOptions,
+) -> Result<(StudyModel, Vec<ReportFile>), ReportError> {
     report.validate()?;
     let groups = groups::group(report.trials, opts);
-    let comparisons = pairing::compare(&groups);
-    let model = tables::model(report.study, &groups, &comparisons, opts);
+    let model = StudyModel::from_groups(report.study, report.trials, &groups, opts);
+    let tables = tables::model(&model);
 
     let file = |name: &str, contents: String| ReportFile { name: name.to_string(), contents };
     let mut files = vec![
         file(trials_csv::FILE, trials_csv::render(report.trials)?),
-        file(summary_csv::FILE, summary_csv::render(report.trials, &groups)?),
-        file(paired_csv::FILE, paired_csv::render(&groups, &comparisons)?),
-        file(tables::MD_FILE, tables::render_markdown(&model)),
-        file(tables::TEX_FILE, tables::render_latex(&model)),
+        file(summary_csv::FILE, summary_csv::render(&model)?),
+        file(paired_csv::FILE, paired_csv::render(&model)?),
+        file(tables::MD_FILE, tables::render_markdown(&tables)),
+        file(tables::TEX_FILE, tables::render_latex(&tables)),
     ];
     if let Some(doc) = plots::label_fraction_plot(report.study, &groups) {
         files.push(file(plots::LABEL_FRACTION_FILE, doc));
     }
     let (metric, maximize) = opts.objective();
-    if search::is_search(&groups) {
+    if let Some(rows) = &model.importance {
         if opts.adaptive {
             if let Some(doc) = search::plot(report.study, &groups, metric, maximize) {
                 files.push(file(search::FILE, doc));
             }
         }
-        files.push(file(importance::FILE, importance::render(&groups, metric)?));
+        files.push(file(importance::FILE, importance::render(rows)?));
     }
     files.extend(plots::curve_plots(report.study, &groups, report.curves).into_iter().map(|(n, c)| file(&n, c)));
-    Ok(files)
+    Ok((model, files))
 }
 
 /// Writes every report file of `report` into `dir` (normally `results/<study>/`, created if

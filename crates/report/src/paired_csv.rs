@@ -13,8 +13,7 @@
 //! recomputed from the `difference` column, and each Holm value from the raw p-values here.
 
 use crate::format::{csv_num, csv_opt};
-use crate::groups::Group;
-use crate::pairing::Comparisons;
+use crate::model::StudyModel;
 use crate::ReportError;
 
 pub(crate) const FILE: &str = "paired.csv";
@@ -45,11 +44,12 @@ const HEADERS: [&str; 23] = [
     "holm_m_wilcoxon",
 ];
 
-pub(crate) fn render(groups: &[Group], comparisons: &Comparisons) -> Result<String, ReportError> {
+pub(crate) fn render(model: &StudyModel) -> Result<String, ReportError> {
+    let paired = &model.paired;
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(HEADERS).map_err(|e| ReportError::csv(FILE, e))?;
-    for c in &comparisons.list {
-        let (dec, base) = (&groups[c.dec], &groups[c.baseline]);
+    for c in &paired.comparisons {
+        let (dec, base) = (&model.configs[c.dec], &model.configs[c.baseline]);
         let t = &c.t;
         let stats = [
             t.n.to_string(),
@@ -61,23 +61,23 @@ pub(crate) fn render(groups: &[Group], comparisons: &Comparisons) -> Result<Stri
             csv_opt(t.t),
             csv_opt(t.p_value),
             csv_opt(c.t_holm),
-            comparisons.m_t.to_string(),
+            paired.holm_m_t.to_string(),
             csv_opt(c.wilcoxon_p()),
             csv_opt(c.wilcoxon_holm),
-            comparisons.m_wilcoxon.to_string(),
+            paired.holm_m_wilcoxon.to_string(),
         ];
         for p in &c.pairs {
             let pair = [
-                dec.config_id.to_string(),
-                base.config_id.to_string(),
+                dec.config_id.clone(),
+                base.config_id.clone(),
                 dec.label.clone(),
                 base.label.clone(),
                 p.seed.to_string(),
-                p.dec.id.to_string(),
-                p.baseline.id.to_string(),
+                p.dec_trial_id.to_string(),
+                p.baseline_trial_id.to_string(),
                 csv_num(p.dec_value),
                 csv_num(p.baseline_value),
-                csv_num(p.dec_value - p.baseline_value),
+                csv_num(p.difference()),
             ];
             w.write_record(pair.iter().chain(&stats)).map_err(|e| ReportError::csv(FILE, e))?;
         }

@@ -25,8 +25,7 @@ use crate::{CurvePoint, TrialRow};
 pub(crate) const LABEL_FRACTION_FILE: &str = "accuracy_vs_label_fraction.svg";
 const LABEL_FRACTION: &str = "label_fraction";
 
-/// Okabe–Ito colours, distinguishable with the common colour-vision deficiencies.
-pub(crate) const PALETTE: [&str; 7] = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
+pub(crate) use crate::svg::PALETTE;
 
 /// Stages in the order the pipeline runs them.
 const STAGE_ORDER: [&str; 4] = ["data", "ae", "dec", "finetune"];

@@ -16,10 +16,10 @@
 //! With n < 3 the interval cells (and the method) are empty: two seeds give no usable interval.
 //! With n = 1 the std is empty too; with n = 0 the mean is too.
 
-use crate::columns::{metric_names, Headers};
+use crate::columns::Headers;
 use crate::format::csv_opt;
-use crate::groups::Group;
-use crate::{ReportError, TrialRow, TrialStatus};
+use crate::model::StudyModel;
+use crate::{ReportError, TrialStatus};
 
 pub(crate) const FILE: &str = "summary.csv";
 
@@ -34,11 +34,8 @@ const COUNTS: [(&str, TrialStatus); 6] = [
 ];
 const STATS: [&str; 6] = ["n", "mean", "std", "ci95_low", "ci95_high", "ci95_method"];
 
-pub(crate) fn render(trials: &[TrialRow], groups: &[Group]) -> Result<String, ReportError> {
-    let mut params: Vec<&String> = groups.iter().flat_map(|g| g.params.keys().chain(&g.disputed)).collect();
-    params.sort();
-    params.dedup();
-    let metrics = metric_names(trials);
+pub(crate) fn render(model: &StudyModel) -> Result<String, ReportError> {
+    let (params, metrics) = (&model.params, &model.metrics);
 
     let mut fixed: Vec<&str> = LEAD.to_vec();
     fixed.push("n_trials");
@@ -58,15 +55,15 @@ pub(crate) fn render(trials: &[TrialRow], groups: &[Group]) -> Result<String, Re
 
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&headers).map_err(|e| ReportError::csv(FILE, e))?;
-    for g in groups {
+    for g in &model.configs {
         let mut rec: Vec<String> = Vec::with_capacity(headers.len());
-        rec.extend([g.pipeline.to_string(), g.config_id.to_string()]);
-        rec.extend(params.iter().map(|p| g.params.get(*p).map(|v| v.to_string()).unwrap_or_default()));
-        rec.push(g.trials.len().to_string());
+        rec.extend([g.pipeline.clone(), g.config_id.clone()]);
+        rec.extend(params.iter().map(|p| g.params.get(p).map(|v| v.to_string()).unwrap_or_default()));
+        rec.push(g.n_trials().to_string());
         rec.extend(COUNTS.iter().map(|(_, st)| g.count(*st).to_string()));
-        rec.push(join(g.aggregated.iter().map(|t| t.seed.to_string())));
-        rec.push(join(g.aggregated.iter().map(|t| t.id.to_string())));
-        for m in &metrics {
+        rec.push(join(g.seeds.iter().map(|s| s.to_string())));
+        rec.push(join(g.trial_ids.iter().map(|t| t.to_string())));
+        for m in metrics {
             let s = g.summary(m);
             rec.extend([
                 s.n.to_string(),
@@ -92,7 +89,6 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::groups::group;
     use crate::testutil::study;
     use crate::{trials_csv, ReportOptions};
 
@@ -120,9 +116,9 @@ mod tests {
     #[test]
     fn every_number_is_reproducible_from_the_trials_csv_rows_it_names() {
         let (trials, _) = study();
-        let groups = group(&trials, &ReportOptions::default());
+        let model = StudyModel::of("s", &trials, &ReportOptions::default());
         let (_, trial_rows) = parse(&trials_csv::render(&trials).unwrap());
-        let (headers, summary) = parse(&render(&trials, &groups).unwrap());
+        let (headers, summary) = parse(&render(&model).unwrap());
         let by_id: HashMap<&str, &HashMap<String, String>> = trial_rows.iter().map(|r| (r["id"].as_str(), r)).collect();
         let metrics: Vec<&str> = headers.iter().filter_map(|h| h.strip_suffix("_mean")).collect();
         assert_eq!(

@@ -153,6 +153,6 @@ pub(crate) async fn page(
 
 /// The summary, paired comparisons and plots, as an HTML fragment.
 pub(crate) async fn summary_fragment(State(app): State<App>, Path(name): Path<String>) -> PageResult<Html<String>> {
-    let html = summary::fragment(&app.coordinator, &app.summaries, &name).await?;
-    Ok(Html(html.as_str().to_owned()))
+    let fragment = summary::fragment(&app.coordinator, &app.summaries, &name).await?;
+    Ok(Html(fragment.html()))
 }

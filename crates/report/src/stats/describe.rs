@@ -11,7 +11,7 @@ pub struct Summary {
     pub mean: Option<f64>,
     /// Sample standard deviation (divisor n − 1); `None` when n < 2.
     pub std: Option<f64>,
-    /// Two-sided 95% interval of the mean (see [`super::interval`] for the methods); `None` when
+    /// Two-sided 95% interval of the mean (see [`super::interval95`] for the methods); `None` when
     /// n < [`super::MIN_INTERVAL_N`].
     pub ci95: Option<Interval>,
 }

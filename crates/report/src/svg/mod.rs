@@ -1,15 +1,21 @@
-//! A small hand-written SVG writer: just the elements the plots need.
+//! A small hand-written SVG writer: just the elements the plots need. The one SVG toolkit of
+//! the project: the report files' plots (`render`) and the dashboard's charts
+//! ([`crate::charts`]) are both drawn with its `Svg`.
 //!
 //! Every string that reaches the document goes through [`escape`], and every coordinate through
-//! [`coord`], so the output is well-formed XML whatever the labels and data hold.
+//! `coord`, so the output is well-formed XML whatever the labels and data hold.
 
 mod chart;
 mod ticks;
 
 pub(crate) use chart::{render, Panel, Point, Series, Style};
 
-/// Escapes text for XML character data and attribute values.
-pub(crate) fn escape(text: &str) -> String {
+/// Colour-blind-safe colours (Okabe–Ito), in the order series get them.
+pub const PALETTE: [&str; 7] = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
+
+/// Escapes text for XML (and so HTML) character data and attribute values: the one escape of
+/// SVG and HTML text written by hand.
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -41,8 +47,17 @@ pub(crate) fn coord(x: f64) -> String {
     }
 }
 
+/// ` class="…"`, or nothing for no class.
+fn class_attr(class: &str) -> String {
+    if class.is_empty() {
+        String::new()
+    } else {
+        format!(" class=\"{}\"", escape(class))
+    }
+}
+
 /// Horizontal text alignment.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Anchor {
     Start,
     Middle,
@@ -95,25 +110,59 @@ impl Svg {
         ));
     }
 
+    /// A polyline of two or more points (one point draws nothing in a report plot).
     pub(crate) fn polyline(&mut self, points: &[(f64, f64)], s: Stroke) {
-        if points.len() < 2 {
+        if points.len() >= 2 {
+            self.styled_polyline(points, s, 1.0, "");
+        }
+    }
+
+    /// A polyline with a CSS class (for a page's styles and tests) and an opacity; drawn for
+    /// any non-empty `points`.
+    pub(crate) fn styled_polyline(&mut self, points: &[(f64, f64)], s: Stroke, opacity: f64, class: &str) {
+        if points.is_empty() {
             return;
         }
         let pts: Vec<String> = points.iter().map(|(x, y)| format!("{},{}", coord(*x), coord(*y))).collect();
+        let opacity = if opacity < 1.0 { format!(" stroke-opacity=\"{}\"", coord(opacity)) } else { String::new() };
         self.body.push_str(&format!(
-            "<polyline points=\"{}\" fill=\"none\" {} stroke-linejoin=\"round\"/>\n",
+            "<polyline{} points=\"{}\" fill=\"none\" {} stroke-linejoin=\"round\"{opacity}/>\n",
+            class_attr(class),
             pts.join(" "),
             Self::stroke_attrs(s)
         ));
     }
 
-    pub(crate) fn circle(&mut self, (cx, cy): (f64, f64), r: f64, fill: &str) {
+    pub(crate) fn circle(&mut self, center: (f64, f64), r: f64, fill: &str) {
+        self.classed_circle(center, r, fill, "");
+    }
+
+    /// [`Svg::circle`] with a CSS class.
+    pub(crate) fn classed_circle(&mut self, (cx, cy): (f64, f64), r: f64, fill: &str, class: &str) {
         self.body.push_str(&format!(
-            "<circle cx=\"{}\" cy=\"{}\" r=\"{}\" fill=\"{}\"/>\n",
+            "<circle{} cx=\"{}\" cy=\"{}\" r=\"{}\" fill=\"{}\"/>\n",
+            class_attr(class),
             coord(cx),
             coord(cy),
             coord(r),
             escape(fill)
+        ));
+    }
+
+    /// An × of half-width `r` centred on a point.
+    pub(crate) fn cross(&mut self, (x, y): (f64, f64), r: f64, color: &str, class: &str) {
+        self.body.push_str(&format!(
+            "<path{} d=\"M{} {}L{} {}M{} {}L{} {}\" stroke=\"{}\" stroke-width=\"2\"/>\n",
+            class_attr(class),
+            coord(x - r),
+            coord(y - r),
+            coord(x + r),
+            coord(y + r),
+            coord(x - r),
+            coord(y + r),
+            coord(x + r),
+            coord(y - r),
+            escape(color)
         ));
     }
 
@@ -162,6 +211,18 @@ impl Svg {
 
     pub(crate) fn end_group(&mut self) {
         self.body.push_str("</g>\n");
+    }
+
+    /// The finished element for inlining in an HTML page: no XML prolog and no background,
+    /// `class` naming it for the page's styles and tests.
+    pub(crate) fn finish_inline(self, class: &str) -> String {
+        let (w, h) = (coord(self.width), coord(self.height));
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"{}\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" \
+             height=\"{h}\" font-family=\"sans-serif\">\n{}</svg>",
+            escape(class),
+            self.body
+        )
     }
 
     /// The finished document, with a white background.

@@ -11,8 +11,7 @@ mod latex;
 mod markdown;
 
 use crate::format::{fixed, grouped, p_value, signed};
-use crate::groups::Group;
-use crate::pairing::Comparisons;
+use crate::model::{ConfigSummary, StudyModel};
 use crate::stats::{IntervalMethod, Summary};
 use crate::{ReportOptions, TrialStatus};
 
@@ -71,7 +70,11 @@ pub(crate) struct Model {
 pub(crate) const RESULT_HEADERS: [&str; 7] =
     ["Model", "Accuracy (%)", "95% CI (%)", "F1 (weighted)", "95% CI", "n", "Param count"];
 
-pub(crate) fn model(study: &str, groups: &[Group], comparisons: &Comparisons, opts: &ReportOptions) -> Model {
+/// The tables' cells, spelled from the study's model.
+pub(crate) fn model(study: &StudyModel) -> Model {
+    let opts = ReportOptions { include_pruned: study.include_pruned, ..Default::default() };
+    let groups = &study.configs;
+    let comparisons = &study.paired;
     let mut methods = Vec::new();
     let results = groups
         .iter()
@@ -106,7 +109,7 @@ pub(crate) fn model(study: &str, groups: &[Group], comparisons: &Comparisons, op
         .collect();
     let p = |p: Option<f64>| p.map_or(Cell::Missing, |p| Cell::Num(p_value(p)));
     let rows = comparisons
-        .list
+        .comparisons
         .iter()
         .map(|c| {
             let t = &c.t;
@@ -131,14 +134,14 @@ pub(crate) fn model(study: &str, groups: &[Group], comparisons: &Comparisons, op
         })
         .collect();
     Model {
-        study: study.to_string(),
+        study: study.study.clone(),
         include_pruned: opts.include_pruned,
         results,
         excluded,
-        pruned: groups.iter().map(|g| g.count(TrialStatus::Pruned)).sum(),
+        pruned: study.pruned(),
         comparisons: rows,
-        m_t: comparisons.m_t,
-        m_wilcoxon: comparisons.m_wilcoxon,
+        m_t: comparisons.holm_m_t,
+        m_wilcoxon: comparisons.holm_m_wilcoxon,
         unmatched: comparisons.unmatched.iter().map(|i| groups[*i].label.clone()).collect(),
         interval_method: describe_methods(&methods),
     }
@@ -176,16 +179,11 @@ fn interval(s: &Summary, scale: f64, decimals: usize) -> Cell {
 
 /// The parameter count is a property of the architecture, so it should be one number per
 /// configuration; if seeds disagree the range is shown rather than an average nobody built.
-fn param_count(g: &Group) -> Cell {
-    let counts: Vec<f64> = g.values("param_count").into_iter().map(|(_, x)| x).collect();
-    let lo = counts.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = counts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if counts.is_empty() {
-        Cell::Missing
-    } else if lo == hi {
-        Cell::Num(grouped(lo))
-    } else {
-        Cell::Range(grouped(lo), grouped(hi))
+fn param_count(g: &ConfigSummary) -> Cell {
+    match g.param_count {
+        None => Cell::Missing,
+        Some((lo, hi)) if lo == hi => Cell::Num(grouped(lo)),
+        Some((lo, hi)) => Cell::Range(grouped(lo), grouped(hi)),
     }
 }
 
@@ -199,8 +197,6 @@ impl Excluded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::groups::group;
-    use crate::pairing::compare;
     use crate::testutil::{trial, TrialSpec};
 
     #[test]
@@ -232,9 +228,7 @@ mod tests {
             status: TrialStatus::Failed,
             ..Default::default()
         }));
-        let groups = group(&trials, &ReportOptions::default());
-        let cmps = compare(&groups);
-        let m = model("s", &groups, &cmps, &ReportOptions::default());
+        let m = model(&StudyModel::of("s", &trials, &ReportOptions::default()));
         // baseline: mean 73.64, std of (73.14, 74.14) = √0.5 = 0.7071 → "0.71"; two seeds, so
         // no interval, and the cell says why.
         assert_eq!(
@@ -287,8 +281,7 @@ mod tests {
                 })
             })
             .collect();
-        let groups = group(&trials, &ReportOptions::default());
-        let m = model("s", &groups, &compare(&groups), &ReportOptions::default());
+        let m = model(&StudyModel::of("s", &trials, &ReportOptions::default()));
         assert_eq!(m.results[0].cells[2], Cell::Interval("70.07".into(), "82.72".into()));
         assert_eq!(m.interval_method, "logit-t interval");
         assert_eq!(describe_methods(&[IntervalMethod::T]), "t interval");

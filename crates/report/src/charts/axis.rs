@@ -1,6 +1,6 @@
 //! Axis scales and tick positions, linear or logarithmic.
 
-use crate::format::num;
+use crate::format::readable as num;
 
 /// Maps data values to pixels along one axis.
 #[derive(Clone, Copy, Debug)]

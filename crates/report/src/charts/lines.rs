@@ -1,18 +1,18 @@
 //! Line charts: a trial's per-stage curves, a study's per-epoch validation accuracy.
 
 use super::axis::Scale;
-use super::svg::Svg;
+use crate::svg::{Anchor, Stroke, Svg};
 
 /// A mark at a series' last point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Marker {
+pub enum Marker {
     None,
     /// A cross: the trial was pruned there.
     Pruned,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct LineSeries {
+pub struct LineSeries {
     pub name: String,
     pub color: &'static str,
     pub dashed: bool,
@@ -31,7 +31,7 @@ const BOTTOM: f64 = 44.0;
 
 /// One chart; `class` names it for the page (and tests). Series without finite points are
 /// skipped; `None` when nothing is left to draw.
-pub(crate) fn line_chart(
+pub fn line_chart(
     class: &str,
     title: &str,
     x_label: &str,
@@ -49,47 +49,47 @@ pub(crate) fn line_chart(
     let height = H + legend_h;
     let x = Scale::fit(all.iter().map(|p| p.0), x_log, LEFT, W - RIGHT);
     let y = Scale::fit(all.iter().map(|p| p.1), false, H - BOTTOM, TOP);
-    let mut svg = Svg::new(W, height, class);
-    svg.text((W / 2.0, 18.0), title, "middle", 13.0, None);
+    let mut svg = Svg::new(W, height);
+    svg.text((W / 2.0, 18.0), title, Anchor::Middle, 13.0, None);
     axes(&mut svg, &x, &y, x_label, y_label);
     for s in series {
         let pts: Vec<(f64, f64)> = s.points.iter().filter(finite).map(|&(a, b)| (x.px(a), y.px(b))).collect();
         let (width, opacity) = if s.faint { (1.0, 0.45) } else { (2.0, 1.0) };
         if pts.len() == 1 {
-            svg.circle(pts[0], 3.0, s.color, "point");
+            svg.classed_circle(pts[0], 3.0, s.color, "point");
         }
-        svg.polyline(&pts, s.color, width, s.dashed, opacity, "series");
+        svg.styled_polyline(&pts, Stroke { color: s.color, width, dashed: s.dashed }, opacity, "series");
         if let (Marker::Pruned, Some(&last)) = (s.end, pts.last()) {
             svg.cross(last, 4.0, "#D55E00", "pruned-mark");
         }
     }
     for (i, s) in legend.iter().take(8).enumerate() {
         let ly = H + 10.0 + 16.0 * i as f64;
-        svg.line((LEFT, ly), (LEFT + 22.0, ly), s.color, 2.0);
-        svg.text((LEFT + 28.0, ly + 4.0), &s.name, "start", 11.0, None);
+        svg.line((LEFT, ly), (LEFT + 22.0, ly), Stroke { color: s.color, width: 2.0, dashed: false });
+        svg.text((LEFT + 28.0, ly + 4.0), &s.name, Anchor::Start, 11.0, None);
     }
-    Some(svg.finish())
+    Some(svg.finish_inline(class))
 }
 
 /// Frame, ticks and labels of a plot area.
-pub(super) fn axes(svg: &mut Svg, x: &Scale, y: &Scale, x_label: &str, y_label: &str) {
+fn axes(svg: &mut Svg, x: &Scale, y: &Scale, x_label: &str, y_label: &str) {
     let (x0, x1, y0, y1) = (LEFT, W - RIGHT, H - BOTTOM, TOP);
-    svg.line((x0, y0), (x1, y0), "#444", 1.0);
-    svg.line((x0, y0), (x0, y1), "#444", 1.0);
+    svg.line((x0, y0), (x1, y0), Stroke { color: "#444", width: 1.0, dashed: false });
+    svg.line((x0, y0), (x0, y1), Stroke { color: "#444", width: 1.0, dashed: false });
     for (v, label) in x.ticks(6) {
         let px = x.px(v);
-        svg.line((px, y0), (px, y0 + 4.0), "#444", 1.0);
-        svg.text((px, y0 + 16.0), &label, "middle", 10.0, None);
+        svg.line((px, y0), (px, y0 + 4.0), Stroke { color: "#444", width: 1.0, dashed: false });
+        svg.text((px, y0 + 16.0), &label, Anchor::Middle, 10.0, None);
     }
     for (v, label) in y.ticks(5) {
         let py = y.px(v);
-        svg.line((x0 - 4.0, py), (x0, py), "#444", 1.0);
-        svg.line((x0, py), (x1, py), "#e5e5e5", 1.0);
-        svg.text((x0 - 6.0, py + 3.0), &label, "end", 10.0, None);
+        svg.line((x0 - 4.0, py), (x0, py), Stroke { color: "#444", width: 1.0, dashed: false });
+        svg.line((x0, py), (x1, py), Stroke { color: "#e5e5e5", width: 1.0, dashed: false });
+        svg.text((x0 - 6.0, py + 3.0), &label, Anchor::End, 10.0, None);
     }
     let x_label = if x.log { format!("{x_label} (log)") } else { x_label.to_string() };
-    svg.text(((x0 + x1) / 2.0, H - 8.0), &x_label, "middle", 11.0, None);
-    svg.text((14.0, (y0 + y1) / 2.0), y_label, "middle", 11.0, Some(-90.0));
+    svg.text(((x0 + x1) / 2.0, H - 8.0), &x_label, Anchor::Middle, 11.0, None);
+    svg.text((14.0, (y0 + y1) / 2.0), y_label, Anchor::Middle, 11.0, Some(-90.0));
 }
 
 #[cfg(test)]
@@ -111,6 +111,7 @@ mod tests {
             false,
         )
         .unwrap();
+        crate::svg::assert_well_formed(&doc);
         assert_eq!(doc.matches("class=\"series\"").count(), 2);
         assert_eq!(doc.matches("pruned-mark").count(), 1);
         assert!(doc.contains("t &lt;1&gt;"));

@@ -3,19 +3,19 @@
 //! text-valued ones an axis of their distinct values.
 
 use super::axis::Scale;
-use super::svg::Svg;
-use crate::format::num;
+use crate::format::readable as num;
+use crate::svg::{Anchor, Stroke, Svg};
 
 /// A configuration's value on one parameter axis.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Cell {
+pub enum Cell {
     Num(f64),
     Text(String),
     Missing,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct Line {
+pub struct Line {
     pub cells: Vec<Cell>,
     pub objective: f64,
 }
@@ -34,7 +34,7 @@ fn colour(t: f64) -> String {
 }
 
 /// `params` are `(name, log)`; `None` when there are no lines or no parameters.
-pub(crate) fn parallel(
+pub fn parallel(
     class: &str,
     params: &[(String, bool)],
     objective: &str,
@@ -75,8 +75,14 @@ pub(crate) fn parallel(
     let objective_scale = Scale::fit(lines.iter().map(|l| l.objective), false, bottom, top);
     let (lo, hi) =
         lines.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), l| (a.min(l.objective), b.max(l.objective)));
-    let mut svg = Svg::new(width, 310.0, class);
-    svg.text((width / 2.0, 16.0), &format!("Parallel coordinates, coloured by {objective}"), "middle", 13.0, None);
+    let mut svg = Svg::new(width, 310.0);
+    svg.text(
+        (width / 2.0, 16.0),
+        &format!("Parallel coordinates, coloured by {objective}"),
+        Anchor::Middle,
+        13.0,
+        None,
+    );
     // Worst first, so the best lines are drawn on top.
     let mut order: Vec<&&Line> = lines.iter().collect();
     order.sort_by(|a, b| {
@@ -103,35 +109,35 @@ pub(crate) fn parallel(
         pts.push((xs[n_axes - 1], objective_scale.px(line.objective)));
         let t = if hi > lo { (line.objective - lo) / (hi - lo) } else { 1.0 };
         let t = if maximize { t } else { 1.0 - t };
-        svg.polyline(&pts, &colour(t), 1.2, false, 0.7, "config-line");
+        svg.styled_polyline(&pts, Stroke { color: &colour(t), width: 1.2, dashed: false }, 0.7, "config-line");
     }
     for (i, (name, log)) in params.iter().enumerate() {
         let x = xs[i];
-        svg.line((x, top), (x, bottom), "#333", 1.0);
+        svg.line((x, top), (x, bottom), Stroke { color: "#333", width: 1.0, dashed: false });
         let label = if *log { format!("{name} (log)") } else { name.clone() };
-        svg.text((x, bottom + 28.0), &label, "middle", 11.0, None);
+        svg.text((x, bottom + 28.0), &label, Anchor::Middle, 11.0, None);
         match &axes[i] {
             Axis::Num(s) => {
                 for (v, l) in s.ticks(4) {
-                    svg.text((x - 4.0, s.px(v) + 3.0), &l, "end", 9.0, None);
+                    svg.text((x - 4.0, s.px(v) + 3.0), &l, Anchor::End, 9.0, None);
                 }
             }
             Axis::Text(values) => {
                 for (k, v) in values.iter().enumerate() {
                     let y = bottom + (top - bottom) * (k as f64 + 0.5) / values.len() as f64;
-                    svg.text((x - 4.0, y + 3.0), v, "end", 9.0, None);
+                    svg.text((x - 4.0, y + 3.0), v, Anchor::End, 9.0, None);
                 }
             }
         }
     }
     let x = xs[n_axes - 1];
-    svg.line((x, top), (x, bottom), "#333", 1.0);
-    svg.text((x, bottom + 28.0), objective, "middle", 11.0, None);
+    svg.line((x, top), (x, bottom), Stroke { color: "#333", width: 1.0, dashed: false });
+    svg.text((x, bottom + 28.0), objective, Anchor::Middle, 11.0, None);
     for (v, l) in objective_scale.ticks(4) {
-        svg.text((x + 4.0, objective_scale.px(v) + 3.0), &l, "start", 9.0, None);
+        svg.text((x + 4.0, objective_scale.px(v) + 3.0), &l, Anchor::Start, 9.0, None);
     }
-    svg.text((x, top - 8.0), &format!("best {}", num(if maximize { hi } else { lo })), "middle", 9.0, None);
-    Some(svg.finish())
+    svg.text((x, top - 8.0), &format!("best {}", num(if maximize { hi } else { lo })), Anchor::Middle, 9.0, None);
+    Some(svg.finish_inline(class))
 }
 
 #[cfg(test)]
@@ -147,6 +153,7 @@ mod tests {
         ];
         let params = vec![("lr".to_string(), true), ("opt".to_string(), false)];
         let doc = parallel("p", &params, "accuracy", true, &lines).unwrap();
+        crate::svg::assert_well_formed(&doc);
         assert_eq!(doc.matches("config-line").count(), 2);
         assert!(doc.contains("lr (log)") && doc.contains("&lt;b&gt;"));
         assert!(parallel("p", &[], "accuracy", true, &lines).is_none());

@@ -1,0 +1,164 @@
+//! The summary and paired tables, spelled from the study's report model: the numbers of
+//! `summary.csv` and `paired.csv` (each p-value and interval method also as a data attribute,
+//! exactly as the CSV writes it, so a test can compare the two).
+
+use std::collections::BTreeSet;
+
+use decsweep_report::stats::IntervalMethod;
+use decsweep_report::{StudyModel, TrialStatus};
+use maud::{html, Markup};
+
+use crate::format::num;
+
+/// The model's metrics, the objective first.
+fn metrics_objective_first<'m>(model: &'m StudyModel, objective: &str) -> Vec<&'m str> {
+    let mut out: Vec<&str> = model.metrics.iter().map(String::as_str).collect();
+    if let Some(i) = out.iter().position(|m| *m == objective) {
+        let m = out.remove(i);
+        out.insert(0, m);
+    }
+    out
+}
+
+/// How the intervals of `metric` were computed across the configurations, for its header.
+fn interval_name(model: &StudyModel, metric: &str) -> &'static str {
+    let methods: BTreeSet<&'static str> =
+        model.configs.iter().filter_map(|c| c.summary(metric).ci95.map(|i| i.method.caption())).collect();
+    match methods.len() {
+        0 => "95% CI",
+        1 if methods.contains(IntervalMethod::LogitT.caption()) => "95% CI (logit-t)",
+        1 => "95% CI (t)",
+        _ => "95% CI (logit-t or t)",
+    }
+}
+
+/// Both tables; `version` names the counts they were computed at (see `live.rs`).
+pub(crate) fn render(model: &StudyModel, objective: &str, version: &str) -> Markup {
+    html! {
+        section #summary-table data-version=(version) {
+            h2 { "Summary over seeds" }
+            (summary_table(model, objective))
+        }
+        (paired_table(model))
+    }
+}
+
+fn summary_table(model: &StudyModel, objective: &str) -> Markup {
+    let metrics = metrics_objective_first(model, objective);
+    let aggregated = if model.include_pruned { "Completed and pruned trials" } else { "Completed trials only" };
+    html! {
+        @if model.configs.is_empty() { p { "No trials yet." } } @else {
+            p.note {
+                (aggregated) "; mean ± sample std and the 95% interval of the mean over seeds, as in summary.csv: "
+                "logit-t for metrics in [0, 1] (accuracy, F1), Student's t for the others, none from fewer than 3 seeds."
+            }
+            div.scroll {
+                table.summary {
+                    thead { tr {
+                        th { "pipeline" } th { "config" } th { "trials" } th { "completed" } th { "failed" } th { "pruned" }
+                        @for m in &metrics { th { (m) " (n)" } th { (m) " mean ± std" } th { (m) " " (interval_name(model, m)) } }
+                    } }
+                    tbody {
+                        @for c in &model.configs {
+                            tr.config data-pipeline=(c.pipeline) data-config=(c.config_id) {
+                                td { (c.pipeline) }
+                                td.mono { (c.config_id) }
+                                td.num { (c.n_trials()) }
+                                td.num.completed { (c.count(TrialStatus::Completed)) }
+                                td.num { (c.count(TrialStatus::Failed)) }
+                                td.num { (c.count(TrialStatus::Pruned)) }
+                                @for m in &metrics {
+                                    @let s = c.summary(m);
+                                    td.num { (s.n) }
+                                    td.num {
+                                        @match (s.mean, s.std) {
+                                            (Some(mean), Some(std)) => { (num(mean)) " ± " (num(std)) }
+                                            (Some(mean), None) => { (num(mean)) }
+                                            _ => { "–" }
+                                        }
+                                    }
+                                    @match s.ci95 {
+                                        Some(ci) => {
+                                            td.num.ci data-metric=(m) data-method=(ci.method.name()) title=(ci.method.caption()) {
+                                                "[" (num(ci.low)) ", " (num(ci.high)) "]"
+                                            }
+                                        }
+                                        None => { td.num.ci data-metric=(m) { "–" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A p-value cell: rounded for reading, exact (as `paired.csv` writes it) in `data-p`.
+fn p_cell(p: Option<f64>, what: &str) -> Markup {
+    html! {
+        @match p {
+            Some(p) => { td.num.p data-test=(what) data-p=(p.to_string()) { (num(p)) } }
+            None => { td.num.p data-test=(what) { "–" } }
+        }
+    }
+}
+
+/// The dec-vs-baseline comparisons with the same columns as `table.md`: raw and Holm-adjusted
+/// p-values of both tests, the Holm family being every comparison of the study.
+fn paired_table(model: &StudyModel) -> Markup {
+    let paired = &model.paired;
+    let label = |i: usize| model.configs[i].label.as_str();
+    html! {
+        @if !paired.comparisons.is_empty() {
+            section #paired {
+                h2 { "Paired dec vs baseline (same seeds)" }
+                p.note {
+                    "Paired t-test and Wilcoxon signed-rank test of dec − baseline accuracy, as in paired.csv; "
+                    "Holm-adjusted over the study's " (paired.holm_m_t) " t-tests and "
+                    (paired.holm_m_wilcoxon) " Wilcoxon tests."
+                }
+                table.summary {
+                    thead { tr {
+                        th { "dec" } th { "baseline" } th { "pairs" } th { "Δ accuracy (pp)" } th { "95% CI (pp)" } th { "d_z" }
+                        th { "p (paired t)" } th { "p Holm (t)" } th { "p (Wilcoxon)" } th { "p Holm (Wilcoxon)" }
+                    } }
+                    tbody {
+                        @for c in &paired.comparisons {
+                            tr.comparison data-dec=(model.configs[c.dec].config_id) data-baseline=(model.configs[c.baseline].config_id) {
+                                td { (label(c.dec)) } td { (label(c.baseline)) } td.num { (c.t.n) }
+                                td.num { (c.t.mean.map(|m| num(m * 100.0)).unwrap_or("–".into())) }
+                                td.num { (c.t.ci95.map(|(lo, hi)| format!("[{}, {}]", num(lo * 100.0), num(hi * 100.0))).unwrap_or("–".into())) }
+                                td.num { (c.t.d_z.map(num).unwrap_or("–".into())) }
+                                (p_cell(c.t.p_value, "t"))
+                                (p_cell(c.t_holm, "t_holm"))
+                                (p_cell(c.wilcoxon_p(), "wilcoxon"))
+                                (p_cell(c.wilcoxon_holm, "wilcoxon_holm"))
+                            }
+                        }
+                    }
+                }
+                @if !paired.unmatched.is_empty() {
+                    p.small {
+                        "No baseline with the same shared parameters for: "
+                        (paired.unmatched.iter().map(|i| label(*i)).collect::<Vec<_>>().join(", "))
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_objective_comes_first() {
+        let mut model = StudyModel::of("s", &[], &Default::default());
+        model.metrics = vec!["a".into(), "loss".into()];
+        assert_eq!(metrics_objective_first(&model, "loss"), ["loss", "a"]);
+        assert_eq!(interval_name(&model, "a"), "95% CI", "no interval anywhere: no method named");
+    }
+}
