@@ -121,6 +121,20 @@ fn stopped_state_refused(trial_id: i64) -> Error {
     Error::WrongState(format!("trial {trial_id} was cancelled or failed by the user: its state is not kept"))
 }
 
+// The two queries below spell their status out rather than bind it: SQLite uses a partial index
+// only for a query whose condition names the index's literal, and these two are the queue
+// (`trials_pending`) and the expiry scan (`trials_running_expiry`). A test ties each literal to
+// its `TrialStatus` and checks the plan.
+
+/// The oldest pending trial: the head of the queue.
+const NEXT_PENDING: &str = "SELECT id, study_id, attempts, job, seed FROM trials
+                             WHERE status = 'pending' ORDER BY id LIMIT 1";
+
+/// Running trials whose deadline (`?1`) has passed, with what expiry needs to decide.
+const OVERDUE: &str = "SELECT t.id, t.attempts - t.attempts_base, s.retries, t.lease_id, t.worker
+                         FROM trials t JOIN studies s ON s.id = t.study_id
+                        WHERE t.status = 'running' AND t.lease_expires_ms <= ?1";
+
 /// A running trial whose lease has run out.
 struct Overdue {
     id: i64,
@@ -142,13 +156,7 @@ impl WriteCtx {
     pub(crate) fn expire(&mut self) -> Result<Expired> {
         let now = self.now();
         let due: Vec<Overdue> = {
-            // `status = 'running'` spelled out, not bound: the partial index `trials_running_expiry`
-            // serves only a query whose condition names its literal.
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT t.id, t.attempts - t.attempts_base, s.retries, t.lease_id, t.worker
-                   FROM trials t JOIN studies s ON s.id = t.study_id
-                  WHERE t.status = 'running' AND t.lease_expires_ms <= ?1",
-            )?;
+            let mut stmt = self.conn.prepare_cached(OVERDUE)?;
             let rows = stmt.query_map([now], |r| {
                 Ok(Overdue {
                     id: r.get(0)?,
@@ -206,13 +214,9 @@ impl WriteCtx {
         self.top_up_all()?;
         let now = self.now();
         loop {
-            // `status = 'pending'` spelled out: the queue is the partial index `trials_pending`.
             let next: Option<(i64, i64, u32, String, i64)> = self
                 .conn
-                .prepare_cached(
-                    "SELECT id, study_id, attempts, job, seed FROM trials
-                      WHERE status = 'pending' ORDER BY id LIMIT 1",
-                )?
+                .prepare_cached(NEXT_PENDING)?
                 .query_row([], |r| Ok((r.get(0)?, r.get(1)?, u32_col(r.get(2)?), r.get(3)?, r.get(4)?)))
                 .optional()?;
             let Some((trial_id, study_id, attempts, job_json, seed)) = next else {
@@ -578,6 +582,23 @@ mod tests {
 
     fn metrics(acc: f64) -> BTreeMap<String, f64> {
         BTreeMap::from([("accuracy".to_string(), acc)])
+    }
+
+    #[test]
+    fn the_queue_and_expiry_use_their_partial_indexes_with_the_enums_names() {
+        let f = Fixture::new();
+        let plan = |sql: &str| -> String {
+            let mut stmt = f.ctx.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.collect::<rusqlite::Result<Vec<_>>>().unwrap().join("; ")
+        };
+        for (sql, status, index) in [
+            (NEXT_PENDING, TrialStatus::Pending, "trials_pending"),
+            (OVERDUE, TrialStatus::Running, "trials_running_expiry"),
+        ] {
+            assert!(sql.contains(&format!("status = '{status}'")), "{sql}");
+            assert!(plan(&sql.replace("?1", "1")).contains(index), "{sql}: {}", plan(&sql.replace("?1", "1")));
+        }
     }
 
     #[test]

@@ -574,10 +574,8 @@ mod tests {
     #[test]
     fn pruners_decide_over_curves_held_in_memory_alone() {
         // Trials 1 and 2 finished 2 epochs with 0.25 and 0.75 at epoch 1; trial 3 asks at epoch 1.
-        let mut mem = MemCurves {
-            trials: (1..=3).map(|id| (id, 1, "dec".to_string(), None, 1)).collect(),
-            points: Vec::new(),
-        };
+        let mut mem =
+            MemCurves { trials: (1..=3).map(|id| (id, 1, "dec".to_string(), None, 1)).collect(), points: Vec::new() };
         for (trial, acc) in [(1, 0.25), (2, 0.75)] {
             mem.add((trial, 1, Stage::Finetune, 1, 2, Some(1.0 - acc), Some(acc)));
             mem.add((trial, 1, Stage::Finetune, 2, 2, Some(0.5), Some(acc)));
