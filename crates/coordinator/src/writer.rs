@@ -47,6 +47,7 @@ pub(crate) struct StudyMeta {
     pub(crate) pruner: Option<Arc<dyn Pruner>>,
 }
 
+/// A count column as `u32`; a value out of range (never written) reads as `u32::MAX`.
 pub(crate) fn u32_col(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
