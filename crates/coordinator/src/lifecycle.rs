@@ -48,7 +48,7 @@
 //!
 //! # Trial events: (status, event) → status
 //!
-//! Events that name no lease: the queue granting a lease, a deadline passing, and the user's
+//! A new trial is `pending` ([`NEW_TRIAL`]). Events that name no lease: the queue granting a lease, a deadline passing, and the user's
 //! controls (see [`crate::control`]). A cell `S` moves the trial to `S`, with what happens to its
 //! current lease; `unchanged` answers success and changes nothing (cancelling a finished trial,
 //! failing a failed one); `409` refuses; `—` never happens (the query that finds trials for the
@@ -70,6 +70,9 @@
 use std::fmt;
 
 use decsweep_api::{LeaseOutcome, TrialStatus};
+
+/// Every trial starts in the queue, whoever plans it (the spec, the sampler, `add-seeds`).
+pub(crate) const NEW_TRIAL: TrialStatus = TrialStatus::Pending;
 
 /// The one outcome the user's controls still end: a lease that expired unclaimed (besides an
 /// active one, whose outcome is NULL). Every other outcome is final.

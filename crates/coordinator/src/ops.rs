@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use decsweep_api::TrialStatus;
 use rusqlite::{params, OptionalExtension};
 
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
+use crate::lifecycle;
 use crate::writer::WriteCtx;
 
 /// A dataset row to insert with a new study.
@@ -73,8 +73,7 @@ impl WriteCtx {
             t.label,
             now,
             point,
-            // Every trial starts in the queue.
-            TrialStatus::Pending
+            lifecycle::NEW_TRIAL
         ])?)
     }
 
