@@ -29,6 +29,10 @@
 //! pending points reach `n_trials`), the study stops proposing and ends with fewer than
 //! `n_trials` points, logged as a warning. A cancelled study (`studies.cancelled_ms`, set by
 //! `cancel`) proposes nothing more, even if `retry` or `add-seeds` queue trials again later.
+//!
+//! [`SweepSpec::is_adaptive`]: decsweep_search::SweepSpec::is_adaptive
+//! [`SweepSpec::sampler`]: decsweep_search::SweepSpec::sampler
+//! [`SweepSpec::trials_for_point`]: decsweep_search::SweepSpec::trials_for_point
 
 use std::collections::BTreeMap;
 

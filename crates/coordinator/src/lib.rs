@@ -148,7 +148,9 @@ pub use health::StorageFault;
 pub use host::AllowedHosts;
 pub use limits::{MAX_SEEDS_PER_REQUEST, MAX_STUDY_TRIALS};
 pub use metrics::Metrics;
-pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
+pub use pruner::{
+    AshaPruner, CurveQuery, Curves, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series,
+};
 pub use schema::SCHEMA_VERSION;
 pub use serve::{Scheme, ServeLimits};
 pub use sessions::Sessions;

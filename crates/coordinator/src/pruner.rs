@@ -46,7 +46,7 @@ impl Pruner for NoPruner {
 }
 
 /// The stored curves a pruner reads: the seam between the pruners, which decide, and the store,
-/// which keeps the points ([`crate::curves::SqlCurves`] over SQLite). Every method reads the
+/// which keeps the points (`SqlCurves` in `src/curves.rs`, over SQLite). Every method reads the
 /// points of one stage, and a trial's points are those of its latest attempt (`attempts`)
 /// unless an attempt is named; values are finite or `None`.
 pub trait Curves {
