@@ -11,4 +11,4 @@ pub use params::{
     Domain, ParamError, ParamSpec, ParamValue, Params, Pipeline, SplitMode, Stage, TimePool, ZeroLabel, SPECS,
 };
 pub use synth::{ClusteredKnobs, SynthKind, CLUSTERED_KNOBS};
-pub use wire::TrialStatus;
+pub use wire::{LeaseOutcome, TrialStatus};

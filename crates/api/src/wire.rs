@@ -67,6 +67,106 @@ impl std::str::FromStr for TrialStatus {
     }
 }
 
+/// How a lease ended (`None` while it is active). The lifecycle that sets each one is told in
+/// `decsweep_coordinator::lifecycle`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseOutcome {
+    /// Its deadline passed; it may still report while nobody has leased the trial since.
+    Expired,
+    Completed,
+    /// Failed for good: no retries left, or the failure was not retryable.
+    Failed,
+    /// Failed, and the trial went back to the queue.
+    Released,
+    Pruned,
+    /// Given back unfinished by a worker that is stopping.
+    Returned,
+    /// The user cancelled the study while this lease held the trial.
+    Cancelled,
+    /// The user failed the trial while this lease held it.
+    FailedByUser,
+}
+
+impl LeaseOutcome {
+    pub const ALL: [LeaseOutcome; 8] = [
+        LeaseOutcome::Expired,
+        LeaseOutcome::Completed,
+        LeaseOutcome::Failed,
+        LeaseOutcome::Released,
+        LeaseOutcome::Pruned,
+        LeaseOutcome::Returned,
+        LeaseOutcome::Cancelled,
+        LeaseOutcome::FailedByUser,
+    ];
+
+    /// The name stored in `leases.outcome` and sent in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaseOutcome::Expired => "expired",
+            LeaseOutcome::Completed => "completed",
+            LeaseOutcome::Failed => "failed",
+            LeaseOutcome::Released => "released",
+            LeaseOutcome::Pruned => "pruned",
+            LeaseOutcome::Returned => "returned",
+            LeaseOutcome::Cancelled => "cancelled",
+            LeaseOutcome::FailedByUser => "failed_by_user",
+        }
+    }
+}
+
+impl std::fmt::Display for LeaseOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for LeaseOutcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LeaseOutcome::ALL.into_iter().find(|o| o.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = LeaseOutcome::ALL.iter().map(|o| o.name()).collect();
+            format!("unknown lease outcome `{s}`; expected one of: {}", names.join(", "))
+        })
+    }
+}
+
+/// Both enums are stored by name; a name this build does not know reads as an error.
+#[cfg(feature = "rusqlite")]
+mod sql {
+    use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
+    use super::{LeaseOutcome, TrialStatus};
+
+    fn by_name<T: std::str::FromStr<Err = String>>(v: ValueRef<'_>) -> FromSqlResult<T> {
+        v.as_str()?.parse().map_err(|e: String| FromSqlError::Other(e.into()))
+    }
+
+    impl ToSql for TrialStatus {
+        fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+            Ok(ToSqlOutput::from(self.name()))
+        }
+    }
+
+    impl FromSql for TrialStatus {
+        fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+            by_name(v)
+        }
+    }
+
+    impl ToSql for LeaseOutcome {
+        fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+            Ok(ToSqlOutput::from(self.name()))
+        }
+    }
+
+    impl FromSql for LeaseOutcome {
+        fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+            by_name(v)
+        }
+    }
+}
+
 /// `POST /v1/studies`: create a study from a sweep spec, or return the existing one when a study
 /// of that name was created from the same spec text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -553,6 +653,15 @@ mod tests {
         assert!(TrialStatus::Pruned.is_terminal() && !TrialStatus::Running.is_terminal());
         assert!(TrialStatus::Cancelled.is_terminal());
         assert!("done".parse::<TrialStatus>().unwrap_err().contains("cancelled"));
+    }
+
+    #[test]
+    fn lease_outcomes_parse_and_serialise_as_their_names() {
+        for o in LeaseOutcome::ALL {
+            assert_eq!(o.name().parse::<LeaseOutcome>().unwrap(), o);
+            assert_eq!(serde_json::to_string(&o).unwrap(), format!("\"{}\"", o.name()));
+        }
+        assert!("done".parse::<LeaseOutcome>().unwrap_err().contains("failed_by_user"));
     }
 
     #[test]

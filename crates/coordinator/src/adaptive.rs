@@ -29,14 +29,19 @@
 //! pending points reach `n_trials`), the study stops proposing and ends with fewer than
 //! `n_trials` points, logged as a warning. A cancelled study (`studies.cancelled_ms`, set by
 //! `cancel`) proposes nothing more, even if `retry` or `add-seeds` queue trials again later.
+//!
+//! [`SweepSpec::is_adaptive`]: decsweep_search::SweepSpec::is_adaptive
+//! [`SweepSpec::sampler`]: decsweep_search::SweepSpec::sampler
+//! [`SweepSpec::trials_for_point`]: decsweep_search::SweepSpec::trials_for_point
 
 use std::collections::BTreeMap;
 
+use decsweep_api::TrialStatus;
 use decsweep_search::{Observation, Point};
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
-use crate::ops::WriteCtx;
+use crate::writer::WriteCtx;
 
 /// How many times one top-up asks again after proposals of points the study already has.
 const MAX_REPEATS: usize = 8;
@@ -86,7 +91,7 @@ pub(crate) fn points(conn: &Connection, study_id: i64, metric: &str) -> Result<P
     let mut any_pending = false;
     while let Some(r) = rows.next()? {
         let key: String = r.get(0)?;
-        let status: String = r.get(1)?;
+        let status: TrialStatus = r.get(1)?;
         let metrics: Option<String> = r.get(2)?;
         if !acc.contains_key(&key) {
             let point: Point = serde_json::from_str(&key)
@@ -98,16 +103,16 @@ pub(crate) fn points(conn: &Connection, study_id: i64, metric: &str) -> Result<P
             );
         }
         let a = acc.get_mut(&key).expect("inserted above");
-        match status.as_str() {
-            "pending" => {
+        match status {
+            TrialStatus::Pending => {
                 a.open = true;
                 any_pending = true;
             }
-            "running" => a.open = true,
-            "completed" | "pruned" => {
+            TrialStatus::Running => a.open = true,
+            TrialStatus::Completed | TrialStatus::Pruned => {
                 let metrics = metrics.as_deref().and_then(|m| serde_json::from_str::<BTreeMap<String, f64>>(m).ok());
                 let value = metrics.as_ref().and_then(|m| m.get(metric).copied()).filter(|v| v.is_finite());
-                if status == "completed" {
+                if status == TrialStatus::Completed {
                     if let Some(v) = value {
                         a.sum += v;
                         a.n += 1;
@@ -121,7 +126,7 @@ pub(crate) fn points(conn: &Connection, study_id: i64, metric: &str) -> Result<P
                     }
                 }
             }
-            _ => {}
+            TrialStatus::Failed | TrialStatus::Cancelled => {}
         }
     }
     let mut out = Points { any_pending, ..Points::default() };
@@ -206,8 +211,8 @@ impl WriteCtx {
         }
         let pending: bool = self
             .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM trials WHERE study_id = ?1 AND status = 'pending')")?
-            .query_row([study_id], |r| r.get(0))?;
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM trials WHERE study_id = ?1 AND status = ?2)")?
+            .query_row(rusqlite::params![study_id, TrialStatus::Pending], |r| r.get(0))?;
         if pending {
             return Ok(0);
         }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use decsweep_api::wire::{StudyInfo, TrialInfo};
+use decsweep_api::{LeaseOutcome, TrialStatus};
 use decsweep_search::space::Dimension;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -105,8 +106,8 @@ pub struct LeaseView {
     pub worker: String,
     pub granted_ms: i64,
     pub ended_ms: Option<i64>,
-    /// `None` while active; else expired, completed, failed, released, pruned, returned...
-    pub outcome: Option<String>,
+    /// `None` while active.
+    pub outcome: Option<LeaseOutcome>,
 }
 
 /// A trial with its history.
@@ -162,7 +163,8 @@ fn latest_epoch(conn: &Connection, trial_id: i64, attempt: u32) -> Result<Option
 
 fn row_view(conn: &Connection, r: &rusqlite::Row<'_>) -> Result<TrialRowView> {
     let trial = read::trial_from_row(r)?;
-    let progress = if trial.status.name() == "running" { latest_epoch(conn, trial.id, trial.attempts)? } else { None };
+    let progress =
+        if trial.status == TrialStatus::Running { latest_epoch(conn, trial.id, trial.attempts)? } else { None };
     Ok(TrialRowView { progress, started_ms: r.get(15)?, finished_ms: r.get(16)?, trial })
 }
 
@@ -350,9 +352,9 @@ fn overview(conn: &Connection, id: i64, name: &str) -> Result<StudyOverview> {
     let best: Option<f64> = match key {
         Some(key) => conn
             .prepare_cached(&format!(
-                "SELECT {aggregate}(json_extract(metrics, ?2)) FROM trials WHERE study_id = ?1 AND status = 'completed'"
+                "SELECT {aggregate}(json_extract(metrics, ?2)) FROM trials WHERE study_id = ?1 AND status = ?3"
             ))?
-            .query_row(params![id, key], |r| r.get::<_, Option<f64>>(0))?,
+            .query_row(params![id, key, TrialStatus::Completed], |r| r.get::<_, Option<f64>>(0))?,
         None => None,
     };
     let (first_started_ms, last_finished_ms) = conn
@@ -474,7 +476,7 @@ mod tests {
 
         let detail = trial_detail(&f.ctx.conn, 1).unwrap();
         assert_eq!(detail.leases.len(), 1);
-        assert_eq!(detail.leases[0].outcome.as_deref(), Some("completed"));
+        assert_eq!(detail.leases[0].outcome, Some(LeaseOutcome::Completed));
         assert!(matches!(trial_detail(&f.ctx.conn, 42), Err(Error::TrialNotFound(42))));
         let cols = study_columns(&f.ctx.conn, "a", &SpecColumnsCache::default()).unwrap();
         assert_eq!(cols.metrics, ["accuracy"]);

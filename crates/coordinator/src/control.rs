@@ -1,5 +1,6 @@
 //! The user's controls over a study: cancel it, retry its failed trials, fail one trial, add
-//! seeds. Each runs in the writer's transaction like every other state change ([`crate::ops`]).
+//! seeds. Each runs in the writer's transaction like every other state change; which trials and
+//! leases each one moves, and to what, is [`crate::lifecycle`]'s trial-event table.
 //!
 //! # Semantics
 //!
@@ -29,12 +30,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use decsweep_api::wire::{CancelOutcome, SeedsAdded, TrialJob};
-use decsweep_api::ParamValue;
+use decsweep_api::{LeaseOutcome, ParamValue, TrialStatus};
 use rusqlite::{params, OptionalExtension};
 
 use crate::error::{Error, Result};
+use crate::lifecycle::{self, LeaseChange, Move, TrialEvent, ENDABLE_OUTCOME};
 use crate::limits;
-use crate::ops::{NewTrial, WriteCtx};
+use crate::ops::NewTrial;
+use crate::writer::WriteCtx;
 
 /// The error text of a cancelled trial.
 const CANCELLED: &str = "cancelled by user";
@@ -63,15 +66,15 @@ impl WriteCtx {
 
     /// Ends, with `outcome`, the current lease of `study`'s trials in `status` (running ones;
     /// or pending ones whose lease expired unclaimed, which could otherwise revive it).
-    fn end_current_leases(&self, study_id: i64, status: &str, outcome: &str, now: i64) -> Result<()> {
+    fn end_current_leases(&self, study_id: i64, status: TrialStatus, outcome: LeaseOutcome, now: i64) -> Result<()> {
         self.conn
             .prepare_cached(
                 "UPDATE leases SET outcome = ?3, ended_ms = ?4
                   WHERE lease_id IN (SELECT lease_id FROM trials
                                       WHERE study_id = ?1 AND status = ?2 AND lease_id IS NOT NULL)
-                    AND (outcome IS NULL OR outcome = 'expired')",
+                    AND (outcome IS NULL OR outcome = ?5)",
             )?
-            .execute(params![study_id, status, outcome, now])?;
+            .execute(params![study_id, status, outcome, now, ENDABLE_OUTCOME])?;
         Ok(())
     }
 
@@ -84,16 +87,24 @@ impl WriteCtx {
             .execute(params![study_id, now])?;
         self.exhausted.insert(study_id);
         let mut out = CancelOutcome::default();
-        for (status, count) in [("running", &mut out.stopping), ("pending", &mut out.cancelled)] {
-            self.end_current_leases(study_id, status, "cancelled", now)?;
-            *count = self
+        for (from, to, lease) in lifecycle::moved_by(TrialEvent::Cancel) {
+            if let LeaseChange::End(outcome) = lease {
+                self.end_current_leases(study_id, from, outcome, now)?;
+            }
+            let n = self
                 .conn
                 .prepare_cached(
-                    "UPDATE trials SET status = 'cancelled', error = ?3, lease_expires_ms = NULL,
+                    "UPDATE trials SET status = ?5, error = ?3, lease_expires_ms = NULL,
                             finished_ms = ?4, updated_ms = ?4
                       WHERE study_id = ?1 AND status = ?2",
                 )?
-                .execute(params![study_id, status, CANCELLED, now])? as u64;
+                .execute(params![study_id, from, CANCELLED, now, to])? as u64;
+            // Running trials are stopping (their workers hear `stop`); pending ones are done.
+            if from == TrialStatus::Running {
+                out.stopping += n;
+            } else {
+                out.cancelled += n;
+            }
         }
         Ok(out)
     }
@@ -102,7 +113,7 @@ impl WriteCtx {
     pub(crate) fn retry_trials(&mut self, name: &str, trial_id: Option<i64>) -> Result<u64> {
         let study_id = self.study_id(name)?;
         if let Some(id) = trial_id {
-            let row: Option<(i64, String)> = self
+            let row: Option<(i64, TrialStatus)> = self
                 .conn
                 .prepare_cached("SELECT study_id, status FROM trials WHERE id = ?1")?
                 .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -112,56 +123,62 @@ impl WriteCtx {
                 Some((other, _)) if other != study_id => {
                     return Err(Error::TrialNotInStudy { study: name.to_string(), trial_id: id })
                 }
-                Some((_, status)) if status != "failed" => {
+                Some((_, status)) if !matches!(lifecycle::trial_event(status, TrialEvent::Retry), Move::To { .. }) => {
                     return Err(Error::WrongState(format!("trial {id} is {status}; only failed trials can be retried")))
                 }
                 Some(_) => {}
             }
         }
         let now = self.clock.now_ms();
-        let n = self
-            .conn
-            .prepare_cached(
-                "UPDATE trials SET status = 'pending', attempts_base = attempts, lease_id = NULL,
-                        lease_expires_ms = NULL, finished_ms = NULL, updated_ms = ?3,
-                        error = 'retried by user; last error: ' || COALESCE(error, 'none')
-                  WHERE study_id = ?1 AND status = 'failed' AND (?2 IS NULL OR id = ?2)",
-            )?
-            .execute(params![study_id, trial_id, now])?;
+        let mut n = 0;
+        for (from, to, lease) in lifecycle::moved_by(TrialEvent::Retry) {
+            debug_assert_eq!(lease, LeaseChange::Forget, "a retried trial forgets its leases");
+            n += self
+                .conn
+                .prepare_cached(
+                    "UPDATE trials SET status = ?5, attempts_base = attempts, lease_id = NULL,
+                            lease_expires_ms = NULL, finished_ms = NULL, updated_ms = ?3,
+                            error = 'retried by user; last error: ' || COALESCE(error, 'none')
+                      WHERE study_id = ?1 AND status = ?4 AND (?2 IS NULL OR id = ?2)",
+                )?
+                .execute(params![study_id, trial_id, now, from, to])?;
+        }
         Ok(n as u64)
     }
 
     /// Fails a pending or running trial for the user; `Ok(false)`: it had already failed.
     pub(crate) fn fail_trial(&mut self, trial_id: i64, reason: &str) -> Result<bool> {
-        let (study_id, status): (i64, String) = self
+        let (study_id, status): (i64, TrialStatus) = self
             .conn
             .prepare_cached("SELECT study_id, status FROM trials WHERE id = ?1")?
             .query_row([trial_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .ok_or(Error::TrialNotFound(trial_id))?;
-        match status.as_str() {
-            "failed" => return Ok(false),
-            "pending" | "running" => {}
-            other => {
+        let (to, lease) = match lifecycle::trial_event(status, TrialEvent::UserFail) {
+            Move::To { trial, lease } => (trial, lease),
+            Move::Unchanged => return Ok(false),
+            Move::Refused | Move::Never => {
                 return Err(Error::WrongState(format!(
-                    "trial {trial_id} is {other}; only pending or running trials can be failed"
+                    "trial {trial_id} is {status}; only pending or running trials can be failed"
                 )))
             }
-        }
+        };
         let now = self.clock.now_ms();
+        if let LeaseChange::End(outcome) = lease {
+            self.conn
+                .prepare_cached(
+                    "UPDATE leases SET outcome = ?3, ended_ms = ?2
+                      WHERE lease_id = (SELECT lease_id FROM trials WHERE id = ?1)
+                        AND (outcome IS NULL OR outcome = ?4)",
+                )?
+                .execute(params![trial_id, now, outcome, ENDABLE_OUTCOME])?;
+        }
         self.conn
             .prepare_cached(
-                "UPDATE leases SET outcome = 'failed_by_user', ended_ms = ?2
-                  WHERE lease_id = (SELECT lease_id FROM trials WHERE id = ?1)
-                    AND (outcome IS NULL OR outcome = 'expired')",
-            )?
-            .execute(params![trial_id, now])?;
-        self.conn
-            .prepare_cached(
-                "UPDATE trials SET status = 'failed', error = ?2, lease_expires_ms = NULL, finished_ms = ?3,
+                "UPDATE trials SET status = ?4, error = ?2, lease_expires_ms = NULL, finished_ms = ?3,
                         updated_ms = ?3 WHERE id = ?1",
             )?
-            .execute(params![trial_id, reason, now])?;
+            .execute(params![trial_id, reason, now, to])?;
         // A failed point makes room for the next one in an adaptive study.
         self.top_up_quietly(study_id);
         Ok(true)

@@ -92,6 +92,7 @@ mod changes;
 mod checkpoints;
 mod clock;
 mod control;
+mod curves;
 mod dataset;
 mod error;
 mod headers;
@@ -99,6 +100,8 @@ mod health;
 mod host;
 mod http;
 mod intake;
+mod leases;
+mod lifecycle;
 mod limits;
 mod logins;
 mod metrics;
@@ -114,6 +117,7 @@ mod study;
 mod tls;
 mod upload;
 mod workers;
+mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -144,16 +148,19 @@ pub use health::StorageFault;
 pub use host::AllowedHosts;
 pub use limits::{MAX_SEEDS_PER_REQUEST, MAX_STUDY_TRIALS};
 pub use metrics::Metrics;
-pub use pruner::{AshaPruner, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series};
+pub use pruner::{
+    AshaPruner, CurveQuery, Curves, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series,
+};
 pub use schema::SCHEMA_VERSION;
 pub use serve::{Scheme, ServeLimits};
 pub use sessions::Sessions;
 pub use tls::ServerTls;
 pub use workers::WorkerInfo;
 
+use crate::leases::Expired;
 use crate::metrics::bump;
-use crate::ops::{Expired, WriteCtx};
 use crate::store::Store;
+use crate::writer::WriteCtx;
 
 /// How a coordinator runs. `Default` suits a single machine.
 #[derive(Clone, Debug)]
@@ -722,7 +729,7 @@ impl Coordinator {
     ) -> Result<CheckpointInfo> {
         // Before a byte of the body is read: an unknown, ended or replaced lease costs no disk.
         let id = lease_id.to_string();
-        self.inner.store.read(move |c| ops::check_checkpoint_lease(c, &id)).await?;
+        self.inner.store.read(move |c| leases::check_checkpoint_lease(c, &id)).await?;
         let received =
             checkpoints::receive(body, &self.inner.data_dir, &upload, self.inner.max_checkpoint_bytes).await?;
         let info =

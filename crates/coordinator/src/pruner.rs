@@ -8,7 +8,7 @@
 //!
 //! # What is compared
 //!
-//! Pruners read the `curves` table: the per-epoch points workers report, of each trial's latest
+//! Pruners read the stored curves through [`Curves`]: the per-epoch points workers report, of each trial's latest
 //! attempt, in one stage (the spec's `stage`, default `finetune`; points of other stages never
 //! count and never prune). The value compared is a per-epoch proxy of the study's objective
 //! ([`Proxy::for_objective`]):
@@ -27,7 +27,6 @@
 
 use decsweep_api::wire::{EpochProgress, ProgressAction};
 use decsweep_api::Stage;
-use rusqlite::Connection;
 
 use crate::error::Result;
 
@@ -46,10 +45,35 @@ impl Pruner for NoPruner {
     }
 }
 
+/// The stored curves a pruner reads: the seam between the pruners, which decide, and the store,
+/// which keeps the points (`SqlCurves` in `src/curves.rs`, over SQLite). Every method reads the
+/// points of one stage, and a trial's points are those of its latest attempt (`attempts`)
+/// unless an attempt is named; values are finite or `None`.
+pub trait Curves {
+    /// The points other trials of `q`'s study recorded at `q`'s stage and `epoch`, by trial id.
+    fn peers(&self, q: &CurveQuery, epoch: u32) -> Result<Vec<PeerPoint>>;
+    /// `q`'s own points (of `q.attempt`) up to `epoch`, by epoch: `(epoch, epochs, proxy value)`.
+    fn own_points(&self, q: &CurveQuery, proxy: Proxy, epoch: u32) -> Result<Vec<(u32, u32, Option<f64>)>>;
+    /// For every trial comparable with `q` (same study, pipeline and configuration label; leased
+    /// at least once; `q`'s own excluded), by trial id: whether its last point in the stage is
+    /// the stage's last epoch, and its proxy value at `epoch`.
+    fn peers_at_epoch(&self, q: &CurveQuery, proxy: Proxy, epoch: u32) -> Result<Vec<(i64, bool, Option<f64>)>>;
+    /// For every comparable trial with one: its proxy value at its first point at or after `epoch`.
+    fn rung_values(&self, q: &CurveQuery, proxy: Proxy, epoch: u32) -> Result<Vec<f64>>;
+}
+
+/// The trial a pruner asks about: its study, attempt and the stage of the reported epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CurveQuery {
+    pub study_id: i64,
+    pub trial_id: i64,
+    pub attempt: u32,
+    pub stage: Stage,
+}
+
 /// What a pruner may look at: the epoch just reported and the study it belongs to.
-#[derive(Debug)]
 pub struct PruneContext<'a> {
-    pub(crate) conn: &'a Connection,
+    pub curves: &'a dyn Curves,
     pub study_id: i64,
     pub trial_id: i64,
     pub attempt: u32,
@@ -89,7 +113,8 @@ impl Proxy {
         }
     }
 
-    fn column(self) -> &'static str {
+    /// The `curves` column that holds it.
+    pub(crate) fn column(self) -> &'static str {
         match self {
             Proxy::ValAccuracy => "val_accuracy",
             Proxy::ValLoss => "val_loss",
@@ -100,7 +125,7 @@ impl Proxy {
         self == Proxy::ValAccuracy
     }
 
-    fn of(self, p: &EpochProgress) -> Option<f64> {
+    pub(crate) fn of(self, p: &EpochProgress) -> Option<f64> {
         match self {
             Proxy::ValAccuracy => p.val_accuracy,
             Proxy::ValLoss => Some(p.val_loss),
@@ -162,28 +187,19 @@ impl Series {
 }
 
 impl PruneContext<'_> {
+    fn query(&self) -> CurveQuery {
+        CurveQuery {
+            study_id: self.study_id,
+            trial_id: self.trial_id,
+            attempt: self.attempt,
+            stage: self.progress.stage,
+        }
+    }
+
     /// The points other trials of this study recorded at this stage and epoch, each from the
     /// trial's latest attempt.
     pub fn peers(&self) -> Result<Vec<PeerPoint>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT c.trial_id, c.train_loss, c.val_loss, c.val_accuracy
-               FROM curves c JOIN trials t ON t.id = c.trial_id
-              WHERE t.study_id = ?1 AND c.trial_id <> ?2 AND c.stage = ?3 AND c.epoch = ?4
-                AND c.attempt = t.attempts
-              ORDER BY c.trial_id",
-        )?;
-        let rows = stmt.query_map(
-            rusqlite::params![self.study_id, self.trial_id, self.progress.stage.name(), self.progress.epoch],
-            |r| {
-                Ok(PeerPoint {
-                    trial_id: r.get(0)?,
-                    train_loss: r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN),
-                    val_loss: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
-                    val_accuracy: r.get(3)?,
-                })
-            },
-        )?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        self.curves.peers(&self.query(), self.progress.epoch)
     }
 
     /// The proxy this study's pruners compare.
@@ -193,17 +209,7 @@ impl PruneContext<'_> {
 
     /// This trial's points in this attempt and the reported stage, up to the reported epoch.
     pub fn own_series(&self, proxy: Proxy) -> Result<Series> {
-        let sql = format!(
-            "SELECT epoch, epochs, {} FROM curves
-              WHERE trial_id = ?1 AND attempt = ?2 AND stage = ?3 AND epoch <= ?4 ORDER BY epoch",
-            proxy.column()
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(
-            rusqlite::params![self.trial_id, self.attempt, self.progress.stage.name(), self.progress.epoch],
-            |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u32>(1)?, r.get::<_, Option<f64>>(2)?)),
-        )?;
-        let mut points = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut points = self.curves.own_points(&self.query(), proxy, self.progress.epoch)?;
         // The epoch just reported is authoritative even if the stored row lags (it never does:
         // it is written before the pruner runs).
         let now = (self.progress.epoch, self.progress.epochs, proxy.of(self.progress));
@@ -215,59 +221,16 @@ impl PruneContext<'_> {
         Ok(Series { points })
     }
 
-    /// For every comparable trial (same study, pipeline and configuration label; latest attempt;
-    /// this one excluded): whether it finished the reported stage (its last point there is the
-    /// stage's last epoch) and its proxy at the reported epoch. Index lookups only: a few per
-    /// trial, however long the curves.
+    /// For every comparable trial (see [`Curves::peers_at_epoch`]): whether it finished the
+    /// reported stage and its proxy at the reported epoch.
     pub fn peers_at_epoch(&self, proxy: Proxy) -> Result<Vec<(i64, bool, Option<f64>)>> {
-        let sql = format!(
-            "SELECT t.id,
-                    (SELECT f.epoch >= f.epochs FROM curves f
-                      WHERE f.trial_id = t.id AND f.attempt = t.attempts AND f.stage = ?3
-                      ORDER BY f.epoch DESC LIMIT 1),
-                    (SELECT c.{col} FROM curves c
-                      WHERE c.trial_id = t.id AND c.attempt = t.attempts AND c.stage = ?3 AND c.epoch = ?4)
-               FROM trials t JOIN trials me ON me.id = ?2
-              WHERE t.study_id = ?1 AND t.id <> ?2 AND t.attempts > 0
-                AND t.pipeline = me.pipeline AND t.label IS me.label
-              ORDER BY t.id",
-            col = proxy.column()
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let p = self.progress;
-        let rows = stmt.query_map(rusqlite::params![self.study_id, self.trial_id, p.stage.name(), p.epoch], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<bool>>(1)?.unwrap_or(false),
-                r.get::<_, Option<f64>>(2)?.filter(|v| v.is_finite()),
-            ))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.curves.peers_at_epoch(&self.query(), proxy, self.progress.epoch)
     }
 
-    /// The rung values of the comparable trials (see [`PruneContext::peers_at_epoch`]) at the
-    /// rung at `epoch`: each one's proxy at its first point at or after `epoch` in the reported
-    /// stage, if it has one and it is finite.
+    /// The rung values of the comparable trials at the rung at `epoch`: each one's proxy at its
+    /// first point at or after `epoch` in the reported stage, if it has one and it is finite.
     pub fn rung_values(&self, proxy: Proxy, epoch: u32) -> Result<Vec<f64>> {
-        let sql = format!(
-            "SELECT (SELECT c.{col} FROM curves c
-                      WHERE c.trial_id = t.id AND c.attempt = t.attempts AND c.stage = ?3 AND c.epoch >= ?4
-                      ORDER BY c.epoch LIMIT 1)
-               FROM trials t JOIN trials me ON me.id = ?2
-              WHERE t.study_id = ?1 AND t.id <> ?2 AND t.attempts > 0
-                AND t.pipeline = me.pipeline AND t.label IS me.label",
-            col = proxy.column()
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt
-            .query_map(rusqlite::params![self.study_id, self.trial_id, self.progress.stage.name(), epoch], |r| {
-                r.get::<_, Option<f64>>(0)
-            })?;
-        let mut out = Vec::new();
-        for v in rows {
-            out.extend(v?.filter(|v| v.is_finite()));
-        }
-        Ok(out)
+        self.curves.rung_values(&self.query(), proxy, epoch)
     }
 }
 
@@ -429,25 +392,123 @@ impl Pruner for AshaPruner {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
     use super::*;
+    use crate::curves::SqlCurves;
     use crate::ops::tests::{command_study, Fixture};
+
+    /// One stored point: `(trial, attempt, stage, epoch, epochs, val_loss, val_accuracy)`.
+    type Point = (i64, u32, Stage, u32, u32, Option<f64>, Option<f64>);
+
+    /// [`Curves`] over plain vectors, as the pruners' contract states it: no SQLite.
+    #[derive(Default)]
+    struct MemCurves {
+        /// `(id, study, pipeline, label, latest attempt)`.
+        trials: Vec<(i64, i64, String, Option<String>, u32)>,
+        points: Vec<Point>,
+    }
+
+    impl MemCurves {
+        fn add(&mut self, p: Point) {
+            self.points.retain(|q| (q.0, q.1, q.2, q.3) != (p.0, p.1, p.2, p.3));
+            self.points.push(p);
+            self.points.sort_by_key(|q| (q.0, q.1, q.3));
+        }
+
+        fn value(p: &Point, proxy: Proxy) -> Option<f64> {
+            match proxy {
+                Proxy::ValAccuracy => p.6,
+                Proxy::ValLoss => p.5,
+            }
+        }
+
+        /// The trial's points in its latest attempt and `stage`, by epoch.
+        fn latest(&self, trial: i64, attempts: u32, stage: Stage) -> impl Iterator<Item = &Point> {
+            self.points.iter().filter(move |p| p.0 == trial && p.1 == attempts && p.2 == stage)
+        }
+
+        /// The trials comparable with `q`'s: `(id, latest attempt)`.
+        fn comparable(&self, q: &CurveQuery) -> Vec<(i64, u32)> {
+            let me = self.trials.iter().find(|t| t.0 == q.trial_id).expect("the asking trial exists");
+            self.trials
+                .iter()
+                .filter(|t| t.1 == q.study_id && t.0 != q.trial_id && t.4 > 0 && t.2 == me.2 && t.3 == me.3)
+                .map(|t| (t.0, t.4))
+                .collect()
+        }
+    }
+
+    impl Curves for MemCurves {
+        fn peers(&self, q: &CurveQuery, epoch: u32) -> Result<Vec<PeerPoint>> {
+            let mut out = Vec::new();
+            for t in self.trials.iter().filter(|t| t.1 == q.study_id && t.0 != q.trial_id) {
+                out.extend(self.latest(t.0, t.4, q.stage).filter(|p| p.3 == epoch).map(|p| PeerPoint {
+                    trial_id: p.0,
+                    train_loss: 1.0,
+                    val_loss: p.5.unwrap_or(f64::NAN),
+                    val_accuracy: p.6,
+                }));
+            }
+            Ok(out)
+        }
+
+        fn own_points(&self, q: &CurveQuery, proxy: Proxy, epoch: u32) -> Result<Vec<(u32, u32, Option<f64>)>> {
+            Ok(self
+                .latest(q.trial_id, q.attempt, q.stage)
+                .filter(|p| p.3 <= epoch)
+                .map(|p| (p.3, p.4, Self::value(p, proxy)))
+                .collect())
+        }
+
+        fn peers_at_epoch(&self, q: &CurveQuery, proxy: Proxy, epoch: u32) -> Result<Vec<(i64, bool, Option<f64>)>> {
+            Ok(self
+                .comparable(q)
+                .into_iter()
+                .map(|(id, attempts)| {
+                    let finished = self.latest(id, attempts, q.stage).last().is_some_and(|p| p.3 >= p.4);
+                    let at =
+                        self.latest(id, attempts, q.stage).find(|p| p.3 == epoch).and_then(|p| Self::value(p, proxy));
+                    (id, finished, at)
+                })
+                .collect())
+        }
+
+        fn rung_values(&self, q: &CurveQuery, proxy: Proxy, epoch: u32) -> Result<Vec<f64>> {
+            Ok(self
+                .comparable(q)
+                .into_iter()
+                .filter_map(|(id, attempts)| {
+                    self.latest(id, attempts, q.stage).find(|p| p.3 >= epoch).and_then(|p| Self::value(p, proxy))
+                })
+                .collect())
+        }
+    }
+
+    /// The same study in SQLite and in memory: every decision is asked of both, and must agree.
+    struct Study {
+        f: Fixture,
+        mem: RefCell<MemCurves>,
+    }
 
     /// A study of `n` trials whose curves are written by hand: `curves[i]` is trial `i + 1`'s
     /// `(epoch, val_accuracy)` points in `finetune`, of `epochs` epochs, attempt 1.
-    fn table(n: usize, epochs: u32, curves: &[&[(u32, f64)]]) -> Fixture {
+    fn table(n: usize, epochs: u32, curves: &[&[(u32, f64)]]) -> Study {
         let mut f = Fixture::new();
         f.ctx.insert_study(&command_study("s", n, 2)).unwrap();
-        f.ctx.conn.execute("UPDATE trials SET attempts = 1, status = 'running'", []).unwrap();
+        f.ctx.conn.execute("UPDATE trials SET attempts = 1", []).unwrap();
+        let trials = (1..=n as i64).map(|id| (id, 1, "command".to_string(), None, 1)).collect();
+        let s = Study { f, mem: RefCell::new(MemCurves { trials, points: Vec::new() }) };
         for (i, points) in curves.iter().enumerate() {
             for (epoch, acc) in points.iter() {
-                add(&f, i as i64 + 1, *epoch, epochs, *acc);
+                add(&s, i as i64 + 1, *epoch, epochs, *acc);
             }
         }
-        f
+        s
     }
 
-    fn add(f: &Fixture, trial: i64, epoch: u32, epochs: u32, acc: f64) {
-        f.ctx
+    fn add(s: &Study, trial: i64, epoch: u32, epochs: u32, acc: f64) {
+        s.f.ctx
             .conn
             .execute(
                 "INSERT INTO curves (trial_id, attempt, stage, epoch, epochs, train_loss, val_loss, val_accuracy,
@@ -456,10 +517,49 @@ mod tests {
                 rusqlite::params![trial, epoch, epochs, 1.0 - acc, acc],
             )
             .unwrap();
+        let loss =
+            s.mem.borrow().points.iter().find(|p| (p.0, p.3) == (trial, epoch)).map_or(1.0 - acc, |p| p.5.unwrap());
+        s.mem.borrow_mut().add((trial, 1, Stage::Finetune, epoch, epochs, Some(loss), Some(acc)));
     }
 
-    fn decide(f: &Fixture, pruner: &dyn Pruner, trial: i64, epoch: u32, epochs: u32, acc: f64) -> bool {
-        add(f, trial, epoch, epochs, acc);
+    /// Gives trials `ids` the configuration label `label`.
+    fn relabel(s: &Study, ids: &[i64], label: &str) {
+        for id in ids {
+            s.f.ctx.conn.execute("UPDATE trials SET label = ?2 WHERE id = ?1", rusqlite::params![id, label]).unwrap();
+            s.mem.borrow_mut().trials.iter_mut().filter(|t| t.0 == *id).for_each(|t| t.3 = Some(label.into()));
+        }
+    }
+
+    /// What `pruner` decides for `progress` of `trial` (attempt 1 of study 1), asked of both views.
+    fn decide_on(
+        s: &Study,
+        pruner: &dyn Pruner,
+        trial: i64,
+        progress: &EpochProgress,
+        metric: &str,
+        max: bool,
+    ) -> bool {
+        let sql = SqlCurves::new(&s.f.ctx.conn);
+        let mem = s.mem.borrow();
+        let views: [&dyn Curves; 2] = [&sql, &*mem];
+        let [by_sql, by_mem] = views.map(|curves| {
+            let ctx = PruneContext {
+                curves,
+                study_id: 1,
+                trial_id: trial,
+                attempt: 1,
+                progress,
+                objective_metric: metric,
+                maximize: max,
+            };
+            pruner.decide(&ctx).unwrap() == ProgressAction::Prune
+        });
+        assert_eq!(by_sql, by_mem, "SQLite and memory decide alike");
+        by_mem
+    }
+
+    fn decide(s: &Study, pruner: &dyn Pruner, trial: i64, epoch: u32, epochs: u32, acc: f64) -> bool {
+        add(s, trial, epoch, epochs, acc);
         let progress = EpochProgress {
             stage: Stage::Finetune,
             epoch,
@@ -468,16 +568,46 @@ mod tests {
             val_loss: 1.0 - acc,
             val_accuracy: Some(acc),
         };
-        let ctx = PruneContext {
-            conn: &f.ctx.conn,
-            study_id: 1,
-            trial_id: trial,
-            attempt: 1,
-            progress: &progress,
-            objective_metric: "accuracy",
-            maximize: true,
+        decide_on(s, pruner, trial, &progress, "accuracy", true)
+    }
+
+    #[test]
+    fn pruners_decide_over_curves_held_in_memory_alone() {
+        // Trials 1 and 2 finished 2 epochs with 0.25 and 0.75 at epoch 1; trial 3 asks at epoch 1.
+        let mut mem =
+            MemCurves { trials: (1..=3).map(|id| (id, 1, "dec".to_string(), None, 1)).collect(), points: Vec::new() };
+        for (trial, acc) in [(1, 0.25), (2, 0.75)] {
+            mem.add((trial, 1, Stage::Finetune, 1, 2, Some(1.0 - acc), Some(acc)));
+            mem.add((trial, 1, Stage::Finetune, 2, 2, Some(0.5), Some(acc)));
+        }
+        let ask = |pruner: &dyn Pruner, acc: f64| {
+            let progress = EpochProgress {
+                stage: Stage::Finetune,
+                epoch: 1,
+                epochs: 2,
+                train_loss: 1.0,
+                val_loss: 1.0 - acc,
+                val_accuracy: Some(acc),
+            };
+            let ctx = PruneContext {
+                curves: &mem,
+                study_id: 1,
+                trial_id: 3,
+                attempt: 1,
+                progress: &progress,
+                objective_metric: "accuracy",
+                maximize: true,
+            };
+            pruner.decide(&ctx).unwrap()
         };
-        pruner.decide(&ctx).unwrap() == ProgressAction::Prune
+        let median = MedianPruner { n_startup_trials: 2, ..MedianPruner::default() };
+        assert_eq!(ask(&median, 0.49), ProgressAction::Prune, "below the median 0.5");
+        assert_eq!(ask(&median, 0.5), ProgressAction::Continue, "at the median");
+        // ASHA, η = 2, at rung 0 with {0.25, 0.75} and its own: the top ⌊3/2⌋ = 1 goes on.
+        let asha = AshaPruner { reduction_factor: 2, ..AshaPruner::default() };
+        assert_eq!(ask(&asha, 0.7), ProgressAction::Prune);
+        assert_eq!(ask(&asha, 0.9), ProgressAction::Continue);
+        assert_eq!(ask(&NoPruner, 0.0), ProgressAction::Continue);
     }
 
     #[test]
@@ -520,7 +650,7 @@ mod tests {
         let dec_stage = MedianPruner { stage: Stage::Dec, ..median.clone() };
         assert!(!decide(&f, &dec_stage, 4, 2, 4, 0.0));
         // Trials of another pipeline or label are not compared.
-        f.ctx.conn.execute("UPDATE trials SET label = 'other' WHERE id IN (1, 2, 8)", []).unwrap();
+        relabel(&f, &[1, 2, 8], "other");
         let one = MedianPruner { n_startup_trials: 1, ..median };
         assert!(decide(&f, &one, 4, 2, 4, 0.69), "only trial 3 compares: 0.69 < 0.7 (all three: median 0.6)");
     }
@@ -548,17 +678,7 @@ mod tests {
         };
         let median = MedianPruner { n_startup_trials: 2, ..MedianPruner::default() };
         for (loss, prune) in [(0.35, true), (0.25, false)] {
-            let p = progress(loss);
-            let ctx = PruneContext {
-                conn: &f.ctx.conn,
-                study_id: 1,
-                trial_id: 3,
-                attempt: 1,
-                progress: &p,
-                objective_metric: "loss",
-                maximize: false,
-            };
-            assert_eq!(median.decide(&ctx).unwrap() == ProgressAction::Prune, prune, "loss {loss}");
+            assert_eq!(decide_on(&f, &median, 3, &progress(loss), "loss", false), prune, "loss {loss}");
         }
     }
 

@@ -9,13 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::error::{Error, Result};
 use crate::ops::DatasetRow;
 
-fn add_count(counts: &mut StatusCounts, status: &str, n: i64) -> Result<()> {
-    counts.add(parse_status(status)?, n.max(0) as u64);
-    Ok(())
-}
-
-fn parse_status(s: &str) -> Result<TrialStatus> {
-    s.parse::<TrialStatus>().map_err(Error::Corrupt)
+fn add_count(counts: &mut StatusCounts, status: TrialStatus, n: i64) {
+    counts.add(status, n.max(0) as u64);
 }
 
 fn parse_stage(s: &str) -> Result<Stage> {
@@ -28,7 +23,7 @@ fn study_counts(conn: &Connection, study_id: i64) -> Result<StatusCounts> {
     let mut rows = stmt.query([study_id])?;
     let mut counts = StatusCounts::default();
     while let Some(r) = rows.next()? {
-        add_count(&mut counts, &r.get::<_, String>(0)?, r.get(1)?)?;
+        add_count(&mut counts, r.get(0)?, r.get(1)?);
     }
     Ok(counts)
 }
@@ -88,7 +83,7 @@ pub(crate) fn studies(conn: &Connection) -> Result<Vec<StudyInfo>> {
             conn.prepare_cached("SELECT study_id, status, COUNT(*) FROM trials GROUP BY study_id, status")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            add_count(counts.entry(r.get(0)?).or_default(), &r.get::<_, String>(1)?, r.get(2)?)?;
+            add_count(counts.entry(r.get(0)?).or_default(), r.get(1)?, r.get(2)?);
         }
     }
     let mut stmt = conn.prepare_cached(
@@ -138,7 +133,7 @@ pub(crate) fn trial_from_row(r: &Row<'_>) -> Result<TrialInfo> {
         seed: r.get::<_, i64>(4)? as u64,
         config_id: r.get(5)?,
         label: r.get(6)?,
-        status: parse_status(&r.get::<_, String>(7)?)?,
+        status: r.get(7)?,
         attempts: u32::try_from(r.get::<_, i64>(8)?).unwrap_or(u32::MAX),
         worker: r.get(9)?,
         error: r.get(10)?,
@@ -160,7 +155,7 @@ pub(crate) fn trials(conn: &Connection, study: &str, status: Option<TrialStatus>
           WHERE t.study_id = ?1 AND (?2 IS NULL OR t.status = ?2) ORDER BY t.id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![study_id, status.map(|s| s.name())])?;
+    let mut rows = stmt.query(params![study_id, status])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(trial_from_row(r)?);

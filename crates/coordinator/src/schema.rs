@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Migration `i` brings a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -237,6 +237,27 @@ const MIGRATIONS: &[&str] = &[
     -- JSON: what a completed trial's result was computed with (`decsweep reproduce`).
     ALTER TABLE trials ADD COLUMN manifest TEXT;
     "#,
+    // 5 → 6: lease outcomes are checked, as trial statuses are. SQLite cannot add a CHECK
+    // constraint, so `leases` is rebuilt (every row kept; it has no index but its key, no
+    // trigger, and no table references it); `migrate` turns foreign keys off around it.
+    r#"
+    CREATE TABLE leases_v6 (
+        lease_id    TEXT PRIMARY KEY,
+        trial_id    INTEGER NOT NULL REFERENCES trials(id),
+        attempt     INTEGER NOT NULL,
+        worker      TEXT NOT NULL,
+        granted_ms  INTEGER NOT NULL,
+        ended_ms    INTEGER,
+        -- NULL while active; then how it ended: decsweep_api::LeaseOutcome, whose moves are
+        -- crates/coordinator/src/lifecycle.rs's tables.
+        outcome     TEXT CHECK (outcome IN ('expired', 'completed', 'failed', 'released', 'pruned',
+                                            'returned', 'cancelled', 'failed_by_user'))
+    ) WITHOUT ROWID;
+    INSERT INTO leases_v6 (lease_id, trial_id, attempt, worker, granted_ms, ended_ms, outcome)
+        SELECT lease_id, trial_id, attempt, worker, granted_ms, ended_ms, outcome FROM leases;
+    DROP TABLE leases;
+    ALTER TABLE leases_v6 RENAME TO leases;
+    "#,
 ];
 
 /// What a connection is used for.
@@ -440,6 +461,146 @@ mod tests {
             .query_row("SELECT t.attempts_base, s.cancelled_ms FROM trials t JOIN studies s ON s.id = t.study_id WHERE t.id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap();
         assert_eq!((base, cancelled), (0, None));
+    }
+
+    /// Every row of every table, each value as SQLite holds it, and every index and trigger.
+    fn dump(conn: &Connection) -> Vec<String> {
+        let mut out = Vec::new();
+        let objects: Vec<(String, String, Option<String>)> = {
+            let mut stmt = conn
+                .prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name")
+                .unwrap();
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+            rows.collect::<rusqlite::Result<_>>().unwrap()
+        };
+        for (kind, name, sql) in objects {
+            if kind != "table" {
+                out.push(format!("{kind} {name}: {sql:?}"));
+                continue;
+            }
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {name} ORDER BY 1")).unwrap();
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).unwrap();
+            while let Some(r) = rows.next().unwrap() {
+                let values: Vec<String> = (0..n).map(|i| format!("{:?}", r.get_ref(i).unwrap())).collect();
+                out.push(format!("{name}: {}", values.join(" | ")));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_version_5_database_with_data_keeps_every_row_and_checks_lease_outcomes() {
+        use decsweep_api::{LeaseOutcome, TrialStatus};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = connect(&path, Role::Writer).unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO datasets VALUES ('h', 'f', 1, 's', 't');
+             INSERT INTO studies (name, spec, spec_path, dataset_sha256, retries, objective_metric,
+                                  objective_direction, created_at, created_ms, adaptive, cancelled_ms)
+             VALUES ('a', 'x', 'x.toml', 'h', 2, 'accuracy', 'maximize', 't', 0, 1, NULL),
+                    ('b', 'y', 'y.toml', 'h', 0, 'loss', 'minimize', 't', 1, 0, 5);
+             INSERT INTO workers VALUES ('agent', 'host', 2, 'cpu', 1, 2);
+             INSERT INTO worker_slots VALUES ('w', 'agent');",
+        )
+        .unwrap();
+        // A trial in every status, each with one lease per outcome (and an active one).
+        let mut lease = 0;
+        for (i, status) in TrialStatus::ALL.into_iter().enumerate() {
+            let id = i as i64 + 1;
+            conn.execute(
+                "INSERT INTO trials (id, study_id, trial_key, pipeline, job, params, seed, config_id, label, status,
+                                     attempts, lease_id, worker, lease_expires_ms, error, metrics, created_ms,
+                                     started_ms, finished_ms, updated_ms, point, attempts_base, resumes,
+                                     resumed_from, manifest)
+                 VALUES (?1, 1 + ?1 % 2, 'k' || ?1, 'command', '{}', '{\"x\":1}', -?1, 'c', NULL, ?2, 9, 'L' || ?1,
+                         'w', 99, 'e', '{\"accuracy\":0.5}', 1, 2, 3, 4, '{\"x\":1}', 1, 1, 'z', '{}')",
+                rusqlite::params![id, status.name()],
+            )
+            .unwrap();
+            for outcome in LeaseOutcome::ALL.iter().map(|o| Some(o.name())).chain([None]) {
+                lease += 1;
+                conn.execute(
+                    "INSERT INTO leases VALUES ('L' || ?1, ?2, ?1, 'w', 2, 3, ?3)",
+                    rusqlite::params![lease, id, outcome],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO curves (trial_id, attempt, stage, epoch, epochs, train_loss, val_loss, val_accuracy,
+                                     recorded_ms) VALUES (?1, 1, 'finetune', 1, 5, 0.5, NULL, 0.25, 9)",
+                [id],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO checkpoints VALUES (2, 'cd', 7, 'dec', 2, 9, 10);
+             INSERT INTO checkpoint_garbage VALUES ('ef');",
+        )
+        .unwrap();
+        let before = dump(&conn);
+        assert_eq!(before.iter().filter(|r| r.starts_with("leases:")).count(), 6 * 9);
+
+        migrate(&mut conn, &path).unwrap();
+
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let after = dump(&conn);
+        assert_eq!(after, before, "every row, index and trigger kept");
+        let fk: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+        assert!(fk, "foreign keys enforced again after the migration");
+
+        // The rebuilt table takes every outcome this build writes, read back as the enum, and
+        // refuses any other.
+        let stored: Vec<Option<LeaseOutcome>> = {
+            let mut stmt = conn.prepare("SELECT outcome FROM leases WHERE trial_id = 1 ORDER BY attempt").unwrap();
+            let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+            rows.collect::<rusqlite::Result<_>>().unwrap()
+        };
+        let expected: Vec<Option<LeaseOutcome>> = LeaseOutcome::ALL.into_iter().map(Some).chain([None]).collect();
+        assert_eq!(stored, expected);
+        let insert = |id: &str, outcome: &str| {
+            conn.execute("INSERT INTO leases VALUES (?1, 1, 1, 'w', 2, 3, ?2)", [id, outcome])
+        };
+        assert!(insert("bad", "finished").is_err(), "an unknown outcome is refused");
+        assert!(insert("bad", "Completed").is_err(), "names are exact");
+        assert!(
+            conn.execute("INSERT INTO leases VALUES ('x', 99, 1, 'w', 2, 3, NULL)", []).is_err(),
+            "foreign keys still checked"
+        );
+        assert!(conn.execute("UPDATE trials SET status = 'bogus' WHERE id = 1", []).is_err(), "statuses are checked");
+        let statuses: Vec<TrialStatus> = {
+            let mut stmt = conn.prepare("SELECT status FROM trials ORDER BY id").unwrap();
+            let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+            rows.collect::<rusqlite::Result<_>>().unwrap()
+        };
+        assert_eq!(statuses, TrialStatus::ALL);
+    }
+
+    #[test]
+    fn the_checks_name_exactly_the_enums() {
+        use decsweep_api::{LeaseOutcome, TrialStatus};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = connect(&path, Role::Writer).unwrap();
+        migrate(&mut conn, &path).unwrap();
+        let sql = |table: &str| -> String {
+            conn.query_row("SELECT sql FROM sqlite_master WHERE name = ?1", [table], |r| r.get(0)).unwrap()
+        };
+        let quoted = |sql: &str, column: &str| -> Vec<String> {
+            let from = sql.find(&format!("{column} IN (")).unwrap();
+            let list = &sql[from..sql[from..].find(')').unwrap() + from];
+            list.split('\'').skip(1).step_by(2).map(str::to_string).collect()
+        };
+        assert_eq!(quoted(&sql("leases"), "outcome"), LeaseOutcome::ALL.map(|o| o.name().to_string()));
+        assert_eq!(quoted(&sql("trials"), "status"), TrialStatus::ALL.map(|s| s.name().to_string()));
     }
 
     #[test]

@@ -30,9 +30,9 @@ use tokio::sync::oneshot;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::health::{StorageFault, StorageHealth};
-use crate::ops::WriteCtx;
 use crate::pruner::Pruner;
 use crate::schema::{connect, migrate, Role};
+use crate::writer::WriteCtx;
 
 /// The most requests committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 512;

@@ -57,9 +57,9 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<WorkerInfo>> {
     {
         let mut stmt = conn.prepare_cached(
             "SELECT ws.agent, t.id FROM trials t JOIN worker_slots ws ON ws.slot = t.worker
-              WHERE t.status = 'running' ORDER BY t.id",
+              WHERE t.status = ?1 ORDER BY t.id",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([decsweep_api::TrialStatus::Running])?;
         while let Some(r) = rows.next()? {
             running.entry(r.get(0)?).or_default().push(r.get(1)?);
         }

@@ -105,7 +105,7 @@ pub(crate) fn live_part(detail: &TrialDetail, curves: &[TrialCurvePoint]) -> Mar
                     tr {
                         td.num { (l.attempt) } td.mono { (l.worker) } td { (time_ms(l.granted_ms)) }
                         td { (l.ended_ms.map(time_ms).unwrap_or_default()) }
-                        td { (l.outcome.as_deref().unwrap_or("active")) }
+                        td { (l.outcome.map_or("active", |o| o.name())) }
                         td.mono.small { (l.lease_id) }
                     }
                 }
