@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::ops::{Expired, WriteCtx};
 use crate::options::{default_data_dir, CoordinatorOptions};
 use crate::store::Store;
-use crate::{browse, checkpoints, intake, upload, Clock, Error, Result};
+use crate::{checkpoints, intake, upload, views, Clock, Error, Result};
 
 /// A coordinator over one database. Cheap to clone; clones share everything.
 #[derive(Clone, Debug)]
@@ -38,10 +38,8 @@ pub(crate) struct Inner {
     pub(crate) max_checkpoint_bytes: u64,
     /// Dataset uploads, the data root and which stored datasets were validated.
     pub(crate) datasets: intake::Datasets,
-    /// Each study's spec-derived dashboard columns, parsed once.
-    pub(crate) spec_columns: browse::SpecColumnsCache,
-    /// Each study's dashboard overview, recomputed only after the study changed.
-    pub(crate) overviews: browse::OverviewCache,
+    /// What the dashboard's reads keep between requests (`views.rs`).
+    pub(crate) views: views::Caches,
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -77,8 +75,7 @@ impl Coordinator {
                 metrics: Metrics::default(),
                 max_checkpoint_bytes: options.max_checkpoint_bytes,
                 datasets,
-                spec_columns: browse::SpecColumnsCache::default(),
-                overviews: browse::OverviewCache::default(),
+                views: views::Caches::default(),
             }),
         })
     }

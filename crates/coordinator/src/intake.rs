@@ -25,7 +25,8 @@ use futures_util::Stream;
 
 use crate::dataset::{self, is_sha256};
 use crate::error::{Error, Result};
-use crate::ops::{DatasetRow, Inserted};
+use crate::ops::Inserted;
+use crate::rows::DatasetRow;
 use crate::{blocking, read, study, upload, Coordinator};
 
 /// Who asked for a study, and so which paths its spec may name.

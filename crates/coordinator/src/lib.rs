@@ -113,6 +113,7 @@ mod options;
 mod pruner;
 mod queries;
 mod read;
+mod rows;
 mod schema;
 mod steer;
 mod store;

@@ -1,11 +1,24 @@
 //! The dashboard's reads: change cursors, overviews, trial pages and details (queries in
-//! `src/browse.rs` and `src/changes.rs`).
+//! `src/browse.rs` and `src/changes.rs`), and the caches that keep them cheap.
+//!
+//! The caches stay beside the queries, not in the dashboard: an overview is reused only while
+//! the study's change cursor, read in the same read transaction, has not moved, and only the
+//! core holds that transaction. The dashboard keeps its own rendered-HTML caches.
 
 use std::sync::Arc;
 
 use crate::browse::{self, EpochValue, StudyColumns, StudyOverview, TrialDetail, TrialPage, TrialQuery, TrialRowView};
 use crate::changes::{self, StudyChanges};
 use crate::{Coordinator, Error, Result};
+
+/// The dashboard reads' caches, one set per coordinator.
+#[derive(Debug, Default)]
+pub(crate) struct Caches {
+    /// Each study's spec-derived dashboard columns, parsed once.
+    spec_columns: browse::SpecColumnsCache,
+    /// Each study's dashboard overview, recomputed only after the study changed.
+    overviews: browse::OverviewCache,
+}
 
 impl Coordinator {
     /// The newest change's cursor (see [`StudyChanges`]).
@@ -38,7 +51,7 @@ impl Coordinator {
                     Some(since) => changes::changed_studies(c, since)?,
                     None => (changes::cursor(c)?, None),
                 };
-                let list = browse::overviews(c, only.as_deref(), &inner.overviews)?;
+                let list = browse::overviews(c, only.as_deref(), &inner.views.overviews)?;
                 Ok((cursor, list.into_iter().map(|(_, o)| o).collect()))
             })
             .await
@@ -57,7 +70,7 @@ impl Coordinator {
                     |r| r.get(0),
                 ))?;
                 let Some(id) = id else { return Ok(None) };
-                Ok(browse::overviews(c, Some(&[id]), &inner.overviews)?.pop().map(|(_, o)| o))
+                Ok(browse::overviews(c, Some(&[id]), &inner.views.overviews)?.pop().map(|(_, o)| o))
             })
             .await
     }
@@ -82,7 +95,7 @@ impl Coordinator {
     pub async fn study_columns(&self, study: &str) -> Result<StudyColumns> {
         let study = study.to_string();
         let inner = Arc::clone(&self.inner);
-        self.inner.store.read(move |c| browse::study_columns(c, &study, &inner.spec_columns)).await
+        self.inner.store.read(move |c| browse::study_columns(c, &study, &inner.views.spec_columns)).await
     }
 
     /// A trial with its lease history.
