@@ -2,6 +2,18 @@
 //! serves the `/v1` API (JSON bodies of `decsweep_api::wire`) described by
 //! [`openapi::document`], `/healthz` and `/metrics`.
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), decsweep_server::ServeError> {
+//! use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+//! use decsweep_server::{ServeOptions, Server};
+//!
+//! let coordinator = Coordinator::open("sweeps.db", CoordinatorOptions::default())?;
+//! let server = Server::new(coordinator, ServeOptions { token: Some("secret".into()), ..Default::default() });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! | module | what |
 //! | --- | --- |
 //! | `http` | the routes: thin handlers over the core's verbs, bearer auth, request counting |
