@@ -28,7 +28,7 @@
 //! | `read`, `browse`, `changes`, `workers` | queries: API rows, dashboard views, change cursors, workers seen |
 //! | `checkpoints`, `dataset`, `upload` | files in the data directory: trial checkpoints, datasets by hash, streamed uploads |
 //! | `study`, `limits`, `health`, `metrics`, `clock`, `error` | study creation, request bounds, the disk's state, counters, time, [`Error`] |
-
+//! | `rows` | rows shared by the writes and the files (a leaf: it imports nothing of the crate) |
 //!
 //! # Store
 //!
