@@ -53,7 +53,7 @@ fuzz:
 	echo "fuzz: DECSWEEP_FUZZ_CASES=$$DECSWEEP_FUZZ_CASES DECSWEEP_FUZZ_SEED=$$DECSWEEP_FUZZ_SEED"; \
 	$(CARGO) test -p decsweep-search --test fuzz_spec -- --nocapture && \
 	$(CARGO) test -p decsweep-data --test fuzz_dataset -- --nocapture && \
-	$(CARGO) test -p decsweep-coordinator --test fuzz_http -- --nocapture && \
+	$(CARGO) test -p decsweep-server --test fuzz_http -- --nocapture && \
 	$(CARGO) test -p decsweep-cli --test fuzz_specs -- --nocapture
 
 demo: build

@@ -11,8 +11,8 @@
 //!
 //! Only the latest state of a trial is kept. Triggers (schema 5) put the hash of a replaced or
 //! deleted row in `checkpoint_garbage`, and a trial that ends (completed, failed, pruned,
-//! cancelled) loses its row; [`Coordinator::collect_checkpoint_garbage`] then deletes the files
-//! no row references. A trial sent back to pending (returned by a stopping worker, its lease
+//! cancelled) loses its row; the write that ended it (`Coordinator::write_collecting`) then deletes
+//! the files no row references. A trial sent back to pending (returned by a stopping worker, its lease
 //! expired, a retryable failure) keeps its state, and so does a coordinator restart.
 //!
 //! Curves: the state holds the curves up to where it was saved, and the coordinator keeps its
@@ -23,9 +23,9 @@
 
 use std::path::{Path, PathBuf};
 
-use axum::body::Body;
 use decsweep_api::wire::{CheckpointInfo, CheckpointUpload};
 use decsweep_api::Stage;
+use futures_util::Stream;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::dataset::is_sha256;
@@ -63,8 +63,8 @@ fn position(stage: Stage, epoch: u32) -> i64 {
 /// Streams `body` to a temporary file in the checkpoint directory, counting and hashing.
 /// 413 past `limit` bytes, 400 when its SHA-256 is not the one announced. The temporary file is
 /// gone on every error (see [`crate::upload`]).
-pub(crate) async fn receive(
-    body: Body,
+pub(crate) async fn receive<B: AsRef<[u8]>, E: std::fmt::Display>(
+    body: impl Stream<Item = std::result::Result<B, E>>,
     data_dir: &Path,
     upload: &CheckpointUpload,
     limit: u64,

@@ -10,7 +10,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::ops::DatasetRow;
+use crate::rows::DatasetRow;
 
 /// The largest synthetic dataset the coordinator generates for a spec; beyond it the file is
 /// gigabytes and is better made once with `decsweep data synth` and named as a file.

@@ -1,7 +1,6 @@
-//! The one error type of the coordinator. Each variant knows the HTTP status it answers with
-//! (see [`Error::status`]), so the store, the study engine and the HTTP layer share it.
+//! The one error type of the coordinator core. It says what went wrong in the core's terms; the
+//! HTTP server maps each variant to a status (`decsweep_server::status_of`).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in the coordinator.
@@ -78,8 +77,8 @@ pub enum Error {
     Sqlite(rusqlite::Error),
 
     /// The database's disk refused a write: full, read-only or failing. Nothing was changed;
-    /// the same request succeeds once the disk is fixed, so it answers 503. Built from SQLite's
-    /// `SQLITE_FULL`, `SQLITE_READONLY` and `SQLITE_IOERR` (WAL and shared-memory ones
+    /// the same request succeeds once the disk is fixed (the server answers 503). Built from
+    /// SQLite's `SQLITE_FULL`, `SQLITE_READONLY` and `SQLITE_IOERR` (WAL and shared-memory ones
     /// included) and from `ENOSPC` / `EROFS`; see [`StorageProblem`].
     #[error("storage {problem}: {message}")]
     Storage { problem: StorageProblem, message: String },
@@ -91,25 +90,6 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// `serve` was asked to listen beyond loopback without a bearer token.
-    #[error(
-        "refusing to serve on {addr} without a bearer token: anything but a loopback address needs \
-         one (set a token, or bind 127.0.0.1)"
-    )]
-    InsecureBind { addr: SocketAddr },
-
-    /// `serve`'s TLS certificate or key cannot be used.
-    #[error("TLS: {}: {reason}", path.display())]
-    Tls { path: PathBuf, reason: String },
-
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
-
-    /// Authenticated, but not allowed: a view-only login changing something, or a cross-site
-    /// request carrying the dashboard's session cookie.
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-
     /// The store's writer thread is gone (the coordinator is shutting down).
     #[error("the store is shut down")]
     Closed,
@@ -120,33 +100,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The HTTP status code this error answers with.
-    pub fn status(&self) -> u16 {
-        match self {
-            Error::Spec { .. } | Error::BadRequest(_) => 400,
-            Error::Unauthorized => 401,
-            Error::Forbidden(_) => 403,
-            Error::StudyNotFound(_)
-            | Error::TrialNotFound(_)
-            | Error::TrialNotInStudy { .. }
-            | Error::LeaseNotFound(_)
-            | Error::DatasetNotFound(_)
-            | Error::CheckpointNotFound(_) => 404,
-            Error::TooLarge(_) => 413,
-            Error::Unprocessable(_) => 422,
-            Error::StudyConflict { .. } | Error::LeaseConflict { .. } | Error::WrongState(_) => 409,
-            Error::Closed | Error::Storage { .. } => 503,
-            Error::Dataset { .. }
-            | Error::SchemaTooNew { .. }
-            | Error::Corrupt(_)
-            | Error::Sqlite(_)
-            | Error::Io { .. }
-            | Error::InsecureBind { .. }
-            | Error::Tls { .. }
-            | Error::Internal(_) => 500,
-        }
-    }
-
     /// The individual problems behind the error (every spec error), for `ApiError::details`.
     pub fn details(&self) -> Vec<String> {
         match self {
@@ -155,7 +108,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+    /// An I/O error on `path`; a full or read-only file system is a [`Error::Storage`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         let path = path.into();
         match StorageProblem::of_os_error(source.raw_os_error()) {
             Some(problem) => Error::Storage { problem, message: format!("{}: {source}", path.display()) },
@@ -267,21 +221,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 mod tests {
     use super::*;
 
-    #[test]
-    fn statuses_follow_the_api_contract() {
-        assert_eq!(Error::Spec { details: vec!["a:1:1: x".into()] }.status(), 400);
-        assert_eq!(Error::StudyConflict { name: "s".into() }.status(), 409);
-        let conflict = Error::LeaseConflict { lease_id: "l".into(), trial_id: 1, reason: "re-leased".into() };
-        assert_eq!(conflict.status(), 409);
-        assert_eq!(Error::LeaseNotFound("l".into()).status(), 404);
-        assert_eq!(Error::TrialNotInStudy { study: "s".into(), trial_id: 3 }.status(), 404);
-        assert_eq!(Error::WrongState("trial 3 is completed".into()).status(), 409);
-        assert_eq!(Error::Unauthorized.status(), 401);
-        assert_eq!(Error::Closed.status(), 503);
-        let full = Error::Storage { problem: StorageProblem::Full, message: "x".into() };
-        assert_eq!(full.status(), 503);
-    }
-
     fn sqlite_failure(code: i32) -> rusqlite::Error {
         rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
     }
@@ -300,12 +239,11 @@ mod tests {
             let e = Error::from(sqlite_failure(code));
             assert_eq!(e.storage_problem(), Some(problem), "code {code}: {e:?}");
             assert!(e.to_string().starts_with(prefix), "code {code}: {e}");
-            assert_eq!(e.status(), 503);
+            assert!(matches!(e, Error::Storage { .. }), "the server answers these 503");
             assert_eq!(e.duplicate().to_string(), e.to_string(), "every request of a batch hears the same");
         }
         let constraint = Error::from(sqlite_failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE));
         assert!(matches!(constraint, Error::Sqlite(_)), "other SQLite errors stay internal: {constraint:?}");
-        assert_eq!(constraint.status(), 500);
     }
 
     #[test]

@@ -19,13 +19,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
 use decsweep_api::wire::{CreateStudy, DatasetStored, StudyInfo};
 use decsweep_search::{Dataset, LoadOptions};
+use futures_util::Stream;
 
 use crate::dataset::{self, is_sha256};
 use crate::error::{Error, Result};
-use crate::ops::{DatasetRow, Inserted};
+use crate::ops::Inserted;
+use crate::rows::DatasetRow;
 use crate::{blocking, read, study, upload, Coordinator};
 
 /// Who asked for a study, and so which paths its spec may name.
@@ -243,7 +244,15 @@ impl Coordinator {
     /// else 413), its hash must be the one named (422) and it must be a decsweep dataset (422);
     /// only then does it take its content address. A hash already stored answers at once,
     /// `created: false`, without reading the body.
-    pub async fn upload_dataset(&self, sha256: &str, body: Body) -> Result<DatasetStored> {
+    pub async fn upload_dataset<B, E>(
+        &self,
+        sha256: &str,
+        body: impl Stream<Item = std::result::Result<B, E>> + Send,
+    ) -> Result<DatasetStored>
+    where
+        B: AsRef<[u8]> + Send,
+        E: std::fmt::Display + Send,
+    {
         require_sha256(sha256, "")?;
         if let Some((path, bytes)) = self.stored_dataset_file(sha256).await? {
             self.ensure_validated(sha256, &path).await?;

@@ -1,7 +1,7 @@
 //! Bounds on the work one request may ask for. Every refusal names its limit.
 //!
-//! Bodies are bounded per route in [`crate::http`] (see [`body_limit`]); uploads
-//! (checkpoints, datasets) stream to disk under their own byte limits.
+//! (Request bodies are bounded per route by the HTTP server, `decsweep-server`; uploads
+//! (checkpoints, datasets) stream to disk under the core's own byte limits.)
 
 use std::collections::BTreeSet;
 
@@ -14,19 +14,6 @@ pub const MAX_STUDY_TRIALS: usize = decsweep_search::MAX_TRIALS;
 /// The most seeds one `POST /v1/studies/{name}/seeds` may list (413 past it), checked before
 /// the writer is asked.
 pub const MAX_SEEDS_PER_REQUEST: usize = 1_000;
-
-/// Request bodies of the JSON routes, in bytes.
-pub(crate) mod body_limit {
-    /// `POST /v1/studies`: a spec's TOML text (specs are kilobytes; a large `[[configs]]` list
-    /// stays well below this).
-    pub(crate) const CREATE_STUDY: usize = 4 << 20;
-    /// `complete`, `prune`, `fail`: a trial's metrics and its run manifest.
-    pub(crate) const RESULT: usize = 4 << 20;
-    /// `progress`: one epoch's losses and accuracy.
-    pub(crate) const PROGRESS: usize = 64 << 10;
-    /// Every other JSON body (leases, controls, seeds): small objects.
-    pub(crate) const SMALL: usize = 64 << 10;
-}
 
 /// `seeds` without repeats, in the order first given: sorted membership, so O(n log n) however
 /// many repeats. 400 for none, 413 past [`MAX_SEEDS_PER_REQUEST`].

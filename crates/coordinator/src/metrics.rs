@@ -59,7 +59,7 @@ pub(crate) fn method_label(method: &str) -> &'static str {
 
 impl Metrics {
     /// Counts an answer. `route` is the router's matched path, or `None` for the fallback.
-    pub(crate) fn record_request(&self, method: &str, route: Option<&'static str>, status: u16) {
+    pub fn record_request(&self, method: &str, route: Option<&'static str>, status: u16) {
         let key = (method_label(method), route.unwrap_or("unmatched"), status);
         let mut map = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         *map.entry(key).or_insert(0) += 1;

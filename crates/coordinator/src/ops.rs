@@ -10,14 +10,8 @@ use crate::error::{Error, Result};
 use crate::lifecycle;
 use crate::writer::WriteCtx;
 
-/// A dataset row to insert with a new study.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct DatasetRow {
-    pub(crate) sha256: String,
-    pub(crate) file: String,
-    pub(crate) bytes: u64,
-    pub(crate) source: String,
-}
+// Defined in a leaf module so that `dataset.rs` need not import this one (no import circle).
+pub(crate) use crate::rows::DatasetRow;
 
 /// A trial row to insert with a new study.
 #[derive(Clone, Debug, PartialEq)]

@@ -95,19 +95,17 @@ where
     }
 }
 
-/// A change to the writer connection's settings, made outside any transaction: tests use it to
-/// make the database refuse writes (`query_only`) and accept them again, which a request
-/// cannot do once every `BEGIN` is refused.
-#[cfg(test)]
+/// A change to the writer connection's settings, made outside any transaction: tests (the
+/// server's too, through `Coordinator::refuse_writes_for_tests`) use it to make the database
+/// refuse writes (`query_only`) and accept them again, which a request cannot do once every
+/// `BEGIN` is refused.
 type Setting = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
 
-#[cfg(test)]
 struct Configure {
     f: Setting,
     reply: oneshot::Sender<Result<()>>,
 }
 
-#[cfg(test)]
 impl WriteJob for Configure {
     fn run(self: Box<Self>, ctx: &mut WriteCtx) -> Ran {
         let Configure { f, reply } = *self;
@@ -235,7 +233,6 @@ impl Store {
     }
 
     /// Runs `f` on the writer connection outside any transaction, between batches.
-    #[cfg(test)]
     pub(crate) async fn configure(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
@@ -537,7 +534,7 @@ mod tests {
             let e = answer.unwrap_err();
             assert_eq!(e.storage_problem(), Some(crate::StorageProblem::Full), "{e:?}");
             assert!(e.to_string().starts_with("storage full: "), "{e}");
-            assert_eq!(e.status(), 503);
+            assert!(matches!(e, crate::Error::Storage { .. }), "the server answers it 503");
         }
         let fault = store.storage_fault().expect("the fault is kept for /healthz");
         assert_eq!(fault.problem, crate::StorageProblem::Full);

@@ -1,5 +1,6 @@
-//! Receiving an uploaded file (a trial checkpoint, a dataset): streamed to a temporary file
-//! beside its destination while counted and hashed, never held in memory.
+//! Receiving an uploaded file (a trial checkpoint, a dataset): a stream of byte chunks (the HTTP
+//! server hands over a request body's) written to a temporary file beside its destination while
+//! counted and hashed, never held in memory.
 //!
 //! The temporary file is a [`tempfile::TempPath`]: whatever ends the upload early — the size
 //! limit, a client that disconnects mid-body (the handler's future is dropped), a full disk, a
@@ -8,8 +9,7 @@
 
 use std::path::Path;
 
-use axum::body::Body;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -26,29 +26,33 @@ pub(crate) struct Received {
 }
 
 /// Streams `body` into a temporary file in `dir`. Past `limit` bytes it stops reading and
-/// answers `too_large()` (413), naming the limit.
-pub(crate) async fn receive(
-    body: Body,
+/// answers `too_large()` (413), naming the limit. A chunk that fails to arrive is a bad request.
+pub(crate) async fn receive<B, E>(
+    body: impl Stream<Item = std::result::Result<B, E>>,
     dir: &Path,
     limit: u64,
     what: &str,
     too_large: impl FnOnce() -> Error,
-) -> Result<Received> {
+) -> Result<Received>
+where
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
     tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir, e))?;
     let temp =
         tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).map_err(|e| Error::io(dir, e))?.into_temp_path();
     let mut out = tokio::fs::File::create(&temp).await.map_err(|e| Error::io(&temp, e))?;
     let mut hasher = Sha256::new();
     let mut bytes: u64 = 0;
-    let mut stream = body.into_data_stream();
+    let mut stream = std::pin::pin!(body);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the {what} upload: {e}")))?;
-        bytes += chunk.len() as u64;
+        bytes += chunk.as_ref().len() as u64;
         if bytes > limit {
             return Err(too_large());
         }
-        hasher.update(&chunk);
-        out.write_all(&chunk).await.map_err(|e| Error::io(&temp, e))?;
+        hasher.update(chunk.as_ref());
+        out.write_all(chunk.as_ref()).await.map_err(|e| Error::io(&temp, e))?;
     }
     out.sync_all().await.map_err(|e| Error::io(&temp, e))?;
     let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
@@ -86,17 +90,22 @@ mod tests {
     #[tokio::test]
     async fn an_upload_over_the_limit_leaves_no_file() {
         let dir = tempfile::tempdir().unwrap();
-        let body = Body::from(vec![7u8; 100]);
+        let chunks = |data: Vec<&'static [u8]>| futures_util::stream::iter(data.into_iter().map(Ok::<_, String>));
+        let body = chunks(vec![&[7u8; 60], &[7u8; 40]]);
         let refused = receive(body, dir.path(), 10, "test", || Error::TooLarge("over 10 bytes".into())).await;
         assert!(matches!(refused, Err(Error::TooLarge(_))));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        let ok = receive(Body::from("abc"), dir.path(), 10, "test", || unreachable!()).await.unwrap();
+        let ok = receive(chunks(vec![b"ab", b"c"]), dir.path(), 10, "test", || unreachable!()).await.unwrap();
         assert_eq!(
             (ok.bytes, ok.sha256.as_str()),
             (3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         );
         drop(ok);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "dropped: deleted");
+        let broken = futures_util::stream::iter([Ok(&b"ab"[..]), Err("connection reset")]);
+        let refused = receive(broken, dir.path(), 10, "test", || unreachable!()).await;
+        assert!(matches!(refused, Err(Error::BadRequest(m)) if m.contains("connection reset")));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a broken upload leaves no file");
     }
 
     #[test]

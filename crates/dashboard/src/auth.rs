@@ -13,11 +13,11 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Extension;
-use decsweep_coordinator::sessions::{
+use decsweep_server::sessions::{
     client_ip, same_origin, session_cookie, Access, Login, Role, Sessions, LOGIN_WINDOW, MAX_FAILED_LOGINS,
     SESSION_COOKIE,
 };
-use decsweep_coordinator::Scheme;
+use decsweep_server::Scheme;
 use maud::html;
 use serde::Deserialize;
 
@@ -28,7 +28,7 @@ use crate::App;
 /// Lets a request through with its [`Viewer`] when it has a session (or none is needed);
 /// otherwise pages redirect to the login form and live updates answer 401.
 pub(crate) async fn require_session(State(app): State<App>, mut req: Request, next: Next) -> Response {
-    let sessions = app.coordinator.sessions();
+    let sessions = app.server.sessions();
     if req.method() == Method::GET && sessions.required() {
         if let Some(response) = token_in_url(sessions, &req) {
             return response;
@@ -190,7 +190,7 @@ fn login_page(status: StatusCode, next: &str, message: Option<&str>) -> Response
 
 pub(crate) async fn login_form(State(app): State<App>, Query(q): Query<NextQuery>) -> Response {
     let next = safe_next(q.next.as_deref());
-    if !app.coordinator.sessions().required() {
+    if !app.server.sessions().required() {
         return Redirect::to(&next).into_response();
     }
     login_page(StatusCode::OK, &next, None)
@@ -204,7 +204,7 @@ pub(crate) async fn login(
     form: Form<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
-    let sessions = app.coordinator.sessions();
+    let sessions = app.server.sessions();
     if !sessions.required() {
         return Redirect::to(&next).into_response();
     }
@@ -216,7 +216,7 @@ pub(crate) async fn login(
 
 pub(crate) async fn logout(State(app): State<App>, scheme: Option<Extension<Scheme>>, headers: HeaderMap) -> Response {
     if let Some(id) = session_cookie(&headers) {
-        app.coordinator.sessions().close(id);
+        app.server.sessions().close(id);
     }
     let mut response = Redirect::to("/login").into_response();
     set_cookie(&mut response, "", scheme.map(|Extension(s)| s), "; Max-Age=0");

@@ -26,7 +26,7 @@ impl PageError {
 
 impl From<decsweep_coordinator::Error> for PageError {
     fn from(e: decsweep_coordinator::Error) -> Self {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = decsweep_server::status_of(&e);
         if status.is_server_error() {
             tracing::error!(error = %e, "dashboard page failed");
         }

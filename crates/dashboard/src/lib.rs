@@ -25,7 +25,7 @@
 //! only) and sets an `HttpOnly; SameSite=Strict` cookie holding a random session id. Actions are
 //! `/v1` POSTs made by the page's script with that cookie; the coordinator's auth layer accepts
 //! the cookie there, refuses view-only sessions and cross-site requests
-//! ([`decsweep_coordinator::sessions`]). Every string from a user is escaped by the templates.
+//! ([`decsweep_server::sessions`]). Every string from a user is escaped by the templates.
 
 mod assets;
 mod auth;
@@ -44,20 +44,23 @@ use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use decsweep_coordinator::Coordinator;
+use decsweep_server::Server;
 
 pub use error::PageError;
 
-/// What every handler reads: the coordinator and the summary cache.
+/// What every handler reads: the coordinator, its server (sessions) and the summary cache.
 #[derive(Clone)]
 pub(crate) struct App {
     pub(crate) coordinator: Coordinator,
+    pub(crate) server: Server,
     pub(crate) summaries: Arc<summary::Cache>,
 }
 
-/// The dashboard's routes, to merge beside [`Coordinator::router`] (it sets no fallback; see
-/// [`Coordinator::serve_with`]).
-pub fn router(coordinator: Coordinator) -> Router {
-    let app = App { coordinator, summaries: Arc::new(summary::Cache::default()) };
+/// The dashboard's routes, to merge beside [`Server::router`] (it sets no fallback; see
+/// [`Server::serve_with`]).
+pub fn router(server: Server) -> Router {
+    let coordinator = server.coordinator().clone();
+    let app = App { coordinator, server, summaries: Arc::new(summary::Cache::default()) };
     let pages = Router::new()
         .route("/", get(pages::studies::page))
         .route("/studies/{name}", get(pages::study::page))

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use decsweep_coordinator::CoordinatorOptions;
+use decsweep_server::ServeOptions;
 use serde_json::json;
 use support::browser::Browser;
 use support::{command_spec, Server};
@@ -14,8 +14,8 @@ use support::{command_spec, Server};
 const TOKEN: &str = "full-secret-token";
 const READ_TOKEN: &str = "look-only-token";
 
-fn with_tokens() -> CoordinatorOptions {
-    CoordinatorOptions { token: Some(TOKEN.into()), read_token: Some(READ_TOKEN.into()), ..Default::default() }
+fn with_tokens() -> ServeOptions {
+    ServeOptions { token: Some(TOKEN.into()), read_token: Some(READ_TOKEN.into()), ..Default::default() }
 }
 
 /// Logs in on the form with `token`.
@@ -133,7 +133,7 @@ async fn the_workers_page_lists_both_workers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_gets_the_form_again_and_the_right_one_logs_in() {
-    let s = Server::start(with_tokens()).await;
+    let s = Server::start_serving(with_tokens()).await;
     s.create(&command_spec("guarded", 1), Some(TOKEN)).await;
     let b = Browser::start("login").await;
     log_in(&b, &s, "not-the-token").await;
@@ -151,7 +151,7 @@ async fn a_wrong_token_gets_the_form_again_and_the_right_one_logs_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_only_login_cannot_cancel() {
-    let s = Server::start(with_tokens()).await;
+    let s = Server::start_serving(with_tokens()).await;
     s.create(&command_spec("watched", 2), Some(TOKEN)).await;
     let b = Browser::start("view_only").await;
     log_in(&b, &s, READ_TOKEN).await;
@@ -211,7 +211,7 @@ pipeline = "command"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_study_from_the_page() {
-    let s = Server::start(with_tokens()).await;
+    let s = Server::start_serving(with_tokens()).await;
     s.create(&command_spec("stopme", 4), Some(TOKEN)).await;
     let done = s.lease("w1/0", "w1", Some(TOKEN)).await;
     s.complete(&done, json!({ "accuracy": 0.5 }), Some(TOKEN)).await;

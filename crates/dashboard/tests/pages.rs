@@ -3,7 +3,7 @@
 
 mod support;
 
-use decsweep_coordinator::CoordinatorOptions;
+use decsweep_server::ServeOptions;
 use reqwest::header;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -88,7 +88,7 @@ async fn a_live_update_carries_only_the_changed_row() {
 #[tokio::test]
 async fn sessions_are_checked_for_role_and_origin() {
     let token = "t0ken";
-    let s = Server::start(CoordinatorOptions {
+    let s = Server::start_serving(ServeOptions {
         token: Some(token.into()),
         read_token: Some("r3ad".into()),
         ..Default::default()

@@ -2,11 +2,12 @@
 //! that stay on this site, the security headers on every kind of answer, pages that need
 //! nothing the content security policy forbids, and a `Secure` session cookie over HTTPS.
 
-#[path = "../../coordinator/tests/support/pki.rs"]
+#[path = "../../server/tests/support/pki.rs"]
 mod pki;
 mod support;
 
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_server::ServeOptions;
 use pki::pki;
 use reqwest::header;
 use reqwest::StatusCode;
@@ -23,8 +24,8 @@ fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
-fn with_token() -> CoordinatorOptions {
-    CoordinatorOptions { token: Some(TOKEN.into()), ..Default::default() }
+fn with_token() -> ServeOptions {
+    ServeOptions { token: Some(TOKEN.into()), ..Default::default() }
 }
 
 /// Targets that a browser reads as another host, or that decode to one.
@@ -45,7 +46,7 @@ const HOSTILE_NEXT: &[&str] = &[
 
 #[tokio::test]
 async fn logins_go_only_to_paths_on_this_site() {
-    let s = Server::start(with_token()).await;
+    let s = Server::start_serving(with_token()).await;
     let http = no_redirects();
     let host = s.base.trim_start_matches("http://").to_string();
     let log_in = |next: &'static str| {
@@ -84,7 +85,7 @@ fn assert_security_headers(what: &str, r: &reqwest::Response) {
 
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
-    let s = Server::start(with_token()).await;
+    let s = Server::start_serving(with_token()).await;
     s.create(&command_spec("h", 2), Some(TOKEN)).await;
     let http = no_redirects();
     let answers = [
@@ -163,11 +164,11 @@ async fn pages_need_nothing_the_policy_forbids() {
 async fn the_session_cookie_is_secure_over_https() {
     let dir = tempfile::tempdir().unwrap();
     let (tls, connector) = pki(dir.path());
-    let coordinator = Coordinator::open(dir.path().join("tls.db"), with_token()).unwrap();
+    let coordinator = Coordinator::open(dir.path().join("tls.db"), CoordinatorOptions::default()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let c = coordinator.clone();
+    let c = decsweep_server::Server::new(coordinator.clone(), with_token());
     let served = tokio::spawn(async move {
         let dashboard = decsweep_dashboard::router(c.clone());
         c.serve_with(listener, dashboard, Some(&tls), async move {
@@ -198,7 +199,7 @@ async fn the_session_cookie_is_secure_over_https() {
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
 
     // Over plain HTTP (the same code, another server) it is not: the browser would drop it.
-    let plain = Server::start(with_token()).await;
+    let plain = Server::start_serving(with_token()).await;
     let host = plain.base.trim_start_matches("http://").to_string();
     let r = no_redirects()
         .post(plain.url("/login"))

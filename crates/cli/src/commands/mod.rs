@@ -79,7 +79,7 @@ pub fn read_spec(path: &std::path::Path) -> Result<(std::path::PathBuf, String),
 /// A coordinator error as the CLI reports it: the user's fault (a 4xx: bad spec, unknown
 /// study, name conflict) exits 2.
 pub fn coordinator_error(e: decsweep_coordinator::Error) -> anyhow::Error {
-    if (400..500).contains(&e.status()) {
+    if decsweep_server::status_of(&e).is_client_error() {
         crate::exit::BadInput(e.to_string()).into()
     } else {
         e.into()

@@ -21,6 +21,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use decsweep_api::wire::{CreateStudy, StatusCounts};
 use decsweep_coordinator::{Coordinator, CoordinatorOptions, StorageProblem};
+use decsweep_server::{ServeOptions, Server};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::placement::{self, Machine};
@@ -89,12 +90,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let url = format!("http://{local}");
         let token = RunToken(decsweep_connect::runtime::run_token(local)?);
         eprintln!("dashboard: {url}/?token={}", token.0.token);
-        let options = CoordinatorOptions {
-            lease_ttl: Duration::from_secs(args.lease_ttl.max(1)),
-            token: Some(token.0.token.clone()),
-            ..Default::default()
-        };
+        let options =
+            CoordinatorOptions { lease_ttl: Duration::from_secs(args.lease_ttl.max(1)), ..Default::default() };
         let coordinator = Coordinator::open(&db, options)?;
+        let serve = ServeOptions { token: Some(token.0.token.clone()), ..Default::default() };
         let info = coordinator
             .create_study(CreateStudy::new(spec_text, spec_path.display().to_string()))
             .await
@@ -112,10 +111,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
         let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = {
-            let coordinator = coordinator.clone();
-            let dashboard = decsweep_dashboard::router(coordinator.clone());
+            let server = Server::new(coordinator.clone(), serve);
+            let dashboard = decsweep_dashboard::router(server.clone());
             tokio::spawn(async move {
-                coordinator
+                server
                     .serve_with(listener, dashboard, None, async {
                         let _ = server_stopped.await;
                     })

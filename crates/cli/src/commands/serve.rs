@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use decsweep_coordinator::{check_bind, AllowedHosts, Coordinator, CoordinatorOptions, ServerTls};
+use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_server::{check_bind, AllowedHosts, ServeOptions, Server, ServerTls};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -100,14 +101,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let options = CoordinatorOptions {
             lease_ttl: Duration::from_secs(args.lease_ttl.max(1)),
-            token: token.or_else(|| generated.as_ref().map(|g| g.token.clone())),
-            read_token,
             max_checkpoint_bytes: args.max_checkpoint_mb.saturating_mul(1 << 20),
             data_root: args.data_root.clone(),
+            ..Default::default()
+        };
+        let serve = ServeOptions {
+            token: token.or_else(|| generated.as_ref().map(|g| g.token.clone())),
+            read_token,
             allowed_hosts: AllowedHosts::new(&args.allowed_hosts),
             ..Default::default()
         };
-        let coordinator = Coordinator::open(&args.db, options)?;
+        let server = Server::new(Coordinator::open(&args.db, options)?, serve);
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{local}");
         let mut started =
@@ -123,8 +127,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         // One write, so a reader that takes the first line and goes away never breaks a second.
         eprint!("{started}");
-        let dashboard = decsweep_dashboard::router(coordinator.clone());
-        coordinator.serve_with(listener, dashboard, tls.as_ref(), shutdown_signal()).await?;
+        let dashboard = decsweep_dashboard::router(server.clone());
+        server.serve_with(listener, dashboard, tls.as_ref(), shutdown_signal()).await?;
         Ok(())
     })
 }

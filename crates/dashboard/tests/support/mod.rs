@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use decsweep_api::wire::Lease;
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_server::ServeOptions;
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -28,20 +29,28 @@ impl Server {
     pub async fn start(options: CoordinatorOptions) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("sweeps.db");
-        Server::serve(Coordinator::open(db, options).unwrap(), dir).await
+        Server::serve(Coordinator::open(db, options).unwrap(), ServeOptions::default(), dir).await
+    }
+
+    /// A fresh coordinator served with `serve`'s tokens and limits.
+    pub async fn start_serving(serve: ServeOptions) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = Coordinator::open(dir.path().join("sweeps.db"), CoordinatorOptions::default()).unwrap();
+        Server::serve(coordinator, serve, dir).await
     }
 
     /// Serves an existing database (the temporary directory of the server is then unused).
     pub async fn start_at(db: &std::path::Path, options: CoordinatorOptions) -> Server {
-        Server::serve(Coordinator::open(db, options).unwrap(), tempfile::tempdir().unwrap()).await
+        Server::serve(Coordinator::open(db, options).unwrap(), ServeOptions::default(), tempfile::tempdir().unwrap())
+            .await
     }
 
-    async fn serve(coordinator: Coordinator, dir: tempfile::TempDir) -> Server {
+    async fn serve(coordinator: Coordinator, serve: ServeOptions, dir: tempfile::TempDir) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let c = coordinator.clone();
-        let dashboard = decsweep_dashboard::router(coordinator.clone());
+        let c = decsweep_server::Server::new(coordinator.clone(), serve);
+        let dashboard = decsweep_dashboard::router(c.clone());
         let served = tokio::spawn(async move {
             c.serve_with(listener, dashboard, None, async move {
                 let _ = stopped.await;

@@ -2,7 +2,7 @@
 //! half-sent request heads, silent TLS clients, a connection flood, a slow body, made-up
 //! methods against `/metrics`, and `/metrics` without a token.
 //!
-//! The timeouts are configured short here ([`CoordinatorOptions::serve_limits`]) so the tests
+//! The timeouts are configured short here ([`ServeOptions::limits`]) so the tests
 //! run in seconds; `serve.rs` pins the defaults.
 
 #[path = "support/pki.rs"]
@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use decsweep_api::wire::CreateStudy;
-use decsweep_coordinator::{Coordinator, CoordinatorOptions, ServeLimits, ServerTls};
+use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_server::{ServeError, ServeLimits, ServeOptions, Server, ServerTls};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,14 +35,14 @@ struct Served {
     addr: SocketAddr,
     coordinator: Coordinator,
     stop: Option<oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<decsweep_coordinator::Result<()>>,
+    served: tokio::task::JoinHandle<Result<(), ServeError>>,
     _dir: tempfile::TempDir,
 }
 
 impl Served {
-    async fn start(options: CoordinatorOptions, tls: Option<ServerTls>) -> Served {
+    async fn start(options: ServeOptions, tls: Option<ServerTls>) -> Served {
         let dir = tempfile::tempdir().unwrap();
-        let coordinator = Coordinator::open(dir.path().join("sweeps.db"), options).unwrap();
+        let coordinator = Coordinator::open(dir.path().join("sweeps.db"), CoordinatorOptions::default()).unwrap();
         let spec = r#"[study]
 name = "slow"
 dataset = { synthetic = { seed = 1, n = 8 } }
@@ -58,7 +59,7 @@ x = { grid = [1, 2, 3, 4] }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let c = coordinator.clone();
+        let c = Server::new(coordinator.clone(), options);
         let served = tokio::spawn(async move {
             c.serve_with(listener, axum::Router::new(), tls.as_ref(), async move {
                 let _ = stopped.await;
@@ -88,13 +89,8 @@ fn short_limits() -> ServeLimits {
     ServeLimits { header_read_timeout: HEADER_TIMEOUT, tls_handshake_timeout: HEADER_TIMEOUT, ..ServeLimits::default() }
 }
 
-fn with_tokens(limits: ServeLimits) -> CoordinatorOptions {
-    CoordinatorOptions {
-        token: Some(TOKEN.into()),
-        read_token: Some(READ_TOKEN.into()),
-        serve_limits: limits,
-        ..Default::default()
-    }
+fn with_tokens(limits: ServeLimits) -> ServeOptions {
+    ServeOptions { token: Some(TOKEN.into()), read_token: Some(READ_TOKEN.into()), limits, ..Default::default() }
 }
 
 /// Opens `n` connections that each send `opening` and then nothing.
@@ -150,7 +146,7 @@ async fn prompt_lease(http: &reqwest::Client, s: &Served) -> StatusCode {
 
 #[test]
 fn the_options_serve_with_the_documented_limits() {
-    assert_eq!(CoordinatorOptions::default().serve_limits, ServeLimits::default());
+    assert_eq!(ServeOptions::default().limits, ServeLimits::default());
     let l = ServeLimits::default();
     assert_eq!((l.header_read_timeout, l.tls_handshake_timeout), (Duration::from_secs(10), Duration::from_secs(10)));
     assert_eq!(l.max_connections, 1024);

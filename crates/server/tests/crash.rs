@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use decsweep_api::wire::{Lease, Recorded, StudyInfo, TrialInfo, TrialStatus};
 use decsweep_coordinator::{Coordinator, CoordinatorOptions, ManualClock};
+use decsweep_server::{ServeOptions, Server};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -34,7 +35,7 @@ fn crash_child_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let options = CoordinatorOptions { lease_ttl: Duration::from_secs(5), ..Default::default() };
-        let c = Coordinator::open(&db, options).unwrap();
+        let c = Server::new(Coordinator::open(&db, options).unwrap(), ServeOptions::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port_file = db.with_extension("port");
         let tmp = db.with_extension("port.tmp");
@@ -106,7 +107,7 @@ async fn a_killed_coordinator_restarts_with_nothing_lost() {
     let c = Coordinator::open(&db, options).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = c.clone();
+    let server = Server::new(c.clone(), ServeOptions::default());
     tokio::spawn(async move { server.serve(listener, std::future::pending()).await });
 
     let info: StudyInfo = http.get(format!("{base}/v1/studies/crash")).send().await.unwrap().json().await.unwrap();

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use decsweep_api::wire::{Lease, ProgressReply, StudyInfo, TrialInfo, TrialJob, TrialStatus};
 use decsweep_api::ParamValue;
-use decsweep_coordinator::{Coordinator, CoordinatorOptions, Error};
+use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 use decsweep_search::{LoadOptions, Observation, SweepSpec};
+use decsweep_server::{ServeError, ServeOptions};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -14,7 +15,7 @@ struct Server {
     base: String,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    served: Option<tokio::task::JoinHandle<Result<(), Error>>>,
+    served: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -29,8 +30,9 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
+        let server = decsweep_server::Server::new(coordinator, ServeOptions::default());
         let served = tokio::spawn(async move {
-            coordinator
+            server
                 .serve(listener, async move {
                     let _ = stopped.await;
                 })

@@ -1,9 +1,9 @@
 //! A self-signed certificate for tests that speak HTTPS to a coordinator; one file, included by
-//! the coordinator's and the dashboard's tests (`#[path]`), which live in different crates.
+//! the server's and the dashboard's tests (`#[path]`), which live in different crates.
 
 use std::sync::Arc;
 
-use decsweep_coordinator::ServerTls;
+use decsweep_server::ServerTls;
 
 /// A self-signed certificate for `localhost`, and a client that trusts it.
 pub fn pki(dir: &std::path::Path) -> (ServerTls, tokio_rustls::TlsConnector) {

@@ -1,4 +1,4 @@
-//! The accept loop behind [`crate::Coordinator::serve_with`]: HTTP/1.1 over hyper, plain or
+//! The accept loop behind [`crate::Server::serve_with`]: HTTP/1.1 over hyper, plain or
 //! TLS, with every wait a client can impose on the server bounded (issue 18, finding 3).
 //!
 //! | limit | default | what happens past it |
@@ -39,8 +39,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::http::HttpError;
-use crate::Coordinator;
+use crate::error::HttpError;
+use crate::Server;
 
 /// How long a client may make the server wait, and how many may connect at once. `Default` is
 /// what `decsweep serve` uses; see the module table.
@@ -107,9 +107,9 @@ pub(crate) fn time_limit(limits: &ServeLimits, max_wait: Duration, method: &Meth
 /// Middleware: answers 503 naming the limit when a request takes longer than [`time_limit`].
 /// A write the request had started still commits (the store's writer finishes it), so a client
 /// may repeat the call; every worker call is idempotent.
-pub(crate) async fn bound_request_time(State(c): State<Coordinator>, req: Request, next: Next) -> Response {
+pub(crate) async fn bound_request_time(State(server): State<Server>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let limit = time_limit(c.serve_limits(), c.max_wait(), req.method(), route.as_deref());
+    let limit = time_limit(server.limits(), server.coordinator().max_wait(), req.method(), route.as_deref());
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => {

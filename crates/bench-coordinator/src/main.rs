@@ -5,7 +5,7 @@
 //! `command` trials (never run) is created; W workers (tokio tasks, one HTTP client and
 //! connection each) loop `lease → complete` with no training between, until the queue is
 //! empty. Printed: trials/s over the whole drain, p50/p99 latency of the lease calls, and the
-//! same for `crates/coordinator/bench/optuna_peer.py` (ask/tell, N trials, W threads), then the
+//! same for `crates/bench-coordinator/bench/optuna_peer.py` (ask/tell, N trials, W threads), then the
 //! ratio.
 //!
 //! With `--netem DELAY` (root; `make bench-coordinator-netem`) the workers are not on loopback:
@@ -14,10 +14,10 @@
 //! drain is run first on loopback with as many workers, and the two are compared. The peer is
 //! then Optuna's networked path over the same links: its gRPC storage proxy beside the
 //! coordinator, and as many ask/tell threads split between the namespaces
-//! (`crates/coordinator/bench/optuna_grpc_peer.py`; `--peer-trials`, default 1,000 there).
+//! (`crates/bench-coordinator/bench/optuna_grpc_peer.py`; `--peer-trials`, default 1,000 there).
 //!
 //! ```text
-//! cargo run --release -p decsweep-coordinator --bin decsweep-bench-coordinator -- \
+//! cargo run --release -p decsweep-bench-coordinator -- \
 //!     [--trials 20000] [--workers 64] [--peer-trials N] [--python PATH] [--no-peer] [--netem 50ms]
 //! ```
 
@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use decsweep_api::wire::{CreateStudy, Lease};
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_server::{ServeOptions, Server};
 
 mod netlab;
 
@@ -225,12 +226,12 @@ async fn drain_from_namespaces(args: &Args, lab: &netlab::Lab, port: u16) -> Res
 /// or, given a lab, from its namespaces.
 async fn bench_decsweep(args: &Args, dir: &std::path::Path, lab: Option<&netlab::Lab>) -> Result<Run> {
     // A token in both runs: a coordinator serves beyond loopback only with one.
-    let options =
-        CoordinatorOptions { lease_ttl: Duration::from_secs(300), token: Some(TOKEN.into()), ..Default::default() };
+    let options = CoordinatorOptions { lease_ttl: Duration::from_secs(300), ..Default::default() };
     let coordinator = Coordinator::open(dir.join(format!("bench-{}.db", lab.is_some())), options)?;
+    let serve = ServeOptions { token: Some(TOKEN.into()), ..Default::default() };
     let listener = tokio::net::TcpListener::bind(if lab.is_some() { "0.0.0.0:0" } else { "127.0.0.1:0" }).await?;
     let addr = listener.local_addr()?;
-    let server = coordinator.clone();
+    let server = Server::new(coordinator.clone(), serve);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(async move {
         server

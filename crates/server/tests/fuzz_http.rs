@@ -22,13 +22,14 @@ use axum::body::{to_bytes, Body};
 use axum::http::{header, Method, Request, StatusCode};
 use decsweep_api::wire::{CheckpointUpload, CreateStudy, LeaseRequest};
 use decsweep_api::Stage;
-use decsweep_coordinator::sessions::SESSION_COOKIE;
-use decsweep_coordinator::{openapi, Coordinator, CoordinatorOptions};
+use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 use decsweep_fuzz::http::{cookie_header, encode, host_header, origin_header, query_string};
 use decsweep_fuzz::{
     instance_of, mutate_json, mutate_tokens, random_bytes, random_json, weird_string, Campaign, FuzzRng, Rng,
     SliceRandom,
 };
+use decsweep_server::sessions::SESSION_COOKIE;
+use decsweep_server::{openapi, ServeOptions, Server};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -191,7 +192,6 @@ fn hostile_headers(rng: &mut FuzzRng) -> Vec<(header::HeaderName, Vec<u8>)> {
 async fn every_endpoint_answers_random_requests_without_a_server_error() {
     let dir = tempfile::tempdir().unwrap();
     let options = CoordinatorOptions {
-        token: Some(TOKEN.into()),
         // Lease requests with any `wait_ms` come back at once.
         max_wait: Duration::from_millis(5),
         ..Default::default()
@@ -206,12 +206,13 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
     // A stored checkpoint, so downloading one can succeed from the first case on.
     let state = b"a trial state".to_vec();
     let upload = CheckpointUpload { stage: Stage::Ae, epoch: 1, sha256: sha256_hex(&state) };
-    c.save_checkpoint(&lease_ids[0], upload, Body::from(state)).await.unwrap();
+    c.save_checkpoint(&lease_ids[0], upload, Body::from(state).into_data_stream()).await.unwrap();
     let trial_ids = c.trials("fuzz", None).await.unwrap().iter().map(|t| t.id).collect();
     let mut known = Known { study: info.name.clone(), trial_ids, lease_ids, sha256: info.dataset_sha256.clone() };
 
-    let router = c.router();
-    let routes = c.routes();
+    let server = Server::new(c.clone(), ServeOptions { token: Some(TOKEN.into()), ..Default::default() });
+    let router = server.router();
+    let routes = server.routes();
     let doc = openapi::document();
     let components = doc["components"]["schemas"].clone();
     let campaign = Campaign::new("http endpoints", 8000);

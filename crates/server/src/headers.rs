@@ -1,4 +1,4 @@
-//! The security headers on every answer [`crate::Coordinator::serve_with`] gives: API, dashboard
+//! The security headers on every answer [`crate::Server::serve_with`] gives: API, dashboard
 //! pages, assets, errors and 404s alike (issue 18, finding 8).
 //!
 //! The content security policy allows only what the dashboard serves itself: its one script and

@@ -13,7 +13,9 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-use crate::error::{Error, Result};
+use crate::error::ServeError;
+
+type Result<T> = std::result::Result<T, ServeError>;
 
 /// A server certificate chain and its key, checked and ready to serve. Cheap to clone.
 #[derive(Clone)]
@@ -51,8 +53,8 @@ impl ServerTls {
     }
 }
 
-fn tls_error(path: &Path, reason: String) -> Error {
-    Error::Tls { path: path.to_path_buf(), reason }
+fn tls_error(path: &Path, reason: String) -> ServeError {
+    ServeError::Tls { path: path.to_path_buf(), reason }
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
@@ -62,7 +64,7 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let bytes = read_file(path, "certificate file")?;
     let chain = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, pem::Error>>()
+        .collect::<std::result::Result<Vec<_>, pem::Error>>()
         .map_err(|e| tls_error(path, format!("is not a PEM certificate chain: {e}")))?;
     if chain.is_empty() {
         return Err(tls_error(path, "holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)".into()));

@@ -6,6 +6,7 @@ use decsweep_api::wire::{
     StudyInfo, TrialInfo, TrialStatus,
 };
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_server::ServeOptions;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -24,7 +25,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let c = coordinator.clone();
+        let c = decsweep_server::Server::new(coordinator.clone(), ServeOptions::default());
         tokio::spawn(async move {
             c.serve(listener, async move {
                 let _ = stopped.await;

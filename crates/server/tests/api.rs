@@ -9,7 +9,8 @@ use decsweep_api::wire::{
     ApiError, HeartbeatReply, Lease, ProgressReply, Recorded, StudyInfo, TrialCurvePoint, TrialInfo, TrialJob,
     TrialStatus,
 };
-use decsweep_coordinator::{openapi, Coordinator, CoordinatorOptions, Error, ManualClock};
+use decsweep_coordinator::{Coordinator, CoordinatorOptions, ManualClock};
+use decsweep_server::{openapi, ServeError, ServeOptions};
 use reqwest::StatusCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -20,25 +21,32 @@ struct Server {
     coordinator: Coordinator,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    served: Option<tokio::task::JoinHandle<Result<(), Error>>>,
+    served: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+    http_server: decsweep_server::Server,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     async fn start(options: CoordinatorOptions) -> Server {
+        Server::start_serving(options, ServeOptions::default()).await
+    }
+
+    async fn start_serving(options: CoordinatorOptions, serve: ServeOptions) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let coordinator = Coordinator::open(dir.path().join("sweeps.db"), options).unwrap();
+        let http_server = decsweep_server::Server::new(coordinator.clone(), serve);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let c = coordinator.clone();
+        let c = http_server.clone();
         let served = tokio::spawn(async move {
             c.serve(listener, async move {
                 let _ = stopped.await;
             })
             .await
         });
-        Server { base, coordinator, http: reqwest::Client::new(), stop: Some(stop), served: Some(served), _dir: dir }
+        let http = reqwest::Client::new();
+        Server { base, coordinator, http, stop: Some(stop), served: Some(served), http_server, _dir: dir }
     }
 
     async fn plain() -> Server {
@@ -315,7 +323,8 @@ async fn long_polls_wait_then_answer_204_and_wake_for_new_work() {
 
 #[tokio::test]
 async fn a_configured_token_is_required_on_v1() {
-    let s = Server::start(CoordinatorOptions { token: Some("s3cret".into()), ..Default::default() }).await;
+    let serve = ServeOptions { token: Some("s3cret".into()), ..Default::default() };
+    let s = Server::start_serving(CoordinatorOptions::default(), serve).await;
     let r = s.get("/v1/studies").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let _: ApiError = r.json().await.unwrap();
@@ -335,8 +344,8 @@ async fn serve_refuses_a_non_loopback_address_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let c = Coordinator::open(dir.path().join("c.db"), CoordinatorOptions::default()).unwrap();
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let err = c.serve(listener, async {}).await.unwrap_err();
-    assert!(matches!(err, Error::InsecureBind { .. }), "{err}");
+    let err = decsweep_server::Server::new(c, ServeOptions::default()).serve(listener, async {}).await.unwrap_err();
+    assert!(matches!(err, ServeError::InsecureBind { .. }), "{err}");
     assert!(err.to_string().contains("without a bearer token"), "{err}");
 }
 
@@ -420,7 +429,7 @@ async fn openapi_describes_every_route() {
     let doc: serde_json::Value = s.get("/v1/openapi.json").await.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let described = openapi::operations(&doc);
-    let routes = s.coordinator.routes();
+    let routes = s.http_server.routes();
     assert!(routes.len() >= 16, "{routes:?}");
     for (method, path) in &routes {
         assert!(

@@ -1,5 +1,6 @@
-//! The axum router: thin handlers over [`Coordinator`], JSON errors, bearer auth and request
-//! counting.
+//! The axum router: thin handlers over the core's verbs ([`Coordinator`]), JSON errors, bearer
+//! auth and request counting. Its state is the [`Server`]; handlers that need only the core take
+//! `State<Coordinator>` (through [`FromRef`]).
 
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -11,47 +12,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 use decsweep_api::wire::{
-    AddSeeds, ApiError, CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailByUser,
-    FailTrial, FailedByUser, LeaseRequest, PruneTrial, Retried, RetryTrials, ReturnTrial, TrialStatus,
+    AddSeeds, CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailByUser, FailTrial,
+    FailedByUser, LeaseRequest, PruneTrial, Retried, RetryTrials, ReturnTrial, TrialStatus,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::error::Error;
+use axum::extract::FromRef;
+use decsweep_coordinator::{Coordinator, Error};
+
+use crate::error::HttpError;
 use crate::limits::body_limit;
 use crate::sessions::{same_origin, Access, Role};
-use crate::{openapi, Coordinator};
+use crate::{openapi, Server};
 
-/// An error answer: a status and an [`ApiError`] body.
-#[derive(Debug)]
-pub(crate) struct HttpError {
-    status: StatusCode,
-    body: ApiError,
-}
-
-impl HttpError {
-    pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        HttpError { status, body: ApiError { error: error.into(), details: Vec::new() } }
-    }
-}
-
-impl From<Error> for HttpError {
-    fn from(e: Error) -> Self {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            tracing::error!(error = %e, "request failed");
-        }
-        let error = match &e {
-            Error::Spec { details } => format!("the sweep spec has {} problem(s)", details.len()),
-            other => other.to_string(),
-        };
-        HttpError { status, body: ApiError { error, details: e.details() } }
-    }
-}
-
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+impl FromRef<Server> for Coordinator {
+    fn from_ref(server: &Server) -> Coordinator {
+        server.coordinator().clone()
     }
 }
 
@@ -87,7 +64,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 struct BodyLimit(usize);
 
 /// `handler` accepting JSON bodies of at most `limit` bytes.
-fn capped(handler: MethodRouter<Coordinator>, limit: usize) -> MethodRouter<Coordinator> {
+fn capped(handler: MethodRouter<Server>, limit: usize) -> MethodRouter<Server> {
     handler
         .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
         .layer::<_, std::convert::Infallible>(axum::Extension(BodyLimit(limit)))
@@ -129,7 +106,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
 /// Builds a router while recording every `(method, path)` it serves.
 struct Routes {
-    router: Router<Coordinator>,
+    router: Router<Server>,
     list: Vec<(&'static str, &'static str)>,
 }
 
@@ -138,7 +115,7 @@ impl Routes {
         Routes { router: Router::new(), list: Vec::new() }
     }
 
-    fn add(mut self, method: &'static str, path: &'static str, handler: MethodRouter<Coordinator>) -> Self {
+    fn add(mut self, method: &'static str, path: &'static str, handler: MethodRouter<Server>) -> Self {
         self.list.push((method, path));
         self.router = self.router.route(path, handler);
         self
@@ -146,7 +123,7 @@ impl Routes {
 }
 
 /// The API and the list of its routes.
-pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str)>) {
+pub(crate) fn router(server: Server) -> (Router, Vec<(&'static str, &'static str)>) {
     let public = Routes::new().add("GET", "/healthz", get(healthz));
     // `/metrics` sits behind the token like `/v1` (the read token is enough).
     // Every JSON body has a stated bound (crate::limits::body_limit); uploads stream to disk
@@ -188,17 +165,17 @@ pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str
         );
     let mut list = public.list;
     list.extend(v1.list);
-    let authed = v1.router.route_layer(middleware::from_fn_with_state(c.clone(), require_token));
+    let authed = v1.router.route_layer(middleware::from_fn_with_state(server.clone(), require_token));
     let router = public
         .router
         .merge(authed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
-            Counted { c: c.clone(), paths: list.iter().map(|r| r.1).collect() },
+            Counted { c: server.coordinator().clone(), paths: list.iter().map(|r| r.1).collect() },
             count_requests,
         ))
-        .with_state(c);
+        .with_state(server);
     (router, list)
 }
 
@@ -207,30 +184,28 @@ pub(crate) fn router(c: Coordinator) -> (Router, Vec<(&'static str, &'static str
 /// this server's own origin, whatever its credentials (a browser names the page that sent it;
 /// the `Host` it is compared with has passed the `Host` rule, `src/host.rs`); one authenticated
 /// by its cookie must name its origin (`Origin`, else `Referer`) and that must be this server.
-async fn require_token(State(c): State<Coordinator>, req: Request, next: Next) -> Response {
+async fn require_token(State(server): State<Server>, req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
     let cross_site = !same_origin(req.method(), req.headers());
     let foreign_origin = cross_site && req.headers().contains_key(header::ORIGIN);
-    let refused = match c.sessions().access(req.headers()) {
+    let refused = match server.sessions().access(req.headers()) {
         Access::Denied => {
-            let mut response = HttpError::from(Error::Unauthorized).into_response();
+            let mut response = HttpError::unauthorized().into_response();
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
-        _ if foreign_origin => {
-            Some(Error::Forbidden("cross-site request refused: its Origin is not this server".into()))
-        }
+        _ if foreign_origin => Some(HttpError::forbidden("cross-site request refused: its Origin is not this server")),
         Access::Open | Access::Bearer(Role::Full) => None,
         Access::Bearer(Role::ReadOnly) | Access::Session(Role::ReadOnly) if !safe => {
-            Some(Error::Forbidden("this login is view-only".into()))
+            Some(HttpError::forbidden("this login is view-only"))
         }
         Access::Session(_) if cross_site => {
-            Some(Error::Forbidden("cross-site request refused: its Origin (or Referer) is not this server".into()))
+            Some(HttpError::forbidden("cross-site request refused: its Origin (or Referer) is not this server"))
         }
         Access::Bearer(Role::ReadOnly) | Access::Session(_) => None,
     };
     match refused {
-        Some(e) => HttpError::from(e).into_response(),
+        Some(refusal) => refusal.into_response(),
         None => next.run(req).await,
     }
 }
@@ -279,7 +254,7 @@ async fn openapi_json() -> Json<serde_json::Value> {
 }
 
 /// A client's study: its dataset is an upload or a file below `--data-root` (see
-/// [`crate::intake`]), never a path of the coordinator's machine it names.
+/// `decsweep_coordinator`'s intake), never a path of the coordinator's machine it names.
 async fn create_study(State(c): State<Coordinator>, ApiJson(req): ApiJson<CreateStudy>) -> Answer<Response> {
     let info = c.create_study_remote(req).await?;
     let status = if info.created { StatusCode::CREATED } else { StatusCode::OK };
@@ -406,7 +381,7 @@ async fn put_checkpoint(
     ApiQuery(upload): ApiQuery<CheckpointUpload>,
     body: Body,
 ) -> Answer<Json<CheckpointInfo>> {
-    Ok(Json(c.save_checkpoint(&lease_id, upload, body).await?))
+    Ok(Json(c.save_checkpoint(&lease_id, upload, body.into_data_stream()).await?))
 }
 
 /// The checkpoint file, with its stage and epoch in `x-decsweep-stage` / `x-decsweep-epoch` and
@@ -436,7 +411,7 @@ async fn get_checkpoint(State(c): State<Coordinator>, ApiPath(lease_id): ApiPath
 /// Stores an uploaded dataset (see [`Coordinator::upload_dataset`]): 201 when stored, 200 when
 /// it already was.
 async fn put_dataset(State(c): State<Coordinator>, ApiPath(sha256): ApiPath<String>, body: Body) -> Answer<Response> {
-    let stored = c.upload_dataset(&sha256, body).await?;
+    let stored = c.upload_dataset(&sha256, body.into_data_stream()).await?;
     let status = if stored.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored)).into_response())
 }

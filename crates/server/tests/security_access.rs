@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use decsweep_coordinator::{AllowedHosts, Coordinator, CoordinatorOptions};
+use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_server::{AllowedHosts, ServeOptions};
 use tokio::sync::oneshot;
 
 const TOKEN: &str = "security-access-test-token";
@@ -30,14 +31,14 @@ struct Server {
 
 impl Server {
     /// `serve_with` on 127.0.0.1 with an extra route beside the API (as the dashboard is).
-    async fn start(options: CoordinatorOptions) -> Server {
+    async fn start(options: ServeOptions) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let coordinator = Coordinator::open(dir.path().join("s.db"), options).unwrap();
+        let coordinator = Coordinator::open(dir.path().join("s.db"), CoordinatorOptions::default()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let extra = axum::Router::new().route("/page", axum::routing::get(|| async { "a dashboard page" }));
         let (stop, stopped) = oneshot::channel::<()>();
-        let c = coordinator.clone();
+        let c = decsweep_server::Server::new(coordinator.clone(), options);
         tokio::spawn(async move {
             c.serve_with(listener, extra, None, async move {
                 let _ = stopped.await;
@@ -93,7 +94,7 @@ fn bearer() -> String {
 #[tokio::test]
 async fn a_rebinding_host_is_refused_on_every_route_with_or_without_a_token() {
     for token in [None, Some(TOKEN)] {
-        let s = Server::start(CoordinatorOptions { token: token.map(str::to_string), ..Default::default() }).await;
+        let s = Server::start(ServeOptions { token: token.map(str::to_string), ..Default::default() }).await;
         let port = s.addr.port();
         let evil = [format!("Host: evil.example:{port}"), format!("Origin: http://evil.example:{port}")];
         let with_token: Vec<String> = evil.iter().cloned().chain(token.map(|_| bearer())).collect();
@@ -118,7 +119,7 @@ async fn a_rebinding_host_is_refused_on_every_route_with_or_without_a_token() {
 
 #[tokio::test]
 async fn a_name_given_with_allowed_host_is_served() {
-    let options = CoordinatorOptions {
+    let options = ServeOptions {
         token: Some(TOKEN.into()),
         allowed_hosts: AllowedHosts::new(["decsweep-coordinator"]),
         ..Default::default()
@@ -135,7 +136,7 @@ async fn a_name_given_with_allowed_host_is_served() {
 /// names the page's origin, and it is not this server.
 #[tokio::test]
 async fn a_change_from_another_origin_is_refused_even_with_the_token() {
-    let s = Server::start(CoordinatorOptions { token: Some(TOKEN.into()), ..Default::default() }).await;
+    let s = Server::start(ServeOptions { token: Some(TOKEN.into()), ..Default::default() }).await;
     let port = s.addr.port();
     let headers = vec![format!("Host: 127.0.0.1:{port}"), "Origin: http://evil.example".to_string(), bearer()];
     let (code, body) = s.raw("POST", "/v1/studies", &headers, &command_study("cross")).await;

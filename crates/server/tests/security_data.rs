@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use decsweep_api::wire::{DatasetStored, Lease, StudyInfo};
 use decsweep_coordinator::{Coordinator, CoordinatorOptions, ManualClock};
+use decsweep_server::ServeOptions;
 use reqwest::StatusCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -27,7 +28,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let c = coordinator.clone();
+        let c = decsweep_server::Server::new(coordinator.clone(), ServeOptions::default());
         let served = tokio::spawn(async move {
             c.serve(listener, async move {
                 let _ = stopped.await;

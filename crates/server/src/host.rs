@@ -77,7 +77,7 @@ fn normalise(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// The rule as a layer over every route (see [`crate::Coordinator::serve_with`]).
+/// The rule as a layer over every route (see [`crate::Server::serve_with`]).
 pub(crate) async fn require_known_host(State(allowed): State<AllowedHosts>, req: Request, next: Next) -> Response {
     // HTTP/1.1 puts it in `Host`; an absolute-form request line may carry it instead.
     let host = match req.headers().get(header::HOST) {
