@@ -67,7 +67,13 @@ impl Client {
             None => builder,
         };
         let http = access.build(builder)?;
-        Ok(Client { http, base: format!("{}/v1", url.trim_end_matches('/')), token, timeouts, patience: REPORT_PATIENCE })
+        Ok(Client {
+            http,
+            base: format!("{}/v1", url.trim_end_matches('/')),
+            token,
+            timeouts,
+            patience: REPORT_PATIENCE,
+        })
     }
 
     /// A client of `url` with exactly this token (none: no `Authorization` header), trusting
@@ -282,12 +288,15 @@ pub(crate) mod tests {
         client.post_retrying("leases/l1/complete", &serde_json::json!({ "metrics": {} })).unwrap();
         let calls: Vec<_> = seen.try_iter().collect();
         assert_eq!(calls.len(), 3, "{calls:?}");
-        assert!(calls.iter().all(|(line, auth)| line == "POST /v1/leases/l1/complete" && auth.as_deref() == Some("Bearer s3cret")));
+        assert!(calls
+            .iter()
+            .all(|(line, auth)| line == "POST /v1/leases/l1/complete" && auth.as_deref() == Some("Bearer s3cret")));
     }
 
     #[test]
     fn a_4xx_ends_an_outcome_at_once_with_the_servers_words() {
-        let (url, seen) = fake(vec![(409, r#"{"error": "the lease was replaced"}"#), (422, r#"{"error": "bad metrics"}"#)]);
+        let (url, seen) =
+            fake(vec![(409, r#"{"error": "the lease was replaced"}"#), (422, r#"{"error": "bad metrics"}"#)]);
         let client = Client::new(&url, None).unwrap();
         let conflict = client.post_retrying("leases/l1/complete", &serde_json::json!({})).unwrap_err();
         assert!(conflict.is_conflict(), "{conflict}");

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use decsweep_api::wire::{
-    AddSeeds, CancelOutcome, CheckpointUpload, CompleteTrial, CreateStudy, DatasetStored,
-    ExportedTrial, FailByUser, FailTrial, FailedByUser, HeartbeatReply, EpochProgress, ProgressReply, PruneTrial,
-    Retried, RetryTrials, ReturnTrial, SeedsAdded, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
+    AddSeeds, CancelOutcome, CheckpointUpload, CompleteTrial, CreateStudy, DatasetStored, EpochProgress, ExportedTrial,
+    FailByUser, FailTrial, FailedByUser, HeartbeatReply, ProgressReply, PruneTrial, Retried, RetryTrials, ReturnTrial,
+    SeedsAdded, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
 };
 use reqwest::blocking::Response;
 
@@ -187,7 +187,8 @@ mod tests {
         };
         let first: &'static str =
             Box::leak(format!(r#"{{"trials": [{}, {}], "next_after": 2}}"#, trial(1), trial(2)).into_boxed_str());
-        let last: &'static str = Box::leak(format!(r#"{{"trials": [{}], "next_after": null}}"#, trial(3)).into_boxed_str());
+        let last: &'static str =
+            Box::leak(format!(r#"{{"trials": [{}], "next_after": null}}"#, trial(3)).into_boxed_str());
         let (url, seen) = fake(vec![(200, first), (200, last)]);
         let trials = Client::new(&url, None).unwrap().export("s").unwrap();
         assert_eq!(trials.iter().map(|t| t.trial.id).collect::<Vec<_>>(), [1, 2, 3]);
