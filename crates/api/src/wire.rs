@@ -567,6 +567,25 @@ pub struct SeedsAdded {
     pub skipped: Vec<u64>,
 }
 
+/// `GET /v1/studies/{name}/export?after=&limit=`: one page of a study's trials in id order,
+/// each with the curve of the attempt whose result is stored, so a report needs a few requests
+/// rather than one per trial.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StudyExport {
+    pub trials: Vec<ExportedTrial>,
+    /// The `after` of the next page; `None` on the last page.
+    #[serde(default)]
+    pub next_after: Option<i64>,
+}
+
+/// One trial of a [`StudyExport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportedTrial {
+    pub trial: TrialInfo,
+    /// The points of its latest attempt (`trial.attempts`), in the order recorded.
+    pub curve: Vec<TrialCurvePoint>,
+}
+
 /// Body of every 4xx/5xx answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {

@@ -59,8 +59,7 @@ fn only_trial(server: &Server, study: &str) -> TrialInfo {
 }
 
 fn curve(server: &Server, trial: i64) -> Vec<TrialCurvePoint> {
-    let url = format!("{}/v1/trials/{trial}/curves", server.url);
-    common::get_with_runtime_token(&url).json().unwrap()
+    common::client(&server.url).curves(trial).unwrap()
 }
 
 /// The final attempt's points, as (stage, epoch, train loss, val loss, val accuracy) bits.

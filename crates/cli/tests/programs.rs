@@ -133,9 +133,8 @@ fn first_agent_past_step_10(server: &common::Server, dir: &Path, spec: &Path) ->
     submit(&server.url, spec);
     let first = agent(&server.url, &dir.join("home-1"));
     wait_for("the counter to pass 10", Duration::from_secs(60), || {
-        let url = format!("{}/v1/trials/1/curves", server.url);
-        let points: Vec<serde_json::Value> = common::get_with_runtime_token(&url).json().unwrap();
-        points.iter().any(|p| p["epoch"].as_u64().unwrap_or(0) >= 10)
+        let points = common::client(&server.url).curves(1).unwrap();
+        points.iter().any(|p| p.epoch >= 10)
     });
     first
 }

@@ -11,6 +11,12 @@
 //!
 //! - [`runtime`]: the per-user token file of a coordinator started without a token, which
 //!   clients given no token read for a loopback URL.
+//! - [`Client`]: the one typed, blocking client of the coordinator's `/v1` API (the worker
+//!   agent's, the `decsweep` command's and the tests'), with a verb per call ([`verbs`]), an
+//!   error that keeps the status and the server's message ([`ApiCallError`]), and one retry
+//!   policy ([`retry`]: jittered doubling waits on transport errors and 5xx, never on a 4xx).
+//! - [`plain_http::clear_text_warning`]: what to say when a token would cross the network in
+//!   clear text.
 //!
 //! Token rules: a coordinator refuses tokens shorter than [`MIN_TOKEN_BYTES`]
 //! ([`check_token_length`]); a token file that other users can read gets a warning naming the
@@ -18,7 +24,15 @@
 //!
 //! TLS is rustls with ring through reqwest's `rustls-tls`: nothing links OpenSSL.
 
+mod client;
+mod error;
+pub mod plain_http;
+pub mod retry;
 pub mod runtime;
+pub mod verbs;
+
+pub use client::{Client, Timeouts, TRANSFER_TIMEOUT};
+pub use error::ApiCallError;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -40,6 +40,13 @@ impl Coordinator {
         self.inner.store.read(move |c| read::report_input(c, &study)).await
     }
 
+    /// A page of [`Coordinator::report_input`] for `GET /v1/studies/{name}/export`: up to
+    /// `limit` trials with ids above `after`, each with its latest attempt's curve.
+    pub async fn export_page(&self, study: &str, after: i64, limit: u32) -> Result<decsweep_api::wire::StudyExport> {
+        let study = study.to_string();
+        self.inner.store.read(move |c| read::export_page(c, &study, after, limit)).await
+    }
+
     /// Every worker process seen, most recently heard from first.
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
         self.inner.store.read(workers::list).await

@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use decsweep_api::wire::{StatusCounts, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus};
+use decsweep_api::wire::{
+    ExportedTrial, StatusCounts, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
+};
 use decsweep_api::{ParamValue, Stage};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -187,17 +189,24 @@ pub(crate) fn curves(conn: &Connection, trial_id: i64) -> Result<Vec<TrialCurveP
     let mut rows = stmt.query([trial_id])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        out.push(TrialCurvePoint {
-            attempt: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(u32::MAX),
-            stage: parse_stage(&r.get::<_, String>(1)?)?,
-            epoch: u32::try_from(r.get::<_, i64>(2)?).unwrap_or(u32::MAX),
-            epochs: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
-            train_loss: r.get(4)?,
-            val_loss: r.get(5)?,
-            val_accuracy: r.get(6)?,
-        });
+        out.push(curve_point_from_row(r, 0)?);
     }
     Ok(out)
+}
+
+/// A curve point from `attempt, stage, epoch, epochs, train_loss, val_loss, val_accuracy`,
+/// starting at column `first`.
+fn curve_point_from_row(r: &Row<'_>, first: usize) -> Result<TrialCurvePoint> {
+    let count = |i: usize| -> Result<u32> { Ok(u32::try_from(r.get::<_, i64>(first + i)?).unwrap_or(u32::MAX)) };
+    Ok(TrialCurvePoint {
+        attempt: count(0)?,
+        stage: parse_stage(&r.get::<_, String>(first + 1)?)?,
+        epoch: count(2)?,
+        epochs: count(3)?,
+        train_loss: r.get(first + 4)?,
+        val_loss: r.get(first + 5)?,
+        val_accuracy: r.get(first + 6)?,
+    })
 }
 
 /// The stored file name and size of a dataset.
@@ -257,6 +266,56 @@ pub(crate) fn report_input(
         })
     })?;
     Ok((rows, points.collect::<rusqlite::Result<_>>()?))
+}
+
+/// The most trials one [`export_page`] holds.
+pub(crate) const EXPORT_MAX_TRIALS: u32 = 1000;
+
+/// One page of a study's [`report_input`] for the wire: its trials with ids above `after`, at
+/// most `limit` of them (clamped to 1..=[`EXPORT_MAX_TRIALS`]), in id order, each with the points
+/// of its latest attempt in the order recorded; `next_after` is set when more trials follow.
+pub(crate) fn export_page(conn: &Connection, study: &str, after: i64, limit: u32) -> Result<StudyExport> {
+    let study_id: i64 = conn
+        .query_row("SELECT id FROM studies WHERE name = ?1", [study], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::StudyNotFound(study.to_string()))?;
+    let limit = limit.clamp(1, EXPORT_MAX_TRIALS);
+    let sql = format!(
+        "SELECT {TRIAL_COLUMNS} FROM trials t JOIN studies s ON s.id = t.study_id
+          WHERE t.study_id = ?1 AND t.id > ?2 ORDER BY t.id LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    // One more than the page, to know whether another page follows.
+    let mut rows = stmt.query(params![study_id, after, i64::from(limit) + 1])?;
+    let mut trials = Vec::new();
+    while let Some(r) = rows.next()? {
+        trials.push(ExportedTrial { trial: trial_from_row(r)?, curve: Vec::new() });
+    }
+    let more = trials.len() > limit as usize;
+    trials.truncate(limit as usize);
+    let Some(last) = trials.last().map(|t| t.trial.id) else {
+        return Ok(StudyExport { trials, next_after: None });
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.trial_id, c.attempt, c.stage, c.epoch, c.epochs, c.train_loss, c.val_loss, c.val_accuracy
+           FROM curves c JOIN trials t ON t.id = c.trial_id
+          WHERE t.study_id = ?1 AND c.trial_id > ?2 AND c.trial_id <= ?3 AND c.attempt = t.attempts
+          ORDER BY c.trial_id, c.id",
+    )?;
+    let mut rows = stmt.query(params![study_id, after, last])?;
+    let mut slot = trials.iter_mut().peekable();
+    while let Some(r) = rows.next()? {
+        let trial_id: i64 = r.get(0)?;
+        // Both lists are in trial id order: walk them together.
+        while slot.peek().is_some_and(|t| t.trial.id < trial_id) {
+            slot.next();
+        }
+        match slot.peek_mut() {
+            Some(t) if t.trial.id == trial_id => t.curve.push(curve_point_from_row(r, 1)?),
+            _ => return Err(Error::Corrupt(format!("curve points of trial {trial_id}, which is not in the page"))),
+        }
+    }
+    Ok(StudyExport { trials, next_after: more.then_some(last) })
 }
 
 #[cfg(test)]
@@ -319,5 +378,65 @@ mod tests {
         let all = curves(&f.ctx.conn, 1).unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!((all[0].attempt, all[0].stage, all[0].val_accuracy), (1, Stage::Finetune, None));
+    }
+
+    #[test]
+    fn export_pages_hold_what_report_input_gives() {
+        use decsweep_api::wire::EpochProgress;
+        let mut f = Fixture::new();
+        f.ctx.insert_study(&command_study("a", 5, 2)).unwrap();
+        f.ctx.insert_study(&command_study("b", 2, 2)).unwrap();
+        let p = |epoch: u32| EpochProgress {
+            stage: Stage::Finetune,
+            epoch,
+            epochs: 2,
+            train_loss: f64::from(epoch),
+            val_loss: 1.0,
+            val_accuracy: Some(0.5),
+        };
+        // Two leases at once, so the curves of trials 1 and 2 interleave; trial 1 fails once.
+        let first = f.ctx.lease("w").unwrap().0.unwrap();
+        let second = f.ctx.lease("w").unwrap().0.unwrap();
+        f.ctx.progress(&first.lease_id, &p(1)).unwrap();
+        f.ctx.progress(&second.lease_id, &p(1)).unwrap();
+        f.ctx.fail(&first.lease_id, "oom", true).unwrap();
+        f.ctx.progress(&second.lease_id, &p(2)).unwrap();
+        f.ctx.complete(&second.lease_id, &BTreeMap::from([("accuracy".into(), 0.9)])).unwrap();
+        let again = f.ctx.lease("w").unwrap().0.unwrap();
+        f.ctx.progress(&again.lease_id, &p(1)).unwrap();
+
+        let mut pages = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = export_page(&f.ctx.conn, "a", after, 2).unwrap();
+            assert!(page.trials.len() <= 2);
+            pages.push(page.trials.iter().map(|t| t.trial.id).collect::<Vec<_>>());
+            match page.next_after {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        assert_eq!(pages, [vec![1, 2], vec![3, 4], vec![5]]);
+
+        let whole = export_page(&f.ctx.conn, "a", 0, 0).unwrap();
+        assert_eq!(whole.trials.len(), 1, "a limit of 0 is taken as 1");
+        let whole = export_page(&f.ctx.conn, "a", 0, EXPORT_MAX_TRIALS + 1).unwrap();
+        assert_eq!(whole.next_after, None);
+        let (rows, points) = report_input(&f.ctx.conn, "a").unwrap();
+        let ids: Vec<i64> = whole.trials.iter().map(|t| t.trial.id).collect();
+        assert_eq!(ids, rows.iter().map(|r| r.id).collect::<Vec<_>>());
+        for t in &whole.trials {
+            let expected: Vec<(String, u32, f64)> = points
+                .iter()
+                .filter(|c| c.trial_id == t.trial.id)
+                .map(|c| (c.stage.clone(), c.epoch, c.train_loss))
+                .collect();
+            let got: Vec<(String, u32, f64)> =
+                t.curve.iter().map(|c| (c.stage.name().to_string(), c.epoch, c.train_loss.unwrap())).collect();
+            assert_eq!(got, expected, "trial {}", t.trial.id);
+        }
+        assert_eq!(whole.trials[0].curve.len(), 1, "trial 1: only its second attempt's point");
+        assert!(matches!(export_page(&f.ctx.conn, "zz", 0, 10), Err(Error::StudyNotFound(_))));
+        assert!(export_page(&f.ctx.conn, "b", 0, 10).unwrap().trials.iter().all(|t| t.trial.study == "b"));
     }
 }

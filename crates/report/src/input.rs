@@ -89,6 +89,21 @@ impl From<decsweep_api::wire::TrialInfo> for TrialRow {
     }
 }
 
+impl CurvePoint {
+    /// A point of trial `trial_id` as the API serves it (`GET /v1/trials/{id}/curves`, the
+    /// study export): a loss or accuracy it does not know is NaN here.
+    pub fn from_wire(trial_id: i64, p: &decsweep_api::wire::TrialCurvePoint) -> Self {
+        CurvePoint {
+            trial_id,
+            stage: p.stage.name().to_string(),
+            epoch: p.epoch,
+            train_loss: p.train_loss.unwrap_or(f64::NAN),
+            val_loss: p.val_loss.unwrap_or(f64::NAN),
+            val_accuracy: p.val_accuracy.unwrap_or(f64::NAN),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

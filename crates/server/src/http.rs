@@ -136,6 +136,7 @@ pub(crate) fn router(server: Server) -> (Router, Vec<(&'static str, &'static str
         .add("GET", "/v1/studies", get(list_studies))
         .add("GET", "/v1/studies/{name}", get(get_study))
         .add("GET", "/v1/studies/{name}/trials", get(study_trials))
+        .add("GET", "/v1/studies/{name}/export", get(study_export))
         .add("GET", "/v1/trials/{id}", get(get_trial))
         .add("GET", "/v1/trials/{id}/curves", get(trial_curves))
         .add("POST", "/v1/studies/{name}/cancel", capped(post(cancel_study), small))
@@ -280,6 +281,28 @@ async fn study_trials(
     ApiQuery(q): ApiQuery<TrialsQuery>,
 ) -> Answer<Response> {
     Ok(Json(c.trials(&name, q.status).await?).into_response())
+}
+
+/// `after` and `limit` of `GET /v1/studies/{name}/export`.
+#[derive(Debug, Deserialize)]
+struct ExportQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default = "default_export_limit")]
+    limit: u32,
+}
+
+fn default_export_limit() -> u32 {
+    500
+}
+
+/// A page of the study's trials with their curves (see [`Coordinator::export_page`]).
+async fn study_export(
+    State(c): State<Coordinator>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> Answer<Response> {
+    Ok(Json(c.export_page(&name, q.after, q.limit).await?).into_response())
 }
 
 async fn get_trial(State(c): State<Coordinator>, ApiPath(id): ApiPath<i64>) -> Answer<Response> {

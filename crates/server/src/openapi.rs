@@ -143,6 +143,12 @@ pub fn document() -> Value {
             .param(json!({ "name": "status", "in": "query", "required": false, "schema": schema_ref("TrialStatus"), "description": "Only trials in this status." }))
             .answer("200", reply("Trials.", Some(json!({ "type": "array", "items": schema_ref("TrialInfo") }))))
             .answer("404", error("No such study.")).build() },
+        "/v1/studies/{name}/export": { "get": Op::new("A page of the study's trials in id order, each with the curve points of its latest attempt (the one whose result is stored), in the order recorded: what a report needs, in a few requests. Follow `next_after` until it is null.").param(name.clone())
+            .param(json!({ "name": "after", "in": "query", "required": false, "schema": { "type": "integer", "format": "int64", "default": 0 }, "description": "Only trials with a larger id: the previous page's `next_after`." }))
+            .param(json!({ "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 500 }, "description": "The most trials in the page (0 is taken as 1, more than 1000 as 1000)." }))
+            .answer("200", reply("One page.", Some(schema_ref("StudyExport"))))
+            .answer("400", error("`after` or `limit` is not a number."))
+            .answer("404", error("No such study.")).build() },
         "/v1/trials/{id}": { "get": Op::new("One trial.").param(trial_id.clone())
             .answer("200", reply("The trial.", Some(schema_ref("TrialInfo"))))
             .answer("404", error("No such trial.")).build() },
@@ -263,6 +269,11 @@ pub fn document() -> Value {
         "TrialCurvePoint": { "type": "object", "properties": {
             "attempt": { "type": "integer" }, "stage": schema_ref("Stage"), "epoch": { "type": "integer" }, "epochs": { "type": "integer" },
             "train_loss": { "type": ["number", "null"] }, "val_loss": { "type": ["number", "null"] }, "val_accuracy": { "type": ["number", "null"] } } },
+        "StudyExport": { "type": "object", "required": ["trials"], "properties": {
+            "trials": { "type": "array", "items": { "type": "object", "required": ["trial", "curve"], "properties": {
+                "trial": schema_ref("TrialInfo"),
+                "curve": { "type": "array", "items": schema_ref("TrialCurvePoint"), "description": "The points of the trial's latest attempt, in the order recorded." } } } },
+            "next_after": { "type": ["integer", "null"], "format": "int64", "description": "The `after` of the next page; null on the last page." } } },
         "LeaseRequest": { "type": "object", "required": ["worker"], "properties": {
             "worker": { "type": "string", "description": "Unique to the worker process (host, pid, slot)." },
             "wait_ms": { "type": "integer", "default": 0, "description": "Long-poll up to this long (capped by the server)." },

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use decsweep_api::wire::{
-    ApiError, HeartbeatReply, Lease, ProgressReply, Recorded, StudyInfo, TrialCurvePoint, TrialInfo, TrialJob,
-    TrialStatus,
+    ApiError, HeartbeatReply, Lease, ProgressReply, Recorded, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo,
+    TrialJob, TrialStatus,
 };
 use decsweep_coordinator::{Coordinator, CoordinatorOptions, ManualClock};
 use decsweep_server::{openapi, ServeError, ServeOptions};
@@ -227,6 +227,69 @@ async fn lease_heartbeat_progress_complete() {
     let (rows, points) = s.coordinator.report_input("flow").await.unwrap();
     assert_eq!((rows.len(), points.len()), (2, 1));
     assert_eq!(rows[0].status, decsweep_report::TrialStatus::Completed);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_export_pages_through_a_study_as_report_input_reads_it() {
+    let s = Server::plain().await;
+    s.create(&command_spec("paged", 7, 2)).await;
+    s.create(&command_spec("other", 2, 2)).await;
+    let progress = |epoch: u32, loss: Option<f64>| json!({ "stage": "finetune", "epoch": epoch, "epochs": 3, "train_loss": loss, "val_loss": 0.5, "val_accuracy": null });
+    // Two trials at once, so their points interleave; trial 1 fails once and runs again, and one
+    // point of trial 2 has no train loss.
+    let first = s.lease("w1", 0).await.unwrap();
+    let second = s.lease("w2", 0).await.unwrap();
+    for (lease, epoch, loss) in
+        [(&first, 1, Some(0.9)), (&second, 1, None), (&first, 2, Some(0.8)), (&second, 2, Some(0.4))]
+    {
+        let r = s.post(&format!("/v1/leases/{}/progress", lease.lease_id), progress(epoch, loss)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    s.post(&format!("/v1/leases/{}/fail", first.lease_id), json!({ "reason": "oom", "retryable": true })).await;
+    s.complete(&second.lease_id, 0.7).await;
+    let again = s.lease("w1", 0).await.unwrap();
+    assert_eq!((again.trial_id, again.attempt), (first.trial_id, 2));
+    s.post(&format!("/v1/leases/{}/progress", again.lease_id), progress(1, Some(0.3))).await;
+    s.complete(&again.lease_id, 0.8).await;
+
+    let mut trials = Vec::new();
+    let mut curves = Vec::new();
+    let mut path = "/v1/studies/paged/export?limit=3".to_string();
+    let mut pages = 0;
+    loop {
+        let r = s.get(&path).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let page: StudyExport = r.json().await.unwrap();
+        pages += 1;
+        assert!(page.trials.len() <= 3);
+        for t in page.trials {
+            curves.extend(t.curve.iter().map(|p| decsweep_report::CurvePoint::from_wire(t.trial.id, p)));
+            trials.push(decsweep_report::TrialRow::from(t.trial));
+        }
+        match page.next_after {
+            Some(after) => path = format!("/v1/studies/paged/export?limit=3&after={after}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3, "7 trials, 3 a page");
+    let (rows, points) = s.coordinator.report_input("paged").await.unwrap();
+    assert_eq!(trials, rows);
+    // Pages hold each trial's points together; within a trial they keep the order recorded,
+    // which is all a report reads. Debug text, so NaN compares equal to NaN.
+    let mut expected = points.clone();
+    expected.sort_by_key(|p| p.trial_id);
+    assert_eq!(format!("{curves:?}"), format!("{expected:?}"));
+    assert_eq!(curves.iter().filter(|p| p.trial_id == first.trial_id).count(), 1, "only the latest attempt");
+    assert!(curves.iter().any(|p| p.train_loss.is_nan()));
+
+    let whole: StudyExport = s.get("/v1/studies/paged/export").await.json().await.unwrap();
+    assert_eq!((whole.trials.len(), whole.next_after), (7, None), "the default page holds them all");
+    let missing = s.get("/v1/studies/nope/export").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let bad = s.get("/v1/studies/paged/export?after=x").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.json::<ApiError>().await.unwrap().error.contains("after"));
     s.stop().await;
 }
 

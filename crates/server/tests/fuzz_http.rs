@@ -44,7 +44,7 @@ const MAX_ANSWER_BYTES: usize = 4 << 20;
 const LOOPBACK_HOST: &str = "127.0.0.1";
 
 /// Query keys the API reads, for query strings that reach its parsers.
-const QUERY_KEYS: &[&str] = &["status", "stage", "epoch", "sha256", "wait_ms", "since", "ids"];
+const QUERY_KEYS: &[&str] = &["status", "stage", "epoch", "sha256", "wait_ms", "since", "ids", "after", "limit"];
 
 /// Methods no route serves, to check that they neither fail nor grow anything.
 const MADE_UP_METHODS: &[&str] = &["FOO", "M-SEARCH", "PROPFIND", "get", "X-0123456789-0123456789-0123456789"];

@@ -143,10 +143,11 @@ fn agent(worker: &Path, url: &str, home: &Path, resume: bool, log: &Path) -> Res
     Ok(Guard(cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?))
 }
 
-/// A GET with the token `serve` generated into this user's runtime file (the bench gives it none).
-fn get(url: &str) -> Result<reqwest::blocking::Response> {
-    let token = decsweep_connect::runtime::token_for_url(url).context("no runtime token file for the coordinator")?;
-    Ok(reqwest::blocking::Client::new().get(url).bearer_auth(token).send()?.error_for_status()?)
+/// A client of the coordinator with the token `serve` generated into this user's runtime file
+/// (the bench gives it none).
+fn client(url: &str) -> Result<decsweep_connect::Client> {
+    decsweep_connect::runtime::token_for_url(url).context("no runtime token file for the coordinator")?;
+    Ok(decsweep_connect::Client::connect(url, &decsweep_connect::ClientArgs::default())?)
 }
 
 fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
@@ -186,8 +187,9 @@ fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
     let mut rng = Rng(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut interruptions = 0;
     let mut next_kill = Duration::from_secs_f64(a.kill_every);
+    let coordinator = client(&url)?;
     loop {
-        let info: StudyInfo = get(&format!("{url}/v1/studies/preempt"))?.json()?;
+        let info: StudyInfo = coordinator.study("preempt")?;
         let c = &info.counts;
         if c.pending + c.running == 0 || started.elapsed().as_secs_f64() >= a.give_up_after {
             break;
@@ -206,7 +208,7 @@ fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
     }
     let wall_s = started.elapsed().as_secs_f64();
 
-    let metrics = get(&format!("{url}/metrics"))?.text()?;
+    let metrics = coordinator.metrics()?;
     let trained: u64 = metrics
         .lines()
         .filter(|l| {
@@ -214,7 +216,7 @@ fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
-    let trials: Vec<decsweep_api::wire::TrialInfo> = get(&format!("{url}/v1/studies/preempt/trials"))?.json()?;
+    let trials = coordinator.trials("preempt", None)?;
     let mut distinct = 0;
     let mut resumes = 0;
     let mut completed = 0;
@@ -225,8 +227,7 @@ fn run_once(a: &Args, name: &'static str, resume: bool) -> Result<Outcome> {
             other => bail!("trial {} ended {other} ({:?})", t.id, t.error),
         }
         resumes += u64::from(t.resumes);
-        let points: Vec<decsweep_api::wire::TrialCurvePoint> =
-            get(&format!("{url}/v1/trials/{}/curves", t.id))?.json()?;
+        let points = coordinator.curves(t.id)?;
         let unique: BTreeMap<(String, u32), ()> =
             points.iter().map(|p| ((p.stage.name().to_string(), p.epoch), ())).collect();
         distinct += unique.len() as u64;

@@ -1,14 +1,12 @@
-//! `decsweep submit` and `decsweep status`: a running coordinator's API, and the HTTP client the
-//! CLI uses for it.
+//! `decsweep submit` and `decsweep status`: a running coordinator's API through
+//! [`decsweep_connect::Client`], and the CLI's words for its failures ([`Explain`]).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
-use decsweep_api::wire::{ApiError, CreateStudy, StudyInfo, TrialCurvePoint, TrialInfo};
-use decsweep_report::{CurvePoint, TrialRow};
-use serde::de::DeserializeOwned;
+use decsweep_api::wire::{CreateStudy, StudyInfo, TrialInfo};
+pub use decsweep_connect::Client;
+use decsweep_connect::{ApiCallError, Timeouts};
 
 #[derive(Debug, Args)]
 pub struct Connection {
@@ -23,7 +21,7 @@ pub struct Connection {
 impl Connection {
     /// A client of this coordinator with the token and CA given.
     pub fn client(&self) -> anyhow::Result<Client> {
-        Client::connect(&self.coordinator, &self.access)
+        connect(&self.coordinator, &self.access)
     }
 }
 
@@ -71,7 +69,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let info: StudyInfo = client.post("studies", &request)?;
+    let info = client.create_study(&request).explain(&client, || "POST studies".into())?;
     let verb = if info.created { "created" } else { "already exists" };
     println!("study `{}` {verb}: {} trials ({} finished)", info.name, info.counts.total(), info.counts.finished());
     Ok(())
@@ -80,11 +78,11 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     let client = args.connection.client()?;
     let studies: Vec<StudyInfo> = match &args.study {
-        Some(name) => vec![client.get(&format!("studies/{name}"))?],
-        None => client.get("studies")?,
+        Some(name) => vec![client.study(name).explain(&client, || format!("GET studies/{name}"))?],
+        None => client.studies().explain(&client, || "GET studies".into())?,
     };
     let trials: Vec<TrialInfo> = match (&args.study, args.trials) {
-        (Some(name), true) => client.get(&format!("studies/{name}/trials"))?,
+        (Some(name), true) => client.trials(name, None).explain(&client, || format!("GET studies/{name}/trials"))?,
         _ => Vec::new(),
     };
     // The disk's state, in words, when something is wrong with it (`/healthz`; a coordinator
@@ -145,130 +143,41 @@ pub fn storage_warning(fault: &serde_json::Value) -> String {
     )
 }
 
-/// Blocking JSON client of `/v1`.
-pub struct Client {
-    http: reqwest::blocking::Client,
-    base: String,
-    token: Option<String>,
+/// A client of the coordinator at `url` (http:// or https://) with `access`'s token and CA, and
+/// a person's timeouts. An unreadable token or CA file is bad input.
+pub fn connect(url: &str, access: &decsweep_connect::ClientArgs) -> anyhow::Result<Client> {
+    Client::connect_with(url, access, Timeouts::COMMAND).map_err(|e| crate::exit::BadInput(e.to_string()).into())
 }
 
-impl Client {
-    /// A client of the coordinator at `url` (http:// or https://) with `access`'s token and CA.
-    /// An unreadable token or CA file is bad input.
-    pub fn connect(url: &str, access: &decsweep_connect::ClientArgs) -> anyhow::Result<Client> {
-        let bad_input = |e: decsweep_connect::ConnectError| crate::exit::BadInput(e.to_string());
-        let token = access.token_for(url).map_err(bad_input)?;
-        let http =
-            access.build(reqwest::blocking::Client::builder().timeout(Duration::from_secs(60))).map_err(bad_input)?;
-        Ok(Client { http, base: format!("{}/v1", url.trim_end_matches('/')), token })
-    }
+/// The CLI's words for a failed call: what was asked (`GET studies/x`), then a refused
+/// certificate and what to do, the coordinator out of reach, or its answer: a 4xx is bad input
+/// (exit 2) in the server's words, anything else a failure naming the status.
+pub trait Explain<T> {
+    fn explain(self, client: &Client, what: impl FnOnce() -> String) -> anyhow::Result<T>;
+}
 
-    fn send<T: DeserializeOwned>(&self, req: reqwest::blocking::RequestBuilder, what: &str) -> anyhow::Result<T> {
-        let req = match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        };
-        let response = match req.send() {
-            Ok(response) => response,
-            Err(e) => match decsweep_connect::certificate_problem(&e) {
-                Some(problem) => anyhow::bail!("{what}: {problem}"),
-                None => {
-                    return Err(
-                        anyhow::Error::new(e).context(format!("{what}: cannot reach the coordinator at {}", self.base))
-                    )
+impl<T> Explain<T> for Result<T, ApiCallError> {
+    fn explain(self, client: &Client, what: impl FnOnce() -> String) -> anyhow::Result<T> {
+        self.map_err(|e| {
+            let what = what();
+            if let Some(problem) = e.certificate_problem() {
+                return anyhow::anyhow!("{what}: {problem}");
+            }
+            match e {
+                ApiCallError::Transport(source) => anyhow::Error::new(source)
+                    .context(format!("{what}: cannot reach the coordinator at {}", client.base())),
+                ApiCallError::Decode(source) => {
+                    anyhow::Error::new(source).context(format!("{what}: unreadable answer"))
                 }
-            },
-        };
-        let status = response.status();
-        if status.is_success() {
-            return response.json().with_context(|| format!("{what}: unreadable answer"));
-        }
-        let body = response.text().unwrap_or_default();
-        let message = match serde_json::from_str::<ApiError>(&body) {
-            Ok(e) if e.details.is_empty() => e.error,
-            Ok(e) => format!("{}\n{}", e.error, e.details.join("\n")),
-            Err(_) => body,
-        };
-        if status.is_client_error() {
-            Err(crate::exit::BadInput(format!("{what}: {message}")).into())
-        } else {
-            anyhow::bail!("{what}: the coordinator answered {status}: {message}")
-        }
-    }
-
-    /// `GET /healthz` (beside `/v1`, no auth).
-    pub fn health(&self) -> anyhow::Result<serde_json::Value> {
-        let root = self.base.trim_end_matches("/v1");
-        Ok(self.http.get(format!("{root}/healthz")).send()?.error_for_status()?.json()?)
-    }
-
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        self.send(self.http.get(format!("{}/{path}", self.base)), &format!("GET {path}"))
-    }
-
-    /// A file's bytes (a dataset), with ten minutes for the download.
-    pub fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
-        let mut req = self.http.get(format!("{}/{path}", self.base)).timeout(Duration::from_secs(600));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let response = req.send().with_context(|| format!("GET {path}"))?.error_for_status()?;
-        Ok(response.bytes()?.to_vec())
-    }
-
-    /// Whether `GET path` would answer 200 (a HEAD request); `false` on 404.
-    pub fn exists(&self, path: &str) -> anyhow::Result<bool> {
-        let mut req = self.http.head(format!("{}/{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let response = req.send().with_context(|| format!("HEAD {path}: cannot reach the coordinator"))?;
-        match response.status() {
-            s if s.is_success() => Ok(true),
-            reqwest::StatusCode::NOT_FOUND => Ok(false),
-            s => anyhow::bail!("HEAD {path}: the coordinator answered {s}"),
-        }
-    }
-
-    /// `PUT path` with `body` (a file, streamed), allowed `timeout`.
-    pub fn put_body<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: reqwest::blocking::Body,
-        timeout: Duration,
-    ) -> anyhow::Result<T> {
-        let req = self
-            .http
-            .put(format!("{}/{path}", self.base))
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .timeout(timeout)
-            .body(body);
-        self.send(req, &format!("PUT {path}"))
-    }
-
-    pub fn post<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
-        self.send(self.http.post(format!("{}/{path}", self.base)).json(body), &format!("POST {path}"))
-    }
-
-    /// A study's trials and curves in the report crate's terms.
-    pub fn report_input(&self, study: &str) -> anyhow::Result<(Vec<TrialRow>, Vec<CurvePoint>)> {
-        let infos: Vec<TrialInfo> = self.get(&format!("studies/{study}/trials"))?;
-        let mut trials = Vec::with_capacity(infos.len());
-        let mut curves = Vec::new();
-        for t in infos {
-            let points: Vec<TrialCurvePoint> = self.get(&format!("trials/{}/curves", t.id))?;
-            // Only the attempt that produced the trial's result.
-            let last = points.iter().map(|p| p.attempt).max();
-            curves.extend(points.iter().filter(|p| Some(p.attempt) == last).map(|p| CurvePoint {
-                trial_id: t.id,
-                stage: p.stage.name().to_string(),
-                epoch: p.epoch,
-                train_loss: p.train_loss.unwrap_or(f64::NAN),
-                val_loss: p.val_loss.unwrap_or(f64::NAN),
-                val_accuracy: p.val_accuracy.unwrap_or(f64::NAN),
-            }));
-            trials.push(TrialRow::from(t));
-        }
-        Ok((trials, curves))
+                e if e.is_client_error() => {
+                    crate::exit::BadInput(format!("{what}: {}", e.message().unwrap_or_default())).into()
+                }
+                e => {
+                    let status = e.status().and_then(|s| reqwest::StatusCode::from_u16(s).ok());
+                    let status = status.map_or_else(|| "?".to_string(), |s| s.to_string());
+                    anyhow::anyhow!("{what}: the coordinator answered {status}: {}", e.message().unwrap_or_default())
+                }
+            }
+        })
     }
 }

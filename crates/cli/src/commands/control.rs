@@ -2,9 +2,9 @@
 //! through the same `/v1` actions the dashboard uses.
 
 use clap::Args;
-use decsweep_api::wire::{AddSeeds, CancelOutcome, FailByUser, FailedByUser, Retried, RetryTrials, SeedsAdded};
+use decsweep_api::wire::{AddSeeds, FailByUser, RetryTrials};
 
-use super::client::{Client, Connection};
+use super::client::{Connection, Explain};
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {
@@ -53,7 +53,7 @@ pub struct AddSeedsArgs {
 
 pub fn cancel(args: CancelArgs) -> anyhow::Result<()> {
     let client = args.connection.client()?;
-    let out: CancelOutcome = client.post(&format!("studies/{}/cancel", args.study), &serde_json::json!({}))?;
+    let out = client.cancel_study(&args.study).explain(&client, || format!("POST studies/{}/cancel", args.study))?;
     println!(
         "study `{}`: {} pending trial(s) cancelled, {} running trial(s) cancelled and told to stop",
         args.study, out.cancelled, out.stopping
@@ -63,14 +63,18 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<()> {
 
 pub fn retry(args: RetryArgs) -> anyhow::Result<()> {
     let client = args.connection.client()?;
-    let out: Retried = client.post(&format!("studies/{}/retry", args.study), &RetryTrials { trial_id: args.trial })?;
+    let out = client
+        .retry_trials(&args.study, &RetryTrials { trial_id: args.trial })
+        .explain(&client, || format!("POST studies/{}/retry", args.study))?;
     println!("study `{}`: {} failed trial(s) back in the queue", args.study, out.retried);
     Ok(())
 }
 
 pub fn fail(args: FailArgs) -> anyhow::Result<()> {
-    let client: Client = args.connection.client()?;
-    let out: FailedByUser = client.post(&format!("trials/{}/fail", args.trial), &FailByUser { reason: args.reason })?;
+    let client = args.connection.client()?;
+    let out = client
+        .fail_trial(args.trial, &FailByUser { reason: args.reason })
+        .explain(&client, || format!("POST trials/{}/fail", args.trial))?;
     if out.failed {
         println!("trial {} marked failed", args.trial);
     } else {
@@ -81,7 +85,9 @@ pub fn fail(args: FailArgs) -> anyhow::Result<()> {
 
 pub fn add_seeds(args: AddSeedsArgs) -> anyhow::Result<()> {
     let client = args.connection.client()?;
-    let out: SeedsAdded = client.post(&format!("studies/{}/seeds", args.study), &AddSeeds { seeds: args.seeds })?;
+    let out = client
+        .add_seeds(&args.study, &AddSeeds { seeds: args.seeds })
+        .explain(&client, || format!("POST studies/{}/seeds", args.study))?;
     println!("study `{}`: {} trial(s) added", args.study, out.added);
     if !out.skipped.is_empty() {
         let seeds: Vec<String> = out.skipped.iter().map(u64::to_string).collect();

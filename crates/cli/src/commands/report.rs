@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
-use decsweep_report::{write_all_with, ReportOptions, StudyReport};
+use decsweep_report::{write_all_with, CurvePoint, ReportOptions, StudyReport, TrialRow};
 
+use super::client::{Client, Explain};
 use super::source::Source;
 
 #[derive(Debug, Args)]
@@ -33,8 +34,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
             })?
         }
         Source::Coordinator(client) => {
-            let info: decsweep_api::wire::StudyInfo = client.get(&format!("studies/{}", args.study))?;
-            let (trials, curves) = client.report_input(&args.study)?;
+            let info = client.study(&args.study).explain(&client, || format!("GET studies/{}", args.study))?;
+            let (trials, curves) = report_input(&client, &args.study)?;
             let options = report_options(&info);
             write_all_with(&StudyReport { study: &args.study, trials: &trials, curves: &curves }, &out, &options)
                 .with_context(|| format!("writing reports to {}", out.display()))?
@@ -44,6 +45,20 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         println!("{}", f.display());
     }
     Ok(())
+}
+
+/// A study's trials and curves in the report crate's terms, read from a coordinator a page of
+/// trials at a time (`GET /v1/studies/{name}/export`): what [`Coordinator::report_input`]
+/// gives, each trial's points together.
+fn report_input(client: &Client, study: &str) -> anyhow::Result<(Vec<TrialRow>, Vec<CurvePoint>)> {
+    let exported = client.export(study).explain(client, || format!("GET studies/{study}/export"))?;
+    let mut trials = Vec::with_capacity(exported.len());
+    let mut curves = Vec::new();
+    for t in exported {
+        curves.extend(t.curve.iter().map(|p| CurvePoint::from_wire(t.trial.id, p)));
+        trials.push(TrialRow::from(t.trial));
+    }
+    Ok((trials, curves))
 }
 
 /// Writes every report of `study` from the coordinator's store into `dir`.

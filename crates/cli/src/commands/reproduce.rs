@@ -14,10 +14,11 @@ use std::process::Command;
 
 use anyhow::Context;
 use clap::Args;
-use decsweep_api::wire::{StudyInfo, TrialInfo, TrialStatus};
+use decsweep_api::wire::TrialStatus;
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 use serde_json::Value;
 
+use super::client::Explain;
 use super::source::Source;
 
 #[derive(Debug, Args)]
@@ -59,11 +60,13 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
             })?
         }
         Source::Coordinator(client) => {
-            let info: StudyInfo = client.get(&format!("studies/{}", args.study))?;
-            let trial: TrialInfo = client.get(&format!("trials/{}", args.trial))?;
+            let info = client.study(&args.study).explain(&client, || format!("GET studies/{}", args.study))?;
+            let trial = client.trial(args.trial).explain(&client, || format!("GET trials/{}", args.trial))?;
             let path = scratch.path().join("dataset.safetensors");
-            std::fs::write(&path, client.get_bytes(&format!("datasets/{}", info.dataset_sha256))?)
-                .with_context(|| format!("writing {}", path.display()))?;
+            let dataset = format!("datasets/{}", info.dataset_sha256);
+            // A failed download is never bad input (exit 1), as before the client was shared.
+            let bytes = client.get_bytes(&dataset).with_context(|| format!("GET {dataset}"))?;
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
             (trial, path)
         }
     };

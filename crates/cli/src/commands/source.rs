@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::client::Client;
+use super::client::{connect, Client};
 
 #[derive(Debug, Args)]
 pub struct StudySource {
@@ -37,7 +37,7 @@ impl StudySource {
                 Err(crate::exit::BadInput(format!("{}: no such database", db.display())).into())
             }
             (Some(db), _) => Ok(Source::Db(db)),
-            (None, Some(url)) => Ok(Source::Coordinator(Client::connect(url, &self.access)?)),
+            (None, Some(url)) => Ok(Source::Coordinator(connect(url, &self.access)?)),
             (None, None) => Err(crate::exit::BadInput("give --db FILE or --coordinator URL".into()).into()),
         }
     }

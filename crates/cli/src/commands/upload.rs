@@ -9,7 +9,7 @@ use anyhow::Context;
 use decsweep_api::wire::DatasetStored;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::client::Client;
+use super::client::{Client, Explain};
 
 /// Files at least this large show a progress bar (on a terminal).
 const PROGRESS_FROM_BYTES: u64 = 64 << 20;
@@ -19,7 +19,7 @@ const PROGRESS_FROM_BYTES: u64 = 64 << 20;
 pub fn dataset(client: &Client, file: &Path) -> anyhow::Result<String> {
     let sha256 = decsweep_data::content_hash(file).map_err(|e| crate::exit::BadInput(e.to_string()))?;
     let path = format!("datasets/{sha256}");
-    if client.exists(&path).with_context(|| format!("dataset {}", file.display()))? {
+    if has_dataset(client, &sha256).with_context(|| format!("dataset {}", file.display()))? {
         return Ok(sha256);
     }
     let opened = std::fs::File::open(file).with_context(|| format!("dataset {}: cannot read", file.display()))?;
@@ -36,11 +36,23 @@ pub fn dataset(client: &Client, file: &Path) -> anyhow::Result<String> {
     let body = reqwest::blocking::Body::sized(bar.wrap_read(opened), bytes);
     // A minute per 100 MiB and at least ten: a slow link may carry gigabytes.
     let timeout = Duration::from_secs(600 + bytes / (100 << 20) * 60);
-    let stored: DatasetStored =
-        client.put_body(&path, body, timeout).with_context(|| format!("uploading dataset {}", file.display()))?;
+    let stored: DatasetStored = client
+        .upload_dataset(&sha256, body, timeout)
+        .explain(client, || format!("PUT {path}"))
+        .with_context(|| format!("uploading dataset {}", file.display()))?;
     bar.finish_and_clear();
     if stored.created {
         eprintln!("uploaded dataset {} ({} bytes, sha256 {sha256})", file.display(), stored.bytes);
     }
     Ok(sha256)
+}
+
+/// Whether the coordinator has the dataset (`HEAD`); a failure is never bad input, as before
+/// uploads existed: the coordinator is out of reach or refuses the look.
+fn has_dataset(client: &Client, sha256: &str) -> anyhow::Result<bool> {
+    let path = format!("datasets/{sha256}");
+    client.has_dataset(sha256).map_err(|e| match e.status().and_then(|s| reqwest::StatusCode::from_u16(s).ok()) {
+        Some(status) => anyhow::anyhow!("HEAD {path}: the coordinator answered {status}"),
+        None => anyhow::Error::new(e).context(format!("HEAD {path}: cannot reach the coordinator")),
+    })
 }

@@ -197,16 +197,14 @@ pub fn submit(url: &str, spec: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// A GET on a loopback coordinator started without a token: `serve` made one and wrote it to this
-/// user's runtime file, where decsweep's own clients find it. Panics unless the answer is 2xx.
-pub fn get_with_runtime_token(url: &str) -> reqwest::blocking::Response {
-    let token = decsweep_connect::runtime::token_for_url(url).expect("serve's runtime token file");
-    let answer = reqwest::blocking::Client::new().get(url).bearer_auth(token).send().unwrap();
-    assert!(answer.status().is_success(), "GET {url}: {}", answer.status());
-    answer
+/// decsweep's own client of a loopback coordinator started without a token: `serve` made one
+/// and wrote it to this user's runtime file, where the client finds it.
+pub fn client(url: &str) -> decsweep_connect::Client {
+    assert!(decsweep_connect::runtime::token_for_url(url).is_some(), "no runtime token file for {url}");
+    decsweep_connect::Client::connect(url, &decsweep_connect::ClientArgs::default()).unwrap()
 }
 
 /// `GET /metrics` of a loopback coordinator started without a token.
 pub fn metrics_text(url: &str) -> String {
-    get_with_runtime_token(&format!("{url}/metrics")).text().unwrap()
+    client(url).metrics().unwrap_or_else(|e| panic!("GET {url}/metrics: {e}"))
 }
