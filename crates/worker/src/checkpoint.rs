@@ -10,20 +10,9 @@ use anyhow::Context;
 use decsweep_api::{Params, Pipeline, Stage};
 use decsweep_model::resume::FORMAT_VERSION;
 use decsweep_model::{ResumeError, TrialState};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// What `train --supervised` prints on stdout after saving a state: one JSON line, to which the
-/// supervisor does not answer (unlike an epoch line).
-#[derive(Serialize)]
-struct CheckpointEvent<'a> {
-    /// Always `"checkpoint"`.
-    event: &'static str,
-    path: &'a Path,
-    stage: Stage,
-    /// Epochs of `stage` done when the state was saved.
-    epoch: usize,
-}
+use crate::protocol::{ChildEvent, SavedCheckpoint};
 
 /// The identity of a trial, stored in its state file: SHA-256 of the state format, the
 /// training revision ([`decsweep_model::TRAINER_REVISION`]), the dataset's hash, the pipeline, every parameter and the seed. A state resumes only the trial
@@ -132,13 +121,13 @@ impl Saver {
                     "trial checkpoint saved"
                 );
                 if self.supervised {
-                    let event = CheckpointEvent {
-                        event: "checkpoint",
-                        path: &self.path,
+                    // Not answered, unlike an epoch line.
+                    let line = ChildEvent::Checkpoint(SavedCheckpoint {
+                        path: self.path.clone(),
                         stage: state.stage,
-                        epoch: state.epoch,
-                    };
-                    let line = serde_json::to_string(&event).expect("event serialises");
+                        epoch: state.epoch as u32,
+                    })
+                    .to_line();
                     use std::io::Write;
                     let mut stdout = std::io::stdout().lock();
                     // A supervisor that is gone notices at the next epoch line.
@@ -169,8 +158,9 @@ mod tests {
 
     #[test]
     fn the_checkpoint_event_is_not_an_epoch_line() {
-        let event = CheckpointEvent { event: "checkpoint", path: Path::new("/x"), stage: Stage::Dec, epoch: 3 };
-        let line = serde_json::to_string(&event).unwrap();
+        let saved = SavedCheckpoint { path: "/x".into(), stage: Stage::Dec, epoch: 3 };
+        let line = ChildEvent::Checkpoint(saved.clone()).to_line();
+        assert_eq!(ChildEvent::from_line(&line), Some(ChildEvent::Checkpoint(saved)), "{line}");
         assert!(serde_json::from_str::<decsweep_api::wire::EpochProgress>(&line).is_err(), "{line}");
     }
 }

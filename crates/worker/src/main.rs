@@ -10,11 +10,13 @@ mod allow;
 mod bench;
 mod cache;
 mod checkpoint;
+mod client;
 mod device;
 mod dirpack;
 mod manifest;
 mod plain_http;
 mod program_env;
+mod protocol;
 mod trial;
 
 use std::path::PathBuf;

@@ -16,28 +16,28 @@ use decsweep_model::{
 use serde_json::json;
 
 use crate::cache::DirCache;
+use crate::protocol::{ChildEvent, FailureKind, Reply};
 use crate::{checkpoint, device, Failure, TrainArgs};
 
-/// Runs the trial; on failure also leaves `error.json` (`kind`: bad_input, diverged, error, or
-/// interrupted (SIGTERM with the state saved), and the message) in the output directory for the
-/// agent.
+/// Runs the trial; on failure also leaves `error.json` ([`ChildEvent::Failed`]: the
+/// [`FailureKind`] and the message) in the output directory for the agent.
 pub fn train(args: TrainArgs) -> Result<(), Failure> {
     let out = args.out.clone();
     let result = run(args);
     if let Err(failure) = &result {
         let (kind, e) = match failure {
-            Failure::BadInput(e) => ("bad_input", e),
+            Failure::BadInput(e) => (FailureKind::BadInput, e),
             Failure::Failed(e)
                 if e.downcast_ref::<TrainError>().is_some_and(|t| matches!(t, TrainError::Diverged { .. })) =>
             {
-                ("diverged", e)
+                (FailureKind::Diverged, e)
             }
-            Failure::Failed(e) => ("error", e),
-            Failure::Interrupted(e) => ("interrupted", e),
+            Failure::Failed(e) => (FailureKind::Error, e),
+            Failure::Interrupted(e) => (FailureKind::Interrupted, e),
         };
-        let body = json!({ "kind": kind, "message": format!("{e:#}") });
+        let body = ChildEvent::Failed { kind, message: format!("{e:#}") }.to_line();
         if fs::create_dir_all(&out).is_ok() {
-            let _ = write_atomically(&out.join("error.json"), body.to_string().as_bytes());
+            let _ = write_atomically(&out.join("error.json"), body.as_bytes());
         }
     }
     result
@@ -232,24 +232,24 @@ impl Observer for TrialObserver {
         self.curves.append(r);
         eprintln!("{}", progress_line(r));
         self.last_epoch = Some(r.clone());
-        let answer = if self.supervised { supervisor_says(r) } else { Answer::Continue };
+        let reply = if self.supervised { supervisor_says(r) } else { Reply::Continue };
         let Some(saver) = &self.saver else {
-            return match answer {
-                Answer::Continue => Control::Continue,
-                Answer::Prune | Answer::Stop | Answer::Suspend => Control::Stop,
+            return match reply {
+                Reply::Continue => Control::Continue,
+                Reply::Prune | Reply::Stop | Reply::Suspend => Control::Stop,
             };
         };
-        match answer {
-            Answer::Prune => Control::Stop,
+        match reply {
+            Reply::Prune => Control::Stop,
             // The supervisor is shutting down (preempted): save, exit 75, resume elsewhere.
-            Answer::Suspend => Control::Suspend,
+            Reply::Suspend => Control::Suspend,
             // A supervisor that stops the trial after a SIGTERM (its own shutdown) gets the
             // state saved too; otherwise stopping is final.
-            Answer::Stop if saver.sigterm() => Control::Suspend,
-            Answer::Stop => Control::Stop,
-            Answer::Continue if saver.sigterm() => Control::Suspend,
-            Answer::Continue if saver.due() => Control::Checkpoint,
-            Answer::Continue => Control::Continue,
+            Reply::Stop if saver.sigterm() => Control::Suspend,
+            Reply::Stop => Control::Stop,
+            Reply::Continue if saver.sigterm() => Control::Suspend,
+            Reply::Continue if saver.due() => Control::Checkpoint,
+            Reply::Continue => Control::Continue,
         }
     }
 
@@ -287,40 +287,23 @@ fn progress_line(r: &EpochRecord) -> String {
     )
 }
 
-/// What the supervisor answered to an epoch.
-enum Answer {
-    Continue,
-    /// `prune`: the pruner stopped the trial.
-    Prune,
-    /// `suspend`: the supervisor is stopping; save the state (with --checkpoint) and exit 75.
-    Suspend,
-    /// Anything else, or stdin closed: the supervisor stops the trial or is gone.
-    Stop,
-}
-
-/// Supervised mode: the epoch as a JSON line on stdout, then the supervisor's answer from stdin.
-/// A closed stdin means the supervisor is gone, and the trial stops rather than run unowned.
-fn supervisor_says(r: &EpochRecord) -> Answer {
-    let epoch = decsweep_api::wire::EpochProgress {
+/// Supervised mode: the epoch as a JSON line on stdout, then the supervisor's reply from stdin
+/// (crate::protocol). A closed stdin means the supervisor is gone, and the trial stops rather
+/// than run unowned.
+fn supervisor_says(r: &EpochRecord) -> Reply {
+    let epoch = ChildEvent::Epoch(decsweep_api::wire::EpochProgress {
         stage: r.stage,
         epoch: r.epoch as u32,
         epochs: r.epochs as u32,
         train_loss: r.train_loss,
         val_loss: r.val_loss,
         val_accuracy: r.val_accuracy,
-    };
+    });
     let mut stdout = std::io::stdout().lock();
-    let line = serde_json::to_string(&epoch).expect("epoch serialises");
-    if writeln!(stdout, "{line}").and_then(|_| stdout.flush()).is_err() {
-        return Answer::Stop;
+    if writeln!(stdout, "{}", epoch.to_line()).and_then(|_| stdout.flush()).is_err() {
+        return Reply::Stop;
     }
-    let mut answer = String::new();
-    match std::io::stdin().read_line(&mut answer) {
-        Ok(n) if n > 0 && answer.trim() == "continue" => Answer::Continue,
-        Ok(n) if n > 0 && answer.trim() == "prune" => Answer::Prune,
-        Ok(n) if n > 0 && answer.trim() == "suspend" => Answer::Suspend,
-        _ => Answer::Stop,
-    }
+    Reply::receive(&mut std::io::stdin().lock())
 }
 
 fn evaluation_json(e: &Evaluation) -> serde_json::Value {

@@ -1,0 +1,192 @@
+//! Moving a trial's files between the coordinator and this machine: datasets (downloaded once
+//! per machine and verified), trial checkpoints (a model child's state file, a program's packed
+//! checkpoint directory) down before a trial and up as it saves them.
+//!
+//! It knows files, hashes and the coordinator's routes for them; it does not know how a trial
+//! runs or when it saves.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use decsweep_api::wire::{CheckpointInfo, Lease};
+use decsweep_api::Stage;
+use sha2::{Digest, Sha256};
+
+use crate::client::Client;
+use crate::protocol::SavedCheckpoint;
+
+/// The transfers of one worker, shared by its slots.
+#[derive(Clone)]
+pub(crate) struct Transfer {
+    client: Client,
+    /// Where `datasets/` and `checkpoints/` are.
+    home: PathBuf,
+    /// One dataset download at a time on this machine, so slots wanting the same file fetch it
+    /// once.
+    dataset_lock: Arc<Mutex<()>>,
+}
+
+impl Transfer {
+    pub(crate) fn new(client: Client, home: PathBuf) -> Self {
+        Transfer { client, home, dataset_lock: Arc::new(Mutex::new(())) }
+    }
+
+    /// The trial's checkpoint file on this machine: the coordinator's copy when the lease says
+    /// there is one (downloaded and verified), else none (a stale local file is removed, so the
+    /// coordinator's record is the only truth). A download that fails is logged and the trial
+    /// starts from scratch.
+    pub(crate) fn prepare_checkpoint(&self, lease: &Lease) -> PathBuf {
+        let path = self.home.join("checkpoints").join(format!("{}.ckpt", lease.trial_id));
+        let _ = fs::remove_file(&path);
+        if let Some(stored) = &lease.resume {
+            match self.download_checkpoint(lease, stored, &path) {
+                Ok(()) => tracing::info!(trial = lease.trial_id, stage = %stored.stage, epoch = stored.epoch,
+                    bytes = stored.bytes, "resuming from the stored checkpoint"),
+                Err(e) => {
+                    let _ = fs::remove_file(&path);
+                    tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"),
+                        "could not fetch the trial's checkpoint; starting it from scratch");
+                }
+            }
+        }
+        path
+    }
+
+    fn download_checkpoint(&self, lease: &Lease, stored: &CheckpointInfo, path: &Path) -> anyhow::Result<()> {
+        self.download_verified(&format!("leases/{}/checkpoint", lease.lease_id), &stored.sha256, path, "checkpoint")
+    }
+
+    /// Downloads `url_path` to `path` through a temporary file, keeping it only when its SHA-256
+    /// is `sha256`.
+    fn download_verified(&self, url_path: &str, sha256: &str, path: &Path, what: &str) -> anyhow::Result<()> {
+        let tmp = path.with_extension(format!("part-{}", std::process::id()));
+        let mut response = self.client.get_raw(url_path)?;
+        let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = response.read(&mut buf).with_context(|| format!("downloading the {what}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n]).with_context(|| format!("writing {}", tmp.display()))?;
+        }
+        file.sync_all()?;
+        let got = hex(&hasher.finalize());
+        if got != sha256 {
+            let _ = fs::remove_file(&tmp);
+            bail!("the downloaded {what} has SHA-256 {got}, expected {sha256}");
+        }
+        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        Ok(())
+    }
+
+    /// Uploads the state the trial just saved. Failures are logged and training goes on: the
+    /// trial then resumes from an older state, or starts over, if it is preempted.
+    pub(crate) fn upload_checkpoint(&self, lease: &Lease, saved: &SavedCheckpoint) -> bool {
+        let uploaded = (|| -> anyhow::Result<u64> {
+            let bytes = fs::read(&saved.path).with_context(|| format!("reading {}", saved.path.display()))?;
+            let sha256 = hex(&Sha256::digest(&bytes));
+            let path = format!(
+                "leases/{}/checkpoint?stage={}&epoch={}&sha256={sha256}",
+                lease.lease_id, saved.stage, saved.epoch
+            );
+            let size = bytes.len() as u64;
+            self.client.put_bytes(&path, bytes)?;
+            Ok(size)
+        })();
+        match uploaded {
+            Ok(bytes) => {
+                tracing::info!(trial = lease.trial_id, stage = %saved.stage, epoch = saved.epoch, bytes, "checkpoint uploaded");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"), "checkpoint not uploaded; the trial goes on");
+                false
+            }
+        }
+    }
+
+    /// An empty `DECSWEEP_CHECKPOINT_DIR`, filled with the coordinator's copy of the trial's
+    /// checkpoint when `restore` and the lease has one (a copy that cannot be fetched or unpacked is logged and
+    /// the program starts afresh).
+    pub(crate) fn prepare_state_dir(&self, lease: &Lease, dir: &Path, restore: bool) -> anyhow::Result<()> {
+        if dir.exists() {
+            fs::remove_dir_all(dir).with_context(|| format!("emptying {}", dir.display()))?;
+        }
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let Some(stored) = lease.resume.as_ref().filter(|_| restore) else { return Ok(()) };
+        let archive = dir.with_extension("download");
+        let restored = self
+            .download_checkpoint(lease, stored, &archive)
+            .and_then(|()| fs::read(&archive).context("reading the downloaded checkpoint"))
+            .and_then(|bytes| crate::dirpack::unpack(&bytes, dir));
+        let _ = fs::remove_file(&archive);
+        match restored {
+            Ok(files) => {
+                tracing::info!(trial = lease.trial_id, files, step = stored.epoch, "checkpoint directory restored")
+            }
+            Err(e) => {
+                tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"),
+                    "could not restore the checkpoint directory; the program starts afresh");
+                fs::remove_dir_all(dir)?;
+                fs::create_dir_all(dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads the program's checkpoint directory, unless it is empty or unchanged since the
+    /// last upload (`uploaded`).
+    pub(crate) fn upload_state_dir(
+        &self,
+        lease: &Lease,
+        dir: &Path,
+        step: Option<u32>,
+        uploaded: &mut Option<Vec<u8>>,
+    ) {
+        let packed = match crate::dirpack::pack(dir) {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"), "could not pack the checkpoint directory");
+                return;
+            }
+        };
+        if uploaded.as_ref() == Some(&packed) {
+            return;
+        }
+        let archive = dir.with_extension("upload");
+        if let Err(e) = fs::write(&archive, &packed) {
+            tracing::warn!(trial = lease.trial_id, error = %e, "could not write the checkpoint archive");
+            return;
+        }
+        let saved = SavedCheckpoint { path: archive.clone(), stage: Stage::Finetune, epoch: step.unwrap_or(0) };
+        if self.upload_checkpoint(lease, &saved) {
+            *uploaded = Some(packed);
+        }
+        let _ = fs::remove_file(&archive);
+    }
+
+    /// The dataset file with this hash, downloaded once per machine and verified.
+    pub(crate) fn fetch_dataset(&self, sha256: &str) -> anyhow::Result<PathBuf> {
+        if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            bail!("`{sha256}` is not a SHA-256 hex digest");
+        }
+        let path = self.home.join("datasets").join(format!("{sha256}.safetensors"));
+        let _guard = self.dataset_lock.lock().expect("dataset lock");
+        if path.exists() {
+            return Ok(path);
+        }
+        self.download_verified(&format!("datasets/{sha256}"), sha256, &path, "dataset")?;
+        Ok(path)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
