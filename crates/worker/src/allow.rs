@@ -1,7 +1,7 @@
 //! `--allow-program PREFIX`: on a shared cluster, the worker's owner chooses which programs a
 //! study may run on it. Without the flag every program runs, as before.
 //!
-//! A `command` trial is allowed when its program (argv[0]) lies under one of the prefixes:
+//! A `command` trial is allowed when its program (`argv[0]`) lies under one of the prefixes:
 //!
 //! - a bare name (`python3`) is looked up on the PATH the program would get (the worker's, as the
 //!   job may not set PATH under this flag), a relative path is taken from the job's workdir;

@@ -20,7 +20,8 @@ use super::model_trials::ModelTrials;
 use super::program_trials::ProgramTrials;
 use super::runner::{Outcome, Reporter, Runner, Trial};
 use super::transfer::Transfer;
-use crate::client::{jittered, ApiCallError, Client, MAX_BACKOFF};
+use decsweep_connect::retry::Backoff;
+use decsweep_connect::{ApiCallError, Client};
 
 /// How long one lease request waits at the coordinator before answering "none". Short enough
 /// that a stopping agent, which waits for its polls to come back, exits promptly; an idle slot
@@ -45,7 +46,7 @@ pub(crate) struct Slot {
 
 impl Slot {
     pub(crate) fn run(self) -> anyhow::Result<()> {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new();
         while !self.stop.load(Ordering::Relaxed) {
             let request =
                 LeaseRequest { worker: self.name.clone(), wait_ms: LONG_POLL_MS, agent: Some(self.agent.clone()) };
@@ -55,20 +56,19 @@ impl Slot {
                     self.give_back(&lease, "granted as the worker stopped")
                 }
                 Ok(Some(lease)) => {
-                    backoff = Duration::from_millis(200);
+                    backoff.reset();
                     self.run_lease(lease);
                 }
                 Ok(None) if self.exit_when_idle => break,
                 Ok(None) => {}
                 Err(e) => {
                     // A refused certificate will not change by retrying.
-                    if let Some(problem) = e.chain().find_map(decsweep_connect::certificate_problem) {
+                    if let Some(problem) = e.certificate_problem() {
                         bail!("{problem}");
                     }
                     // The coordinator may be restarting: keep trying, more slowly.
                     tracing::warn!(worker = %self.name, error = %format!("{e:#}"), "lease request failed; retrying");
-                    sleep_unless_stopped(jittered(backoff), &self.stop);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    sleep_unless_stopped(backoff.next_wait(), &self.stop);
                 }
             }
         }
@@ -138,7 +138,7 @@ impl Slot {
             Ok(()) => tracing::info!(trial = lease.trial_id, lease = %id, outcome = outcome_name, "outcome recorded"),
             // The trial was leased again while this worker was cut off; the other worker's result
             // counts. Nothing to do but take the next trial.
-            Err(e) if e.downcast_ref::<ApiCallError>().is_some_and(|e| matches!(e, ApiCallError::Conflict(_))) => {
+            Err(e) if e.is_conflict() => {
                 tracing::warn!(trial = lease.trial_id, lease = %id, outcome = outcome_name, error = %format!("{e:#}"),
                     "late outcome refused: the trial was leased to another worker; moving on")
             }

@@ -42,8 +42,8 @@ use std::thread;
 use anyhow::Context;
 use decsweep_api::wire::AgentInfo;
 
-use crate::client::Client;
 use crate::Failure;
+use decsweep_connect::Client;
 use lease_loop::Slot;
 use model_trials::ModelTrials;
 use program_trials::ProgramTrials;
@@ -109,7 +109,7 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     if let Err(e) = crate::program_env::hide_worker_memory() {
         tracing::warn!(error = %e, "could not make the worker non-dumpable: its programs can read its environment");
     }
-    if let Some(warning) = crate::plain_http::clear_text_warning(&url) {
+    if let Some(warning) = decsweep_connect::plain_http::clear_text_warning(&url) {
         tracing::warn!("{warning}");
     }
     let home = args.work_dir.clone().unwrap_or_else(default_home);
@@ -119,7 +119,7 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args.threads.unwrap_or((cores / args.slots.max(1)).max(1));
     let base_name = args.name.clone().unwrap_or_else(default_name);
-    let client = Client::connect(&url, &args.access)?;
+    let client = Client::connect(&url, &args.access).map_err(|e| Failure::BadInput(e.into()))?;
     let slots = args.slots.max(1);
     let mut devices: Vec<String> = (0..slots).map(|slot| slot_device(&args.device, slot)).collect();
     devices.dedup();

@@ -21,8 +21,8 @@ use decsweep_api::Stage;
 
 use super::lease_state::{LeaseEvent, LeaseWatch};
 use super::transfer::Transfer;
-use crate::client::{ApiCallError, Client};
 use crate::protocol::SavedCheckpoint;
+use decsweep_connect::{ApiCallError, Client};
 
 /// Runs leased trials of one kind (built-in model trials, command programs, ...).
 pub(crate) trait Runner {

@@ -15,8 +15,8 @@ use decsweep_api::wire::{CheckpointInfo, Lease};
 use decsweep_api::Stage;
 use sha2::{Digest, Sha256};
 
-use crate::client::Client;
 use crate::protocol::SavedCheckpoint;
+use decsweep_connect::Client;
 
 /// The transfers of one worker, shared by its slots.
 #[derive(Clone)]
