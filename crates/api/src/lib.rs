@@ -3,12 +3,13 @@
 //! read them, and the JSON bodies of the coordinator's HTTP API. No torch here: the coordinator
 //! links this crate.
 
+pub mod lifecycle;
 pub mod params;
 pub mod synth;
 pub mod wire;
 
+pub use lifecycle::{LeaseOutcome, TrialStatus};
 pub use params::{
     Domain, ParamError, ParamSpec, ParamValue, Params, Pipeline, SplitMode, Stage, TimePool, ZeroLabel, SPECS,
 };
 pub use synth::{ClusteredKnobs, SynthKind, CLUSTERED_KNOBS};
-pub use wire::{LeaseOutcome, TrialStatus};

@@ -1,6 +1,10 @@
 //! `decsweep`: the command people type. One module per command group under `commands/`; `run`,
 //! `serve`, `status` and `report` join `data` there.
 
+// The doc comments of the argument structs are `--help` text, where `<study>` is a placeholder,
+// not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
+
 mod commands;
 mod exit;
 mod logging;

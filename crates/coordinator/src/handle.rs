@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::leases::Expired;
 use crate::metrics::bump;
 use crate::metrics::Metrics;
-use crate::leases::Expired;
-use crate::writer::WriteCtx;
 use crate::options::{default_data_dir, CoordinatorOptions};
 use crate::store::Store;
+use crate::writer::WriteCtx;
 use crate::{checkpoints, intake, upload, views, Clock, Error, Result};
 
 /// A coordinator over one database. Cheap to clone; clones share everything.

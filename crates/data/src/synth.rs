@@ -234,8 +234,8 @@ fn fill_row(rng: &mut DetRng, p: &Projection, m: usize, z: &[f32; N_LATENT], len
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth_shape::MOSI_SPLIT;
     use crate::dataset::MODALITIES;
+    use crate::synth_shape::MOSI_SPLIT;
     use std::path::Path;
     use std::sync::OnceLock;
 

@@ -77,3 +77,19 @@ impl Batch {
         out
     }
 }
+
+/// The prepared rows on the training device.
+pub struct TrainSet {
+    /// Every training row; `labeled` marks those whose label may be used.
+    pub train: Batch,
+    /// Every validation row.
+    pub val: Batch,
+    pub test: Option<Batch>,
+}
+
+impl TrainSet {
+    pub fn from_prepared(p: &decsweep_data::Prepared, device: Device) -> TrainSet {
+        let to = |part| Batch::from_part(part, p.seq_len, p.dims, device);
+        TrainSet { train: to(&p.train), val: to(&p.val), test: p.test.as_ref().map(to) }
+    }
+}

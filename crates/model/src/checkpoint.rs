@@ -31,7 +31,11 @@ impl Checkpoint {
             match self.get(name) {
                 None => return Err(format!("variable `{name}` is missing")),
                 Some(t) if t.size() != var.size() => {
-                    return Err(format!("variable `{name}` has shape {:?}, the network's is {:?}", t.size(), var.size()))
+                    return Err(format!(
+                        "variable `{name}` has shape {:?}, the network's is {:?}",
+                        t.size(),
+                        var.size()
+                    ))
                 }
                 Some(_) => {}
             }

@@ -9,7 +9,7 @@
 //! generator is not part of it: training reseeds torch at every epoch from (seed, stage, epoch).
 //!
 //! File layout: `MAGIC` (8 bytes) ‖ SHA-256 of the payload (32 bytes) ‖ payload, where the payload
-//! is a safetensors blob whose metadata entry `decsweep` is the JSON [`Header`]. Floats in the
+//! is a safetensors blob whose metadata entry `decsweep` is the JSON `Header`. Floats in the
 //! header are stored as their bit patterns, so a resumed trial's curves and best epoch compare
 //! bit for bit. The trial's identity (the caller's hash of dataset, pipeline, parameters and
 //! seed) is in the header; [`TrialState::load`] refuses a file of another trial, of another

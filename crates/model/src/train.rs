@@ -21,14 +21,15 @@ use decsweep_api::{Params, Pipeline, Stage};
 
 use crate::autoencoder::Autoencoder;
 use crate::batch::Batch;
+pub use crate::batch::TrainSet;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::classifier::Classifier;
 use crate::cluster::{clusters_to_classes, kmeans};
-use crate::losses::{self, LossTerms, LossWeights};
-use crate::optim::Adam;
 use crate::evaluate::EVAL_BATCH;
 pub use crate::evaluate::{evaluate_classifier, Evaluation};
+use crate::losses::{self, LossTerms, LossWeights};
 pub use crate::observe::{Control, NoCache, Observer, StageCache};
+use crate::optim::Adam;
 pub use crate::records::{EpochRecord, StageReport};
 use crate::resume::{BestSoFar, TrialState};
 use crate::seeding;
@@ -56,22 +57,6 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
-}
-
-/// The prepared rows on the training device.
-pub struct TrainSet {
-    /// Every training row; `labeled` marks those whose label may be used.
-    pub train: Batch,
-    /// Every validation row.
-    pub val: Batch,
-    pub test: Option<Batch>,
-}
-
-impl TrainSet {
-    pub fn from_prepared(p: &decsweep_data::Prepared, device: Device) -> TrainSet {
-        let to = |part| Batch::from_part(part, p.seq_len, p.dims, device);
-        TrainSet { train: to(&p.train), val: to(&p.val), test: p.test.as_ref().map(to) }
-    }
 }
 
 /// The outcome of a trial.

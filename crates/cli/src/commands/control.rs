@@ -4,7 +4,7 @@
 use clap::Args;
 use decsweep_api::wire::{AddSeeds, FailByUser, RetryTrials};
 
-use super::client::{Connection, Explain};
+use super::connection::{Connection, Explain};
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {

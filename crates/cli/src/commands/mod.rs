@@ -1,6 +1,7 @@
 //! The command groups. Each module owns its clap arguments and its implementation.
 
 mod client;
+mod connection;
 mod control;
 mod data;
 mod placement;

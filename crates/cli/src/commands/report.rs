@@ -7,7 +7,7 @@ use clap::Args;
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 use decsweep_report::{write_all_with, CurvePoint, ReportOptions, StudyReport, TrialRow};
 
-use super::client::{Client, Explain};
+use super::connection::{Client, Explain};
 use super::source::Source;
 
 #[derive(Debug, Args)]

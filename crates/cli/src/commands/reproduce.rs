@@ -18,7 +18,7 @@ use decsweep_api::wire::TrialStatus;
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 use serde_json::Value;
 
-use super::client::Explain;
+use super::connection::Explain;
 use super::source::Source;
 
 #[derive(Debug, Args)]

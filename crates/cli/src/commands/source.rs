@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::client::{connect, Client};
+use super::connection::{connect, Client};
 
 #[derive(Debug, Args)]
 pub struct StudySource {

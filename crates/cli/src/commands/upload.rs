@@ -9,7 +9,7 @@ use anyhow::Context;
 use decsweep_api::wire::DatasetStored;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::client::{Client, Explain};
+use super::connection::{Client, Explain};
 
 /// Files at least this large show a progress bar (on a terminal).
 const PROGRESS_FROM_BYTES: u64 = 64 << 20;

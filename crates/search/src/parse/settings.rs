@@ -6,9 +6,9 @@ use toml::de::DeValue;
 
 use crate::command::{CommandSpec, PassMode};
 use crate::error::Diagnostics;
+use crate::objective::{Direction, Objective};
 use crate::pruning::{PruneStage, PrunerKind, PrunerSpec};
 use crate::reader::{self, Section, Span};
-use crate::objective::{Direction, Objective};
 use crate::spec::{Resources, SamplerKind, SamplerSpec};
 use crate::tpe::TpeSettings;
 

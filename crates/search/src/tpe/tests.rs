@@ -1,8 +1,8 @@
 use super::parzen::*;
 use super::*;
+use crate::sampler::tests::mixed_space;
 use crate::space::Dimension;
 use decsweep_api::ParamValue;
-use crate::sampler::tests::mixed_space;
 
 fn close(a: f64, b: f64, tol: f64) {
     assert!((a - b).abs() <= tol, "{a} vs {b}");
