@@ -53,8 +53,8 @@ impl Coordinator {
     }
 
     /// [`Coordinator::add_seeds`], with the seeds the study already had (skipped).
-    /// At most [`MAX_SEEDS_PER_REQUEST`] seeds (413), checked before the writer is asked, and
-    /// the study may not grow past [`MAX_STUDY_TRIALS`] (422).
+    /// At most [`MAX_SEEDS_PER_REQUEST`](crate::MAX_SEEDS_PER_REQUEST) seeds (413), checked before the writer is asked, and
+    /// the study may not grow past [`MAX_STUDY_TRIALS`](crate::MAX_STUDY_TRIALS) (422).
     pub async fn add_seeds_detailed(&self, name: &str, seeds: Vec<u64>) -> Result<SeedsAdded> {
         let seeds = limits::distinct_seeds(seeds)?;
         let owned = name.to_string();

@@ -17,7 +17,7 @@ use crate::{checkpoints, leases, workers, Coordinator, Error, Result};
 
 impl Coordinator {
     /// Leases the oldest pending trial to `req.worker`, waiting up to `req.wait_ms` (capped
-    /// at [`CoordinatorOptions::max_wait`]) for one. `None`: nothing became available.
+    /// at [`CoordinatorOptions::max_wait`](crate::CoordinatorOptions::max_wait)) for one. `None`: nothing became available.
     pub async fn lease(&self, req: &LeaseRequest) -> Result<Option<Lease>> {
         let wait = Duration::from_millis(req.wait_ms).min(self.inner.max_wait);
         let deadline = tokio::time::Instant::now() + wait;
@@ -142,7 +142,7 @@ impl Coordinator {
     }
 
     /// Stores an uploaded trial state (`PUT /v1/leases/{id}/checkpoint`) as the latest of the
-    /// lease's trial; see [`checkpoints`].
+    /// lease's trial; see `src/checkpoints.rs`.
     /// `body` is the file's bytes as they arrive (a request body's chunks).
     pub async fn save_checkpoint<B, E>(
         &self,

@@ -6,7 +6,7 @@
 //! a restarted coordinator asks people to log in again, which costs them one form. A session ends
 //! after [`SESSION_IDLE`] unused or [`SESSION_LIFETIME`] in all, and at most [`MAX_SESSIONS`] are
 //! kept (opening one more drops the longest unused). Failed logins are limited per client address
-//! ([`crate::logins`]).
+//! (`logins.rs`).
 //!
 //! [`Access`] is decided the same way for `/v1` and the dashboard's pages: a bearer token, else
 //! the session cookie. A request authenticated by its cookie that changes something (any method

@@ -11,7 +11,7 @@
 //!   placed in an allowed directory, such as a virtualenv's `bin/python`) lies under a prefix;
 //! - the job may not set variables that make an allowed program load other code ([`CODE_LOADERS`]:
 //!   the dynamic loader's, shells', Python's, Perl's, Ruby's, Node's, the JVM's, PATH and HOME);
-//! - what passes is executed by the path that was checked (argv[0] unchanged), so nothing is
+//! - what passes is executed by the path that was checked (`argv[0]` unchanged), so nothing is
 //!   looked up twice.
 //!
 //! A refused trial never starts: it is failed as not retryable (a permanent failure, so the

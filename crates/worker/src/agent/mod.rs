@@ -5,7 +5,7 @@
 //! Its rooms: [`lease_loop`] leases trials one slot at a time, heartbeats and reports outcomes;
 //! a [`runner::Runner`] runs one leased trial ([`model_trials`]: the built-in pipeline in a
 //! child; [`program_trials`]: the spec's command); [`transfer`] moves datasets and checkpoints;
-//! [`lease_state`] says whether the lease still stands. The HTTP client is [`crate::client`],
+//! [`lease_state`] says whether the lease still stands. The HTTP client is [`decsweep_connect::Client`],
 //! and what the agent and its model child say to each other is [`crate::protocol`].
 //!
 //! A trial runs in a child process ([`model_trials`] says why). If the agent dies, the child reads
