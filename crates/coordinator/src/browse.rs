@@ -122,7 +122,7 @@ pub struct TrialDetail {
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpochValue {
     pub trial_id: i64,
-    pub status: String,
+    pub status: TrialStatus,
     pub epoch: u32,
     pub val_accuracy: f64,
 }

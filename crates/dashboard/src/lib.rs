@@ -29,7 +29,6 @@
 
 mod assets;
 mod auth;
-mod charts;
 mod error;
 mod format;
 mod layout;

@@ -9,13 +9,14 @@ use decsweep_api::wire::TrialCurvePoint;
 use decsweep_coordinator::{Coordinator, TrialDetail};
 use maud::{html, Markup, PreEscaped};
 
-use crate::charts::{self, LineSeries, Marker};
 use crate::error::{PageError, PageResult};
 use crate::format::{num, time_ms};
 use crate::layout::{self, Viewer};
 use crate::pages::study::param_text;
 use crate::query::encode;
 use crate::App;
+use decsweep_report::charts::{self, LineSeries, Marker};
+use decsweep_report::svg::PALETTE;
 
 /// The trial id of a path segment, or a 400 saying what was expected.
 pub(crate) fn parse_id(text: &str) -> Result<i64, PageError> {
@@ -60,12 +61,12 @@ fn curve_charts(curves: &[TrialCurvePoint]) -> Markup {
                 @let xs = |f: fn(&TrialCurvePoint) -> Option<f64>| points.iter().filter_map(|p| f(p).map(|v| (f64::from(p.epoch), v))).collect::<Vec<_>>();
                 @let loss = charts::line_chart(
                     "chart curve-loss", &format!("{stage}: loss (attempt {attempt})"), "epoch", "loss",
-                    &[series("train", charts::PALETTE[0], false, xs(|p| p.train_loss)), series("validation", charts::PALETTE[1], true, xs(|p| p.val_loss))],
+                    &[series("train", PALETTE[0], false, xs(|p| p.train_loss)), series("validation", PALETTE[1], true, xs(|p| p.val_loss))],
                     false,
                 );
                 @let acc = charts::line_chart(
                     "chart curve-accuracy", &format!("{stage}: validation accuracy"), "epoch", "accuracy",
-                    &[series("validation", charts::PALETTE[2], false, xs(|p| p.val_accuracy))],
+                    &[series("validation", PALETTE[2], false, xs(|p| p.val_accuracy))],
                     false,
                 );
                 figure.curve data-stage=(stage) data-epochs=(points.len()) {

@@ -7,7 +7,9 @@ use decsweep_coordinator::{EpochValue, StudyColumns};
 use decsweep_report::{ReportFile, StudyModel};
 use maud::{html, Markup, PreEscaped};
 
-use crate::charts::{self, LineSeries, Marker, ParallelCell, ParallelLine};
+use decsweep_api::TrialStatus;
+use decsweep_report::charts::{self, LineSeries, Marker, ParallelCell, ParallelLine};
+use decsweep_report::svg::PALETTE;
 
 /// At most this many configurations in parallel coordinates (the best ones).
 const MAX_PARALLEL_LINES: usize = 1_000;
@@ -91,21 +93,21 @@ fn importance_plot(model: &StudyModel) -> Option<String> {
 
 /// Every recent trial's per-epoch validation accuracy, pruned trials dashed and crossed.
 fn intermediate_plot(epochs: &[EpochValue]) -> Option<String> {
-    let mut by_trial: BTreeMap<i64, (String, Vec<(f64, f64)>)> = BTreeMap::new();
+    let mut by_trial: BTreeMap<i64, (TrialStatus, Vec<(f64, f64)>)> = BTreeMap::new();
     for e in epochs {
-        let entry = by_trial.entry(e.trial_id).or_insert_with(|| (e.status.clone(), Vec::new()));
+        let entry = by_trial.entry(e.trial_id).or_insert_with(|| (e.status, Vec::new()));
         entry.1.push((f64::from(e.epoch), e.val_accuracy));
     }
     let series: Vec<LineSeries> = by_trial
         .into_iter()
         .map(|(id, (status, points))| {
-            let pruned = status == "pruned";
+            let pruned = status == TrialStatus::Pruned;
             LineSeries {
                 name: format!("trial {id}"),
-                color: match status.as_str() {
-                    "pruned" => charts::PALETTE[1],
-                    "running" => charts::PALETTE[2],
-                    _ => charts::PALETTE[0],
+                color: match status {
+                    TrialStatus::Pruned => PALETTE[1],
+                    TrialStatus::Running => PALETTE[2],
+                    _ => PALETTE[0],
                 },
                 dashed: pruned,
                 points,
