@@ -77,8 +77,7 @@ impl Slot {
 
     /// Hands a lease's trial back to the queue without a result (the worker is stopping).
     fn give_back(&self, lease: &Lease, reason: &str) {
-        let path = format!("leases/{}/return", lease.lease_id);
-        match self.client.post_retrying(&path, &ReturnTrial { reason: format!("{reason} ({})", self.name) }) {
+        match self.client.give_back(&lease.lease_id, &ReturnTrial { reason: format!("{reason} ({})", self.name) }) {
             Ok(()) => tracing::info!(trial = lease.trial_id, "returned the trial to the queue"),
             Err(e) => tracing::warn!(trial = lease.trial_id, error = %format!("{e:#}"), "could not return the trial"),
         }
@@ -119,15 +118,11 @@ impl Slot {
         let id = &lease.lease_id;
         let outcome_name = outcome.name();
         let reported = match outcome {
-            Outcome::Completed { metrics, manifest } => {
-                self.client.post_retrying(&format!("leases/{id}/complete"), &CompleteTrial { metrics, manifest })
-            }
-            Outcome::Pruned { stage, epoch, metrics } => {
-                self.client.post_retrying(&format!("leases/{id}/prune"), &PruneTrial { stage, epoch, metrics })
-            }
+            Outcome::Completed { metrics, manifest } => self.client.complete(id, &CompleteTrial { metrics, manifest }),
+            Outcome::Pruned { stage, epoch, metrics } => self.client.prune(id, &PruneTrial { stage, epoch, metrics }),
             Outcome::Failed { reason, retryable } => {
                 tracing::warn!(trial = lease.trial_id, %reason, "trial failed");
-                self.client.post_retrying(&format!("leases/{id}/fail"), &FailTrial { reason, retryable })
+                self.client.fail(id, &FailTrial { reason, retryable })
             }
             Outcome::Stopped => {
                 self.give_back(&lease, "the worker was shut down during the trial");
@@ -153,7 +148,7 @@ impl Slot {
     /// when the coordinator says it is no longer ours, halted when it answers `stop`.
     fn spawn_heartbeat(&self, lease: &Lease, watch: Arc<LeaseWatch>) -> thread::JoinHandle<()> {
         let client = self.client.clone();
-        let path = format!("leases/{}/heartbeat", lease.lease_id);
+        let lease_id = lease.lease_id.clone();
         let every = Duration::from_millis((lease.ttl_ms / 3).max(50));
         thread::spawn(move || {
             let tick = Duration::from_millis(25);
@@ -165,7 +160,7 @@ impl Slot {
                     continue;
                 }
                 waited = Duration::ZERO;
-                match client.post::<_, HeartbeatReply>(&path, &serde_json::json!({})) {
+                match client.heartbeat(&lease_id) {
                     Ok(HeartbeatReply { action: ProgressAction::Stop, .. }) => {
                         watch.record(LeaseEvent::Halted);
                         return;

@@ -60,8 +60,7 @@ impl Reporter<'_> {
     /// or `Continue`, also when the coordinator is unreachable for now (heartbeats then decide
     /// whether the lease survives).
     pub(crate) fn epoch(&self, epoch: &EpochProgress) -> ProgressAction {
-        let path = format!("leases/{}/progress", self.lease.lease_id);
-        match self.client.post::<_, ProgressReply>(&path, epoch) {
+        match self.client.progress(&self.lease.lease_id, epoch) {
             Ok(ProgressReply { action: ProgressAction::Stop }) => {
                 self.watch.record(LeaseEvent::Halted);
                 ProgressAction::Stop

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
-use decsweep_api::wire::{CheckpointInfo, Lease};
+use decsweep_api::wire::{CheckpointInfo, CheckpointUpload, Lease};
 use decsweep_api::Stage;
+use reqwest::blocking::Response;
 use sha2::{Digest, Sha256};
 
 use crate::protocol::SavedCheckpoint;
@@ -56,14 +57,13 @@ impl Transfer {
     }
 
     fn download_checkpoint(&self, lease: &Lease, stored: &CheckpointInfo, path: &Path) -> anyhow::Result<()> {
-        self.download_verified(&format!("leases/{}/checkpoint", lease.lease_id), &stored.sha256, path, "checkpoint")
+        self.download_verified(self.client.download_checkpoint(&lease.lease_id)?, &stored.sha256, path, "checkpoint")
     }
 
-    /// Downloads `url_path` to `path` through a temporary file, keeping it only when its SHA-256
-    /// is `sha256`.
-    fn download_verified(&self, url_path: &str, sha256: &str, path: &Path, what: &str) -> anyhow::Result<()> {
+    /// Saves a download (`response`) to `path` through a temporary file, keeping it only when its
+    /// SHA-256 is `sha256`.
+    fn download_verified(&self, mut response: Response, sha256: &str, path: &Path, what: &str) -> anyhow::Result<()> {
         let tmp = path.with_extension(format!("part-{}", std::process::id()));
-        let mut response = self.client.get_raw(url_path)?;
         let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -91,12 +91,9 @@ impl Transfer {
         let uploaded = (|| -> anyhow::Result<u64> {
             let bytes = fs::read(&saved.path).with_context(|| format!("reading {}", saved.path.display()))?;
             let sha256 = hex(&Sha256::digest(&bytes));
-            let path = format!(
-                "leases/{}/checkpoint?stage={}&epoch={}&sha256={sha256}",
-                lease.lease_id, saved.stage, saved.epoch
-            );
+            let upload = CheckpointUpload { stage: saved.stage, epoch: saved.epoch, sha256 };
             let size = bytes.len() as u64;
-            self.client.put_bytes(&path, bytes)?;
+            self.client.upload_checkpoint(&lease.lease_id, &upload, bytes)?;
             Ok(size)
         })();
         match uploaded {
@@ -182,7 +179,7 @@ impl Transfer {
         if path.exists() {
             return Ok(path);
         }
-        self.download_verified(&format!("datasets/{sha256}"), sha256, &path, "dataset")?;
+        self.download_verified(self.client.download_dataset(sha256)?, sha256, &path, "dataset")?;
         Ok(path)
     }
 }
