@@ -68,7 +68,8 @@ pub struct AgentArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Where datasets, shared stage checkpoints and trial outputs are kept
-    /// (default: $DECSWEEP_HOME, else ~/.cache/decsweep).
+    /// (default: $DECSWEEP_HOME, else ~/.cache/decsweep). It grows with every study:
+    /// `decsweep cache du` shows it, `decsweep cache clean` clears it while no worker runs.
     #[arg(long, env = "DECSWEEP_HOME")]
     work_dir: Option<PathBuf>,
     /// This worker's name in the coordinator (default: host name and process id).
