@@ -22,7 +22,7 @@ CARGO ?= cargo
 
 FUZZ_CASES ?= 50
 
-.PHONY: build venv test browser-deps fuzz demo bench-train bench-coordinator bench-coordinator-netem bench-search bench-prune bench-preempt bench-dashboard clean-venv
+.PHONY: build install venv test browser-deps fuzz demo bench-train bench-coordinator bench-coordinator-netem bench-search bench-prune bench-preempt bench-dashboard clean-venv
 
 venv: $(VENV_STAMP)
 
@@ -34,6 +34,24 @@ $(VENV_STAMP):
 
 build: $(VENV_STAMP)
 	$(CARGO) build --release --workspace --bins
+
+# `make install`: `decsweep` and `decsweep-worker` into $(BINDIR) (default ~/.local/bin), from
+# the release build. The worker finds libtorch through its rpath, an absolute path into this
+# checkout's .venv, so the installed copy works wherever it lies as long as .venv does (after
+# moving the checkout, install again). The recipe runs the installed `decsweep-worker info` to
+# prove it, and says how to put $(BINDIR) on PATH when it is not. crates/cli/tests/readme.rs runs
+# it with `-o build INSTALL_FROM=target/debug`.
+PREFIX ?= $(HOME)/.local
+BINDIR ?= $(PREFIX)/bin
+INSTALL_FROM ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release
+
+install: build
+	install -d "$(BINDIR)"
+	install -m 755 "$(INSTALL_FROM)/decsweep" "$(INSTALL_FROM)/decsweep-worker" "$(BINDIR)/"
+	"$(BINDIR)/decsweep-worker" info
+	@case ":$$PATH:" in *":$(BINDIR):"*) ;; \
+		*) echo "$(BINDIR) is not on PATH: run  export PATH=\"$(BINDIR):\$$PATH\"  (and add that line to ~/.bashrc or ~/.profile)";; \
+	esac
 
 # The dashboard's browser tests drive Debian's Chromium over WebDriver
 # (crates/dashboard/tests/browser.rs; the tests install it too when run alone).

@@ -43,7 +43,7 @@ def write_safetensors(out, tensors, meta):
     """Writes the safetensors layout by hand: u64 LE header size, JSON header padded with spaces
     to a multiple of 8, then the tensors' little-endian bytes back to back (8-byte types first so
     every tensor is aligned). Written to a temporary file in the same folder, then renamed, so a
-    failure never leaves a half-written dataset."""
+    failure never leaves a half-written dataset. Missing folders of `out` are created."""
     order = sorted(tensors, key=lambda k: (-tensors[k].dtype.itemsize, k))
     header = {"__metadata__": {"format": FORMAT, "meta": json.dumps(meta, separators=(",", ":"))}}
     offset = 0
@@ -55,6 +55,9 @@ def write_safetensors(out, tensors, meta):
     blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
     blob += b" " * (-len(blob) % 8)
     directory = os.path.dirname(os.path.abspath(out))
+    # As `decsweep data synth --out` does: the README's `--out data/mosi.safetensors` works in a
+    # fresh checkout, which has no data/ folder.
+    os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".convert_mosi-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

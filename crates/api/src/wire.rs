@@ -203,6 +203,11 @@ fn default_stop_grace_s() -> f64 {
 pub struct DatasetRef {
     pub sha256: String,
     pub bytes: u64,
+    /// Where the study's dataset came from, as the user would know it: `file:/abs/path`,
+    /// `upload:<the spec's path>` or `synthetic:…`. Errors about the worker's copy name it.
+    /// Absent from older coordinators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// `200` answer to a lease request.
@@ -475,7 +480,7 @@ mod tests {
             job: TrialJob::Model { pipeline: Pipeline::Dec, params: Params::default() },
             seed: 4,
             attempt: 1,
-            dataset: Some(DatasetRef { sha256: "ab".into(), bytes: 10 }),
+            dataset: Some(DatasetRef { sha256: "ab".into(), bytes: 10, source: Some("file:/d.safetensors".into()) }),
             ttl_ms: 30_000,
             resume: Some(CheckpointInfo { sha256: "cd".into(), bytes: 7, stage: Stage::Dec, epoch: 2 }),
             checkpoint_every_s: 60.0,

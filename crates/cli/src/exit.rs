@@ -35,7 +35,7 @@ mod tests {
     fn input_errors_exit_2_even_with_context_and_others_1() {
         let missing: anyhow::Error = DataError::NotFound { path: "x".into() }.into();
         assert_eq!(code(&missing.context("loading")), BAD_INPUT);
-        let write = DataError::Write { path: "x".into(), source: std::io::Error::other("full") };
+        let write = DataError::Write { path: "x".into(), cause: std::io::Error::other("full") };
         assert_eq!(code(&anyhow::Error::from(write)), FAILURE);
         assert_eq!(code(&anyhow::anyhow!("boom")), FAILURE);
     }

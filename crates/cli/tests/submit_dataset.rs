@@ -69,3 +69,95 @@ fn submit_uploads_the_dataset_once_and_the_coordinator_reads_no_client_path() {
         std::fs::read_dir(tmp.path().join("c.db.data")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(stored.len(), 1, "only the one dataset: {stored:?}");
 }
+
+/// The number of trials in a coordinator database (0 when it was never created).
+fn trials_in(db: &Path) -> i64 {
+    if !db.exists() {
+        return 0;
+    }
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row("SELECT count(*) FROM trials", [], |r| r.get(0)).unwrap()
+}
+
+/// A valid dataset file cut short: the header promises tensors the file no longer holds.
+fn truncated_dataset(path: &Path) {
+    let cfg = decsweep_data::SynthConfig { n: 10, seed: 2, ..Default::default() };
+    decsweep_data::save(&decsweep_data::synthesize(&cfg), path).unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+}
+
+#[test]
+fn a_corrupt_dataset_is_refused_where_the_user_is_before_any_trial_exists() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    truncated_dataset(&tmp.path().join("data/cut.safetensors"));
+
+    // `run`: exit 2 naming the path as the spec wrote it; no database, no trial, no worker.
+    let path = tmp.path().join("cut.toml");
+    std::fs::write(&path, spec("cut", "data/cut.safetensors")).unwrap();
+    let out = tmp.path().join("results");
+    let o = Command::new(decsweep())
+        .args(["run", path.to_str().unwrap(), "--workers", "1", "--device", "cpu", "--out"])
+        .arg(&out)
+        .env("DECSWEEP_WORKER", "/nonexistent/decsweep-worker")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("dataset `data/cut.safetensors` of") && stderr.contains("truncated"), "{stderr}");
+    assert_eq!(trials_in(&out.join("decsweep.db")), 0);
+
+    // An empty file (here /dev/null) is said to be empty, once.
+    std::fs::write(&path, spec("null", "/dev/null")).unwrap();
+    let o = Command::new(decsweep()).args(["run", path.to_str().unwrap(), "--out"]).arg(&out).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/dev/null: the file is empty, not a dataset"), "{stderr}");
+    assert!(!stderr.contains("too small") && stderr.matches("empty").count() == 1, "{stderr}");
+
+    // `submit`: refused before the coordinator hears of the study; it stores nothing.
+    let db = tmp.path().join("c.db");
+    let server = serve_with(&db, 0, 30, &[]);
+    std::fs::write(&path, spec("cut", "data/cut.safetensors")).unwrap();
+    let o = submit(&path, &server.url);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("dataset `data/cut.safetensors` of") && stderr.contains("cut.safetensors"), "{stderr}");
+    assert!(!stderr.contains("uploaded"), "{stderr}");
+    let status: serde_json::Value = cli_json(&["status", "--json", "--coordinator", &server.url]);
+    assert_eq!(status["studies"], serde_json::json!([]), "{status}");
+    assert_eq!(trials_in(&db), 0);
+}
+
+#[test]
+fn a_worker_replaces_a_corrupt_cached_copy_and_names_the_studys_dataset() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    let dataset = tmp.path().join("data/mosi.safetensors");
+    let cfg = decsweep_data::SynthConfig { n: 240, seed: 3, ..Default::default() };
+    decsweep_data::save(&decsweep_data::synthesize(&cfg), &dataset).unwrap();
+    let sha = decsweep_data::content_hash(&dataset).unwrap();
+    let server = serve_with(&tmp.path().join("c.db"), 0, 30, &[]);
+    let path = tmp.path().join("w.toml");
+    std::fs::write(&path, spec("w", "data/mosi.safetensors") + "d_model = 8\nn_heads = 2\nff_dim = 16\n").unwrap();
+    let o = submit(&path, &server.url);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // This machine's copy went bad (a disk error, an edit): the worker must not trust it.
+    let home = tmp.path().join("home");
+    let cached = home.join("datasets").join(format!("{sha}.safetensors"));
+    std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+    std::fs::write(&cached, b"749118580988207463 bytes of header, says this text").unwrap();
+    let log = tmp.path().join("worker.log");
+    let mut worker =
+        common::agent_with(&server.url, &home, &["--exit-when-idle"], &[], std::fs::File::create(&log).unwrap());
+    let status = worker.0.wait().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}: {log}");
+    let (study, trials) = common::status(&server.url, "w");
+    assert_eq!(study.counts.completed, 1, "{trials:?}\n{log}");
+    assert!(log.contains("the cached copy of the dataset of study `w`"), "{log}");
+    assert!(log.contains(&cached.display().to_string()) && log.contains("upload:data/mosi.safetensors"), "{log}");
+    assert_eq!(decsweep_data::content_hash(&cached).unwrap(), sha, "the copy was downloaded again");
+}

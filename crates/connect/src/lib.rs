@@ -17,6 +17,8 @@
 //!   policy ([`retry`]: jittered doubling waits on transport errors and 5xx, never on a 4xx).
 //! - [`plain_http::clear_text_warning`]: what to say when a token would cross the network in
 //!   clear text.
+//! - [`work_dir`]: the worker's folder on a machine (datasets, stage checkpoints, trial
+//!   outputs), which `decsweep run` and `decsweep cache` must find where the worker does.
 //!
 //! Token rules: a coordinator refuses tokens shorter than [`MIN_TOKEN_BYTES`]
 //! ([`check_token_length`]); a token file that other users can read gets a warning naming the
@@ -30,6 +32,7 @@ pub mod plain_http;
 pub mod retry;
 pub mod runtime;
 pub mod verbs;
+pub mod work_dir;
 
 pub use client::{Client, Timeouts, TRANSFER_TIMEOUT};
 pub use error::ApiCallError;

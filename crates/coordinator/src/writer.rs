@@ -82,7 +82,7 @@ impl WriteCtx {
             .conn
             .query_row(
                 "SELECT s.name, s.retries, s.objective_metric, s.objective_direction, d.sha256, d.bytes,
-                        s.spec, s.spec_path
+                        s.spec, s.spec_path, d.source
                    FROM studies s JOIN datasets d ON d.sha256 = s.dataset_sha256 WHERE s.id = ?1",
                 [study_id],
                 |r| {
@@ -92,7 +92,11 @@ impl WriteCtx {
                             retries: u32_col(r.get(1)?),
                             objective_metric: r.get(2)?,
                             maximize: r.get::<_, String>(3)? != "minimize",
-                            dataset: DatasetRef { sha256: r.get(4)?, bytes: r.get::<_, i64>(5)?.max(0) as u64 },
+                            dataset: DatasetRef {
+                                sha256: r.get(4)?,
+                                bytes: r.get::<_, i64>(5)?.max(0) as u64,
+                                source: Some(r.get(8)?),
+                            },
                             spec: None,
                             pruner: None,
                         },

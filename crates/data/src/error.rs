@@ -9,26 +9,20 @@ pub enum DataError {
     #[error("{}: no such file", path.display())]
     NotFound { path: PathBuf },
 
-    #[error("{}: cannot read: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The causes below are part of the message and deliberately not `#[source]`: a chain
+    // printer (`{:#}`) would print them a second time (`header too small: header too small`).
+    #[error("{}: cannot read: {cause}", path.display())]
+    Read { path: PathBuf, cause: std::io::Error },
 
-    #[error("{}: cannot write: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{}: cannot write: {cause}", path.display())]
+    Write { path: PathBuf, cause: std::io::Error },
 
-    #[error("{}: not a valid safetensors file (truncated or not safetensors at all?): {source}", path.display())]
-    NotSafetensors {
-        path: PathBuf,
-        #[source]
-        source: safetensors::SafeTensorError,
-    },
+    /// Too short to hold even the header's length: empty, or cut off at the start.
+    #[error("{}: {}", path.display(), too_short(*bytes))]
+    TooShort { path: PathBuf, bytes: u64 },
+
+    #[error("{}: not a valid safetensors file (truncated or not safetensors at all?): {cause}", path.display())]
+    NotSafetensors { path: PathBuf, cause: safetensors::SafeTensorError },
 
     /// The safetensors header does not fit the file.
     #[error("{}: invalid safetensors header: {reason}", path.display())]
@@ -86,6 +80,17 @@ pub enum DataError {
     Insufficient { what: String, hint: String },
 }
 
+/// Every safetensors file starts with the length of its header, 8 bytes.
+pub(crate) const HEADER_LENGTH_BYTES: u64 = 8;
+
+fn too_short(bytes: u64) -> String {
+    let what = if bytes == 0 { "the file is empty".to_string() } else { format!("the file has only {bytes} bytes") };
+    format!(
+        "{what}, not a dataset (a safetensors file starts with its {HEADER_LENGTH_BYTES}-byte header length); \
+         `decsweep data synth` or tools/convert_mosi.py writes one"
+    )
+}
+
 impl DataError {
     /// Whether the error is the user's input (a missing, invalid or unsuitable dataset, or
     /// parameters that do not fit it) rather than a failure of this machine (a write that failed).
@@ -113,7 +118,32 @@ mod tests {
         assert!(text.starts_with("d/x.safetensors: tensor `audio`"), "{text}");
         assert!(text.contains("[row 3, step 4, feature 5]") && text.contains("-inf"), "{text}");
         assert!(e.is_bad_input());
-        let w = DataError::Write { path: "o".into(), source: std::io::Error::other("disk full") };
+        let w = DataError::Write { path: "o".into(), cause: std::io::Error::other("disk full") };
         assert!(!w.is_bad_input());
+    }
+
+    #[test]
+    fn a_cause_is_said_once_even_by_a_chain_printer() {
+        let e = DataError::NotSafetensors { path: "d".into(), cause: safetensors::SafeTensorError::HeaderTooSmall };
+        let text = format!("{:#}", anyhow_like(&e));
+        assert_eq!(text.matches("header too small").count(), 1, "{text}");
+        for (bytes, says) in
+            [(0, "d: the file is empty, not a dataset"), (3, "d: the file has only 3 bytes, not a dataset")]
+        {
+            let e = DataError::TooShort { path: "d".into(), bytes };
+            assert!(e.to_string().starts_with(says), "{e}");
+            assert!(e.is_bad_input());
+        }
+    }
+
+    /// The message and every source below it, as `anyhow`'s `{:#}` prints them.
+    fn anyhow_like(e: &DataError) -> String {
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        text
     }
 }

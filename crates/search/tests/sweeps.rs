@@ -119,3 +119,49 @@ fn tpe_dec_is_an_adaptive_search_with_median_pruning() {
     let point = sampler.ask(&[], &[]).unwrap();
     assert_eq!(s.trials_for_point(&point).unwrap().len(), 2);
 }
+
+/// How many of a spec's first lines may pass before the command that makes its dataset.
+const DATASET_HEADER_LINES: usize = 5;
+
+/// `a/b/../c` → `a/c`, without touching the disk (the datasets need not exist).
+fn normalized(path: &std::path::Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[test]
+fn every_spec_runs_as_shipped_or_says_first_how_its_dataset_is_made() {
+    let root = normalized(&sweeps_dir().join(".."));
+    for entry in std::fs::read_dir(sweeps_dir()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".toml") {
+            continue;
+        }
+        let spec = load(&name);
+        let Dataset::File { written, path } = spec.dataset() else { continue };
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        // The command, run from the repository root, must write the very file the spec reads.
+        let made = text.lines().take(DATASET_HEADER_LINES).find_map(|line| {
+            let command = line.strip_prefix('#')?.trim();
+            let makes = command.contains("tools/convert_mosi.py") || command.starts_with("decsweep data synth");
+            let out = command.split_whitespace().skip_while(|w| *w != "--out").nth(1)?;
+            makes.then(|| root.join(out))
+        });
+        let Some(made) = made else {
+            panic!(
+                "sweeps/{name} reads the file `{written}` but its first {DATASET_HEADER_LINES} lines show no \
+                 `tools/convert_mosi.py … --out FILE` or `decsweep data synth --out FILE` that makes it"
+            )
+        };
+        assert_eq!(made, normalized(path), "sweeps/{name}: the header's command writes another file than `{written}`");
+    }
+}

@@ -289,7 +289,8 @@ pub fn document() -> Value {
                 "env": { "type": "object", "additionalProperties": { "type": "string" } },
                 "workdir": { "type": ["string", "null"] },
                 "stop_grace_s": { "type": "number", "default": 3, "description": "Seconds from SIGTERM to SIGKILL when the program is stopped." } } } ] },
-        "DatasetRef": { "type": "object", "properties": { "sha256": { "type": "string" }, "bytes": { "type": "integer" } } },
+        "DatasetRef": { "type": "object", "properties": { "sha256": { "type": "string" }, "bytes": { "type": "integer" },
+            "source": { "type": "string", "description": "Where the study's dataset came from (`file:PATH`, `upload:SPEC_PATH`, `synthetic:…`), for messages about the worker's copy." } } },
         "Lease": { "type": "object", "properties": {
             "lease_id": { "type": "string" }, "trial_id": { "type": "integer", "format": "int64" }, "study": { "type": "string" },
             "job": schema_ref("TrialJob"), "seed": { "type": "integer" }, "attempt": { "type": "integer" },

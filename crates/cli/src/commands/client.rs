@@ -40,10 +40,19 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let options = decsweep_search::LoadOptions { check_dataset: false };
     let parsed = decsweep_search::SweepSpec::from_source(&spec, &path, &options)
         .map_err(|e| crate::exit::BadInput(e.to_string()))?;
+    // A dataset file on this machine is checked before the coordinator hears of the study, so
+    // a broken file is named as the user wrote it, not after an upload, and no study is made.
+    let local_file = match parsed.dataset() {
+        decsweep_search::Dataset::File { path: file, .. } => file.exists(),
+        _ => false,
+    };
+    if local_file {
+        super::check_dataset(&parsed)?;
+    }
     let client = args.connection.client()?;
     let mut request = CreateStudy::new(spec, path.display().to_string());
     if let decsweep_search::Dataset::File { written, path: file } = parsed.dataset() {
-        if file.is_file() {
+        if local_file {
             request.dataset_sha256 = Some(super::upload::dataset(&client, file)?);
         } else {
             eprintln!(

@@ -1,5 +1,6 @@
 //! The command groups. Each module owns its clap arguments and its implementation.
 
+mod cache;
 mod client;
 mod connection;
 mod control;
@@ -50,6 +51,10 @@ pub enum Command {
     /// Create and check dataset files (synthetic CMU-MOSI, validation, summaries).
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// See and clear this machine's worker folder ($DECSWEEP_HOME, else ~/.cache/decsweep):
+    /// stage checkpoints kept for later runs, downloaded datasets, trial outputs.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -65,6 +70,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Report(a) => report::run(a),
         Command::Reproduce(a) => reproduce::run(a),
         Command::Data(c) => data::run(c),
+        Command::Cache(c) => cache::run(c),
     }
 }
 
@@ -75,6 +81,20 @@ pub fn read_spec(path: &std::path::Path) -> Result<(std::path::PathBuf, String),
     let canonical = std::fs::canonicalize(path).map_err(bad)?;
     let text = std::fs::read_to_string(&canonical).map_err(bad)?;
     Ok((canonical, text))
+}
+
+/// Checks the spec's dataset file here, where the user is, before anything is created: header,
+/// tensors, shapes and values, by `decsweep_data`'s reader. The error names the path as the spec
+/// wrote it, the spec, and the file (exit 2). Synthetic datasets and studies of programs have
+/// no file; `submit` calls this only for a file on this machine.
+pub fn check_dataset(spec: &decsweep_search::SweepSpec) -> Result<(), crate::exit::BadInput> {
+    let decsweep_search::Dataset::File { written, path } = spec.dataset() else { return Ok(()) };
+    decsweep_data::load(path).map(drop).map_err(|e| {
+        crate::exit::BadInput(format!(
+            "dataset `{written}` of {} is not a decsweep dataset file: {e}",
+            spec.path().display()
+        ))
+    })
 }
 
 /// A coordinator error as the CLI reports it: the user's fault (a 4xx: bad spec, unknown

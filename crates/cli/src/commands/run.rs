@@ -63,6 +63,11 @@ pub struct RunArgs {
     /// Seconds a lease lives without a heartbeat before its trial is handed out again.
     #[arg(long, default_value_t = 20)]
     lease_ttl: u64,
+    /// The workers' folder: downloaded datasets, stage checkpoints that later runs reuse, trial
+    /// outputs. It grows with every study; `decsweep cache du` shows it, `decsweep cache clean`
+    /// clears it. Default: $DECSWEEP_HOME, else ~/.cache/decsweep.
+    #[arg(long, value_name = "DIR", env = decsweep_connect::work_dir::ENV)]
+    work_dir: Option<PathBuf>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -70,6 +75,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // Parse here too, so a bad spec is reported before anything is created.
     let spec = decsweep_search::SweepSpec::from_source(&spec_text, &spec_path, &Default::default())
         .map_err(|e| crate::exit::BadInput(e.to_string()))?;
+    super::check_dataset(&spec)?;
     let study = spec.name().to_string();
     let results = args.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&study));
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
@@ -124,7 +130,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
         let threads = args.threads.unwrap_or((cores / workers.max(1)).max(1));
         let token_file = token.0.path.clone();
-        let mut pool = WorkerPool { bin: worker_bin, url, token_file, threads, children: Vec::new() };
+        let work_dir = args.work_dir.clone();
+        let mut pool = WorkerPool { bin: worker_bin, url, token_file, threads, work_dir, children: Vec::new() };
         let outcome = if info.counts.finished() < info.counts.total() {
             for device in &devices {
                 pool.spawn(device)?;
@@ -273,6 +280,8 @@ struct WorkerPool {
     /// The coordinator's token, handed over as a file path.
     token_file: PathBuf,
     threads: usize,
+    /// `--work-dir` for every worker; unset, they use their default (the same folder).
+    work_dir: Option<PathBuf>,
     children: Vec<(Child, String)>,
 }
 
@@ -281,6 +290,9 @@ impl WorkerPool {
         let mut cmd = Command::new(&self.bin);
         cmd.args(["--coordinator", &self.url, "--threads", &self.threads.to_string(), "--device", device]);
         cmd.arg("--token-file").arg(&self.token_file);
+        if let Some(dir) = &self.work_dir {
+            cmd.arg("--work-dir").arg(dir);
+        }
         // The progress bar is the view here; workers speak up only for warnings, unless
         // the user asked for more.
         if std::env::var_os("RUST_LOG").is_none() {

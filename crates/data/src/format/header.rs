@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::error::DataError;
 
 /// Size of the little-endian header length that starts every safetensors file.
-const LEN_BYTES: usize = 8;
+const LEN_BYTES: usize = crate::error::HEADER_LENGTH_BYTES as usize;
 
 /// Bits per element of every dtype the safetensors format defines.
 fn dtype_bits(dtype: &str) -> Option<u64> {
@@ -29,11 +29,14 @@ fn dtype_bits(dtype: &str) -> Option<u64> {
     })
 }
 
-/// Checks each tensor's dtype, shape and data offsets against the file's data section. A header
-/// that cannot be read at all (too short, not UTF-8, not JSON) is left to the safetensors crate,
-/// whose error names the file; there is no tensor to name.
+/// Checks each tensor's dtype, shape and data offsets against the file's data section. A file
+/// too short for the header's length is refused here, in words a user can act on; a header that
+/// cannot be read at all (not UTF-8, not JSON) is left to the safetensors crate, whose error names
+/// the file; there is no tensor to name.
 pub(super) fn check_tensors(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let Some(len_bytes) = bytes.get(..LEN_BYTES) else { return Ok(()) };
+    let Some(len_bytes) = bytes.get(..LEN_BYTES) else {
+        return Err(DataError::TooShort { path: path.to_path_buf(), bytes: bytes.len() as u64 });
+    };
     let mut len = [0u8; LEN_BYTES];
     len.copy_from_slice(len_bytes);
     let header_len = u64::from_le_bytes(len);

@@ -47,7 +47,7 @@ pub(crate) fn read_error(path: &Path, source: std::io::Error) -> DataError {
     if source.kind() == std::io::ErrorKind::NotFound {
         DataError::NotFound { path: path.to_path_buf() }
     } else {
-        DataError::Read { path: path.to_path_buf(), source }
+        DataError::Read { path: path.to_path_buf(), cause: source }
     }
 }
 

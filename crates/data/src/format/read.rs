@@ -17,7 +17,7 @@ const KNOWN_TENSORS: [&str; 9] =
 /// Reads a dataset file and checks every invariant of the format.
 pub fn load(path: &Path) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|source| read_error(path, source))?;
-    let not_safetensors = |source| DataError::NotSafetensors { path: path.to_path_buf(), source };
+    let not_safetensors = |cause| DataError::NotSafetensors { path: path.to_path_buf(), cause };
     // Before anything trusts the header: every tensor's claim checked against the file's size.
     super::header::check_tensors(path, &bytes)?;
     // `SafeTensors` does not expose the header's `__metadata__`, so the header is read twice;
@@ -128,7 +128,7 @@ impl<'a> Reader<'a> {
         match self.file.tensor(name) {
             Ok(view) => Ok(Some(view)),
             Err(SafeTensorError::TensorNotFound(_)) => Ok(None),
-            Err(source) => Err(DataError::NotSafetensors { path: self.path.to_path_buf(), source }),
+            Err(cause) => Err(DataError::NotSafetensors { path: self.path.to_path_buf(), cause }),
         }
     }
 

@@ -22,7 +22,7 @@ use crate::error::DataError;
 /// file intact. The dataset is validated first so that `save` never writes a file `load` rejects.
 pub fn save(ds: &Dataset, path: &Path) -> Result<(), DataError> {
     ds.validate(path)?;
-    let write_err = |source| DataError::Write { path: path.to_path_buf(), source };
+    let write_err = |cause| DataError::Write { path: path.to_path_buf(), cause };
     let tensors = plan(ds);
     let header = header(ds, &tensors).map_err(|e| write_err(std::io::Error::other(e)))?;
     let tmp = temp_path(path).map_err(write_err)?;

@@ -6,6 +6,7 @@ use super::dims::DeclaredDim;
 use super::params::Declared;
 use super::settings;
 use crate::error::{line_column, Diagnostics};
+use crate::expand::PlanError;
 use crate::reader::Span;
 use crate::sampler::GridSampler;
 use crate::space::Space;
@@ -153,10 +154,29 @@ pub(super) fn check_sampler(
     }
 }
 
-/// Whether `message` names parameter `name` as a whole word.
-pub(super) fn mentions(message: &str, name: &str) -> bool {
+/// Where a plan error is the user's: the declaration (of `declared`, name → key span) of the
+/// parameter its reason names first. Only the reason is searched: a [`PlanError::Param`] also
+/// names the point it happened at (`pipeline dec with label_fraction=0.05: d_model (18) must be
+/// divisible by n_heads (4)`), and the grid that produced the point is not what is wrong.
+pub(super) fn blamed_span<'a>(
+    error: &PlanError,
+    declared: impl IntoIterator<Item = (&'a str, &'a Span)>,
+) -> Option<Span> {
+    let reason = match error {
+        PlanError::Param { source, .. } => source.to_string(),
+        other => other.to_string(),
+    };
+    declared
+        .into_iter()
+        .filter_map(|(name, span)| first_mention(&reason, name).map(|at| (at, span)))
+        .min_by_key(|(at, _)| *at)
+        .map(|(_, span)| span.clone())
+}
+
+/// Where `message` first names parameter `name` as a whole word.
+fn first_mention(message: &str, name: &str) -> Option<usize> {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    message.match_indices(name).any(|(i, _)| {
+    message.match_indices(name).map(|(i, _)| i).find(|&i| {
         let before = message[..i].chars().next_back();
         let after = message[i + name.len()..].chars().next();
         !before.is_some_and(word) && !after.is_some_and(word)

@@ -277,9 +277,8 @@ fn walk(
                         .flat_map(|c| c.params.iter().map(|d| (d.name.as_str(), &d.key_span))),
                 )
                 .chain(fixed.iter().map(|d| (d.name.as_str(), &d.key_span)));
-            let message = e.to_string();
-            let span = names.into_iter().find(|(n, _)| checks::mentions(&message, n)).map_or(0..0, |(_, s)| s.clone());
-            diag.error(span, format!("invalid configuration: {message}"));
+            let span = checks::blamed_span(&e, names).unwrap_or(0..0);
+            diag.error(span, format!("invalid configuration: {e}"));
             return None;
         }
     }

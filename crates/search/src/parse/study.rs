@@ -83,7 +83,9 @@ fn dataset(diag: &mut Diagnostics, v: &reader::Value<'_>, spec_path: &Path, opti
             }
             let base = spec_path.parent().unwrap_or(Path::new(""));
             let path = base.join(s.as_ref());
-            if options.check_dataset && !path.is_file() {
+            // `exists`, not `is_file`: a path that is there but is no dataset (a folder,
+            // /dev/null) is the dataset reader's to explain, not "not found".
+            if options.check_dataset && !path.exists() {
                 diag.error(
                     v.span(),
                     format!(

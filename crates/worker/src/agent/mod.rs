@@ -68,7 +68,8 @@ pub struct AgentArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Where datasets, shared stage checkpoints and trial outputs are kept
-    /// (default: $DECSWEEP_HOME, else ~/.cache/decsweep).
+    /// (default: $DECSWEEP_HOME, else ~/.cache/decsweep). It grows with every study:
+    /// `decsweep cache du` shows it, `decsweep cache clean` clears it while no worker runs.
     #[arg(long, env = "DECSWEEP_HOME")]
     work_dir: Option<PathBuf>,
     /// This worker's name in the coordinator (default: host name and process id).
@@ -112,8 +113,8 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     if let Some(warning) = decsweep_connect::plain_http::clear_text_warning(&url) {
         tracing::warn!("{warning}");
     }
-    let home = args.work_dir.clone().unwrap_or_else(default_home);
-    for sub in ["datasets", "stages", "trials", "checkpoints"] {
+    let home = args.work_dir.clone().unwrap_or_else(decsweep_connect::work_dir::default_work_dir);
+    for (sub, _) in decsweep_connect::work_dir::SUBFOLDERS {
         fs::create_dir_all(home.join(sub)).with_context(|| format!("creating {}", home.join(sub).display()))?;
     }
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
@@ -184,10 +185,6 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
         Some(e) => Err(Failure::Failed(e)),
         None => Ok(()),
     }
-}
-
-fn default_home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache/decsweep")
 }
 
 fn host_name() -> String {

@@ -15,6 +15,7 @@ use decsweep_api::wire::{ProgressAction, TrialJob};
 use decsweep_api::Stage;
 
 use super::runner::{tail_of, Outcome, Runner, Trial};
+use super::transfer::DatasetFailure;
 use crate::program_env::ProgramEnv;
 use crate::protocol::{ChildEvent, FailureKind, Reply};
 
@@ -37,10 +38,11 @@ impl Runner for ModelTrials {
         let lease = trial.lease;
         let TrialJob::Model { pipeline, params } = &lease.job else { unreachable!("model job") };
         let data = match &lease.dataset {
-            Some(d) => match trial.transfer.fetch_dataset(&d.sha256) {
+            Some(d) => match trial.transfer.fetch_dataset(&lease.study, d) {
                 Ok(path) => path,
                 Err(e) => {
-                    return Outcome::Failed { reason: format!("fetching dataset {}: {e:#}", d.sha256), retryable: true }
+                    let retryable = matches!(e, DatasetFailure::Transfer(_));
+                    return Outcome::Failed { reason: e.to_string(), retryable };
                 }
             },
             None => return Outcome::Failed { reason: "the lease names no dataset".into(), retryable: false },

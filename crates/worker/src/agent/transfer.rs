@@ -5,13 +5,14 @@
 //! It knows files, hashes and the coordinator's routes for them; it does not know how a trial
 //! runs or when it saves.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
-use decsweep_api::wire::{CheckpointInfo, CheckpointUpload, Lease};
+use decsweep_api::wire::{CheckpointInfo, CheckpointUpload, DatasetRef, Lease};
 use decsweep_api::Stage;
 use reqwest::blocking::Response;
 use sha2::{Digest, Sha256};
@@ -25,14 +26,44 @@ pub(crate) struct Transfer {
     client: Client,
     /// Where `datasets/` and `checkpoints/` are.
     home: PathBuf,
-    /// One dataset download at a time on this machine, so slots wanting the same file fetch it
-    /// once.
-    dataset_lock: Arc<Mutex<()>>,
+    /// The hashes of the datasets whose file in `datasets/` this process has checked (hash and
+    /// content). Locked for a whole fetch: one dataset download at a time on this machine, so
+    /// slots wanting the same file fetch it once.
+    checked_datasets: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Why a trial has no dataset file.
+#[derive(Debug)]
+pub(crate) enum DatasetFailure {
+    /// Fetching it failed (network, disk): another attempt may succeed.
+    Transfer(anyhow::Error),
+    /// The coordinator's own copy is not a dataset (stored by an older coordinator that did not
+    /// check it): no attempt will do better.
+    Invalid(String),
+}
+
+impl std::fmt::Display for DatasetFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatasetFailure::Transfer(e) => write!(f, "{e:#}"),
+            DatasetFailure::Invalid(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// The study's dataset as its user knows it, for messages: "the dataset of study `x`
+/// (file:/home/u/mosi.safetensors, sha256 233d48…)".
+fn describe_dataset(study: &str, dataset: &DatasetRef) -> String {
+    let sha = dataset.sha256.get(..12).unwrap_or(&dataset.sha256);
+    match &dataset.source {
+        Some(source) => format!("the dataset of study `{study}` ({source}, sha256 {sha}…)"),
+        None => format!("the dataset of study `{study}` (sha256 {sha}…)"),
+    }
 }
 
 impl Transfer {
     pub(crate) fn new(client: Client, home: PathBuf) -> Self {
-        Transfer { client, home, dataset_lock: Arc::new(Mutex::new(())) }
+        Transfer { client, home, checked_datasets: Arc::new(Mutex::new(HashSet::new())) }
     }
 
     /// The trial's checkpoint file on this machine: the coordinator's copy when the lease says
@@ -169,17 +200,47 @@ impl Transfer {
         let _ = fs::remove_file(&archive);
     }
 
-    /// The dataset file with this hash, downloaded once per machine and verified.
-    pub(crate) fn fetch_dataset(&self, sha256: &str) -> anyhow::Result<PathBuf> {
+    /// The study's dataset file on this machine, downloaded once per machine. Each process
+    /// checks a cached copy once before trusting it: a copy whose hash is not the dataset's (a
+    /// disk error, an edit) is downloaded again, and a copy that is not a dataset fails the
+    /// trial with both the study's dataset and the cache file named, instead of every trial's
+    /// child saying only that some file under the cache is broken.
+    pub(crate) fn fetch_dataset(&self, study: &str, dataset: &DatasetRef) -> Result<PathBuf, DatasetFailure> {
+        let sha256 = dataset.sha256.as_str();
+        let named = describe_dataset(study, dataset);
         if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            bail!("`{sha256}` is not a SHA-256 hex digest");
+            return Err(DatasetFailure::Invalid(format!("{named}: `{sha256}` is not a SHA-256 hex digest")));
         }
         let path = self.home.join("datasets").join(format!("{sha256}.safetensors"));
-        let _guard = self.dataset_lock.lock().expect("dataset lock");
-        if path.exists() {
+        let mut checked = self.checked_datasets.lock().unwrap_or_else(|p| p.into_inner());
+        if checked.contains(sha256) && path.is_file() {
             return Ok(path);
         }
-        self.download_verified(self.client.download_dataset(sha256)?, sha256, &path, "dataset")?;
+        if path.exists() {
+            match decsweep_data::content_hash(&path) {
+                Ok(got) if got == sha256 => {}
+                found => {
+                    let found = found.map_or_else(|e| e.to_string(), |got| format!("its SHA-256 is {got}"));
+                    tracing::warn!(cache_file = %path.display(), "the cached copy of {named} is not that dataset ({found}); downloading it again");
+                    fs::remove_file(&path)
+                        .with_context(|| format!("removing the stale cache file {}", path.display()))
+                        .map_err(DatasetFailure::Transfer)?;
+                }
+            }
+        }
+        if !path.exists() {
+            self.client
+                .download_dataset(sha256)
+                .map_err(anyhow::Error::from)
+                .and_then(|response| self.download_verified(response, sha256, &path, "dataset"))
+                .with_context(|| format!("fetching {named} into {}", path.display()))
+                .map_err(DatasetFailure::Transfer)?;
+        }
+        if let Err(e) = decsweep_data::load(&path) {
+            let _ = fs::remove_file(&path);
+            return Err(DatasetFailure::Invalid(format!("{named} is not a usable dataset; its cached copy says: {e}")));
+        }
+        checked.insert(sha256.to_string());
         Ok(path)
     }
 }

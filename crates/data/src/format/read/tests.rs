@@ -105,8 +105,24 @@ fn missing_file_and_not_safetensors() {
     let garbage = s.0.join("garbage.safetensors");
     std::fs::write(&garbage, b"hello").unwrap();
     let e = load(&garbage).unwrap_err();
-    assert!(matches!(e, DataError::NotSafetensors { .. }));
-    assert!(e.to_string().contains("garbage.safetensors"), "{e}");
+    assert!(matches!(e, DataError::TooShort { bytes: 5, .. }), "{e}");
+    assert!(e.to_string().contains("garbage.safetensors: the file has only 5 bytes, not a dataset"), "{e}");
+
+    // Empty files, /dev/null among them, say so once and plainly.
+    let empty = s.0.join("empty.safetensors");
+    std::fs::write(&empty, b"").unwrap();
+    for path in [empty.as_path(), std::path::Path::new("/dev/null")] {
+        let e = load(path).unwrap_err();
+        assert!(matches!(e, DataError::TooShort { bytes: 0, .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.starts_with(&format!("{}: the file is empty, not a dataset", path.display())), "{text}");
+        assert!(!text.contains("too small") && std::error::Error::source(&e).is_none(), "{text}");
+    }
+
+    // Long enough for a header length, but text: the length it claims is named.
+    std::fs::write(&garbage, b"hello, this is not a dataset").unwrap();
+    let e = load(&garbage).unwrap_err();
+    assert!(matches!(e, DataError::BadHeader { .. }) && e.to_string().contains("-byte header"), "{e}");
 
     // Truncated: a valid file missing its last bytes.
     let good = s.0.join("good.safetensors");

@@ -84,6 +84,17 @@ fn inconsistent_parameters_point_at_the_parameter() {
 }
 
 #[test]
+fn an_inconsistent_value_is_blamed_on_its_own_line_not_on_the_grid_of_the_point() {
+    // The grid comes first in the file and the message names its value (`with
+    // label_fraction=0.05`), but d_model = 18 on line 10 is what cannot work with 4 heads.
+    let src = with("[space]\nlabel_fraction = { grid = [0.05, 0.4] }\n\n[fixed]\nd_model = 18\nn_heads = 4\n");
+    only_error(&src, 10, 1, "d_model (18) must be divisible by n_heads (4)");
+    // Swept itself, the parameter the reason names first is still the one blamed.
+    let src = with("[fixed]\nn_heads = 4\n\n[space]\nd_model = { grid = [16, 18] }\n");
+    only_error(&src, 10, 1, "d_model (18) must be divisible by n_heads (4)");
+}
+
+#[test]
 fn oversized_sweep_is_refused() {
     let src = HEAD.replace(r#"["baseline", "dec"]"#, r#"["command"]"#)
         + "[command]\nprogram = [\"t\"]\n[space]\n"
