@@ -186,11 +186,12 @@ fn pseudo_labels_change_fine_tuning_and_only_the_dec_pipeline_takes_them() {
     let unlabeled = on["split"]["train_unlabeled"].as_i64().unwrap();
     assert!(rows > 0 && rows <= unlabeled, "{rows} pseudo-labeled rows of {unlabeled} unlabeled");
     assert!((0.0..=1.0).contains(&on["pseudo_accuracy"].as_f64().unwrap()));
-    assert_eq!(on["dec_head_accuracy"], off["dec_head_accuracy"], "the DEC stage is the same");
+    // The cached DEC stage reads out as the one trained on the spot.
+    assert_eq!(on["dec_head_accuracy"], off["dec_head_accuracy"]);
+    assert_eq!(on["dec_head_test_accuracy"], off["dec_head_test_accuracy"]);
     let stage_rows = |curves: &str, stage: &str| -> Vec<String> {
         curves.lines().filter(|l| l.starts_with(stage)).map(str::to_string).collect()
     };
-    assert_eq!(stage_rows(&on_curves, "dec,"), stage_rows(&off_curves, "dec,"));
     assert_ne!(
         stage_rows(&on_curves, "finetune,"),
         stage_rows(&off_curves, "finetune,"),
