@@ -125,9 +125,10 @@ impl Pipeline {
         }
     }
 
-    /// Whether this pipeline reads the parameter at all.
+    /// Whether this pipeline reads the parameter at all: it runs one of the parameter's stages,
+    /// and the parameter is not reserved to another pipeline ([`ParamSpec::only_in`]).
     pub fn reads(self, spec: &ParamSpec) -> bool {
-        spec.stages.iter().any(|s| self.stages().contains(s))
+        spec.only_in.is_none_or(|only| only == self) && spec.stages.iter().any(|s| self.stages().contains(s))
     }
 }
 
@@ -216,10 +217,23 @@ pub struct ParamSpec {
     pub domain: Domain,
     /// Stages that read this parameter directly.
     pub stages: &'static [Stage],
+    /// `Some(p)`: only pipeline `p` reads it, although other pipelines run its stages too (the
+    /// fine-tune stage's DEC pseudo-labels exist only after a DEC stage). `None`: every pipeline
+    /// that runs one of `stages`.
+    pub only_in: Option<Pipeline>,
     pub doc: &'static str,
 }
 
 impl ParamSpec {
+    /// Who reads it, for listings: `finetune`, `dec,finetune`, or `finetune (dec pipeline only)`.
+    pub fn read_by(&self) -> String {
+        let stages: Vec<&str> = self.stages.iter().map(|s| s.name()).collect();
+        match self.only_in {
+            None => stages.join(","),
+            Some(p) => format!("{} ({p} pipeline only)", stages.join(",")),
+        }
+    }
+
     /// Converts and range-checks a value for this parameter.
     pub fn check(&self, value: &ParamValue) -> Result<ParamValue, ParamError> {
         let wrong = || ParamError::WrongType {
@@ -269,7 +283,7 @@ const COUNT: Domain = Domain::Int { min: 1, max: i64::MAX };
 /// Declares the `Params` struct, its paper defaults and the registry in one place so the three
 /// can never drift apart.
 macro_rules! params {
-    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, $domain:expr, $stages:expr; )*) => {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, $domain:expr, $stages:expr $(, only $only:ident)?; )*) => {
         /// Every parameter of a trial. `Default` gives the paper's settings.
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[serde(default, deny_unknown_fields)]
@@ -289,6 +303,7 @@ macro_rules! params {
                 name: stringify!($name),
                 domain: $domain,
                 stages: $stages,
+                only_in: params!(@only $($only)?),
                 doc: concat!($($doc),*),
             }, )*
         ];
@@ -314,6 +329,8 @@ macro_rules! params {
             }
         }
     };
+    (@only) => { None };
+    (@only $only:ident) => { Some(Pipeline::$only) };
 }
 
 params! {
@@ -380,6 +397,15 @@ params! {
     epochs_dec: i64 = 100, COUNT, &[Stage::Dec];
     /// Epochs of classifier training.
     epochs_ft: i64 = 500, COUNT, &[Stage::Finetune];
+    /// DEC pseudo-labels in fine-tuning (not in the paper): an unlabeled training row whose
+    /// largest DEC soft assignment is at least this gets the class of its cluster (the majority
+    /// of the labeled rows in that cluster at the end of the DEC stage) and joins the
+    /// classifier's loss with weight pseudo_weight. 0 turns it off: the paper's fine-tuning.
+    /// The dec pipeline only.
+    pseudo_threshold: f64 = 0.0, Domain::Float { min: 0.0, max: 1.0, min_open: false }, &[Stage::Finetune], only Dec;
+    /// Weight λ of the pseudo-labeled rows' BCE, added to the labeled rows' BCE in fine-tuning
+    /// (with pseudo_threshold > 0; the dec pipeline only).
+    pseudo_weight: f64 = 1.0, NON_NEGATIVE, &[Stage::Finetune], only Dec;
 }
 
 /// The registry entry of a parameter.
@@ -421,7 +447,7 @@ impl Params {
         let upto: Vec<Stage> = pipeline.stages().iter().copied().filter(|s| *s <= stage).collect();
         SPECS
             .iter()
-            .filter(|s| s.stages.iter().any(|st| upto.contains(st)))
+            .filter(|s| pipeline.reads(s) && s.stages.iter().any(|st| upto.contains(st)))
             .map(|s| (s.name, self.get(s.name).expect("registered")))
             .collect()
     }
@@ -539,6 +565,27 @@ mod tests {
         assert!(ft.contains_key("lr_ft") && !ft.contains_key("lr_ae") && !ft.contains_key("beta"));
         assert!(Pipeline::Dec.reads(spec("beta").unwrap()));
         assert!(!Pipeline::Baseline.reads(spec("beta").unwrap()));
+    }
+
+    #[test]
+    fn pseudo_labels_belong_to_the_dec_pipelines_fine_tuning_only() {
+        let p = Params::default();
+        assert_eq!((p.pseudo_threshold, p.pseudo_weight), (0.0, 1.0), "off by default: the paper's fine-tuning");
+        for name in ["pseudo_threshold", "pseudo_weight"] {
+            let entry = spec(name).unwrap();
+            assert!(Pipeline::Dec.reads(entry) && !Pipeline::Baseline.reads(entry), "{name}");
+            assert_eq!(entry.read_by(), "finetune (dec pipeline only)");
+            assert!(p.stage_inputs(Pipeline::Dec, Stage::Finetune).contains_key(name), "{name} keys fine-tuning");
+            for stage in [Stage::Ae, Stage::Dec] {
+                assert!(!p.stage_inputs(Pipeline::Dec, stage).contains_key(name), "{name} stays out of {stage}");
+            }
+            assert!(!p.stage_inputs(Pipeline::Baseline, Stage::Finetune).contains_key(name), "{name} in baseline");
+        }
+        assert_eq!(spec("lr_ft").unwrap().read_by(), "finetune");
+        let mut q = Params::default();
+        q.apply_assignment("pseudo_threshold=0.9").unwrap();
+        assert!(matches!(q.apply_assignment("pseudo_threshold=1.5"), Err(ParamError::OutOfRange { .. })));
+        assert!(matches!(q.apply_assignment("pseudo_weight=-1"), Err(ParamError::OutOfRange { .. })));
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub mod losses;
 pub mod metrics;
 pub mod observe;
 pub mod optim;
+pub mod pseudo;
+mod readout;
 pub mod records;
 pub mod reference;
 pub mod resume;
@@ -55,8 +57,8 @@ pub use metrics::BinaryMetrics;
 pub use optim::Adam;
 pub use resume::{ResumeError, TrialState};
 pub use train::{
-    Control, EpochRecord, NoCache, Observer, PipelineOutcome, Session, StageCache, StageReport, TrainError, TrainSet,
-    Trainer,
+    Control, DecMetrics, EpochRecord, NoCache, Observer, PipelineOutcome, Session, StageCache, StageReport, TrainError,
+    TrainSet, Trainer,
 };
 
 /// Which revision of the training numerics this build has. Bump it with any change that makes a

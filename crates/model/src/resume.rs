@@ -3,7 +3,8 @@
 //! The state is everything the epochs still to run depend on: the stage in progress and how many
 //! of its epochs are done, every variable of its network (BatchNorm statistics and DEC's cluster
 //! map included), the optimiser's moments and step counts, the classifier's best epoch so far,
-//! DEC's target distribution P, the curves so far and the reports of the finished stages. The
+//! DEC's target distribution P, the DEC stage's readout (its head's accuracy and the pseudo-labels
+//! fine-tuning trains on), the curves so far and the reports of the finished stages. The
 //! network of a stage in progress already holds what it took from the stages before it (the
 //! classifier's encoders from DEC, DEC's from the AE), so a state needs nothing else. The random
 //! generator is not part of it: training reseeds torch at every epoch from (seed, stage, epoch).
@@ -26,6 +27,7 @@ use tch::{Kind, Tensor};
 use decsweep_api::Stage;
 
 use crate::checkpoint::Checkpoint;
+use crate::pseudo::DecReadout;
 use crate::records::{EpochRecord, StageReport};
 
 /// Version of the file layout and header; a file of another version is refused.
@@ -38,6 +40,7 @@ const WEIGHTS: &str = "weights/";
 const OPTIMIZER: &str = "optimizer/";
 const BEST: &str = "best/";
 const TARGET: &str = "dec_target";
+const PSEUDO_LABELS: &str = "pseudo_labels";
 
 /// Why a trial state file cannot be used. Every one means: discard it and start afresh.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,8 @@ pub struct TrialState {
     pub finished_stages: Vec<StageReport>,
     /// How many times the trial had been resumed when this state was saved.
     pub resumes: u32,
+    /// Fine-tuning of a `dec` trial: what the DEC stage handed on ([`DecReadout`]).
+    pub dec_readout: Option<DecReadout>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -105,6 +110,15 @@ struct Header {
     curves: Vec<CurveRow>,
     finished_stages: Vec<StageRow>,
     best: Option<BestRow>,
+    /// The DEC head's accuracies (bit patterns); absent in states saved before they existed.
+    #[serde(default)]
+    dec_head: Option<DecHeadRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DecHeadRow {
+    val_accuracy: Option<u64>,
+    test_accuracy: Option<u64>,
 }
 
 /// An [`EpochRecord`] with its floats as bit patterns (`f64::to_bits`).
@@ -187,6 +201,10 @@ impl TrialState {
                 loss: b.loss.to_bits(),
                 epoch: b.epoch,
             }),
+            dec_head: self.dec_readout.as_ref().map(|r| DecHeadRow {
+                val_accuracy: r.head_val_accuracy.map(f64::to_bits),
+                test_accuracy: r.head_test_accuracy.map(f64::to_bits),
+            }),
         };
         let mut tensors: Vec<(String, Blob)> = Vec::new();
         let mut add = |prefix: &str, named: &[(String, Tensor)]| -> Result<(), StateProblem> {
@@ -202,6 +220,9 @@ impl TrialState {
         }
         if let Some(target) = &self.target {
             tensors.push((TARGET.to_string(), Blob::of(target)?));
+        }
+        if let Some(pseudo) = self.dec_readout.as_ref().and_then(|r| r.pseudo_labels.as_ref()) {
+            tensors.push((PSEUDO_LABELS.to_string(), Blob::of(pseudo)?));
         }
         let metadata = HashMap::from([(
             METADATA_KEY.to_string(),
@@ -246,6 +267,7 @@ impl TrialState {
         let mut optimizer = Vec::new();
         let mut best_weights = Vec::new();
         let mut target = None;
+        let mut pseudo_labels = None;
         let mut names = blobs.names();
         names.sort();
         for name in names {
@@ -259,6 +281,8 @@ impl TrialState {
                 best_weights.push((n.to_string(), tensor));
             } else if name == TARGET {
                 target = Some(tensor);
+            } else if name == PSEUDO_LABELS {
+                pseudo_labels = Some(tensor);
             } else {
                 return Err(malformed(format!("unexpected tensor `{name}`")));
             }
@@ -272,6 +296,15 @@ impl TrialState {
             }),
             None if best_weights.is_empty() => None,
             None => return Err(malformed("best-epoch weights without a best epoch".into())),
+        };
+        let dec_readout = match (header.dec_head, pseudo_labels) {
+            (Some(head), pseudo_labels) => Some(DecReadout {
+                head_val_accuracy: head.val_accuracy.map(f64::from_bits),
+                head_test_accuracy: head.test_accuracy.map(f64::from_bits),
+                pseudo_labels,
+            }),
+            (None, None) => None,
+            (None, Some(_)) => return Err(malformed("pseudo-labels without the DEC readout".into())),
         };
         if header.epoch == 0 {
             return Err(malformed("epoch 0: a state is saved after an epoch".into()));
@@ -295,6 +328,7 @@ impl TrialState {
                 })
                 .collect(),
             resumes: header.resumes,
+            dec_readout,
         })
     }
 }
@@ -406,6 +440,11 @@ mod tests {
             }],
             finished_stages: vec![StageReport { stage: Stage::Ae, epochs_run: 3, wall_s: 0.25, cached: false }],
             resumes: 2,
+            dec_readout: Some(DecReadout {
+                head_val_accuracy: Some(0.1 + 0.6),
+                head_test_accuracy: None,
+                pseudo_labels: Some(t(&[-1.0, 1.0, 0.0])),
+            }),
         }
     }
 
@@ -427,6 +466,18 @@ mod tests {
         assert_eq!(r.train_loss.to_bits(), o.train_loss.to_bits());
         assert!(r.val_loss.is_nan() && r.val_accuracy.is_none());
         assert_eq!(back.finished_stages, s.finished_stages);
+        let readout = back.dec_readout.unwrap();
+        assert_eq!(readout.head_val_accuracy.map(f64::to_bits), Some((0.1f64 + 0.6).to_bits()));
+        assert_eq!(readout.head_test_accuracy, None);
+        assert!(readout.pseudo_labels.unwrap().equal(&Tensor::from_slice(&[-1.0f32, 1.0, 0.0])));
+    }
+
+    #[test]
+    fn a_state_without_a_dec_readout_round_trips_without_one() {
+        let mut s = state();
+        s.dec_readout = None;
+        let back = TrialState::from_bytes(&s.to_bytes("trial-a").unwrap(), "trial-a").unwrap();
+        assert!(back.dec_readout.is_none());
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub use crate::evaluate::{evaluate_classifier, Evaluation};
 use crate::losses::{self, LossTerms, LossWeights};
 pub use crate::observe::{Control, NoCache, Observer, StageCache};
 use crate::optim::Adam;
+use crate::pseudo::{self, DecReadout};
+use crate::readout::classifier_loss;
+pub use crate::readout::DecMetrics;
 pub use crate::records::{EpochRecord, StageReport};
 use crate::resume::{BestSoFar, TrialState};
 use crate::seeding;
@@ -53,6 +56,9 @@ pub enum TrainError {
     Resume(String),
     #[error("no labeled rows in the {part} set: the {stage} stage needs some (raise label_fraction)")]
     NoLabeledRows { stage: Stage, part: &'static str },
+    /// `pseudo_threshold` > 0 in a pipeline without a DEC stage, or a resumed state without them.
+    #[error("pseudo_threshold > 0 needs DEC pseudo-labels: only the dec pipeline makes them")]
+    NoPseudoLabels,
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error("libtorch: {0}")]
@@ -70,6 +76,8 @@ pub struct PipelineOutcome {
     pub param_count: i64,
     pub stages: Vec<StageReport>,
     pub classifier: Checkpoint,
+    /// `dec` only: the DEC head's accuracy and the pseudo-labels' count and accuracy.
+    pub dec: Option<DecMetrics>,
 }
 
 pub struct Trainer<'a> {
@@ -91,11 +99,13 @@ pub struct Session<'o> {
     resume: Option<TrialState>,
     /// How many times the trial has been resumed, this run included.
     resumes: u32,
+    /// `dec` only: the DEC stage's readout, once it is known.
+    dec_readout: Option<DecReadout>,
 }
 
 impl<'o> Session<'o> {
     pub fn new(observer: &'o mut dyn Observer) -> Self {
-        Session { observer, curves: Vec::new(), stages: Vec::new(), resume: None, resumes: 0 }
+        Session { observer, curves: Vec::new(), stages: Vec::new(), resume: None, resumes: 0, dec_readout: None }
     }
 
     /// A session that goes on from `state`.
@@ -105,6 +115,7 @@ impl<'o> Session<'o> {
             curves: state.curves.clone(),
             stages: state.finished_stages.clone(),
             resumes: state.resumes + 1,
+            dec_readout: state.dec_readout.as_ref().map(DecReadout::shallow_clone),
             resume: Some(state),
         }
     }
@@ -161,8 +172,12 @@ impl<'a> Trainer<'a> {
                 }
             }
         };
+        if let Some(dec) = &init {
+            session.dec_readout = Some(self.dec_readout(dec)?);
+        }
         let started = Instant::now();
         let mut outcome = self.train_classifier(init.as_ref(), session)?;
+        outcome.dec = session.dec_readout.as_ref().map(|r| r.metrics(&self.data.train));
         session.stages.push(StageReport {
             stage: Stage::Finetune,
             epochs_run: self.params.epochs_ft as usize,
@@ -355,13 +370,7 @@ impl<'a> Trainer<'a> {
             let val_accuracy = (!val_labeled.is_empty()).then(|| {
                 tch::no_grad(|| {
                     let q = losses::soft_assignment(&self.latent_codes(&ae, &val_labeled), &centroids, p.dof);
-                    let predicted = losses::class_probabilities(&q, &cluster_to_class).argmax(1, false);
-                    predicted
-                        .to_kind(Kind::Float)
-                        .eq_tensor(&val_labeled.y)
-                        .to_kind(Kind::Double)
-                        .mean(Kind::Double)
-                        .double_value(&[])
+                    pseudo::head_accuracy(&q, &cluster_to_class, &val_labeled)
                 })
             });
             let record = EpochRecord {
@@ -399,11 +408,8 @@ impl<'a> Trainer<'a> {
         if let (Some(ckpt), None) = (init, &resume) {
             ckpt.load_into(&vs, &["encoders."])?;
         }
-        let train = self.data.train.labeled_rows();
+        let (train, pseudo_weight) = self.fine_tuning_set(session.dec_readout.as_ref())?;
         let val = self.data.val.labeled_rows();
-        if train.is_empty() {
-            return Err(TrainError::NoLabeledRows { stage, part: "training" });
-        }
         if val.is_empty() {
             return Err(TrainError::NoLabeledRows { stage, part: "validation" });
         }
@@ -428,7 +434,7 @@ impl<'a> Trainer<'a> {
         for epoch in done + 1..=epochs {
             self.seed_epoch(stage, epoch);
             let train_loss =
-                self.train_epoch(&train, &mut opt, |b, _| losses::bce_with_logits(&model.forward(b, true), &b.y))?;
+                self.train_epoch(&train, &mut opt, |b, _| classifier_loss(&model.forward(b, true), b, pseudo_weight))?;
             let eval = evaluate_classifier(&model, &val);
             let record = EpochRecord {
                 stage,
@@ -472,6 +478,7 @@ impl<'a> Trainer<'a> {
             param_count,
             stages: Vec::new(),
             classifier: checkpoint,
+            dec: None,
         })
     }
 
@@ -515,7 +522,7 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    fn latent_codes(&self, ae: &Autoencoder, data: &Batch) -> Tensor {
+    pub(crate) fn latent_codes(&self, ae: &Autoencoder, data: &Batch) -> Tensor {
         tch::no_grad(|| {
             let parts: Vec<Tensor> =
                 data.batch_indices(EVAL_BATCH, false).iter().map(|idx| ae.encode(&data.select(idx), false)).collect();
@@ -564,6 +571,7 @@ impl<'a> Trainer<'a> {
                     curves: session.curves.clone(),
                     finished_stages: session.stages.clone(),
                     resumes: session.resumes,
+                    dec_readout: session.dec_readout.as_ref().map(DecReadout::shallow_clone),
                 };
                 session.observer.checkpoint(&state);
                 match control {

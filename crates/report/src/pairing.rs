@@ -7,6 +7,12 @@
 //! seed and a finite accuracy; seeds present on one side only are left out. The paired
 //! difference is dec − baseline.
 //!
+//! A dec configuration that turns on an extension past the paper (a parameter the registry
+//! reserves to the dec pipeline, [`decsweep_api::ParamSpec::only_in`], set away from its default:
+//! DEC pseudo-labels) is also compared with the plain dec configuration, equal in every other
+//! parameter with the extension's parameters at their defaults; that plain dec configuration then
+//! stands on the "baseline" side of the comparison, so the difference is what the extension adds.
+//!
 //! The comparisons of one study are one family of tests: their paired-t p-values are
 //! Holm-adjusted together, and so are their Wilcoxon p-values (see [`crate::stats::holm`]).
 //! A comparison whose test could not be run (fewer than two pairs; for the t-test also
@@ -83,20 +89,13 @@ pub(crate) fn compare<'a>(groups: &[Group<'a>]) -> Comparisons<'a> {
                 continue;
             }
             matched = true;
-            let pairs = pair(dec, base);
-            let diffs: Vec<f64> = pairs.iter().map(|p| p.dec_value - p.baseline_value).collect();
-            comparisons.push(Comparison {
-                dec: di,
-                baseline: bi,
-                t: paired_t_test(&diffs),
-                wilcoxon: wilcoxon_signed_rank(&diffs),
-                pairs,
-                t_holm: None,
-                wilcoxon_holm: None,
-            });
+            comparisons.push(comparison(di, bi, pair(dec, base)));
         }
         if !matched {
             unmatched.push(di);
+        }
+        if let Some(bi) = groups.iter().position(|g| is(g, Pipeline::Dec) && is_plain_dec_of(g, dec)) {
+            comparisons.push(comparison(di, bi, pair(dec, &groups[bi])));
         }
     }
     let (t_holm, m_t) = holm(&comparisons.iter().map(|c| c.t.p_value).collect::<Vec<_>>());
@@ -108,6 +107,44 @@ pub(crate) fn compare<'a>(groups: &[Group<'a>]) -> Comparisons<'a> {
     Comparisons { list: comparisons, unmatched, m_t, m_wilcoxon }
 }
 
+fn comparison(dec: usize, baseline: usize, pairs: Vec<Pair<'_>>) -> Comparison<'_> {
+    let diffs: Vec<f64> = pairs.iter().map(|p| p.dec_value - p.baseline_value).collect();
+    Comparison {
+        dec,
+        baseline,
+        t: paired_t_test(&diffs),
+        wilcoxon: wilcoxon_signed_rank(&diffs),
+        pairs,
+        t_holm: None,
+        wilcoxon_holm: None,
+    }
+}
+
+/// Whether `plain` is `extended` with every dec-only parameter at its default, while `extended`
+/// sets one of them otherwise; every other parameter, registered or not, equal.
+fn is_plain_dec_of(plain: &Group, extended: &Group) -> bool {
+    let defaults = decsweep_api::Params::default();
+    let at_default =
+        |g: &Group, name: &str| g.param(name).is_some_and(|v| same_value(&v, &defaults.get(name).expect("registered")));
+    let (extension, shared): (Vec<_>, Vec<_>) = SPECS.iter().partition(|s| s.only_in == Some(Pipeline::Dec));
+    extension.iter().any(|s| !at_default(extended, s.name))
+        && extension.iter().all(|s| at_default(plain, s.name))
+        && shared.iter().all(|s| match (plain.param(s.name), extended.param(s.name)) {
+            (Some(a), Some(b)) => same_value(&a, &b),
+            _ => false,
+        })
+        && unregistered_equal(plain, extended)
+        && unregistered_equal(extended, plain)
+}
+
+/// Every unregistered parameter of `a` is equal in `b`, or absent there.
+fn unregistered_equal(a: &Group, b: &Group) -> bool {
+    a.params
+        .iter()
+        .filter(|(k, _)| decsweep_api::params::spec(k).is_err())
+        .all(|(k, v)| b.params.get(k).is_none_or(|w| same_value(v, w)))
+}
+
 fn shared_params_equal(dec: &Group, base: &Group) -> bool {
     let registered = SPECS.iter().filter(|s| Pipeline::Dec.reads(s) && Pipeline::Baseline.reads(s)).all(|s| {
         match (dec.param(s.name), base.param(s.name)) {
@@ -116,12 +153,7 @@ fn shared_params_equal(dec: &Group, base: &Group) -> bool {
             _ => false,
         }
     });
-    let unregistered = dec
-        .params
-        .iter()
-        .filter(|(k, _)| decsweep_api::params::spec(k).is_err())
-        .all(|(k, v)| base.params.get(k).is_none_or(|w| same_value(v, w)));
-    registered && unregistered
+    registered && unregistered_equal(dec, base)
 }
 
 /// The seeds both groups ran, with one trial from each side.
@@ -202,6 +234,43 @@ mod tests {
         // d = 0.05, 0.04: mean 0.045.
         assert!((c.t.mean.unwrap() - 0.045).abs() < 1e-12);
         assert_eq!(unmatched.iter().map(|i| groups[*i].config_id).collect::<Vec<_>>(), ["d9"]);
+    }
+
+    #[test]
+    fn dec_with_pseudo_labels_meets_the_baseline_and_the_plain_dec() {
+        let with = |mut t: crate::TrialRow, tau: f64| {
+            t.params.insert("pseudo_threshold".into(), ParamValue::Float(tau));
+            t
+        };
+        let mut trials = Vec::new();
+        for seed in 0..3u64 {
+            let id = 10 * seed as i64;
+            let s = seed as f64 / 100.0;
+            trials.push(t(id + 1, "baseline", "b", seed, 0.2, 0.60 + s));
+            // The plain dec: τ = 0 written out in one group, left out (the default) in none.
+            trials.push(with(t(id + 2, "dec", "d", seed, 0.2, 0.65 + s), 0.0));
+            trials.push(with(t(id + 3, "dec", "p9", seed, 0.2, 0.70 + 2.0 * s), 0.9));
+            // Another label fraction: its own plain dec, which the 0.2 groups must not pair with.
+            trials.push(with(t(id + 4, "dec", "d4", seed, 0.4, 0.75), 0.0));
+            // pseudo_weight changed, τ = 0: still an extension setting, paired with the plain dec.
+            let mut w = with(t(id + 5, "dec", "w", seed, 0.2, 0.66 + s), 0.0);
+            w.params.insert("pseudo_weight".into(), ParamValue::Float(0.5));
+            trials.push(w);
+        }
+        let groups = group(&trials, &ReportOptions::default());
+        let Comparisons { list: cmps, m_t, .. } = compare(&groups);
+        let ids: Vec<(&str, &str)> =
+            cmps.iter().map(|c| (groups[c.dec].config_id, groups[c.baseline].config_id)).collect();
+        for expected in [("d", "b"), ("p9", "b"), ("p9", "d"), ("w", "b"), ("w", "d")] {
+            assert!(ids.contains(&expected), "{expected:?} missing from {ids:?}");
+        }
+        assert!(!ids.iter().any(|(_, b)| *b == "d4" || *b == "p9" || *b == "w"), "{ids:?}");
+        assert_eq!(cmps.len(), 5, "{ids:?}");
+        // d − b, w − b and w − d are the same on every seed: no t-test, out of the Holm family.
+        assert_eq!(m_t, 2, "{ids:?}");
+        let p9_vs_d = cmps.iter().find(|c| (groups[c.dec].config_id, groups[c.baseline].config_id) == ("p9", "d"));
+        // p9 − d per seed: 0.05, 0.06, 0.07.
+        assert!((p9_vs_d.unwrap().t.mean.unwrap() - 0.06).abs() < 1e-12);
     }
 
     #[test]

@@ -34,24 +34,44 @@ fn every_shipped_spec_parses() {
 }
 
 #[test]
-fn demo_is_small_and_synthetic() {
+fn demo_is_small_and_on_the_clustered_testbed() {
     // The demo must run without any file, so it is loaded with the default, strict options.
     let spec = SweepSpec::load(sweeps_dir().join("demo.toml")).unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(spec.dataset(), Dataset::Synthetic { .. }));
-    assert_eq!(spec.trials().len(), 3 * 2 * 3, "3 label fractions × 2 pipelines × 3 seeds");
+    assert!(
+        matches!(spec.dataset(), Dataset::Synthetic { generator: decsweep_api::SynthKind::Clustered(_), .. }),
+        "the demo runs where DEC pretraining can matter: {:?}",
+        spec.dataset()
+    );
+    assert_eq!(spec.trials().len(), 2 * 2 * 10, "2 label fractions × 2 pipelines × 10 seeds");
     for t in spec.trials() {
         // Only what the trial's pipeline reads: baseline trials keep the unread AE/DEC defaults.
         for (name, value) in t.param_map() {
             let small = match name.as_str() {
-                "epochs_ae" => 10.0,
-                "epochs_dec" => 5.0,
-                "epochs_ft" => 40.0,
+                "epochs_ae" => 15.0,
+                "epochs_dec" => 3.0,
+                "epochs_ft" => 30.0,
                 "d_model" => 32.0,
                 _ => continue,
             };
             assert!(value.as_f64().is_some_and(|v| v <= small), "{name} = {value} in the demo");
         }
     }
+}
+
+#[test]
+fn pseudo_label_study_pairs_each_threshold_with_dec_and_baseline() {
+    let spec = load("pseudo-label.toml");
+    assert!(matches!(spec.dataset(), Dataset::Synthetic { generator: decsweep_api::SynthKind::Clustered(_), .. }));
+    let mut configs = std::collections::BTreeSet::new();
+    for t in spec.trials() {
+        let Job::Model { pipeline, params } = &t.job else { panic!("model pipelines only") };
+        let tau = params.pseudo_threshold.to_string();
+        configs.insert((pipeline.name(), params.label_fraction.to_string(), tau));
+    }
+    // Per label fraction: the baseline once (it does not read τ), dec at τ = 0 and two τ > 0.
+    assert_eq!(configs.len(), 4 * 4, "{configs:?}");
+    assert!(configs.iter().filter(|c| c.0 == "baseline").all(|c| c.2 == "0"));
+    assert_eq!(spec.trials().len(), 4 * 4 * 10);
 }
 
 #[test]

@@ -191,14 +191,13 @@ fn print_params() {
     // A closed pipe (`| head`) just ends the listing.
     let _ = writeln!(out, "{:<15} {:<10} {:<28} {:<22} description", "name", "default", "valid values", "read by");
     for spec in decsweep_api::SPECS {
-        let stages: Vec<&str> = spec.stages.iter().map(|s| s.name()).collect();
         let default = defaults.get(spec.name).map(|v| v.to_string()).unwrap_or_default();
         let line = format!(
             "{:<15} {:<10} {:<28} {:<22} {}",
             spec.name,
             default,
             spec.domain.describe(),
-            stages.join(","),
+            spec.read_by(),
             spec.doc.trim()
         );
         if writeln!(out, "{line}").is_err() {

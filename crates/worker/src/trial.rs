@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use decsweep_api::{Params, Stage};
+use decsweep_api::{Params, Pipeline, Stage};
 use decsweep_data::{PrepConfig, Prepared};
 use decsweep_model::train::Evaluation;
 use decsweep_model::{
@@ -49,6 +49,7 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
         params.apply_assignment(assignment).map_err(|e| Failure::BadInput(anyhow!("--set {assignment}: {e}")))?;
     }
     params.validate().map_err(|e| Failure::BadInput(e.into()))?;
+    refuse_other_pipelines_params(&params, args.pipeline)?;
     let device = device::parse(&args.device).map_err(Failure::BadInput)?;
     if let Some(n) = args.threads {
         tch::set_num_threads(n);
@@ -207,6 +208,24 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A parameter reserved to another pipeline ([`decsweep_api::ParamSpec::only_in`]) set away from
+/// its default would be silently ignored (pseudo-labels without a DEC stage): refused instead.
+/// Parameters of stages the pipeline does not run are left alone, as the agent passes them all.
+fn refuse_other_pipelines_params(params: &Params, pipeline: Pipeline) -> Result<(), Failure> {
+    let defaults = Params::default();
+    for spec in decsweep_api::SPECS.iter().filter(|s| s.only_in.is_some() && !pipeline.reads(s)) {
+        let value = params.get(spec.name).map_err(|e| Failure::BadInput(e.into()))?;
+        if defaults.get(spec.name).ok().as_ref() != Some(&value) {
+            return Err(Failure::BadInput(anyhow!(
+                "--set {}={value}: the {pipeline} pipeline does not read it (only {} reads it)",
+                spec.name,
+                spec.read_by()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn saver_path(args: &TrainArgs) -> String {
     args.checkpoint.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
 }
@@ -334,6 +353,15 @@ fn metrics_json(
     obj.insert("test".into(), outcome.test.as_ref().map(evaluation_json).into());
     obj.insert("param_count".into(), outcome.param_count.into());
     obj.insert("best_epoch".into(), outcome.best_epoch.into());
+    if let Some(dec) = &outcome.dec {
+        // The DEC head's own predictions (clusters → classes), beside the classifier's.
+        obj.insert("dec_head_accuracy".into(), dec.head_val_accuracy.into());
+        obj.insert("dec_head_test_accuracy".into(), dec.head_test_accuracy.into());
+        if let Some(rows) = dec.pseudo_rows {
+            obj.insert("pseudo_rows".into(), rows.into());
+            obj.insert("pseudo_accuracy".into(), dec.pseudo_accuracy.into());
+        }
+    }
     for stage in [Stage::Ae, Stage::Dec, Stage::Finetune] {
         obj.insert(format!("time_{}_s", stage.name()), stage_time(stage).into());
     }

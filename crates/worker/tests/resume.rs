@@ -195,11 +195,22 @@ fn hand_over(from: &Path, to: &Path) {
 
 fn dec_trial() -> Trial {
     // p_update = 2 with an interruption after DEC's first epoch: the resumed epoch 2 must use
-    // the target distribution computed before the interruption.
+    // the target distribution computed before the interruption. With DEC pseudo-labels, so a
+    // fine-tuning resumed on another machine must take them (and the DEC head's accuracy) from
+    // the state file: its DEC stage is not run again there.
     Trial {
         pipeline: "dec",
         seed: 3,
-        sets: vec!["epochs_ae=3", "epochs_dec=3", "epochs_ft=4", "p_update=2", "label_fraction=0.5", "dropout=0.2"],
+        sets: vec![
+            "epochs_ae=3",
+            "epochs_dec=3",
+            "epochs_ft=4",
+            "p_update=2",
+            "label_fraction=0.5",
+            "dropout=0.2",
+            "pseudo_threshold=0.2",
+            "pseudo_weight=0.5",
+        ],
     }
 }
 
@@ -250,6 +261,8 @@ fn dec_trial_interrupted_in_every_stage_resumes_bit_identically() {
     assert!(!checkpoint.exists(), "a completed trial deletes its state file");
     let r = read_json(&reference.join("metrics.json"));
     assert_eq!((r["resumes"].clone(), r["resumed_from"].clone()), (Value::from(0), Value::Null));
+    assert!(r["pseudo_rows"].as_i64().is_some_and(|n| n > 0), "the trial trains on pseudo-labels: {r}");
+    assert!(r["dec_head_accuracy"].as_f64().is_some(), "{r}");
 }
 
 #[test]

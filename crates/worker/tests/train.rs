@@ -100,12 +100,21 @@ fn dec_pipeline_writes_every_output() {
     assert_eq!(m["pipeline"], "dec");
     assert_eq!(m["params"]["gamma"], 0.01);
     assert!(m["test"]["accuracy"].as_f64().is_some());
+    for key in ["dec_head_accuracy", "dec_head_test_accuracy"] {
+        let x = m[key].as_f64().unwrap_or_else(|| panic!("a dec trial reports its DEC head's `{key}`: {m}"));
+        assert!((0.0..=1.0).contains(&x), "{key} = {x}");
+    }
+    assert!(m.get("pseudo_rows").is_none(), "pseudo-labels are off by default: {m}");
 
     let curves = std::fs::read_to_string(out.join("curves.csv")).unwrap();
     let rows: Vec<Vec<&str>> = curves.lines().skip(1).map(|l| l.split(',').collect()).collect();
     assert_eq!(curves.lines().next().unwrap(), "stage,epoch,train_loss,val_loss,val_accuracy");
     let count = |stage: &str| rows.iter().filter(|r| r[0] == stage).count();
     assert_eq!((count("ae"), count("dec"), count("finetune")), (3, 2, 4));
+    // The DEC head read out of the stage's checkpoint scores what its last epoch did.
+    let last_dec = rows.iter().rfind(|r| r[0] == "dec").unwrap();
+    let last_dec_accuracy: f64 = last_dec[4].parse().unwrap();
+    assert!((m["dec_head_accuracy"].as_f64().unwrap() - last_dec_accuracy).abs() < 1e-6, "{last_dec:?} vs {m}");
     for r in &rows {
         assert!(r[2].parse::<f64>().unwrap().is_finite() && r[3].parse::<f64>().unwrap().is_finite(), "{r:?}");
         // AE has no accuracy; DEC's comes from its clusters, the classifier's from its logits.
@@ -154,6 +163,50 @@ fn same_seed_same_result_and_cache_reuses_stages() {
         std::fs::read_to_string(a.join("curves.csv")).unwrap(),
         std::fs::read_to_string(d.join("curves.csv")).unwrap()
     );
+}
+
+#[test]
+fn pseudo_labels_change_fine_tuning_and_only_the_dec_pipeline_takes_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let cache_arg = ["--cache", cache.to_str().unwrap()];
+    let sets = ["epochs_ae=2", "epochs_dec=2", "epochs_ft=3", "label_fraction=0.2", "n_clusters=4"];
+    let run = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let all: Vec<&str> = sets.iter().chain(extra).copied().collect();
+        let o = train(synthetic_dataset(), "dec", 3, &all, &out, &cache_arg);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (metrics(&out), std::fs::read_to_string(out.join("curves.csv")).unwrap())
+    };
+    let (off, off_curves) = run("off", &[]);
+    // τ at 1/K or below: every unlabeled row of a cluster with a labeled majority is taken.
+    let (on, on_curves) = run("on", &["pseudo_threshold=0.25", "pseudo_weight=0.5"]);
+    assert_eq!(on["cache_reuses"], 2, "pseudo-labels come from the cached DEC stage: {on}");
+    let rows = on["pseudo_rows"].as_i64().expect("pseudo_rows reported");
+    let unlabeled = on["split"]["train_unlabeled"].as_i64().unwrap();
+    assert!(rows > 0 && rows <= unlabeled, "{rows} pseudo-labeled rows of {unlabeled} unlabeled");
+    assert!((0.0..=1.0).contains(&on["pseudo_accuracy"].as_f64().unwrap()));
+    // The cached DEC stage reads out as the one trained on the spot.
+    assert_eq!(on["dec_head_accuracy"], off["dec_head_accuracy"]);
+    assert_eq!(on["dec_head_test_accuracy"], off["dec_head_test_accuracy"]);
+    let stage_rows = |curves: &str, stage: &str| -> Vec<String> {
+        curves.lines().filter(|l| l.starts_with(stage)).map(str::to_string).collect()
+    };
+    assert_ne!(
+        stage_rows(&on_curves, "finetune,"),
+        stage_rows(&off_curves, "finetune,"),
+        "pseudo-labeled rows change the classifier's training"
+    );
+    // The same τ again: the same pseudo-labels and the same training, bit for bit.
+    let (_, again_curves) = run("again", &["pseudo_threshold=0.25", "pseudo_weight=0.5"]);
+    assert_eq!(again_curves, on_curves);
+    // τ = 1 is never reached by a soft assignment of 4 clusters short of exactly one-hot.
+    let (strict, _) = run("strict", &["pseudo_threshold=1"]);
+    assert!(strict["pseudo_rows"].as_i64().unwrap() < rows);
+
+    // The baseline has no DEC stage to take pseudo-labels from: refused, naming the parameter.
+    let o = train(synthetic_dataset(), "baseline", 0, &["pseudo_threshold=0.5"], &tmp.path().join("b"), &[]);
+    assert_bad_input(&o, &["pseudo_threshold", "baseline", "dec pipeline only"]);
 }
 
 /// Overwrites one element of a tensor in a safetensors file, bypassing the writer's validation.

@@ -122,8 +122,15 @@ pub(crate) fn render(m: &Model) -> String {
              Cohen's $d_z$ (mean difference over the standard deviation of the differences), and \
              two-sided $p$-values of the paired $t$-test and the Wilcoxon signed-rank test, raw \
              and Holm-adjusted over the comparisons of this study ($m = {}$ $t$-tests, $m = {}$ \
-             Wilcoxon tests).}}\n",
-            m.m_t, m.m_wilcoxon
+             Wilcoxon tests).{}}}\n",
+            m.m_t,
+            m.m_wilcoxon,
+            if m.extensions {
+                " A DEC row in the baseline column is the same DEC configuration without pseudo-labels \
+                 (\\texttt{pseudo\\_threshold} $= 0$): the difference is what they add."
+            } else {
+                ""
+            }
         ));
         out.push_str(&format!("  \\label{{tab:{key}-paired}}\n"));
         tabular(&mut out, &COMPARISON_HEADERS, 2, m.comparisons.iter().map(|r| r.iter().map(cell).collect()));

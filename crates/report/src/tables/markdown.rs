@@ -5,6 +5,12 @@ use crate::stats::MIN_INTERVAL_N;
 
 pub(crate) const FILE: &str = "table.md";
 
+/// Said under the comparisons when a dec configuration stands on the baseline side.
+const EXTENSION_NOTE: &str = "Rows with a dec configuration in the baseline column compare a dec configuration \
+     that turns on an extension past the paper (DEC pseudo-labels in fine-tuning: \
+     `pseudo_threshold` > 0) with the same dec configuration without it: Δ is what the extension \
+     adds.\n\n";
+
 const COMPARISON_HEADERS: [&str; 10] = [
     "dec",
     "baseline",
@@ -120,6 +126,9 @@ pub(crate) fn render(m: &Model) -> String {
              differs by the same non-zero amount (no spread to test against). The pairs and \
              every number here are in `paired.csv`.\n\n",
         );
+        if m.extensions {
+            out.push_str(EXTENSION_NOTE);
+        }
         out.push_str(&format!(
             "Multiple comparisons: the Holm columns adjust each test's p-values over all \
              comparisons of this study (Holm–Bonferroni step-down; controls the family-wise \

@@ -63,6 +63,9 @@ pub(crate) struct Model {
     pub m_wilcoxon: usize,
     /// Labels of dec configurations no baseline matched.
     pub unmatched: Vec<String>,
+    /// Whether some comparison puts a dec configuration on the baseline side (an extension past
+    /// the paper against the plain dec configuration; see `pairing`).
+    pub extensions: bool,
     /// How the results table's intervals were computed, for the caption.
     pub interval_method: String,
 }
@@ -143,6 +146,7 @@ pub(crate) fn model(study: &StudyModel) -> Model {
         m_t: comparisons.holm_m_t,
         m_wilcoxon: comparisons.holm_m_wilcoxon,
         unmatched: comparisons.unmatched.iter().map(|i| groups[*i].label.clone()).collect(),
+        extensions: comparisons.comparisons.iter().any(|c| groups[c.baseline].pipeline == "dec"),
         interval_method: describe_methods(&methods),
     }
 }

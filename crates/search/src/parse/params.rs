@@ -118,11 +118,11 @@ fn not_read(name: &str, entry: &ParamSpec, pipelines: &[Pipeline]) -> String {
         if names.len() == 1 { format!("pipeline {}", names[0]) } else { format!("pipelines {}", names.join(" or ")) };
     let stages: Vec<&str> = entry.stages.iter().map(|s| s.name()).collect();
     let readers: Vec<&str> = Pipeline::ALL.iter().filter(|p| p.reads(entry)).map(|p| p.name()).collect();
-    format!(
-        "`{name}` is not read by {which} (only the {} stage reads it; pipelines that do: {})",
-        stages.join("/"),
-        readers.join(", ")
-    )
+    let reader = match entry.only_in {
+        Some(only) => format!("only the {only} pipeline's {} stage reads it", stages.join("/")),
+        None => format!("only the {} stage reads it", stages.join("/")),
+    };
+    format!("`{name}` is not read by {which} ({reader}; pipelines that do: {})", readers.join(", "))
 }
 
 /// A table of `name = value` parameters (`[fixed]`, a config's `params`).

@@ -175,6 +175,26 @@ fn parameter_not_read_by_the_pipeline() {
 }
 
 #[test]
+fn pseudo_labels_are_refused_for_the_baseline_pipeline_alone() {
+    let src = HEAD.replace(r#"["baseline", "dec"]"#, r#"["baseline"]"#) + "[fixed]\npseudo_threshold = 0.9\n";
+    only_error(
+        &src,
+        7,
+        1,
+        "`pseudo_threshold` is not read by pipeline baseline (only the dec pipeline's finetune stage reads it; \
+         pipelines that do: dec)",
+    );
+    // With both pipelines it is fine: the baseline's trials keep the default, and run once.
+    let spec = SweepSpec::from_source(
+        &with("[space]\npseudo_threshold = { grid = [0.0, 0.9] }\n"),
+        PATH,
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(spec.expand().len(), 2 * (1 + 2), "baseline once, dec at each τ, two seeds");
+}
+
+#[test]
 fn value_out_of_range_in_a_grid() {
     only_error(
         &with("[space]\nlabel_fraction = { grid = [0.4, 1.5] }\n"),
