@@ -92,13 +92,7 @@ pub enum Error {
 
     /// Another coordinator holds the database's lock (`<db>.lock`, see `src/lock.rs`): every
     /// exactly-once guarantee assumes one writer, so a second one does not start.
-    #[error(
-        "database {} is in use by {}; only one coordinator may write a database: stop that one first, or \
-         steer it with --coordinator (lock file {})",
-        db.display(),
-        holder.as_ref().map_or_else(|| "another coordinator, which has not named itself yet".to_string(), |h| h.to_string()),
-        lock.display()
-    )]
+    #[error("{}", crate::lock::refusal(db, lock, holder.as_deref()))]
     Locked { db: PathBuf, lock: PathBuf, holder: Option<Box<crate::lock::LockHolder>> },
 
     /// The store's writer thread is gone (the coordinator is shutting down).

@@ -125,6 +125,26 @@ impl std::fmt::Display for LockHolder {
     }
 }
 
+/// Why a second coordinator of `db` does not start, naming the holder and what to do instead.
+pub(crate) fn refusal(db: &Path, lock: &Path, holder: Option<&LockHolder>) -> String {
+    let (who, steer) = match holder {
+        Some(h) => (
+            h.to_string(),
+            match &h.address {
+                Some(a) => format!("send your commands to it with `--coordinator {a}`"),
+                None => "send your commands to it with --coordinator".to_string(),
+            },
+        ),
+        None => ("another coordinator, which has not named itself yet".to_string(), "retry in a moment".to_string()),
+    };
+    format!(
+        "database {} is in use by {who}; only one coordinator may write a database: stop that one first, or \
+         {steer} (lock file {})",
+        db.display(),
+        lock.display()
+    )
+}
+
 /// The host name (`gethostname(2)`); empty if the system will not say.
 fn host_name() -> String {
     let mut buf = [0u8; 256];
@@ -265,7 +285,9 @@ mod tests {
         assert_eq!((named.pid, named.command.as_deref()), (std::process::id(), Some("decsweep serve")));
         assert_eq!(named.address.as_deref(), Some("http://127.0.0.1:8320"));
         let message = err.to_string();
-        for part in [&format!("pid {}", std::process::id()), "http://127.0.0.1:8320", "decsweep serve", "s.db"] {
+        for part in
+            [&format!("pid {}", std::process::id()), "`--coordinator http://127.0.0.1:8320`", "decsweep serve", "s.db"]
+        {
             assert!(message.contains(part), "{message:?} names {part}");
         }
         drop(first);
