@@ -1,5 +1,5 @@
-//! `decsweep cancel`, `resume`, `retry`, `fail` and `add-seeds`: steer a study on a running coordinator
-//! through the same `/v1` actions the dashboard uses.
+//! `decsweep cancel`, `resume`, `retry`, `fail` and `add-seeds`: steer a study on a running
+//! coordinator through the same `/v1` actions the dashboard uses.
 
 use clap::Args;
 use decsweep_api::wire::{AddSeeds, FailByUser, RetryTrials};

@@ -13,8 +13,8 @@ pub struct ServeArgs {
     /// The study database (created if missing; resumed if it exists). One coordinator per
     /// database: `serve` and `run` lock `<FILE>.lock` beside it, and a second one is refused
     /// (exit 2) with the holder's pid, host and address. The lock ends with its process, even
-    /// a killed one. Keep the database on a local disk (see ARCHITECTURE.md on network file
-    /// systems).
+    /// a killed one. Keep the database on a local disk: a network file system may not share
+    /// the lock between hosts, and SQLite's WAL needs memory shared by its users.
     #[arg(long, value_name = "FILE", default_value = "decsweep.db")]
     db: PathBuf,
     /// Address to listen on. Anything but loopback requires --token or --token-file.
