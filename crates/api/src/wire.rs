@@ -372,6 +372,15 @@ pub struct CancelOutcome {
     pub stopping: u64,
 }
 
+/// `POST /v1/studies/{name}/resume` answer (the body is `{}`): the way back from a cancel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    /// Cancelled trials now pending again.
+    pub resumed: u64,
+    /// Whether the study was cancelled (false: nothing changed).
+    pub was_cancelled: bool,
+}
+
 /// `POST /v1/studies/{name}/retry`: every failed trial of the study, or only `trial_id`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryTrials {

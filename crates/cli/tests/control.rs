@@ -1,4 +1,4 @@
-//! `decsweep cancel`, `retry`, `fail` and `add-seeds` end to end: a `decsweep serve`
+//! `decsweep cancel`, `resume`, `retry`, `fail` and `add-seeds` end to end: a `decsweep serve`
 //! coordinator, two real worker agents running `command` trials (shell scripts that sleep), and
 //! the CLI.
 //!
@@ -215,6 +215,61 @@ echo "{{\"accuracy\": 0.$4}}""#,
     let help = Command::new(decsweep()).args(["cancel", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("Cancel a study") && help.contains("--coordinator"), "{help}");
+}
+
+#[test]
+fn resume_after_cancel_runs_the_cancelled_trials_to_completion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gate, pid_file) = (tmp.path().join("open"), tmp.path().join("pids"));
+    // Every trial waits for the gate, so the cancel finds one running and the rest pending.
+    let script = format!(
+        r#"echo $$ >> {p}; while [ ! -f {g} ]; do sleep 0.2; done; echo "{{\"accuracy\": 0.$4}}""#,
+        p = pid_file.display(),
+        g = gate.display()
+    );
+    let (_server, url) = serve(&tmp.path().join("c.db"));
+    submit(tmp.path(), &url, "again", "[0, 1]", &script);
+    let _worker = agent(&url, &tmp.path().join("h1"));
+    wait_for("one trial running", Duration::from_secs(120), || {
+        status(&url, "again").0.counts.running == 1 && pids(&pid_file).len() == 1
+    });
+    let out = cli_ok(&["cancel", "again"], &url);
+    assert!(out.contains("3 pending trial(s) cancelled, 1 running trial(s) cancelled"), "{out}");
+    let stopped = pids(&pid_file)[0];
+    wait_for("the cancelled trial's program to be stopped", Duration::from_secs(30), || ended(stopped));
+
+    // Submitting the spec again counts the cancelled trials as cancelled, not finished.
+    let out = cli_ok(&["submit", tmp.path().join("again.toml").to_str().unwrap()], &url);
+    assert!(out.contains("already exists: 4 trials (0 finished, 4 cancelled)"), "{out}");
+    assert!(out.contains("`decsweep resume again`"), "{out}");
+
+    // A cancelled study takes no new seeds and no retry; each refusal (exit 2) says to resume.
+    let cancelled_id = status(&url, "again").1[0].id.to_string();
+    for (args, says) in [
+        (&["add-seeds", "again", "7"][..], "study `again` is cancelled, so it takes no new seeds; resume it first"),
+        (&["retry", "again"][..], "study `again` is cancelled, so it takes no retries; resume it first"),
+        (&["retry", "again", "--trial", &cancelled_id][..], "is cancelled: use `decsweep resume again`"),
+    ] {
+        let o = cli(args, &url);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert_eq!(status(&url, "again").0.counts.total(), 4, "nothing was added");
+
+    std::fs::write(&gate, "").unwrap();
+    let out = cli_ok(&["resume", "again"], &url);
+    assert!(out.contains("study `again` resumed: 4 cancelled trial(s) back in the queue"), "{out}");
+    wait_for("the resumed trials to complete", Duration::from_secs(120), || {
+        status(&url, "again").0.counts.completed == 4
+    });
+    let (info, trials) = status(&url, "again");
+    assert_eq!((info.counts.cancelled, info.counts.total()), (0, 4));
+    let attempts: Vec<u32> = trials.iter().map(|t| t.attempts).collect();
+    assert_eq!(attempts.iter().filter(|a| **a == 2).count(), 1, "the stopped trial ran again: {attempts:?}");
+    assert!(trials.iter().all(|t| t.error.is_none()), "{trials:#?}");
+    assert!(cli_ok(&["resume", "again"], &url).contains("was not cancelled; nothing changed"));
+    assert!(cli_ok(&["add-seeds", "again", "7"], &url).contains("2 trial(s) added"));
 }
 
 /// `decsweep run` prints the dashboard's URL first, and logs only warnings unless `-v`.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use decsweep_api::wire::{
     AddSeeds, CancelOutcome, CheckpointUpload, CompleteTrial, CreateStudy, DatasetStored, EpochProgress, ExportedTrial,
-    FailByUser, FailTrial, FailedByUser, HeartbeatReply, ProgressReply, PruneTrial, Retried, RetryTrials, ReturnTrial,
-    SeedsAdded, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
+    FailByUser, FailTrial, FailedByUser, HeartbeatReply, ProgressReply, PruneTrial, Resumed, Retried, RetryTrials,
+    ReturnTrial, SeedsAdded, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
 };
 use reqwest::blocking::Response;
 
@@ -151,6 +151,11 @@ impl Client {
     /// `POST /v1/studies/{name}/cancel`.
     pub fn cancel_study(&self, name: &str) -> Result<CancelOutcome, ApiCallError> {
         self.post(&format!("studies/{name}/cancel"), &serde_json::json!({}))
+    }
+
+    /// `POST /v1/studies/{name}/resume`: a cancelled study's trials back in the queue.
+    pub fn resume_study(&self, name: &str) -> Result<Resumed, ApiCallError> {
+        self.post(&format!("studies/{name}/resume"), &serde_json::json!({}))
     }
 
     /// `POST /v1/studies/{name}/retry`: the failed trials (or one) back in the queue.

@@ -1,6 +1,6 @@
-//! The user's controls over a study: cancel it, retry its failed trials, fail one trial, add
-//! seeds. Each runs in the writer's transaction like every other state change; which trials and
-//! leases each one moves, and to what, is [`crate::lifecycle`]'s trial-event table.
+//! The user's controls over a study: cancel it, resume it, retry its failed trials, fail one
+//! trial, add seeds. Each runs in the writer's transaction like every other state change; which
+//! trials and leases each one moves, and to what, is [`crate::lifecycle`]'s trial-event table.
 //!
 //! # Semantics
 //!
@@ -11,12 +11,19 @@
 //!   409 and is not counted: the trial stays `cancelled`, whatever the worker had computed. The
 //!   study is marked cancelled (`studies.cancelled_ms`), so an adaptive (TPE) study proposes no
 //!   more points. Cancelling again is harmless (it answers zeros).
+//! - **resume STUDY**: the way back from a cancel. Cancelled trials go back to pending, as a
+//!   retry does (attempts count on, the study's retries count again, earlier leases are
+//!   forgotten, so a worker still stopping a cancelled attempt gets 409), and the study is no
+//!   longer cancelled (`studies.cancelled_ms` cleared): an adaptive study samples again.
+//!   Completed, failed and pruned trials are left as they are. Resuming a study that is not
+//!   cancelled changes nothing and says so (`was_cancelled: false`).
 //! - **retry STUDY [--trial ID]**: failed trials go back to pending (only failed ones; naming a
-//!   trial in another state is 409). Their attempts keep counting (so curves and leases of the
-//!   earlier attempts stay apart), but the study's `retries` count again from this point
-//!   (`trials.attempts_base`): a retried trial gets its full retries once more. Its earlier
-//!   leases are forgotten (`trials.lease_id` cleared), so none of them can report into it later.
-//!   A cancelled study stays cancelled: its retried trials run, but it samples no new points.
+//!   trial in another state is 409, and a cancelled one's message names `resume`). Their
+//!   attempts keep counting (so curves and leases of the earlier attempts stay apart), but the
+//!   study's `retries` count again from this point (`trials.attempts_base`): a retried trial
+//!   gets its full retries once more. Its earlier leases are forgotten (`trials.lease_id`
+//!   cleared), so none of them can report into it later. A cancelled study is refused (409):
+//!   cancelled means nothing of the study runs, until `resume`.
 //! - **fail TRIAL**: a pending or running trial becomes `failed` with the user's reason. A
 //!   running trial's lease ends with outcome `failed_by_user`: its worker is told `stop` as for a
 //!   cancel. Failing a failed trial answers `false` (nothing changed); a completed, pruned or
@@ -25,11 +32,12 @@
 //!   an adaptive study, those proposed so far, each keeping its sampled point) × every new seed
 //!   becomes a pending trial with the configuration's pipeline, parameters and label and the
 //!   same stable trial key the spec would have planned with that seed. Seeds the study already
-//!   has (for any configuration) are skipped and reported.
+//!   has (for any configuration) are skipped and reported. A cancelled study is refused (409),
+//!   saying to resume it first.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use decsweep_api::wire::{CancelOutcome, SeedsAdded, TrialJob};
+use decsweep_api::wire::{CancelOutcome, Resumed, SeedsAdded, TrialJob};
 use decsweep_api::{LeaseOutcome, ParamValue, TrialStatus};
 use rusqlite::{params, OptionalExtension};
 
@@ -62,6 +70,20 @@ impl WriteCtx {
             .query_row([name], |r| r.get(0))
             .optional()?
             .ok_or_else(|| Error::StudyNotFound(name.to_string()))
+    }
+
+    /// Refuses `verb` on a cancelled study: cancelled means nothing of it runs until `resume`.
+    fn refuse_if_cancelled(&self, study_id: i64, name: &str, verb: &str) -> Result<()> {
+        let cancelled: bool = self
+            .conn
+            .prepare_cached("SELECT cancelled_ms IS NOT NULL FROM studies WHERE id = ?1")?
+            .query_row([study_id], |r| r.get(0))?;
+        if cancelled {
+            return Err(Error::WrongState(format!(
+                "study `{name}` is cancelled, so it takes no {verb}; resume it first (`decsweep resume {name}`)"
+            )));
+        }
+        Ok(())
     }
 
     /// Ends, with `outcome`, the current lease of `study`'s trials in `status` (running ones;
@@ -109,6 +131,32 @@ impl WriteCtx {
         Ok(out)
     }
 
+    /// Resumes a cancelled study (see the module docs).
+    pub(crate) fn resume_study(&mut self, name: &str) -> Result<Resumed> {
+        let study_id = self.study_id(name)?;
+        let was_cancelled = self
+            .conn
+            .prepare_cached("UPDATE studies SET cancelled_ms = NULL WHERE id = ?1 AND cancelled_ms IS NOT NULL")?
+            .execute([study_id])?
+            > 0;
+        // Cancelling marked an adaptive study as proposing nothing more; its sampler decides again.
+        self.exhausted.remove(&study_id);
+        let now = self.clock.now_ms();
+        let mut resumed = 0;
+        for (from, to, lease) in lifecycle::moved_by(TrialEvent::Resume) {
+            debug_assert_eq!(lease, LeaseChange::Forget, "a resumed trial forgets its leases");
+            resumed += self
+                .conn
+                .prepare_cached(
+                    "UPDATE trials SET status = ?4, attempts_base = attempts, lease_id = NULL,
+                            lease_expires_ms = NULL, finished_ms = NULL, updated_ms = ?2, error = NULL
+                      WHERE study_id = ?1 AND status = ?3",
+                )?
+                .execute(params![study_id, now, from, to])? as u64;
+        }
+        Ok(Resumed { resumed, was_cancelled })
+    }
+
     /// Sends a study's failed trials (or only `trial_id`) back to the queue; returns how many.
     pub(crate) fn retry_trials(&mut self, name: &str, trial_id: Option<i64>) -> Result<u64> {
         let study_id = self.study_id(name)?;
@@ -123,12 +171,19 @@ impl WriteCtx {
                 Some((other, _)) if other != study_id => {
                     return Err(Error::TrialNotInStudy { study: name.to_string(), trial_id: id })
                 }
+                Some((_, TrialStatus::Cancelled)) => {
+                    return Err(Error::WrongState(format!(
+                        "trial {id} is cancelled: use `decsweep resume {name}`, which brings back every cancelled \
+                         trial of the study"
+                    )))
+                }
                 Some((_, status)) if !matches!(lifecycle::trial_event(status, TrialEvent::Retry), Move::To { .. }) => {
                     return Err(Error::WrongState(format!("trial {id} is {status}; only failed trials can be retried")))
                 }
                 Some(_) => {}
             }
         }
+        self.refuse_if_cancelled(study_id, name, "retries")?;
         let now = self.clock.now_ms();
         let mut n = 0;
         for (from, to, lease) in lifecycle::moved_by(TrialEvent::Retry) {
@@ -189,6 +244,7 @@ impl WriteCtx {
         let study_id = self.study_id(name)?;
         // Callers checked it before asking the writer; again here, so no caller can skip it.
         let seeds = limits::distinct_seeds(seeds.to_vec())?;
+        self.refuse_if_cancelled(study_id, name, "new seeds")?;
         let present: BTreeSet<u64> = {
             let mut stmt = self.conn.prepare_cached("SELECT DISTINCT seed FROM trials WHERE study_id = ?1")?;
             let rows = stmt.query_map([study_id], |r| r.get::<_, i64>(0))?;
@@ -555,16 +611,75 @@ n_trials = 5
         // The flag is in the database, not only in the writer's memory.
         f.ctx.forget_cached_studies();
         assert!(f.ctx.lease("w").unwrap().0.is_none());
-        // Explicit work still runs, but sampling stays off.
+        // A cancelled study takes no new work; the late completion is refused.
         assert!(f.ctx.complete(&a.lease_id, &metrics(0.5)).is_err());
-        let added = f.ctx.add_seeds("tpe", &[5]).unwrap();
-        assert_eq!(added.added, 1, "one point proposed so far × one new seed");
-        let c = lease(&mut f);
-        assert_eq!(c.seed, 5);
-        f.ctx.complete(&c.lease_id, &metrics(0.5)).unwrap();
-        assert!(f.ctx.lease("w").unwrap().0.is_none());
+        assert!(matches!(f.ctx.add_seeds("tpe", &[5]), Err(Error::WrongState(m)) if m.contains("decsweep resume tpe")));
         let n: i64 = f.ctx.conn.query_row("SELECT COUNT(*) FROM trials", [], |r| r.get(0)).unwrap();
-        assert_eq!(n, 3);
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn a_resumed_adaptive_study_runs_its_cancelled_points_and_samples_again() {
+        let mut f = Fixture::new();
+        tpe_study(&mut f);
+        let (a, _b) = (lease(&mut f), lease(&mut f));
+        f.ctx.cancel_study("tpe").unwrap();
+        f.ctx.forget_cached_studies();
+        assert_eq!(f.ctx.resume_study("tpe").unwrap(), Resumed { resumed: 2, was_cancelled: true });
+        // The cancelled attempt's worker is not heard any more; the trial runs a new attempt.
+        assert!(matches!(f.ctx.heartbeat(&a.lease_id), Err(Error::LeaseConflict { .. })));
+        let mut seen = Vec::new();
+        while let Some(l) = f.ctx.lease("w").unwrap().0 {
+            f.ctx.complete(&l.lease_id, &metrics(0.5 + 0.01 * l.trial_id as f64)).unwrap();
+            seen.push(l.trial_id);
+        }
+        assert_eq!(&seen[..2], [a.trial_id, a.trial_id + 1], "the cancelled trials first, oldest first");
+        assert_eq!(seen.len(), 10, "then the sampler proposes its other 4 points × 2 seeds: {seen:?}");
+        assert_eq!(count_status(&f, "completed"), 10);
+    }
+
+    #[test]
+    fn resume_brings_back_cancelled_trials_only_and_refusals_name_it() {
+        let mut f = Fixture::new();
+        f.ctx.insert_study(&command_study("a", 4, 0)).unwrap();
+        let done = lease(&mut f);
+        f.ctx.complete(&done.lease_id, &metrics(0.5)).unwrap();
+        let broken = lease(&mut f);
+        f.ctx.fail(&broken.lease_id, "oom", false).unwrap();
+        let running = lease(&mut f);
+        assert_eq!(f.ctx.resume_study("a").unwrap(), Resumed::default(), "not cancelled: nothing changes");
+        assert_eq!(f.ctx.cancel_study("a").unwrap(), CancelOutcome { cancelled: 1, stopping: 1 });
+
+        // Cancelled means nothing runs: retry and add-seeds are refused, each naming resume.
+        let refused = |r: Result<u64>| match r {
+            Err(Error::WrongState(m)) => m,
+            other => panic!("not refused: {other:?}"),
+        };
+        assert!(refused(f.ctx.retry_trials("a", None)).contains("study `a` is cancelled"));
+        let m = refused(f.ctx.retry_trials("a", Some(running.trial_id)));
+        assert!(m.contains(&format!("trial {} is cancelled: use `decsweep resume a`", running.trial_id)), "{m}");
+        assert!(refused(f.ctx.add_seeds("a", &[9]).map(|s| s.added)).contains("resume it first (`decsweep resume a`)"));
+
+        let out = f.ctx.resume_study("a").unwrap();
+        assert_eq!(out, Resumed { resumed: 2, was_cancelled: true });
+        assert_eq!(f.status(done.trial_id).0, "completed");
+        assert_eq!(f.status(broken.trial_id).0, "failed", "a failed trial waits for retry");
+        let (status, attempts, error) = f.status(running.trial_id);
+        assert_eq!((status.as_str(), attempts, error), ("pending", 1, None), "attempts count on; no error");
+        assert_eq!(f.ctx.resume_study("a").unwrap(), Resumed::default(), "resuming again changes nothing");
+        assert!(matches!(f.ctx.resume_study("zz"), Err(Error::StudyNotFound(_))));
+
+        // The resumed trials run; the study takes retries and seeds again.
+        let again = lease(&mut f);
+        assert_eq!((again.trial_id, again.attempt), (running.trial_id, 2));
+        assert_eq!(f.ctx.retry_trials("a", None).unwrap(), 1);
+
+        // New seeds likewise: refused while cancelled, added once resumed.
+        f.ctx.insert_study(&planned(MODEL_GRID)).unwrap();
+        f.ctx.cancel_study("m").unwrap();
+        assert!(refused(f.ctx.add_seeds("m", &[9]).map(|s| s.added)).contains("study `m` is cancelled"));
+        assert_eq!(f.ctx.resume_study("m").unwrap(), Resumed { resumed: 8, was_cancelled: true });
+        assert_eq!(f.ctx.add_seeds("m", &[9]).unwrap().added, 4);
     }
 
     #[test]

@@ -90,6 +90,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Another coordinator holds the database's lock (`<db>.lock`, see `src/lock.rs`): every
+    /// exactly-once guarantee assumes one writer, so a second one does not start.
+    #[error("{}", crate::lock::refusal(db, lock, holder.as_deref()))]
+    Locked { db: PathBuf, lock: PathBuf, holder: Option<Box<crate::lock::LockHolder>> },
+
     /// The store's writer thread is gone (the coordinator is shutting down).
     #[error("the store is shut down")]
     Closed,

@@ -20,6 +20,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | `handle` | the [`Coordinator`] handle: store, data directory, wake-ups, background expiry |
+//! | `lock` | one coordinator per database: the OS lock on `<db>.lock` and who holds it |
 //! | `options` | [`CoordinatorOptions`] |
 //! | `work`, `steer`, `intake`, `queries`, `views` | the verbs: workers', the user's controls, new studies and datasets, reads, the dashboard's reads |
 //! | `lifecycle` | every move of a trial and its lease, decided in one place (tables in its doc) |
@@ -47,8 +48,8 @@
 //! [`Coordinator::lease`] hands out the oldest pending trial of any study (FIFO by id), marks it
 //! running, counts the attempt and sets a deadline of now + TTL; heartbeats and progress reports
 //! push it out, and overdue leases are expired before every lease and in the background.
-//! [`Coordinator::cancel_study`], [`Coordinator::retry_trials`], [`Coordinator::fail_trial`] and
-//! [`Coordinator::add_seeds`] steer a study. What every call does to a trial and its lease (late
+//! [`Coordinator::cancel_study`], [`Coordinator::resume_study`], [`Coordinator::retry_trials`],
+//! [`Coordinator::fail_trial`] and [`Coordinator::add_seeds`] steer a study. What every call does to a trial and its lease (late
 //! completion, idempotent repeats, conflicts, `stop` after a user's control) is decided and
 //! tabled in one place, `src/lifecycle.rs`.
 //!
@@ -77,6 +78,11 @@
 //! leases stay valid — at open each gets at least one TTL from now, since its worker could not
 //! heartbeat while no coordinator ran. Deadlines are wall-clock milliseconds (see [`Clock`]).
 //!
+//! One coordinator per database: [`Coordinator::open`] takes an OS lock on `<db>.lock` (which
+//! names its holder) and a second opener gets [`Error::Locked`]; the lock dies with its process,
+//! so a killed coordinator's successor just starts. [`Coordinator::open_reader`] reads a
+//! database without the lock, beside its coordinator. See `src/lock.rs`.
+//!
 
 mod adaptive;
 mod browse;
@@ -93,6 +99,7 @@ mod intake;
 mod leases;
 mod lifecycle;
 mod limits;
+mod lock;
 mod metrics;
 mod ops;
 mod options;
@@ -122,13 +129,14 @@ pub use error::{Error, Result, StorageProblem};
 pub use handle::Coordinator;
 pub use health::StorageFault;
 pub use limits::{MAX_SEEDS_PER_REQUEST, MAX_STUDY_TRIALS};
+pub use lock::{lock_path, LockHolder};
 pub use metrics::Metrics;
 pub use options::{default_data_dir, CoordinatorOptions};
 pub use pruner::{
     AshaPruner, CurveQuery, Curves, MedianPruner, NoPruner, PeerPoint, Proxy, PruneContext, Pruner, Series,
 };
 pub use schema::SCHEMA_VERSION;
-pub use steer::{CancelOutcome, SeedsAdded};
+pub use steer::{CancelOutcome, Resumed, SeedsAdded};
 pub use workers::WorkerInfo;
 
 pub(crate) use handle::blocking;

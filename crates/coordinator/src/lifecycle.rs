@@ -54,18 +54,23 @@
 //! failing a failed one); `409` refuses; `—` never happens (the query that finds trials for the
 //! event does not select that status).
 //!
-//! | status | grant | expire, retries left | expire, none left | job undecodable | cancel | user fail | retry |
-//! | --- | --- | --- | --- | --- | --- | --- | --- |
-//! | pending | running, new lease | — | — | failed | cancelled, lease cancelled | failed, lease failed_by_user | 409 |
-//! | running | — | pending, lease expired | failed, lease expired | — | cancelled, lease cancelled | failed, lease failed_by_user | 409 |
-//! | completed | — | — | — | — | unchanged | 409 | 409 |
-//! | failed | — | — | — | — | unchanged | unchanged | pending, leases forgotten |
-//! | pruned | — | — | — | — | unchanged | 409 | 409 |
-//! | cancelled | — | — | — | — | unchanged | 409 | 409 |
+//! | status | grant | expire, retries left | expire, none left | job undecodable | cancel | resume | user fail | retry |
+//! | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+//! | pending | running, new lease | — | — | failed | cancelled, lease cancelled | unchanged | failed, lease failed_by_user | 409 |
+//! | running | — | pending, lease expired | failed, lease expired | — | cancelled, lease cancelled | unchanged | failed, lease failed_by_user | 409 |
+//! | completed | — | — | — | — | unchanged | unchanged | 409 | 409 |
+//! | failed | — | — | — | — | unchanged | unchanged | unchanged | pending, leases forgotten |
+//! | pruned | — | — | — | — | unchanged | unchanged | 409 | 409 |
+//! | cancelled | — | — | — | — | unchanged | pending, leases forgotten | 409 | 409 |
 //!
 //! A pending trial's lease, ended by `cancel` or `user fail`, is one that expired unclaimed: it
 //! is ended so that it cannot revive the trial. A late completion of a trial that failed by
 //! expiry is the worker-call table's "expired, trial not pending" row.
+//!
+//! `cancel` and `resume` are the study's: `resume` undoes a `cancel`, so a cancelled trial is
+//! never retried one by one (409, naming `resume`), and a cancelled study takes no retry or new
+//! seeds until it is resumed ([`crate::control`]). A resumed trial forgets its leases like a
+//! retried one: a worker still stopping the cancelled attempt gets 409, never the new attempt.
 
 use std::fmt;
 
@@ -201,6 +206,8 @@ pub(crate) enum TrialEvent {
     Unrunnable,
     /// The user cancels the study.
     Cancel,
+    /// The user resumes the cancelled study.
+    Resume,
     /// The user fails the trial.
     UserFail,
     /// The user retries the trial.
@@ -247,6 +254,8 @@ pub(crate) fn trial_event(status: TrialStatus, event: TrialEvent) -> Move {
         (TrialEvent::Grant | TrialEvent::Expire { .. } | TrialEvent::Unrunnable, _) => Move::Never,
         (TrialEvent::Cancel, Pending | Running) => to(Cancelled, LeaseChange::End(LeaseOutcome::Cancelled)),
         (TrialEvent::Cancel, _) => Move::Unchanged,
+        (TrialEvent::Resume, Cancelled) => to(Pending, LeaseChange::Forget),
+        (TrialEvent::Resume, _) => Move::Unchanged,
         (TrialEvent::UserFail, Pending | Running) => to(Failed, LeaseChange::End(LeaseOutcome::FailedByUser)),
         (TrialEvent::UserFail, Failed) => Move::Unchanged,
         (TrialEvent::Retry, Failed) => to(Pending, LeaseChange::Forget),
@@ -387,6 +396,7 @@ mod tests {
             (TrialEvent::Expire { retries_left: false }, "expire, none left"),
             (TrialEvent::Unrunnable, "job undecodable"),
             (TrialEvent::Cancel, "cancel"),
+            (TrialEvent::Resume, "resume"),
             (TrialEvent::UserFail, "user fail"),
             (TrialEvent::Retry, "retry"),
         ];
@@ -416,5 +426,6 @@ mod tests {
         let from = |e| moved_by(e).map(|(s, _, _)| s).collect::<Vec<_>>();
         assert_eq!(from(TrialEvent::Cancel), [TrialStatus::Pending, TrialStatus::Running]);
         assert_eq!(from(TrialEvent::Retry), [TrialStatus::Failed]);
+        assert_eq!(from(TrialEvent::Resume), [TrialStatus::Cancelled]);
     }
 }

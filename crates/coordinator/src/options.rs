@@ -34,6 +34,9 @@ pub struct CoordinatorOptions {
     /// --data-root`); without it such a study must upload its dataset. In-process callers of
     /// [`crate::Coordinator::create_study`] read any path.
     pub data_root: Option<PathBuf>,
+    /// What the database's lock file names this coordinator as (`decsweep serve`), so a second
+    /// one refused by the lock can say what to stop; pid, host and start time are always named.
+    pub lock_command: Option<String>,
 }
 
 impl Default for CoordinatorOptions {
@@ -49,6 +52,7 @@ impl Default for CoordinatorOptions {
             max_checkpoint_bytes: checkpoints::DEFAULT_MAX_CHECKPOINT_BYTES,
             max_dataset_bytes: dataset::DEFAULT_MAX_DATASET_BYTES,
             data_root: None,
+            lock_command: None,
         }
     }
 }

@@ -260,6 +260,16 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// The schema version of the database at `path`, read without changing it (a reader decides
+/// whether it must migrate first); a newer one than this decsweep's is [`Error::SchemaTooNew`].
+pub(crate) fn stored_version(path: &Path) -> Result<i64> {
+    let found: i64 = connect(path, Role::Reader)?.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
+    }
+    Ok(found)
+}
+
 /// What a connection is used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {

@@ -1,8 +1,8 @@
-//! The user's verbs: cancel a study, retry its failed trials, fail a trial, add seeds
+//! The user's verbs: cancel and resume a study, retry its failed trials, fail a trial, add seeds
 //! (semantics in `src/control.rs`). A running trial the user cancels or fails is ended at once;
 //! its worker hears `stop` at its next heartbeat or epoch.
 
-pub use decsweep_api::wire::{CancelOutcome, SeedsAdded};
+pub use decsweep_api::wire::{CancelOutcome, Resumed, SeedsAdded};
 
 use crate::metrics::bump;
 use crate::{control, limits, Coordinator, Result};
@@ -16,6 +16,18 @@ impl Coordinator {
         let out = self.write_collecting(move |ctx| ctx.cancel_study(&owned)).await?;
         bump(&self.inner.metrics.cancellations, out.cancelled + out.stopping);
         tracing::info!(study = %name, pending = out.cancelled, running = out.stopping, "study cancelled");
+        Ok(out)
+    }
+
+    /// Resumes a cancelled study: its cancelled trials are pending again and it is no longer
+    /// cancelled (an adaptive study samples again). Semantics in `src/control.rs`.
+    pub async fn resume_study(&self, name: &str) -> Result<Resumed> {
+        let owned = name.to_string();
+        let out = self.inner.store.write(move |ctx| ctx.resume_study(&owned)).await?;
+        if out.resumed > 0 || out.was_cancelled {
+            tracing::info!(study = %name, trials = out.resumed, "study resumed");
+            self.inner.work.notify_waiters();
+        }
         Ok(out)
     }
 

@@ -162,7 +162,7 @@ impl Drop for Writer {
 pub(crate) struct Store {
     // Field order matters: the queue's sender is dropped before the writer is joined, which is
     // what ends the writer's loop.
-    jobs: mpsc::Sender<Box<dyn WriteJob>>,
+    jobs: Option<mpsc::Sender<Box<dyn WriteJob>>>,
     readers: Arc<ReaderPool>,
     health: Arc<StorageHealth>,
     /// Held for its `Drop`: the last handle joins the writer thread.
@@ -178,6 +178,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating and migrating) the database and starts the writer thread. Running leases
     /// get one TTL of grace from now: their workers could not heartbeat while no coordinator ran.
+    /// The caller holds the database's lock ([`crate::lock`]) and made its folder.
     pub(crate) fn open(
         path: &Path,
         clock: Arc<dyn Clock>,
@@ -185,9 +186,6 @@ impl Store {
         pruner: Arc<dyn Pruner>,
         pruner_override: bool,
     ) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
         let mut conn = connect(path, Role::Writer)?;
         migrate(&mut conn, path)?;
         let mut ctx = WriteCtx::new(conn, clock, ttl_ms, pruner);
@@ -213,7 +211,27 @@ impl Store {
             .spawn(move || writer_loop(ctx, queue, &writer_health))
             .map_err(|e| Error::io(path, e))?;
         let readers = Arc::new(ReaderPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
-        Ok(Store { jobs, readers, health, _writer: Arc::new(Writer(Mutex::new(Some(thread)))) })
+        Ok(Store { jobs: Some(jobs), readers, health, _writer: Arc::new(Writer(Mutex::new(Some(thread)))) })
+    }
+
+    /// Opens an existing database for reading only, beside the coordinator that may be writing
+    /// it: no writer thread, no lock, nothing changed (a database of an older schema is
+    /// migrated first by [`crate::Coordinator::open_reader`]). Writes answer an error.
+    pub(crate) fn open_reader(path: &Path) -> Result<Store> {
+        let readers = Arc::new(ReaderPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
+        let idle = connect(path, Role::Reader)?;
+        readers.idle.lock().unwrap_or_else(|p| p.into_inner()).push(idle);
+        Ok(Store { jobs: None, readers, health: Arc::default(), _writer: Arc::new(Writer(Mutex::new(None))) })
+    }
+
+    /// The writer's queue, or the error of a store opened by [`Store::open_reader`].
+    fn jobs(&self) -> Result<&mpsc::Sender<Box<dyn WriteJob>>> {
+        self.jobs.as_ref().ok_or_else(|| {
+            Error::Internal(format!(
+                "{} was opened for reading only; changes go through the coordinator that holds it",
+                self.readers.path.display()
+            ))
+        })
     }
 
     /// The storage error the writer last saw, until a commit writes again.
@@ -228,7 +246,7 @@ impl Store {
         T: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Box::new(Job { f, reply })).map_err(|_| Error::Closed)?;
+        self.jobs()?.send(Box::new(Job { f, reply })).map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Internal("the store dropped a request".into()))?
     }
 
@@ -238,7 +256,7 @@ impl Store {
         f: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
     ) -> Result<()> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Box::new(Configure { f: Box::new(f), reply })).map_err(|_| Error::Closed)?;
+        self.jobs()?.send(Box::new(Configure { f: Box::new(f), reply })).map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Internal("the store dropped a request".into()))?
     }
 

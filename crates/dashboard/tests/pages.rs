@@ -164,3 +164,79 @@ async fn sessions_are_checked_for_role_and_origin() {
     assert_eq!(after.status(), StatusCode::SEE_OTHER, "the session ended");
     s.stop().await;
 }
+
+/// The study page's "Resume study" button: the request its script sends (`POST` of its
+/// `data-body` to its `data-action`, with the session cookie) is held to the same rules as the
+/// other control buttons (a session that may act, and the page's own Origin), and it brings a
+/// cancelled study back: no trial or study state says `cancelled` afterwards.
+#[tokio::test]
+async fn the_resume_button_brings_a_cancelled_study_back_under_the_session_rules() {
+    let token = "t0ken-of-the-resume-test";
+    let s = Server::start_serving(ServeOptions {
+        token: Some(token.into()),
+        read_token: Some("r3ad-of-the-resume-test".into()),
+        ..Default::default()
+    })
+    .await;
+    s.create(&command_spec("back", 3), Some(token)).await;
+    let done = s.lease("w/0", "w", Some(token)).await;
+    s.complete(&done, json!({ "accuracy": 0.5 }), Some(token)).await;
+    assert_eq!(s.post("/v1/studies/back/cancel", Some(token), json!({})).await.status(), StatusCode::OK);
+
+    let host = s.base.trim_start_matches("http://").to_string();
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let session = |secret: &'static str| {
+        let (c, url, origin) = (no_redirects.clone(), s.url("/login"), format!("http://{host}"));
+        async move {
+            let r = c.post(url).header(header::ORIGIN, origin).form(&[("token", secret), ("next", "/")]).send().await;
+            let r = r.unwrap();
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            r.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string()
+        }
+    };
+    let (full, view_only) = (session(token).await, session("r3ad-of-the-resume-test").await);
+    let page = |cookie: String| {
+        let (c, url) = (no_redirects.clone(), s.url("/studies/back"));
+        async move { c.get(url).header(header::COOKIE, cookie).send().await.unwrap().text().await.unwrap() }
+    };
+    let list = |cookie: String| {
+        let (c, url) = (no_redirects.clone(), s.url("/"));
+        async move { c.get(url).header(header::COOKIE, cookie).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(list(full.clone()).await.contains("status s-cancelled"), "the study shows as cancelled first");
+    let html = page(full.clone()).await;
+    let button = html.split("id=\"resume-study\"").nth(1).expect("the page has the resume button");
+    let button = &button[..button.find('>').unwrap()];
+    assert!(
+        button.contains("data-action=\"/v1/studies/back/resume\"") && button.contains("data-body=\"{}\""),
+        "{button}"
+    );
+    assert!(!page(view_only.clone()).await.contains("resume-study"), "a view-only login has no buttons");
+
+    // What the button's script sends, from elsewhere, without an Origin, or by a view-only login.
+    let press = |cookie: String, origin: Option<String>| {
+        let (c, url) = (no_redirects.clone(), s.url("/v1/studies/back/resume"));
+        async move {
+            let mut req = c.post(url).header(header::COOKIE, cookie).header(header::CONTENT_TYPE, "application/json");
+            if let Some(o) = origin {
+                req = req.header(header::ORIGIN, o);
+            }
+            req.body("{}").send().await.unwrap()
+        }
+    };
+    let own = Some(format!("http://{host}"));
+    assert_eq!(press(full.clone(), Some("http://evil.example".into())).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(press(full.clone(), None).await.status(), StatusCode::FORBIDDEN, "no Origin or Referer");
+    assert_eq!(press(view_only, own.clone()).await.status(), StatusCode::FORBIDDEN, "view only");
+    let info = s.coordinator.study("back").await.unwrap();
+    assert_eq!((info.counts.cancelled, info.counts.pending), (2, 0), "nothing refused changed anything");
+
+    let pressed = press(full.clone(), own).await;
+    assert_eq!(pressed.status(), StatusCode::OK);
+    assert_eq!(pressed.json::<Value>().await.unwrap(), json!({ "resumed": 2, "was_cancelled": true }));
+    let info = s.coordinator.study("back").await.unwrap();
+    assert_eq!((info.counts.cancelled, info.counts.pending, info.counts.completed), (0, 2, 1));
+    let list = list(full).await;
+    assert!(list.contains("status s-waiting") && !list.contains("status s-cancelled"), "{list}");
+    s.stop().await;
+}

@@ -140,6 +140,7 @@ pub(crate) fn router(server: Server) -> (Router, Vec<(&'static str, &'static str
         .add("GET", "/v1/trials/{id}", get(get_trial))
         .add("GET", "/v1/trials/{id}/curves", get(trial_curves))
         .add("POST", "/v1/studies/{name}/cancel", capped(post(cancel_study), small))
+        .add("POST", "/v1/studies/{name}/resume", capped(post(resume_study), small))
         .add("POST", "/v1/studies/{name}/retry", capped(post(retry_trials), small))
         .add("POST", "/v1/studies/{name}/seeds", capped(post(add_seeds), small))
         .add("POST", "/v1/trials/{id}/fail", capped(post(fail_trial), small))
@@ -316,6 +317,11 @@ async fn trial_curves(State(c): State<Coordinator>, ApiPath(id): ApiPath<i64>) -
 /// The body (`{}`) carries nothing, so none is required.
 async fn cancel_study(State(c): State<Coordinator>, ApiPath(name): ApiPath<String>) -> Answer<Response> {
     Ok(Json(c.cancel_study(&name).await?).into_response())
+}
+
+/// The body (`{}`) carries nothing, so none is required.
+async fn resume_study(State(c): State<Coordinator>, ApiPath(name): ApiPath<String>) -> Answer<Response> {
+    Ok(Json(c.resume_study(&name).await?).into_response())
 }
 
 async fn retry_trials(

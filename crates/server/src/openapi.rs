@@ -156,18 +156,23 @@ pub fn document() -> Value {
             .param(name.clone())
             .answer("200", reply("How many trials were cancelled.", Some(schema_ref("CancelOutcome"))))
             .answer("404", error("No such study.")).writes().build() },
+        "/v1/studies/{name}/resume": { "post": Op::new("Resume a cancelled study, the way back from `cancel`: its cancelled trials become `pending` again (attempts count on, the study's retries count again, the cancelled attempts' leases get 409) and the study is no longer cancelled, so an adaptive study samples again. Completed, failed and pruned trials are left alone. A study that is not cancelled answers `was_cancelled: false` and changes nothing. The body is `{}` and may be left out.")
+            .param(name.clone())
+            .answer("200", reply("How many trials are pending again.", Some(schema_ref("Resumed"))))
+            .answer("404", error("No such study.")).writes().build() },
         "/v1/studies/{name}/retry": { "post": Op::new("Put the study's failed trials (or only `trial_id`) back in the queue; each gets the study's retries again.")
             .param(name.clone()).body("RetryTrials")
             .answer("200", reply("How many trials are pending again.", Some(schema_ref("Retried"))))
             .answer("400", error("Malformed body."))
             .answer("404", error("No such study, or `trial_id` is not one of its trials."))
-            .answer("409", error("`trial_id` names a trial that has not failed.")).writes().build() },
+            .answer("409", error("`trial_id` names a trial that has not failed (a cancelled one: resume the study instead), or the study is cancelled (resume it first).")).writes().build() },
         "/v1/studies/{name}/seeds": { "post": Op::new("Add every configuration of the study × each new seed as pending trials (adaptive studies: the configurations proposed so far). Seeds the study already has are skipped and listed.")
             .param(name.clone()).body("AddSeeds")
             .answer("200", reply("Trials added and seeds skipped.", Some(schema_ref("SeedsAdded"))))
             .answer("400", error("Malformed body, or no seed given."))
             .answer("413", error("More than 1,000 seeds in one request."))
             .answer("422", error("The study would hold more than 100,000 trials."))
+            .answer("409", error("The study is cancelled: resume it first."))
             .answer("404", error("No such study.")).writes().build() },
         "/v1/trials/{id}/fail": { "post": Op::new("Mark a pending or running trial failed with `reason` (default \"failed by user\"); a running trial's worker is answered `stop`.")
             .param(trial_id.clone()).body("FailByUser")
@@ -312,6 +317,9 @@ pub fn document() -> Value {
         "CancelOutcome": { "type": "object", "properties": {
             "cancelled": { "type": "integer", "description": "Pending trials now cancelled." },
             "stopping": { "type": "integer", "description": "Running trials now cancelled whose workers are told to stop." } } },
+        "Resumed": { "type": "object", "properties": {
+            "resumed": { "type": "integer", "description": "Cancelled trials now pending again." },
+            "was_cancelled": { "type": "boolean", "description": "false: the study was not cancelled and nothing changed." } } },
         "RetryTrials": { "type": "object", "properties": {
             "trial_id": { "type": ["integer", "null"], "format": "int64", "description": "Only this failed trial; all failed trials when null or absent." } } },
         "Retried": { "type": "object", "properties": { "retried": { "type": "integer" } } },

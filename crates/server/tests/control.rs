@@ -1,9 +1,9 @@
-//! The user's controls over HTTP: cancel, retry, fail and add seeds, on the real router and a
+//! The user's controls over HTTP: cancel, resume, retry, fail and add seeds, on the real router and a
 //! real TCP listener, with the answers, status codes, metrics and worker-facing `stop`.
 
 use decsweep_api::wire::{
-    ApiError, CancelOutcome, FailedByUser, HeartbeatReply, Lease, ProgressAction, ProgressReply, Retried, SeedsAdded,
-    StudyInfo, TrialInfo, TrialStatus,
+    ApiError, CancelOutcome, FailedByUser, HeartbeatReply, Lease, ProgressAction, ProgressReply, Resumed, Retried,
+    SeedsAdded, StudyInfo, TrialInfo, TrialStatus,
 };
 use decsweep_coordinator::{Coordinator, CoordinatorOptions};
 use decsweep_server::ServeOptions;
@@ -128,6 +128,53 @@ async fn cancel_over_http_stops_running_trials_and_refuses_their_results() {
     assert!(text.contains("decsweep_trials{study=\"c\",status=\"cancelled\"} 4"), "{text}");
 
     let missing: ApiError = s.expect("/v1/studies/nope/cancel", json!({}), StatusCode::NOT_FOUND).await;
+    assert!(missing.error.contains("`nope`"), "{missing:?}");
+}
+
+#[tokio::test]
+async fn resume_over_http_is_the_way_back_and_the_only_one() {
+    let s = Server::start().await;
+    create(&s, &spec("r", "[0, 1]", 2)).await;
+    let stopped = s.lease().await.unwrap();
+    s.expect::<CancelOutcome>("/v1/studies/r/cancel", json!({}), StatusCode::OK).await;
+
+    // Cancelled: new seeds and retries are refused (409), naming the rule and the way out.
+    let refused: ApiError = s.expect("/v1/studies/r/seeds", json!({ "seeds": [5] }), StatusCode::CONFLICT).await;
+    assert!(
+        refused.error.contains("study `r` is cancelled") && refused.error.contains("decsweep resume r"),
+        "{refused:?}"
+    );
+    let body = json!({ "trial_id": stopped.trial_id });
+    let refused: ApiError = s.expect("/v1/studies/r/retry", body, StatusCode::CONFLICT).await;
+    assert!(refused.error.contains("is cancelled: use `decsweep resume r`"), "{refused:?}");
+    // Re-creating the study from the same spec answers its counts, cancelled apart.
+    let again = s.post("/v1/studies", json!({ "spec": spec("r", "[0, 1]", 2), "spec_path": "r.toml" })).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let info: StudyInfo = again.json().await.unwrap();
+    assert_eq!((info.created, info.counts.cancelled, info.counts.completed), (false, 4, 0));
+
+    // The body may be left out, like cancel's.
+    let resumed = s.http.post(format!("{}/v1/studies/r/resume", s.base)).send().await.unwrap();
+    assert_eq!(resumed.status(), StatusCode::OK);
+    assert_eq!(resumed.json::<Resumed>().await.unwrap(), Resumed { resumed: 4, was_cancelled: true });
+    assert_eq!(s.study("r").await.counts.pending, 4);
+    // The stopped attempt's lease is forgotten: its late calls are refused, never counted.
+    let late = format!("/v1/leases/{}/complete", stopped.lease_id);
+    assert_eq!(s.post(&late, json!({ "metrics": { "accuracy": 1 } })).await.status(), StatusCode::CONFLICT);
+    let mut ran = 0;
+    while let Some(l) = s.lease().await {
+        s.expect::<Value>(
+            &format!("/v1/leases/{}/complete", l.lease_id),
+            json!({ "metrics": { "accuracy": 0.5 } }),
+            StatusCode::OK,
+        )
+        .await;
+        ran += 1;
+    }
+    assert_eq!((ran, s.study("r").await.counts.completed), (4, 4));
+    let nothing: Resumed = s.expect("/v1/studies/r/resume", json!({}), StatusCode::OK).await;
+    assert_eq!(nothing, Resumed::default());
+    let missing: ApiError = s.expect("/v1/studies/nope/resume", json!({}), StatusCode::NOT_FOUND).await;
     assert!(missing.error.contains("`nope`"), "{missing:?}");
 }
 

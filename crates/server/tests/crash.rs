@@ -97,7 +97,13 @@ async fn a_killed_coordinator_restarts_with_nothing_lost() {
         post(format!("{base}/v1/leases/{}/complete", a.lease_id), json!({ "metrics": { "accuracy": 0.9 } })).await;
     assert!(done.json::<Recorded>().await.unwrap().recorded);
 
-    // SIGKILL: no shutdown, no checkpoint.
+    // While the child serves it, the database is its alone: this process is refused, told who.
+    match Coordinator::open(&db, CoordinatorOptions::default()) {
+        Err(decsweep_coordinator::Error::Locked { holder: Some(h), .. }) => assert_eq!(h.pid, child.0.id()),
+        other => panic!("a second coordinator of a served database: {other:?}"),
+    }
+
+    // SIGKILL: no shutdown, no checkpoint, no unlocking; the kernel drops the lock with the process.
     child.0.kill().unwrap();
     child.0.wait().unwrap();
 

@@ -86,6 +86,9 @@ fn path_value(rng: &mut FuzzRng, name: &str, known: &Known) -> String {
         0..=3 => match name {
             "name" => known.study.clone(),
             "id" => known.trial_ids.choose(rng).copied().unwrap_or(1).to_string(),
+            // Half the time the newest lease, as a worker calls with its current one: most older
+            // leases have ended, so their calls stop at the 409 of the lease's standing.
+            "lease_id" if rng.gen_bool(0.5) => known.lease_ids.last().cloned().unwrap_or_default(),
             "lease_id" => known.lease_ids.choose(rng).cloned().unwrap_or_default(),
             "sha256" => known.sha256.clone(),
             _ => weird_string(rng),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use decsweep_api::wire::{CreateStudy, StudyInfo, TrialInfo};
+use decsweep_api::wire::{CreateStudy, StatusCounts, StudyInfo, TrialInfo};
 
 use super::connection::{Connection, Explain};
 
@@ -63,8 +63,22 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     }
     let info = client.create_study(&request).explain(&client, || "POST studies".into())?;
     let verb = if info.created { "created" } else { "already exists" };
-    println!("study `{}` {verb}: {} trials ({} finished)", info.name, info.counts.total(), info.counts.finished());
+    let (name, counts) = (&info.name, &info.counts);
+    println!("study `{name}` {verb}: {} trials ({})", counts.total(), done_phrase(counts));
+    if counts.cancelled > 0 {
+        println!("the study was cancelled; `decsweep resume {name}` puts its cancelled trials back in the queue");
+    }
     Ok(())
+}
+
+/// How far a study is, for `submit` and `run` on an existing study: cancelled trials are counted
+/// apart from finished ones (they did not run, and `resume` brings them back).
+pub(crate) fn done_phrase(c: &StatusCounts) -> String {
+    let finished = c.completed + c.failed + c.pruned;
+    match c.cancelled {
+        0 => format!("{finished} finished"),
+        n => format!("{finished} finished, {n} cancelled"),
+    }
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {

@@ -1,5 +1,5 @@
-//! `decsweep cancel`, `retry`, `fail` and `add-seeds`: steer a study on a running coordinator
-//! through the same `/v1` actions the dashboard uses.
+//! `decsweep cancel`, `resume`, `retry`, `fail` and `add-seeds`: steer a study on a running
+//! coordinator through the same `/v1` actions the dashboard uses.
 
 use clap::Args;
 use decsweep_api::wire::{AddSeeds, FailByUser, RetryTrials};
@@ -16,11 +16,20 @@ pub struct CancelArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The cancelled study to resume.
+    #[arg(value_name = "STUDY")]
+    study: String,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Args)]
 pub struct RetryArgs {
     /// The study whose failed trials go back to the queue.
     #[arg(value_name = "STUDY")]
     study: String,
-    /// Only this trial (it must have failed).
+    /// Only this trial (it must have failed; a cancelled trial comes back with `resume`).
     #[arg(long, value_name = "ID")]
     trial: Option<i64>,
     #[command(flatten)]
@@ -58,6 +67,17 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<()> {
         "study `{}`: {} pending trial(s) cancelled, {} running trial(s) cancelled and told to stop",
         args.study, out.cancelled, out.stopping
     );
+    Ok(())
+}
+
+pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
+    let client = args.connection.client()?;
+    let out = client.resume_study(&args.study).explain(&client, || format!("POST studies/{}/resume", args.study))?;
+    if out.was_cancelled {
+        println!("study `{}` resumed: {} cancelled trial(s) back in the queue", args.study, out.resumed);
+    } else {
+        println!("study `{}` was not cancelled; nothing changed", args.study);
+    }
     Ok(())
 }
 

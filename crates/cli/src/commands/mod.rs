@@ -29,16 +29,22 @@ pub enum Command {
     Status(client::StatusArgs),
     /// Cancel a study: pending trials become `cancelled` at once; running ones are stopped by
     /// their workers within a heartbeat or an epoch and end `cancelled`. A TPE study samples no
-    /// more points. Finished trials keep their results.
+    /// more points. Finished trials keep their results. `resume` undoes it.
     Cancel(control::CancelArgs),
+    /// Resume a cancelled study: its cancelled trials go back in the queue (their attempt count
+    /// goes on, the study's `retries` count again) and a TPE study samples again. Completed,
+    /// failed and pruned trials stay as they are.
+    Resume(control::ResumeArgs),
     /// Put a study's failed trials back in the queue (or only --trial ID). Each gets the study's
-    /// `retries` again; its attempt count goes on from where it was.
+    /// `retries` again; its attempt count goes on from where it was. A cancelled study must be
+    /// resumed first.
     Retry(control::RetryArgs),
     /// Mark a pending or running trial failed (its worker stops it). Finished trials cannot be
     /// failed; `retry` brings a failed trial back.
     Fail(control::FailArgs),
     /// Add seeds to a study: every configuration it has (for TPE: proposed so far) × each new
-    /// seed, as pending trials. Seeds it already has are skipped and listed.
+    /// seed, as pending trials. Seeds it already has are skipped and listed. A cancelled study
+    /// must be resumed first.
     AddSeeds(control::AddSeedsArgs),
     /// Write results/<study>/ (trials.csv, summary.csv, table.md/.tex, plots) from a study's
     /// store, at any time.
@@ -64,6 +70,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Submit(a) => client::submit(a),
         Command::Status(a) => client::status(a),
         Command::Cancel(a) => control::cancel(a),
+        Command::Resume(a) => control::resume(a),
         Command::Retry(a) => control::retry(a),
         Command::Fail(a) => control::fail(a),
         Command::AddSeeds(a) => control::add_seeds(a),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_coordinator::Coordinator;
 use decsweep_report::{write_all_with, CurvePoint, ReportOptions, StudyReport, TrialRow};
 
 use super::connection::{Client, Explain};
@@ -29,7 +29,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         Source::Db(db) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
-                let coordinator = Coordinator::open(db, CoordinatorOptions::default())?;
+                let coordinator = Coordinator::open_reader(db)?;
                 write_reports(&coordinator, &args.study, &out).await
             })?
         }

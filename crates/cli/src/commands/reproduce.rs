@@ -15,7 +15,7 @@ use std::process::Command;
 use anyhow::Context;
 use clap::Args;
 use decsweep_api::wire::TrialStatus;
-use decsweep_coordinator::{Coordinator, CoordinatorOptions};
+use decsweep_coordinator::Coordinator;
 use serde_json::Value;
 
 use super::connection::Explain;
@@ -52,7 +52,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         Source::Db(db) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
-                let c = Coordinator::open(db, CoordinatorOptions::default())?;
+                let c = Coordinator::open_reader(db)?;
                 let info = c.study(&args.study).await.map_err(super::coordinator_error)?;
                 let trial = c.trial(args.trial).await.map_err(super::coordinator_error)?;
                 let (path, _) = c.dataset_path(&info.dataset_sha256).await.map_err(super::coordinator_error)?;

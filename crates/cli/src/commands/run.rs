@@ -40,7 +40,8 @@ pub struct RunArgs {
     #[arg(long)]
     workers: Option<usize>,
     /// Study database; running again with the same database resumes.
-    /// Default: <out>/decsweep.db.
+    /// Default: <out>/decsweep.db. Locked while the run lasts, like `serve --db`: a second
+    /// coordinator of it is refused (exit 2), naming this one.
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
     /// Output directory: where the reports (and by default the database) go, the same option
@@ -96,9 +97,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let url = format!("http://{local}");
         let token = RunToken(decsweep_connect::runtime::run_token(local)?);
         eprintln!("dashboard: {url}/?token={}", token.0.token);
-        let options =
-            CoordinatorOptions { lease_ttl: Duration::from_secs(args.lease_ttl.max(1)), ..Default::default() };
+        let options = CoordinatorOptions {
+            lease_ttl: Duration::from_secs(args.lease_ttl.max(1)),
+            lock_command: Some("decsweep run".into()),
+            ..Default::default()
+        };
         let coordinator = Coordinator::open(&db, options)?;
+        coordinator.announce_address(&url)?;
         let serve = ServeOptions { token: Some(token.0.token.clone()), ..Default::default() };
         let info = coordinator
             .create_study(CreateStudy::new(spec_text, spec_path.display().to_string()))
@@ -107,12 +112,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         if info.created {
             eprintln!("study `{study}`: {} trials, database {}", info.counts.total(), db.display());
         } else {
-            eprintln!(
-                "study `{study}`: resuming from {} ({} of {} done)",
-                db.display(),
-                info.counts.finished(),
-                info.counts.total()
-            );
+            let done = super::client::done_phrase(&info.counts);
+            eprintln!("study `{study}`: resuming from {} ({} trials, {done})", db.display(), info.counts.total());
         }
 
         let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();

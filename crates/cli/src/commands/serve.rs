@@ -10,7 +10,11 @@ use decsweep_server::{check_bind, AllowedHosts, ServeOptions, Server, ServerTls}
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The study database (created if missing; resumed if it exists).
+    /// The study database (created if missing; resumed if it exists). One coordinator per
+    /// database: `serve` and `run` lock `<FILE>.lock` beside it, and a second one is refused
+    /// (exit 2) with the holder's pid, host and address. The lock ends with its process, even
+    /// a killed one. Keep the database on a local disk: a network file system may not share
+    /// the lock between hosts, and SQLite's WAL needs memory shared by its users.
     #[arg(long, value_name = "FILE", default_value = "decsweep.db")]
     db: PathBuf,
     /// Address to listen on. Anything but loopback requires --token or --token-file.
@@ -89,6 +93,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.bind
         );
     }
+    let options = CoordinatorOptions {
+        lease_ttl: Duration::from_secs(args.lease_ttl.max(1)),
+        max_checkpoint_bytes: args.max_checkpoint_mb.saturating_mul(1 << 20),
+        data_root: args.data_root.clone(),
+        lock_command: Some("decsweep serve".into()),
+        ..Default::default()
+    };
+    // Before the address is bound: a second `serve` of this database is told which coordinator
+    // holds it (exit 2), not that the port is taken.
+    let coordinator = Coordinator::open(&args.db, options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.bind).await?;
@@ -99,21 +113,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(_) => None,
             None => Some(decsweep_connect::runtime::serve_token(local).map_err(|e| bad_input(&e))?),
         };
-        let options = CoordinatorOptions {
-            lease_ttl: Duration::from_secs(args.lease_ttl.max(1)),
-            max_checkpoint_bytes: args.max_checkpoint_mb.saturating_mul(1 << 20),
-            data_root: args.data_root.clone(),
-            ..Default::default()
-        };
         let serve = ServeOptions {
             token: token.or_else(|| generated.as_ref().map(|g| g.token.clone())),
             read_token,
             allowed_hosts: AllowedHosts::new(&args.allowed_hosts),
             ..Default::default()
         };
-        let server = Server::new(Coordinator::open(&args.db, options)?, serve);
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{local}");
+        coordinator.announce_address(&url)?;
+        let server = Server::new(coordinator, serve);
         let mut started =
             format!("coordinator listening on {url} (database {}); dashboard at {url}/\n", args.db.display());
         if let Some(g) = &generated {

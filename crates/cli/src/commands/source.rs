@@ -9,8 +9,8 @@ use super::connection::{connect, Client};
 
 #[derive(Debug, Args)]
 pub struct StudySource {
-    /// The study database (as written by `decsweep run` or `decsweep serve`). Do not point this
-    /// at a database a running `decsweep serve` owns; ask the server with --coordinator instead.
+    /// The study database (as written by `decsweep run` or `decsweep serve`), read without
+    /// changing it: safe while a coordinator serves it.
     #[arg(long, value_name = "FILE", conflicts_with = "coordinator")]
     db: Option<PathBuf>,
     /// A running coordinator to read from.

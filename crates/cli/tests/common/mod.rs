@@ -110,6 +110,13 @@ pub struct Server {
     pub url: String,
 }
 
+impl Server {
+    /// The `decsweep serve` process (to read its pid, or kill it).
+    pub fn process(&mut self) -> &mut Child {
+        &mut self._child.0
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
