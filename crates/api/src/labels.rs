@@ -135,6 +135,15 @@ fn same(a: &Option<ParamValue>, b: &Option<ParamValue>) -> bool {
 
 /// The label of each configuration, in the order given (see the module docs for the rules).
 pub fn label_all(configs: &[Configuration]) -> Vec<String> {
+    let mut labels = describe_all(configs);
+    tell_apart(configs, &mut labels);
+    labels
+}
+
+/// [`label_all`] without the suffix that tells colliding labels apart: configurations that
+/// differ only in what was left out of them share a description. A plot that puts one
+/// parameter on its x axis describes its lines this way, with that parameter removed.
+pub fn describe_all(configs: &[Configuration]) -> Vec<String> {
     let study_varying = varying(configs);
     let pipelines: BTreeSet<&str> = configs.iter().map(|c| c.pipeline).collect();
     // Configurations sharing a spec label are told apart by what varies among them alone.
@@ -147,7 +156,7 @@ pub fn label_all(configs: &[Configuration]) -> Vec<String> {
     let spec_varying: BTreeMap<&str, Vec<String>> =
         by_spec_label.iter().map(|(name, members)| (*name, varying(members))).collect();
 
-    let mut labels: Vec<String> = configs
+    configs
         .iter()
         .map(|c| {
             let shown = match c.spec_label {
@@ -169,9 +178,7 @@ pub fn label_all(configs: &[Configuration]) -> Vec<String> {
             };
             lead.into_iter().map(str::to_string).chain(parts).collect::<Vec<_>>().join(" ")
         })
-        .collect();
-    tell_apart(configs, &mut labels);
-    labels
+        .collect()
 }
 
 /// Appends ` #<config id prefix>` to labels shared by several configurations.

@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use decsweep_api::{params::SPECS, Pipeline};
 use tracing::warn;
 
-use crate::format::same_value;
 use crate::groups::Group;
 use crate::stats::{holm, paired_t_test, wilcoxon_signed_rank, PairedT, Wilcoxon};
 use crate::TrialRow;
@@ -111,7 +110,7 @@ pub(crate) fn compare<'a>(groups: &[Group<'a>]) -> Comparisons<'a> {
 fn shared_params_equal(dec: &Group, base: &Group) -> bool {
     let registered = SPECS.iter().filter(|s| Pipeline::Dec.reads(s) && Pipeline::Baseline.reads(s)).all(|s| {
         match (dec.param(s.name), base.param(s.name)) {
-            (Some(a), Some(b)) => same_value(&a, &b),
+            (Some(a), Some(b)) => a.same_as(&b),
             // A parameter the group's own trials disagree on cannot be matched.
             _ => false,
         }
@@ -120,7 +119,7 @@ fn shared_params_equal(dec: &Group, base: &Group) -> bool {
         .params
         .iter()
         .filter(|(k, _)| decsweep_api::params::spec(k).is_err())
-        .all(|(k, v)| base.params.get(k).is_none_or(|w| same_value(v, w)));
+        .all(|(k, v)| base.params.get(k).is_none_or(|w| v.same_as(w)));
     registered && unregistered
 }
 
@@ -216,8 +215,8 @@ mod tests {
         let Comparisons { list: cmps, unmatched, .. } = compare(&groups);
         assert_eq!(cmps.len(), 1);
         assert_eq!(groups[cmps[0].dec].config_id, "d");
-        assert_eq!(unmatched.iter().map(|i| groups[*i].label.as_str()).collect::<Vec<_>>(), ["dec (seq_len=50)"]);
-        assert_eq!(groups[cmps[0].dec].label, "dec (seq_len=30)");
+        assert_eq!(unmatched.iter().map(|i| groups[*i].label.as_str()).collect::<Vec<_>>(), ["dec seq=50"]);
+        assert_eq!(groups[cmps[0].dec].label, "dec seq=30");
     }
 
     #[test]
