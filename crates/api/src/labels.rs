@@ -16,7 +16,8 @@
 //!   crossed with a `[space]`): the spec already chose how to tell its entries apart.
 //! - **Values** are compact: integers as they are, numbers rounded to 4 significant digits in
 //!   the shorter of decimal and exponent form (`0.1`, `0.02`, `5e-4`, `1.235e-4`), words as
-//!   they are; `?` where the configuration's trials disagree on the value.
+//!   they are; `?` where the configuration's trials disagree on the value. A parameter a
+//!   configuration was never given (and has no registry default) is left out of its label.
 //! - **Collisions.** Configurations that would still share a label (values equal after rounding,
 //!   or spec names that repeat) get ` #` and the shortest prefix (at least 6 characters) of their
 //!   `config_id` that tells them apart.
@@ -166,9 +167,14 @@ pub fn describe_all(configs: &[Configuration]) -> Vec<String> {
             let parts: Vec<String> = shown
                 .iter()
                 .filter(|name| c.reads(name))
-                .map(|name| {
-                    let value = c.value(name).map_or_else(|| "?".to_string(), |v| compact(&v));
-                    format!("{}={value}", params::short_name(name))
+                .filter_map(|name| {
+                    let value = match c.value(name) {
+                        Some(v) => compact(&v),
+                        None if c.disputed.contains(name.as_str()) => "?".to_string(),
+                        // A parameter this configuration was never given (a `command` pipeline's).
+                        None => return None,
+                    };
+                    Some(format!("{}={value}", params::short_name(name)))
                 })
                 .collect();
             let lead = match c.spec_label {
@@ -392,6 +398,14 @@ mod tests {
         let disputed = BTreeSet::from(["seq_len".to_string()]);
         let configs = [Configuration::new("dec", "a", &a), Configuration::new("dec", "b", &b).with_disputed(&disputed)];
         assert_eq!(label_all(&configs), ["seq=30", "seq=?"]);
+    }
+
+    #[test]
+    fn a_parameter_never_given_is_left_out() {
+        let (a, b) =
+            (params(&[("x", ParamValue::Int(1))]), params(&[("x", ParamValue::Int(1)), ("y", ParamValue::Int(2))]));
+        let configs = [Configuration::new("command", "a", &a), Configuration::new("command", "b", &b)];
+        assert_eq!(label_all(&configs), ["command", "y=2"]);
     }
 
     #[test]
