@@ -86,7 +86,8 @@ impl Coordinator {
     /// One page of a study's trials, sorted and filtered in SQL.
     pub async fn trial_page(&self, study: &str, query: TrialQuery) -> Result<TrialPage> {
         let study = study.to_string();
-        self.inner.store.read(move |c| browse::trial_page(c, &study, &query)).await
+        let inner = Arc::clone(&self.inner);
+        self.inner.store.read(move |c| browse::trial_page(c, &study, &query, &inner.views.config_labels)).await
     }
 
     /// The given trials as table rows.
