@@ -35,10 +35,8 @@ fn status_trials_prints_a_header_labels_swept_parameters_and_named_metrics() {
     let metrics = BTreeMap::from([("accuracy".to_string(), 0.75)]);
     api.complete(&lease.lease_id, &CompleteTrial { metrics, manifest: None }).unwrap();
 
-    let o = Command::new(decsweep())
-        .args(["status", "listed", "--trials", "--coordinator", &server.url])
-        .output()
-        .unwrap();
+    let o =
+        Command::new(decsweep()).args(["status", "listed", "--trials", "--coordinator", &server.url]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();

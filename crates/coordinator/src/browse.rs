@@ -446,7 +446,8 @@ mod tests {
         let ids = |p: TrialPage| p.rows.iter().map(|r| r.trial.id).collect::<Vec<_>>();
         let labels = config_labels::ConfigLabelsCache::default();
 
-        let by_acc = trial_page(&f.ctx.conn, "a", &query(SortKey::Metric("accuracy".into()), true, None), &labels).unwrap();
+        let by_acc =
+            trial_page(&f.ctx.conn, "a", &query(SortKey::Metric("accuracy".into()), true, None), &labels).unwrap();
         assert_eq!(by_acc.total, 5);
         assert_eq!(ids(by_acc), [2, 3], "best first");
         let mut last = query(SortKey::Metric("accuracy".into()), false, None);
@@ -461,7 +462,10 @@ mod tests {
             trial_page(&f.ctx.conn, "a", &query(SortKey::Metric("a\"b".into()), true, None), &labels),
             Err(Error::BadRequest(_))
         ));
-        assert!(matches!(trial_page(&f.ctx.conn, "zz", &query(SortKey::Id, true, None), &labels), Err(Error::StudyNotFound(_))));
+        assert!(matches!(
+            trial_page(&f.ctx.conn, "zz", &query(SortKey::Id, true, None), &labels),
+            Err(Error::StudyNotFound(_))
+        ));
     }
 
     #[test]

@@ -93,7 +93,8 @@ pub(crate) fn study_labels(conn: &Connection, id: i64, cache: &ConfigLabelsCache
         .map(|c| Configuration::new(&c.pipeline, &c.config_id, &c.params).with_spec_label(c.spec_label.as_deref()))
         .collect();
     let ranks = ranks(&configs);
-    let by_config = stored.iter().zip(ranks).zip(label_all(&configs)).map(|((c, r), l)| (c.config_id.clone(), (r, l))).collect();
+    let by_config =
+        stored.iter().zip(ranks).zip(label_all(&configs)).map(|((c, r), l)| (c.config_id.clone(), (r, l))).collect();
     let labels = Arc::new(ConfigLabels { by_config });
     cache.0.lock().unwrap_or_else(|p| p.into_inner()).insert(id, (stamp, Arc::clone(&labels)));
     Ok(labels)
@@ -103,10 +104,14 @@ pub(crate) fn study_labels(conn: &Connection, id: i64, cache: &ConfigLabelsCache
 fn ranks(configs: &[Configuration]) -> Vec<usize> {
     let shown = varying(configs);
     let value_order = |a: &Configuration, b: &Configuration| {
-        shown.iter().map(|p| match (a.value(p), b.value(p)) {
-            (Some(x), Some(y)) => x.cmp_readable(&y),
-            (x, y) => x.is_some().cmp(&y.is_some()),
-        }).find(|o| *o != Ordering::Equal).unwrap_or(Ordering::Equal)
+        shown
+            .iter()
+            .map(|p| match (a.value(p), b.value(p)) {
+                (Some(x), Some(y)) => x.cmp_readable(&y),
+                (x, y) => x.is_some().cmp(&y.is_some()),
+            })
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
     };
     let mut order: Vec<usize> = (0..configs.len()).collect();
     order.sort_by(|&i, &j| {

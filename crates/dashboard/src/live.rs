@@ -131,7 +131,9 @@ pub(crate) async fn study(
     }
     let labels = c.config_labels(&name).await?;
     for r in c.trial_rows(changes.trials).await? {
-        patch.rows.insert(r.trial.id.to_string(), pages::study::trial_row(&r, &labels, &params, &metrics).into_string());
+        patch
+            .rows
+            .insert(r.trial.id.to_string(), pages::study::trial_row(&r, &labels, &params, &metrics).into_string());
     }
     if let Some(o) = c.study_overview(&name).await? {
         patch.parts.insert("counts".into(), pages::study::counts(&o.by_status).into_string());

@@ -127,7 +127,10 @@ mod tests {
         let text = render(&study("accuracy"), &trials);
         let lines: Vec<&str> = text.lines().collect();
         let header: Vec<&str> = lines[0].split_whitespace().collect();
-        assert_eq!(header, ["id", "config", "label_fraction", "seed", "status", "attempts", "accuracy", "worker", "error"]);
+        assert_eq!(
+            header,
+            ["id", "config", "label_fraction", "seed", "status", "attempts", "accuracy", "worker", "error"]
+        );
         assert_eq!(lines.len(), 4);
         assert!(lines[1].contains("baseline lf=0.1") && lines[1].contains("0.7500"), "{text}");
         assert!(lines[2].contains("dec lf=0.1") && lines[2].contains("0.8125"), "{text}");
@@ -135,7 +138,10 @@ mod tests {
         assert!(!text.contains("lr_ft"), "lr_ft does not vary: {text}");
         // Aligned: every row's status starts where the header's does.
         let at = lines[0].find("status").unwrap();
-        assert!(lines[1..].iter().all(|l| l[at..].starts_with("completed") || l[at..].starts_with("pending")), "{text}");
+        assert!(
+            lines[1..].iter().all(|l| l[at..].starts_with("completed") || l[at..].starts_with("pending")),
+            "{text}"
+        );
     }
 
     #[test]
@@ -146,7 +152,7 @@ mod tests {
         let text = render(&study("loss"), &[t]);
         let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
         assert_eq!(header[3..7], ["status", "attempts", "loss", "accuracy"]);
-        assert!(text.contains("0.2500  0.8000") && text.contains("first line") && !text.contains("second"), "{text}");
+        assert!(text.contains("0.2500    0.8000") && text.contains("first line") && !text.contains("second"), "{text}");
         assert_eq!(render(&study("accuracy"), &[]), "");
     }
 }

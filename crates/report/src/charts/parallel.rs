@@ -152,7 +152,11 @@ mod tests {
     fn one_line_per_configuration_and_log_axes_are_named() {
         let lines = vec![
             Line { label: "lr=1e-4 <a>".into(), cells: vec![Cell::Num(1e-4), Cell::Text("a".into())], objective: 0.6 },
-            Line { label: "lr=0.01 <b>".into(), cells: vec![Cell::Num(1e-2), Cell::Text("<b>".into())], objective: 0.8 },
+            Line {
+                label: "lr=0.01 <b>".into(),
+                cells: vec![Cell::Num(1e-2), Cell::Text("<b>".into())],
+                objective: 0.8,
+            },
             Line { label: "none".into(), cells: vec![Cell::Missing, Cell::Missing], objective: f64::NAN },
         ];
         let params = vec![("lr".to_string(), true), ("opt".to_string(), false)];
