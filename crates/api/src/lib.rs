@@ -3,6 +3,7 @@
 //! read them, and the JSON bodies of the coordinator's HTTP API. No torch here: the coordinator
 //! links this crate.
 
+pub mod labels;
 pub mod lifecycle;
 pub mod params;
 pub mod synth;

@@ -39,6 +39,25 @@ impl ParamValue {
             ParamValue::Str(_) => None,
         }
     }
+
+    /// Equality as a person reads it: `1` and `1.0` are the same value.
+    pub fn same_as(&self, other: &ParamValue) -> bool {
+        match (self.as_f64(), other.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => self == other,
+        }
+    }
+
+    /// A total order as a person reads it: numbers numerically, before words, words by text.
+    pub fn cmp_readable(&self, other: &ParamValue) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self.as_f64(), other.as_f64()) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => self.to_string().cmp(&other.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for ParamValue {
@@ -418,6 +437,40 @@ pub fn valid_names() -> Vec<&'static str> {
     SPECS.iter().map(|s| s.name).collect()
 }
 
+/// Short names of the parameters whose full name is long, for configuration labels
+/// ([`crate::labels`]): `lf=0.1` rather than `label_fraction=0.1`. A parameter not listed is
+/// shown by its full name (`lr_ft`, `alpha`, `dof`). Short names are unique and never another
+/// parameter's full name (a unit test checks), so a label reads back to one parameter.
+pub const SHORT_NAMES: &[(&str, &str)] = &[
+    ("label_fraction", "lf"),
+    ("zero_label", "zero"),
+    ("val_fraction", "vf"),
+    ("seq_len", "seq"),
+    ("time_pool", "pool"),
+    ("d_model", "d"),
+    ("n_heads", "heads"),
+    ("n_layers", "layers"),
+    ("ff_dim", "ff"),
+    ("dropout", "drop"),
+    ("latent_dim", "z"),
+    ("n_clusters", "k"),
+    ("p_update", "p_every"),
+    ("cluster_weight", "kl_w"),
+    ("weight_decay", "wd"),
+    ("batch_size", "bs"),
+    ("epochs_ae", "ep_ae"),
+    ("epochs_dec", "ep_dec"),
+    ("epochs_ft", "ep_ft"),
+    ("pseudo_threshold", "tau"),
+    ("pseudo_weight", "lambda"),
+];
+
+/// The name a configuration label uses for parameter `name`: its short name when it has one,
+/// else `name` itself (also for names the registry does not know, a `command` pipeline's).
+pub fn short_name(name: &str) -> &str {
+    SHORT_NAMES.iter().find(|(long, _)| *long == name).map_or(name, |(_, short)| short)
+}
+
 impl Params {
     /// Applies one `key=value` assignment as given on a command line.
     pub fn apply_assignment(&mut self, assignment: &str) -> Result<(), ParamError> {
@@ -586,6 +639,29 @@ mod tests {
         q.apply_assignment("pseudo_threshold=0.9").unwrap();
         assert!(matches!(q.apply_assignment("pseudo_threshold=1.5"), Err(ParamError::OutOfRange { .. })));
         assert!(matches!(q.apply_assignment("pseudo_weight=-1"), Err(ParamError::OutOfRange { .. })));
+    }
+
+    #[test]
+    fn short_names_are_registered_unique_and_unambiguous() {
+        for (long, short) in SHORT_NAMES {
+            assert!(spec(long).is_ok(), "short name for unregistered `{long}`");
+            assert!(short.len() < long.len(), "`{short}` is not shorter than `{long}`");
+            assert!(spec(short).is_err(), "`{short}` is the full name of another parameter");
+        }
+        let shown: std::collections::BTreeSet<&str> = SPECS.iter().map(|s| short_name(s.name)).collect();
+        assert_eq!(shown.len(), SPECS.len(), "two parameters are labelled alike");
+        assert_eq!(short_name("label_fraction"), "lf");
+        assert_eq!(short_name("lr_ft"), "lr_ft");
+        assert_eq!(short_name("x"), "x");
+    }
+
+    #[test]
+    fn values_compare_as_people_read_them() {
+        use std::cmp::Ordering;
+        assert!(ParamValue::Int(1).same_as(&ParamValue::Float(1.0)));
+        assert!(!ParamValue::Str("1".into()).same_as(&ParamValue::Int(1)));
+        assert_eq!(ParamValue::Float(0.05).cmp_readable(&ParamValue::Int(1)), Ordering::Less);
+        assert_eq!(ParamValue::Int(3).cmp_readable(&ParamValue::Str("a".into())), Ordering::Less);
     }
 
     #[test]

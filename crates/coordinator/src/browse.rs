@@ -12,6 +12,7 @@ use decsweep_search::space::Dimension;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use crate::config_labels;
 use crate::error::{Error, Result};
 use crate::read;
 
@@ -169,7 +170,14 @@ fn row_view(conn: &Connection, r: &rusqlite::Row<'_>) -> Result<TrialRowView> {
 }
 
 /// One page of a study's trials.
-pub(crate) fn trial_page(conn: &Connection, study: &str, q: &TrialQuery) -> Result<TrialPage> {
+/// One page of a study's trials; sorted by label through the study's cached configuration
+/// labels (see [`crate::config_labels`]).
+pub(crate) fn trial_page(
+    conn: &Connection,
+    study: &str,
+    q: &TrialQuery,
+    labels: &config_labels::ConfigLabelsCache,
+) -> Result<TrialPage> {
     let id = study_id(conn, study)?;
     let total: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM trials WHERE study_id = ?1 AND (?2 IS NULL OR status = ?2)")?
@@ -178,7 +186,10 @@ pub(crate) fn trial_page(conn: &Connection, study: &str, q: &TrialQuery) -> Resu
     // Every order ends with the id so pages never overlap or skip rows.
     let (order, key): (String, Option<String>) = match &q.sort {
         SortKey::Id => (format!("t.id {dir}"), None),
-        SortKey::Label => (format!("COALESCE(t.label, t.config_id) {dir}, t.id"), None),
+        SortKey::Label => {
+            let labels = config_labels::study_labels(conn, id, labels)?;
+            return config_labels::trial_page_by_label(conn, id, q, &labels);
+        }
         SortKey::Seed => (format!("t.seed {dir}, t.id"), None),
         SortKey::Status => (format!("t.status {dir}, t.id"), None),
         SortKey::Attempts => (format!("t.attempts {dir}, t.id"), None),
@@ -433,23 +444,28 @@ mod tests {
         }
         f.ctx.lease("w").unwrap();
         let ids = |p: TrialPage| p.rows.iter().map(|r| r.trial.id).collect::<Vec<_>>();
+        let labels = config_labels::ConfigLabelsCache::default();
 
-        let by_acc = trial_page(&f.ctx.conn, "a", &query(SortKey::Metric("accuracy".into()), true, None)).unwrap();
+        let by_acc =
+            trial_page(&f.ctx.conn, "a", &query(SortKey::Metric("accuracy".into()), true, None), &labels).unwrap();
         assert_eq!(by_acc.total, 5);
         assert_eq!(ids(by_acc), [2, 3], "best first");
         let mut last = query(SortKey::Metric("accuracy".into()), false, None);
         last.offset = 2;
-        assert_eq!(ids(trial_page(&f.ctx.conn, "a", &last).unwrap()), [2, 4], "then those without it");
+        assert_eq!(ids(trial_page(&f.ctx.conn, "a", &last, &labels).unwrap()), [2, 4], "then those without it");
 
-        let running = trial_page(&f.ctx.conn, "a", &query(SortKey::Id, false, Some("running"))).unwrap();
+        let running = trial_page(&f.ctx.conn, "a", &query(SortKey::Id, false, Some("running")), &labels).unwrap();
         assert_eq!((running.total, running.rows[0].trial.id), (1, 4));
-        let by_x = trial_page(&f.ctx.conn, "a", &query(SortKey::Param("x".into()), true, None)).unwrap();
+        let by_x = trial_page(&f.ctx.conn, "a", &query(SortKey::Param("x".into()), true, None), &labels).unwrap();
         assert_eq!(ids(by_x), [5, 4]);
         assert!(matches!(
-            trial_page(&f.ctx.conn, "a", &query(SortKey::Metric("a\"b".into()), true, None)),
+            trial_page(&f.ctx.conn, "a", &query(SortKey::Metric("a\"b".into()), true, None), &labels),
             Err(Error::BadRequest(_))
         ));
-        assert!(matches!(trial_page(&f.ctx.conn, "zz", &query(SortKey::Id, true, None)), Err(Error::StudyNotFound(_))));
+        assert!(matches!(
+            trial_page(&f.ctx.conn, "zz", &query(SortKey::Id, true, None), &labels),
+            Err(Error::StudyNotFound(_))
+        ));
     }
 
     #[test]

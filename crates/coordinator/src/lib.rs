@@ -89,6 +89,7 @@ mod browse;
 mod changes;
 mod checkpoints;
 mod clock;
+mod config_labels;
 mod control;
 mod curves;
 mod dataset;
@@ -124,6 +125,7 @@ pub use browse::{
 pub use changes::StudyChanges;
 pub use checkpoints::DEFAULT_MAX_CHECKPOINT_BYTES;
 pub use clock::{rfc3339, Clock, ManualClock, SystemClock};
+pub use config_labels::ConfigLabels;
 pub use dataset::{DEFAULT_MAX_DATASET_BYTES, MAX_SYNTHETIC_N};
 pub use error::{Error, Result, StorageProblem};
 pub use handle::Coordinator;

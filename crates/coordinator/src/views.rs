@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::browse::{self, EpochValue, StudyColumns, StudyOverview, TrialDetail, TrialPage, TrialQuery, TrialRowView};
 use crate::changes::{self, StudyChanges};
+use crate::config_labels::{self, ConfigLabels};
 use crate::{Coordinator, Error, Result};
 
 /// The dashboard reads' caches, one set per coordinator.
@@ -18,6 +19,8 @@ pub(crate) struct Caches {
     spec_columns: browse::SpecColumnsCache,
     /// Each study's dashboard overview, recomputed only after the study changed.
     overviews: browse::OverviewCache,
+    /// Each study's configuration labels, recomputed only after trials were added.
+    config_labels: config_labels::ConfigLabelsCache,
 }
 
 impl Coordinator {
@@ -83,7 +86,8 @@ impl Coordinator {
     /// One page of a study's trials, sorted and filtered in SQL.
     pub async fn trial_page(&self, study: &str, query: TrialQuery) -> Result<TrialPage> {
         let study = study.to_string();
-        self.inner.store.read(move |c| browse::trial_page(c, &study, &query)).await
+        let inner = Arc::clone(&self.inner);
+        self.inner.store.read(move |c| browse::trial_page(c, &study, &query, &inner.views.config_labels)).await
     }
 
     /// The given trials as table rows.
@@ -96,6 +100,13 @@ impl Coordinator {
         let study = study.to_string();
         let inner = Arc::clone(&self.inner);
         self.inner.store.read(move |c| browse::study_columns(c, &study, &inner.views.spec_columns)).await
+    }
+
+    /// The readable label of each of the study's configurations ([`decsweep_api::labels`]).
+    pub async fn config_labels(&self, study: &str) -> Result<Arc<ConfigLabels>> {
+        let study = study.to_string();
+        let inner = Arc::clone(&self.inner);
+        self.inner.store.read(move |c| config_labels::config_labels(c, &study, &inner.views.config_labels)).await
     }
 
     /// A trial with its lease history.

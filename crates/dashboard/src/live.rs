@@ -129,8 +129,11 @@ pub(crate) async fn study(
     if changes.stale || changes.changed == 0 {
         return Ok(Json(patch));
     }
+    let labels = c.config_labels(&name).await?;
     for r in c.trial_rows(changes.trials).await? {
-        patch.rows.insert(r.trial.id.to_string(), pages::study::trial_row(&r, &params, &metrics).into_string());
+        patch
+            .rows
+            .insert(r.trial.id.to_string(), pages::study::trial_row(&r, &labels, &params, &metrics).into_string());
     }
     if let Some(o) = c.study_overview(&name).await? {
         patch.parts.insert("counts".into(), pages::study::counts(&o.by_status).into_string());

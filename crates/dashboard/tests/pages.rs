@@ -238,5 +238,51 @@ async fn the_resume_button_brings_a_cancelled_study_back_under_the_session_rules
     assert_eq!((info.counts.cancelled, info.counts.pending, info.counts.completed), (0, 2, 1));
     let list = list(full).await;
     assert!(list.contains("status s-waiting") && !list.contains("status s-cancelled"), "{list}");
+
+/// baseline and dec at two label fractions: four configurations, each named by its label.
+const LABELLED_SPEC: &str = r#"
+[study]
+name = "labelled"
+dataset = { synthetic = { seed = 0, n = 12 } }
+pipelines = ["baseline", "dec"]
+seeds = [0, 1]
+
+[space]
+label_fraction = { grid = [0.5, 1.0] }
+"#;
+
+#[tokio::test]
+async fn configurations_are_named_by_their_labels_with_the_hash_only_in_tooltips() {
+    let s = Server::open().await;
+    s.create(LABELLED_SPEC, None).await;
+    let lease = s.lease("w/0", "w", None).await;
+    s.complete(&lease, json!({ "accuracy": 0.7 }), None).await;
+    let trials = s.coordinator.trials("labelled", None).await.unwrap();
+    let first = trials.iter().find(|t| t.id == lease.trial_id).unwrap();
+    let hash = first.config_id.clone();
+    let label = format!("{} lf={}", first.pipeline, first.params["label_fraction"]);
+
+    let (status, page) = get(&s, "/studies/labelled").await;
+    assert_eq!(status, StatusCode::OK);
+    let cell = format!("title=\"config {hash}\">{label}</td>");
+    assert!(page.contains(&cell), "trial table row named {label}: {page}");
+    for name in ["baseline lf=0.5", "baseline lf=1", "dec lf=0.5", "dec lf=1"] {
+        assert!(page.contains(&format!(">{name}</td>")), "{name} in the trial table");
+    }
+    assert!(!page.contains(&format!(">{hash}<")), "no bare hash as a row name");
+
+    let (_, summary) = get(&s, "/studies/labelled/summary").await;
+    assert!(summary.contains(&format!("title=\"config {hash}\">{label}</td>")), "summary row: {summary}");
+    assert!(!summary.contains(&format!(">{hash}<")), "{summary}");
+
+    let (_, trial) = get(&s, &format!("/trials/{}", lease.trial_id)).await;
+    assert!(trial.contains(&format!("title=\"config {hash}\">{label}</span>")), "trial page: {trial}");
+
+    // A live update names the row the same way.
+    let path = format!("/live/studies/labelled?since=0&ids={}&metrics=accuracy&params=label_fraction", lease.trial_id);
+    let (_, live) = get(&s, &path).await;
+    let patch: Value = serde_json::from_str(&live).unwrap();
+    let row = patch["rows"][lease.trial_id.to_string()].as_str().unwrap_or_default();
+    assert!(row.contains(&format!(">{label}</td>")), "{live}");
     s.stop().await;
 }

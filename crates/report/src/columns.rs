@@ -100,6 +100,7 @@ mod tests {
             params: BTreeMap::new(),
             seed: 0,
             config_id: "c".into(),
+            spec_label: None,
             status: TrialStatus::Completed,
             attempts: 1,
             resumes: 0,

@@ -1,9 +1,5 @@
 //! How numbers and parameter values are spelled in reports.
 
-use std::cmp::Ordering;
-
-use decsweep_api::ParamValue;
-
 /// A number in a CSV cell: Rust's shortest text that reads back to the same `f64`, so every
 /// number in a CSV file can be recomputed bit for bit (`NaN`, `inf`, `-inf` for non-finite).
 pub(crate) fn csv_num(x: f64) -> String {
@@ -85,24 +81,6 @@ pub(crate) fn p_value(p: f64) -> String {
     }
 }
 
-/// Parameter equality as a person reads it: `1` and `1.0` are the same value.
-pub(crate) fn same_value(a: &ParamValue, b: &ParamValue) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-/// A total order on parameter values: numbers numerically, before words, words by text.
-pub(crate) fn cmp_value(a: &ParamValue, b: &ParamValue) -> Ordering {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x.total_cmp(&y),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => a.to_string().cmp(&b.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,13 +108,5 @@ mod tests {
         assert_eq!(grouped(-1234.0), "-1,234");
         assert_eq!(p_value(0.0132), "0.013");
         assert_eq!(p_value(0.0004), "<0.001");
-    }
-
-    #[test]
-    fn value_comparison() {
-        assert!(same_value(&ParamValue::Int(1), &ParamValue::Float(1.0)));
-        assert!(!same_value(&ParamValue::Str("1".into()), &ParamValue::Int(1)));
-        assert_eq!(cmp_value(&ParamValue::Float(0.05), &ParamValue::Int(1)), Ordering::Less);
-        assert_eq!(cmp_value(&ParamValue::Int(3), &ParamValue::Str("a".into())), Ordering::Less);
     }
 }

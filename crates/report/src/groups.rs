@@ -9,10 +9,10 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-use decsweep_api::{ParamValue, Pipeline};
+use decsweep_api::labels::{self, Configuration};
+use decsweep_api::ParamValue;
 use tracing::warn;
 
-use crate::format::{cmp_value, same_value};
 use crate::stats::Summary;
 use crate::{ReportOptions, TrialRow, TrialStatus};
 
@@ -25,11 +25,13 @@ pub(crate) struct Group<'a> {
     pub params: BTreeMap<String, ParamValue>,
     /// Parameters the group's trials disagree on (a store bug): reported as unknown.
     pub disputed: BTreeSet<String>,
+    /// The spec's `[[configs]]` label its trials carry, when they agree on one.
+    pub spec_label: Option<&'a str>,
     /// Every trial of the group, by (seed, id).
     pub trials: Vec<&'a TrialRow>,
     /// The trials statistics are computed from, by (seed, id).
     pub aggregated: Vec<&'a TrialRow>,
-    /// Human name: pipeline plus the parameters that tell this group apart from the others.
+    /// Readable name: see [`decsweep_api::labels`].
     pub label: String,
 }
 
@@ -55,10 +57,14 @@ impl<'a> Group<'a> {
     /// A parameter's value, falling back to the registry default for a registered parameter the
     /// row leaves out (the store may record only what a spec set explicitly).
     pub(crate) fn param(&self, name: &str) -> Option<ParamValue> {
-        if self.disputed.contains(name) {
-            return None;
-        }
-        self.params.get(name).cloned().or_else(|| decsweep_api::Params::default().get(name).ok())
+        self.configuration().value(name)
+    }
+
+    /// The group as the labelling rules see it.
+    pub(crate) fn configuration(&self) -> Configuration<'_> {
+        Configuration::new(self.pipeline, self.config_id, &self.params)
+            .with_spec_label(self.spec_label)
+            .with_disputed(&self.disputed)
     }
 }
 
@@ -75,7 +81,18 @@ pub(crate) fn group<'a>(trials: &'a [TrialRow], opts: &ReportOptions) -> Vec<Gro
             members.sort_by_key(|t| (t.seed, t.id));
             let aggregated = members.iter().copied().filter(|t| opts.aggregates(t.status)).collect();
             let (params, disputed) = agreed_params(pipeline, config_id, &members);
-            Group { pipeline, config_id, params, disputed, trials: members, aggregated, label: String::new() }
+            let first_label = members.first().and_then(|t| t.spec_label.as_deref());
+            let spec_label = first_label.filter(|l| members.iter().all(|t| t.spec_label.as_deref() == Some(*l)));
+            Group {
+                pipeline,
+                config_id,
+                params,
+                disputed,
+                spec_label,
+                trials: members,
+                aggregated,
+                label: String::new(),
+            }
         })
         .collect();
     groups.sort_by(|a, b| {
@@ -103,7 +120,7 @@ fn agreed_params(
         let mut values = members.iter().map(|t| t.params.get(k));
         let first = values.next().flatten();
         match first {
-            Some(v) if values.all(|w| w.is_some_and(|w| same_value(v, w))) => {
+            Some(v) if values.all(|w| w.is_some_and(|w| v.same_as(w))) => {
                 agreed.insert(k.clone(), v.clone());
             }
             _ => {
@@ -117,7 +134,7 @@ fn agreed_params(
 
 fn cmp_params(a: &BTreeMap<String, ParamValue>, b: &BTreeMap<String, ParamValue>) -> Ordering {
     for ((ka, va), (kb, vb)) in a.iter().zip(b) {
-        let o = ka.cmp(kb).then_with(|| cmp_value(va, vb));
+        let o = ka.cmp(kb).then_with(|| va.cmp_readable(vb));
         if o != Ordering::Equal {
             return o;
         }
@@ -128,52 +145,16 @@ fn cmp_params(a: &BTreeMap<String, ParamValue>, b: &BTreeMap<String, ParamValue>
 /// Parameters that take at least two different values across the groups whose pipeline reads
 /// them (a registered parameter a group leaves out counts as its default).
 pub(crate) fn varying_params(groups: &[Group]) -> BTreeSet<String> {
-    let keys: BTreeSet<&String> = groups.iter().flat_map(|g| g.params.keys().chain(&g.disputed)).collect();
-    keys.into_iter()
-        .filter(|k| {
-            let mut values = groups.iter().filter(|g| reads(g.pipeline, k)).map(|g| g.param(k));
-            let first = values.next().flatten();
-            first.is_some_and(|f| values.any(|v| v.is_none_or(|v| !same_value(&f, &v))))
-        })
-        .cloned()
-        .collect()
+    let configs: Vec<Configuration> = groups.iter().map(Group::configuration).collect();
+    labels::varying(&configs).into_iter().collect()
 }
 
-/// Whether `pipeline` reads parameter `name`. Pipelines or parameters the registry does not know
-/// (a `command` pipeline) are assumed to read everything they were given.
-pub(crate) fn reads(pipeline: &str, name: &str) -> bool {
-    match (pipeline.parse::<Pipeline>(), decsweep_api::params::spec(name)) {
-        (Ok(p), Ok(spec)) => p.reads(spec),
-        _ => true,
-    }
-}
-
-/// Names each group "pipeline (k=v, …)" with the varying parameters its pipeline reads (`k=?`
-/// where its trials disagree); groups that would still share a name get their config id
-/// appended.
+/// Names each group by [`labels::label_all`].
 fn label(groups: &mut [Group]) {
-    let varying = varying_params(groups);
-    for g in groups.iter_mut() {
-        let shown: Vec<String> = varying
-            .iter()
-            .filter(|k| reads(g.pipeline, k))
-            .filter_map(|k| match g.param(k) {
-                Some(v) => Some(format!("{k}={v}")),
-                None if g.disputed.contains(k) => Some(format!("{k}=?")),
-                None => None,
-            })
-            .collect();
-        g.label =
-            if shown.is_empty() { g.pipeline.to_string() } else { format!("{} ({})", g.pipeline, shown.join(", ")) };
-    }
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for g in groups.iter() {
-        *seen.entry(g.label.clone()).or_default() += 1;
-    }
-    for g in groups.iter_mut() {
-        if seen[&g.label] > 1 {
-            g.label = format!("{} [{}]", g.label, g.config_id);
-        }
+    let configs: Vec<Configuration> = groups.iter().map(Group::configuration).collect();
+    let names = labels::label_all(&configs);
+    for (g, name) in groups.iter_mut().zip(names) {
+        g.label = name;
     }
 }
 
@@ -239,8 +220,8 @@ mod tests {
         assert_eq!(d8.aggregated.iter().map(|t| t.id).collect::<Vec<_>>(), [4, 1], "pruned left out");
         assert_eq!(d8.count(TrialStatus::Pruned), 1);
         assert_eq!(d8.summary("accuracy").n, 2);
-        assert_eq!(d8.label, "dec (label_fraction=0.8)");
-        assert_eq!(groups[0].label, "baseline (label_fraction=0.2)");
+        assert_eq!(d8.label, "dec lf=0.8");
+        assert_eq!(groups[0].label, "baseline lf=0.2");
 
         let with_pruned = group(&trials, &ReportOptions { include_pruned: true, ..Default::default() });
         assert_eq!(with_pruned[2].aggregated.len(), 3);
@@ -258,7 +239,7 @@ mod tests {
         let trials = [a, b, c];
         let groups = group(&trials, &ReportOptions::default());
         let labels: Vec<&str> = groups.iter().map(|g| g.label.as_str()).collect();
-        assert_eq!(labels, ["baseline", "dec (beta=0)", "dec (beta=0.5)"]);
+        assert_eq!(labels, ["baseline", "dec beta=0", "dec beta=0.5"]);
     }
 
     #[test]
@@ -268,8 +249,25 @@ mod tests {
             trial(TrialSpec { id: 2, pipeline: "dec", config: "y", ..Default::default() }),
         ];
         let groups = group(&trials, &ReportOptions::default());
-        assert_eq!(groups[0].label, "dec [x]");
-        assert_eq!(groups[1].label, "dec [y]");
+        assert_eq!(groups[0].label, "dec #x");
+        assert_eq!(groups[1].label, "dec #y");
+    }
+
+    #[test]
+    fn a_spec_label_its_trials_agree_on_names_the_configuration() {
+        let named = |id, config: &'static str, lf, label: Option<&str>| {
+            let mut t = trial(TrialSpec { id, pipeline: "dec", config, lf, seed: id as u64, ..Default::default() });
+            t.spec_label = label.map(str::to_string);
+            t
+        };
+        let trials = [
+            named(1, "full", 1.0, Some("DEC (full dataset)")),
+            named(2, "full", 1.0, Some("DEC (full dataset)")),
+            named(3, "forty", 0.4, None),
+        ];
+        let groups = group(&trials, &ReportOptions::default());
+        let labels: Vec<&str> = groups.iter().map(|g| g.label.as_str()).collect();
+        assert_eq!(labels, ["lf=0.4", "DEC (full dataset)"]);
     }
 
     #[test]

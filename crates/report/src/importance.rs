@@ -38,7 +38,7 @@ use std::cmp::Ordering;
 
 use decsweep_api::ParamValue;
 
-use crate::format::{cmp_value, csv_opt, same_value};
+use crate::format::csv_opt;
 use crate::groups::{varying_params, Group};
 use crate::search::{outcomes, subset};
 use crate::ReportError;
@@ -83,10 +83,10 @@ pub struct Row {
 /// more than [`MAX_BINS`] distinct values. Returns the indices and the number of groups.
 pub(crate) fn partition(values: &[ParamValue]) -> (Vec<usize>, usize, Method) {
     let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| cmp_value(&values[a], &values[b]));
+    order.sort_by(|&a, &b| values[a].cmp_readable(&values[b]));
     let mut distinct = 0;
     for (r, &i) in order.iter().enumerate() {
-        if r == 0 || !same_value(&values[order[r - 1]], &values[i]) {
+        if r == 0 || !values[order[r - 1]].same_as(&values[i]) {
             distinct += 1;
         }
     }
@@ -96,7 +96,7 @@ pub(crate) fn partition(values: &[ParamValue]) -> (Vec<usize>, usize, Method) {
     let mut group = vec![0; n];
     let mut next = 0;
     for (r, &i) in order.iter().enumerate() {
-        let g = if r > 0 && same_value(&values[order[r - 1]], &values[i]) {
+        let g = if r > 0 && values[order[r - 1]].same_as(&values[i]) {
             group[order[r - 1]]
         } else {
             match method {

@@ -20,6 +20,10 @@ pub struct TrialRow {
     /// Groups the seeds of one configuration: trials with the same pipeline and `config_id` are
     /// replicates and are aggregated together.
     pub config_id: String,
+    /// The `label` of the spec's `[[configs]]` entry the trial comes from: it leads the
+    /// configuration's readable label (see [`decsweep_api::labels`]).
+    #[serde(default)]
+    pub spec_label: Option<String>,
     pub status: TrialStatus,
     pub attempts: u32,
     /// Leases that resumed the trial from a checkpoint, and where the last one started
@@ -78,6 +82,7 @@ impl From<decsweep_api::wire::TrialInfo> for TrialRow {
             params: t.params,
             seed: t.seed,
             config_id: t.config_id,
+            spec_label: t.label,
             status: t.status,
             attempts: t.attempts,
             resumes: t.resumes,
@@ -125,6 +130,7 @@ mod tests {
             params: BTreeMap::new(),
             seed: 0,
             config_id: "c".into(),
+            spec_label: None,
             status: TrialStatus::Pending,
             attempts: 0,
             resumes: 0,

@@ -5,8 +5,8 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `trials.csv` | one row per trial: id, pipeline, config_id, every parameter, seed, status, attempts, resumes, resumed_from (`stage:epoch`), worker, error, every metric |
-//! | `summary.csv` | one row per configuration (pipeline, config_id): trial counts by status, the aggregated seeds and trial ids, and n, mean, std, 95% CI (and its method) of every metric |
+//! | `trials.csv` | one row per trial: id, pipeline, config_id, label, every parameter, seed, status, attempts, resumes, resumed_from (`stage:epoch`), worker, error, every metric |
+//! | `summary.csv` | one row per configuration (pipeline, config_id, label): trial counts by status, the aggregated seeds and trial ids, and n, mean, std, 95% CI (and its method) of every metric |
 //! | `paired.csv` | the seed pairs behind the dec-vs-baseline comparison, with each comparison's mean difference, interval, d_z, raw and Holm-adjusted p-values |
 //! | `table.md`, `table.tex` | the paper's Table 1 layout (model, accuracy % mean ± std and 95% CI, weighted F1 and its CI, n, parameter count) and the paired comparison |
 //! | `accuracy_vs_label_fraction.svg` | only when the label fraction varies |
@@ -149,7 +149,7 @@ pub fn render_with_model(
 
     let file = |name: &str, contents: String| ReportFile { name: name.to_string(), contents };
     let mut files = vec![
-        file(trials_csv::FILE, trials_csv::render(report.trials)?),
+        file(trials_csv::FILE, trials_csv::render(report.trials, &model)?),
         file(summary_csv::FILE, summary_csv::render(&model)?),
         file(paired_csv::FILE, paired_csv::render(&model)?),
         file(tables::MD_FILE, tables::render_markdown(&tables)),
@@ -255,11 +255,11 @@ mod tests {
         );
         // Accuracies 0.704 0.693 0.711 0.698: mean 70.15%, sd 0.78, logit-t [68.90, 71.37]
         // (numpy: 68.8995, 71.3711 with t_{0.975,3} = 3.182446).
-        assert!(md.contains("| baseline (label_fraction=0.2) | 70.15 ± 0.78 | [68.90, 71.37] |"), "{md}");
-        assert!(md.contains("| dec (label_fraction=0.2) |"), "{md}");
-        assert!(md.contains("- baseline (label_fraction=0.4): 1 failed"), "{md}");
-        assert!(md.contains("- dec (label_fraction=0.4): 1 pending, 1 pruned"), "{md}");
-        assert!(md.contains("| dec (label_fraction=0.2) | baseline (label_fraction=0.2) | 4 |"), "{md}");
+        assert!(md.contains("| baseline lf=0.2 | 70.15 ± 0.78 | [68.90, 71.37] |"), "{md}");
+        assert!(md.contains("| dec lf=0.2 |"), "{md}");
+        assert!(md.contains("- baseline lf=0.4: 1 failed"), "{md}");
+        assert!(md.contains("- dec lf=0.4: 1 pending, 1 pruned"), "{md}");
+        assert!(md.contains("| dec lf=0.2 | baseline lf=0.2 | 4 |"), "{md}");
 
         let tex = fs::read_to_string(dir.join("table.tex")).unwrap();
         assert!(tex.contains("\\texttt{label-fraction \\& co}"), "{tex}");
@@ -373,7 +373,7 @@ mod tests {
         // The table's Δ for lf20 is the mean of paired.csv's differences, in points.
         let mean = 100.0 * lf20.iter().sum::<f64>() / lf20.len() as f64;
         let md = &files.iter().find(|f| f.name == "table.md").unwrap().contents;
-        let line = md.lines().find(|l| l.starts_with("| dec (label_fraction=0.2) | baseline")).unwrap();
+        let line = md.lines().find(|l| l.starts_with("| dec lf=0.2 | baseline")).unwrap();
         assert!(line.contains(&format!("| +{mean:.2} |")), "{line} vs {mean}");
 
         // Every comparison statistic is recomputable from the rows: one comparison per dec config.
@@ -467,7 +467,7 @@ mod tests {
         let files = render(&report, &opts).unwrap();
         let md = &files.iter().find(|f| f.name == "table.md").unwrap().contents;
         assert!(md.contains("completed and pruned trials"));
-        assert!(md.contains("- dec (label_fraction=0.4): 1 pending\n"), "{md}");
+        assert!(md.contains("- dec lf=0.4: 1 pending\n"), "{md}");
         assert!(md.contains("pruner and aggregated with the completed ones above"), "{md}");
     }
 }

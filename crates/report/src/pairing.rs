@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use decsweep_api::{params::SPECS, Pipeline};
 use tracing::warn;
 
-use crate::format::same_value;
 use crate::groups::Group;
 use crate::stats::{holm, paired_t_test, wilcoxon_signed_rank, PairedT, Wilcoxon};
 use crate::TrialRow;
@@ -125,12 +124,12 @@ fn comparison(dec: usize, baseline: usize, pairs: Vec<Pair<'_>>) -> Comparison<'
 fn is_plain_dec_of(plain: &Group, extended: &Group) -> bool {
     let defaults = decsweep_api::Params::default();
     let at_default =
-        |g: &Group, name: &str| g.param(name).is_some_and(|v| same_value(&v, &defaults.get(name).expect("registered")));
+        |g: &Group, name: &str| g.param(name).is_some_and(|v| v.same_as(&defaults.get(name).expect("registered")));
     let (extension, shared): (Vec<_>, Vec<_>) = SPECS.iter().partition(|s| s.only_in == Some(Pipeline::Dec));
     extension.iter().any(|s| !at_default(extended, s.name))
         && extension.iter().all(|s| at_default(plain, s.name))
         && shared.iter().all(|s| match (plain.param(s.name), extended.param(s.name)) {
-            (Some(a), Some(b)) => same_value(&a, &b),
+            (Some(a), Some(b)) => a.same_as(&b),
             _ => false,
         })
         && unregistered_equal(plain, extended)
@@ -142,13 +141,13 @@ fn unregistered_equal(a: &Group, b: &Group) -> bool {
     a.params
         .iter()
         .filter(|(k, _)| decsweep_api::params::spec(k).is_err())
-        .all(|(k, v)| b.params.get(k).is_none_or(|w| same_value(v, w)))
+        .all(|(k, v)| b.params.get(k).is_none_or(|w| v.same_as(w)))
 }
 
 fn shared_params_equal(dec: &Group, base: &Group) -> bool {
     let registered = SPECS.iter().filter(|s| Pipeline::Dec.reads(s) && Pipeline::Baseline.reads(s)).all(|s| {
         match (dec.param(s.name), base.param(s.name)) {
-            (Some(a), Some(b)) => same_value(&a, &b),
+            (Some(a), Some(b)) => a.same_as(&b),
             // A parameter the group's own trials disagree on cannot be matched.
             _ => false,
         }
@@ -285,8 +284,8 @@ mod tests {
         let Comparisons { list: cmps, unmatched, .. } = compare(&groups);
         assert_eq!(cmps.len(), 1);
         assert_eq!(groups[cmps[0].dec].config_id, "d");
-        assert_eq!(unmatched.iter().map(|i| groups[*i].label.as_str()).collect::<Vec<_>>(), ["dec (seq_len=50)"]);
-        assert_eq!(groups[cmps[0].dec].label, "dec (seq_len=30)");
+        assert_eq!(unmatched.iter().map(|i| groups[*i].label.as_str()).collect::<Vec<_>>(), ["dec seq=50"]);
+        assert_eq!(groups[cmps[0].dec].label, "dec seq=30");
     }
 
     #[test]

@@ -15,9 +15,12 @@
 //!   from the checkpoint cache has no points in that trial and so no panel. When a re-leased trial
 //!   streamed an epoch twice, the later point (in input order) is drawn.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::groups::{reads, varying_params, Group};
+use decsweep_api::labels::{self, Configuration};
+use decsweep_api::ParamValue;
+
+use crate::groups::{varying_params, Group};
 use crate::stats::{IntervalMethod, MIN_INTERVAL_N};
 use crate::svg::{self, Panel, Point, Series, Style};
 use crate::{CurvePoint, TrialRow};
@@ -36,25 +39,36 @@ pub(crate) fn curves_file(trial_id: i64) -> String {
 
 /// The accuracy-vs-label-fraction plot, or `None` when the label fraction does not vary.
 pub(crate) fn label_fraction_plot(study: &str, groups: &[Group]) -> Option<String> {
-    let varying = varying_params(groups);
-    if !varying.contains(LABEL_FRACTION) {
+    if !varying_params(groups).contains(LABEL_FRACTION) {
         return None;
     }
-    // One series per pipeline + the other varying parameters it reads.
+    // One series per pipeline + the other varying parameters it reads, named like the
+    // configurations' labels without the label fraction.
+    let without_fraction: Vec<(BTreeMap<String, ParamValue>, BTreeSet<String>)> = groups
+        .iter()
+        .map(|g| {
+            let mut params = g.params.clone();
+            params.remove(LABEL_FRACTION);
+            let mut disputed = g.disputed.clone();
+            disputed.remove(LABEL_FRACTION);
+            (params, disputed)
+        })
+        .collect();
+    let reduced: Vec<Configuration> = groups
+        .iter()
+        .zip(&without_fraction)
+        .map(|(g, (params, disputed))| {
+            Configuration::new(g.pipeline, g.config_id, params).with_spec_label(g.spec_label).with_disputed(disputed)
+        })
+        .collect();
+    let names = labels::describe_all(&reduced);
     let mut lines: BTreeMap<String, Vec<Point>> = BTreeMap::new();
     let mut methods = Vec::new();
     let mut all_fractions = true;
-    for g in groups {
+    for (g, name) in groups.iter().zip(names) {
         let Some(x) = g.param(LABEL_FRACTION).and_then(|v| v.as_f64()) else { continue };
         let acc = g.summary("accuracy");
         let Some(mean) = acc.mean else { continue };
-        let others: Vec<String> = varying
-            .iter()
-            .filter(|k| k.as_str() != LABEL_FRACTION && reads(g.pipeline, k))
-            .map(|k| format!("{k}={}", g.param(k).map(|v| v.to_string()).unwrap_or_else(|| "?".into())))
-            .collect();
-        let name =
-            if others.is_empty() { g.pipeline.to_string() } else { format!("{} ({})", g.pipeline, others.join(", ")) };
         methods.extend(acc.ci95.map(|c| c.method));
         all_fractions &= g.values("accuracy").iter().all(|(_, a)| (0.0..=1.0).contains(a));
         let err = acc.ci95.map(|c| (100.0 * c.low, 100.0 * c.high));
@@ -171,6 +185,24 @@ mod tests {
         assert_well_formed(&doc);
         assert!(doc.contains(">baseline</text>") && doc.contains(">dec</text>"), "legend per pipeline");
         assert!(doc.contains("s&lt;1&gt;"));
+    }
+
+    #[test]
+    fn label_fraction_lines_are_named_like_labels_without_the_fraction() {
+        let with_lr = |id, pipeline, config, lf, lr: f64| {
+            let mut row = t(id, pipeline, config, 0, lf, 0.7);
+            row.params.insert("lr_ft".into(), ParamValue::Float(lr));
+            row
+        };
+        let trials = [
+            with_lr(1, "dec", "a", 0.2, 5e-4),
+            with_lr(2, "dec", "b", 0.4, 5e-4),
+            with_lr(3, "dec", "c", 0.2, 1e-3),
+            with_lr(4, "dec", "d", 0.4, 1e-3),
+        ];
+        let doc = label_fraction_plot("s", &group(&trials, &ReportOptions::default())).unwrap();
+        assert!(doc.contains(">lr_ft=5e-4</text>") && doc.contains(">lr_ft=1e-3</text>"), "{doc}");
+        assert!(!doc.contains("#a") && !doc.contains("lf="), "one line per learning rate: {doc}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `summary.csv`: one row per configuration (pipeline, config_id), statistics over its seeds.
 //!
-//! Columns: `pipeline, config_id`, every parameter (the value the group's trials share; empty
+//! Columns: `pipeline, config_id, label` (the configuration's readable name, see
+//! [`decsweep_api::labels`]), every parameter (the value the group's trials share; empty
 //! when they disagree or do not have it), the trial counts `n_trials, n_completed, n_failed,
 //! n_pruned, n_pending, n_running, n_cancelled`, then `seeds` and `trial_ids` (`;`-separated, the aggregated
 //! trials only: completed ones, plus pruned ones with `include_pruned`), then for every metric
@@ -23,7 +24,7 @@ use crate::{ReportError, TrialStatus};
 
 pub(crate) const FILE: &str = "summary.csv";
 
-const LEAD: [&str; 2] = ["pipeline", "config_id"];
+const LEAD: [&str; 3] = ["pipeline", "config_id", "label"];
 const COUNTS: [(&str, TrialStatus); 6] = [
     ("n_completed", TrialStatus::Completed),
     ("n_failed", TrialStatus::Failed),
@@ -57,7 +58,7 @@ pub(crate) fn render(model: &StudyModel) -> Result<String, ReportError> {
     w.write_record(&headers).map_err(|e| ReportError::csv(FILE, e))?;
     for g in &model.configs {
         let mut rec: Vec<String> = Vec::with_capacity(headers.len());
-        rec.extend([g.pipeline.clone(), g.config_id.clone()]);
+        rec.extend([g.pipeline.clone(), g.config_id.clone(), g.label.clone()]);
         rec.extend(params.iter().map(|p| g.params.get(p).map(|v| v.to_string()).unwrap_or_default()));
         rec.push(g.n_trials().to_string());
         rec.extend(COUNTS.iter().map(|(_, st)| g.count(*st).to_string()));
@@ -117,7 +118,7 @@ mod tests {
     fn every_number_is_reproducible_from_the_trials_csv_rows_it_names() {
         let (trials, _) = study();
         let model = StudyModel::of("s", &trials, &ReportOptions::default());
-        let (_, trial_rows) = parse(&trials_csv::render(&trials).unwrap());
+        let (_, trial_rows) = parse(&trials_csv::render(&trials, &model).unwrap());
         let (headers, summary) = parse(&render(&model).unwrap());
         let by_id: HashMap<&str, &HashMap<String, String>> = trial_rows.iter().map(|r| (r["id"].as_str(), r)).collect();
         let metrics: Vec<&str> = headers.iter().filter_map(|h| h.strip_suffix("_mean")).collect();
@@ -150,6 +151,7 @@ mod tests {
                 assert_eq!(row[col], n.to_string(), "{key:?} {col}");
             }
             assert_eq!(row["n_trials"], members.len().to_string());
+            assert!(members.iter().all(|t| t["label"] == row["label"]), "{key:?}: one label in both files");
             // trial_ids are exactly the completed members.
             let ids: Vec<&str> = row["trial_ids"].split(';').collect();
             let mut completed: Vec<&str> =
@@ -211,5 +213,7 @@ mod tests {
         let dec40 = summary.iter().find(|r| r["config_id"] == "dec-lf40").unwrap();
         assert_eq!((dec40["n_completed"].as_str(), dec40["loss_n"].as_str()), ("3", "2"));
         assert_eq!((dec40["n_pruned"].as_str(), dec40["n_pending"].as_str()), ("1", "1"));
+        assert_eq!(dec40["label"], "dec lf=0.4");
+        assert_eq!(headers[..3], ["pipeline", "config_id", "label"]);
     }
 }

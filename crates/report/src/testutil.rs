@@ -37,6 +37,7 @@ pub(crate) fn trial(s: TrialSpec) -> TrialRow {
         params: BTreeMap::from([("label_fraction".to_string(), ParamValue::Float(s.lf))]),
         seed: s.seed,
         config_id: s.config.to_string(),
+        spec_label: None,
         status: s.status,
         attempts: 1,
         resumes: 0,

@@ -1,19 +1,25 @@
 //! `trials.csv`: one row per trial, every parameter and metric as a column.
 //!
-//! Columns: `id, pipeline, config_id`, every parameter (sorted by name), `seed, status, attempts,
+//! Columns: `id, pipeline, config_id, label` (the configuration's readable name, as in
+//! `summary.csv` and the tables), every parameter (sorted by name), `seed, status, attempts,
 //! resumes, resumed_from, worker, error`, every metric (see [`crate::columns`] for the order). A parameter or metric a
 //! trial does not have is an empty cell. Rows are in trial-id order.
 
+use std::collections::HashMap;
+
 use crate::columns::{metric_names, param_names, Headers};
 use crate::format::csv_num;
-use crate::{ReportError, TrialRow};
+use crate::{ReportError, StudyModel, TrialRow};
 
 pub(crate) const FILE: &str = "trials.csv";
 
-const LEAD: [&str; 3] = ["id", "pipeline", "config_id"];
+const LEAD: [&str; 4] = ["id", "pipeline", "config_id", "label"];
 const MIDDLE: [&str; 7] = ["seed", "status", "attempts", "resumes", "resumed_from", "worker", "error"];
 
-pub(crate) fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
+/// `trials`, each labelled as its configuration is in `model` (the model of these trials).
+pub(crate) fn render(trials: &[TrialRow], model: &StudyModel) -> Result<String, ReportError> {
+    let labels: HashMap<(&str, &str), &str> =
+        model.configs.iter().map(|c| ((c.pipeline.as_str(), c.config_id.as_str()), c.label.as_str())).collect();
     let params = param_names(trials);
     let metrics = metric_names(trials);
     // Fixed columns are claimed first so a parameter or metric of the same name is the one
@@ -36,7 +42,8 @@ pub(crate) fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
     w.write_record(&headers).map_err(|e| ReportError::csv(FILE, e))?;
     for t in rows {
         let mut rec: Vec<String> = Vec::with_capacity(headers.len());
-        rec.extend([t.id.to_string(), t.pipeline.clone(), t.config_id.clone()]);
+        let label = labels.get(&(t.pipeline.as_str(), t.config_id.as_str())).copied().unwrap_or_default();
+        rec.extend([t.id.to_string(), t.pipeline.clone(), t.config_id.clone(), label.to_string()]);
         rec.extend(params.iter().map(|p| t.params.get(p).map(|v| v.to_string()).unwrap_or_default()));
         rec.extend([
             t.seed.to_string(),
@@ -59,8 +66,12 @@ pub(crate) fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
 mod tests {
     use super::*;
     use crate::testutil::{trial, TrialSpec};
-    use crate::TrialStatus;
+    use crate::{ReportOptions, TrialStatus};
     use decsweep_api::ParamValue;
+
+    fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
+        super::render(trials, &StudyModel::of("s", trials, &ReportOptions::default()))
+    }
 
     fn read(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
         let mut r = csv::Reader::from_reader(text.as_bytes());
@@ -98,6 +109,7 @@ mod tests {
                 "id",
                 "pipeline",
                 "config_id",
+                "label",
                 "epochs_ft",
                 "label_fraction",
                 "zero_label",
@@ -117,19 +129,21 @@ mod tests {
             ]
         );
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0][..3], ["2", "baseline", "c"], "rows in id order");
-        assert_eq!(rows[0][9..13], ["0", "", "", ""], "no resumes; absent resume point, worker and error are empty");
-        assert_eq!(rows[0][18], "2");
+        assert_eq!(rows[0][..4], ["2", "baseline", "c", "baseline zero=drop"], "rows in id order");
+        assert_eq!(rows[0][10..14], ["0", "", "", ""], "no resumes; absent resume point, worker and error are empty");
+        assert_eq!(rows[0][19], "2");
         let r = &rows[1];
         assert_eq!(r[2], a.config_id);
-        assert_eq!(r[3], "500");
-        assert_eq!(r[4].parse::<f64>().unwrap(), 0.4);
-        assert_eq!(r[5], "drop, then \"see\"");
-        assert_eq!(r[6..12], ["3", "completed", "1", "2", "finetune:12", "w1"]);
-        assert_eq!(r[12], a.error.clone().unwrap());
-        assert_eq!(r[13].parse::<f64>().unwrap(), 0.1 + 0.2, "shortest round-trip form");
-        assert!(r[15].parse::<f64>().unwrap().is_nan());
-        assert_eq!(r[18], "", "a metric the trial lacks");
+        // zero_label is the one parameter that varies (b leaves it out: the default, `drop`).
+        assert_eq!(r[3], "dec zero=drop, then \"see\"");
+        assert_eq!(r[4], "500");
+        assert_eq!(r[5].parse::<f64>().unwrap(), 0.4);
+        assert_eq!(r[6], "drop, then \"see\"");
+        assert_eq!(r[7..13], ["3", "completed", "1", "2", "finetune:12", "w1"]);
+        assert_eq!(r[13], a.error.clone().unwrap());
+        assert_eq!(r[14].parse::<f64>().unwrap(), 0.1 + 0.2, "shortest round-trip form");
+        assert!(r[16].parse::<f64>().unwrap().is_nan());
+        assert_eq!(r[19], "", "a metric the trial lacks");
     }
 
     #[test]
@@ -147,11 +161,41 @@ mod tests {
     }
 
     #[test]
+    fn each_row_carries_its_configurations_label() {
+        let trials: Vec<TrialRow> =
+            [(1, "dec", "d1", 0.1), (2, "dec", "d4", 0.4), (3, "baseline", "b1", 0.1), (4, "dec", "d1", 0.1)]
+                .into_iter()
+                .map(|(id, pipeline, config, lf)| {
+                    trial(TrialSpec { id, pipeline, config, lf, seed: id as u64, ..Default::default() })
+                })
+                .collect();
+        let (headers, rows) = read(&render(&trials).unwrap());
+        assert_eq!(headers[2..4], ["config_id", "label"]);
+        let labels: Vec<(&str, &str)> = rows.iter().map(|r| (r[2].as_str(), r[3].as_str())).collect();
+        assert_eq!(
+            labels,
+            [("d1", "dec lf=0.1"), ("d4", "dec lf=0.4"), ("b1", "baseline lf=0.1"), ("d1", "dec lf=0.1")]
+        );
+    }
+
+    #[test]
     fn no_trials_is_a_header_only_file() {
         let (headers, rows) = read(&render(&[]).unwrap());
         assert_eq!(
             headers,
-            ["id", "pipeline", "config_id", "seed", "status", "attempts", "resumes", "resumed_from", "worker", "error"]
+            [
+                "id",
+                "pipeline",
+                "config_id",
+                "label",
+                "seed",
+                "status",
+                "attempts",
+                "resumes",
+                "resumed_from",
+                "worker",
+                "error"
+            ]
         );
         assert!(rows.is_empty());
     }

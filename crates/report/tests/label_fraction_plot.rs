@@ -39,6 +39,7 @@ fn demo_like(seeds: u64) -> Vec<TrialRow> {
                     params: BTreeMap::from([("label_fraction".to_string(), ParamValue::Float(lf))]),
                     seed,
                     config_id: format!("{pipeline}-{lf}"),
+                    spec_label: None,
                     status: TrialStatus::Completed,
                     attempts: 1,
                     resumes: 0,

@@ -23,7 +23,9 @@ pub struct StatusArgs {
     /// A study to show; all studies when omitted.
     #[arg(value_name = "STUDY")]
     study: Option<String>,
-    /// Also list the study's trials.
+    /// Also list the study's trials: a table of each trial's configuration label (as in the
+    /// report files and the dashboard), the swept parameters, seed, state, the objective metric
+    /// (and accuracy), worker and the first line of any error.
     #[arg(long, requires = "study")]
     trials: bool,
     /// Print JSON instead of text.
@@ -116,19 +118,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             c.cancelled
         );
     }
-    for t in &trials {
-        let acc = t.metrics.get("accuracy").map(|a| format!("{a:.4}")).unwrap_or_default();
-        let worker = t.worker.as_deref().unwrap_or("");
-        let error = t.error.as_deref().unwrap_or("");
-        println!(
-            "{:>6} {:<9} {:<9} seed {:<4} attempts {} {:<8} {worker} {error}",
-            t.id,
-            t.pipeline,
-            t.status.name(),
-            t.seed,
-            t.attempts,
-            acc
-        );
+    if let Some(study) = studies.first() {
+        print!("{}", super::trial_table::render(study, &trials));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod reproduce;
 mod run;
 mod serve;
 mod source;
+mod trial_table;
 mod upload;
 
 use clap::Subcommand;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::Html;
 use decsweep_api::ParamValue;
-use decsweep_coordinator::{StudyColumns, TrialRowView};
+use decsweep_coordinator::{ConfigLabels, StudyColumns, TrialRowView};
 use maud::{html, Markup};
 
 use crate::error::{PageError, PageResult};
@@ -26,14 +26,15 @@ pub(crate) fn param_text(v: &ParamValue) -> String {
 }
 
 /// One row of the trial table (also what a live update sends). `params` and `metrics` are the
-/// page's columns, so a patched row always lines up with its header.
-pub(crate) fn trial_row(r: &TrialRowView, params: &[String], metrics: &[String]) -> Markup {
+/// page's columns, so a patched row always lines up with its header. The configuration is
+/// named by its label, its id in the tooltip.
+pub(crate) fn trial_row(r: &TrialRowView, labels: &ConfigLabels, params: &[String], metrics: &[String]) -> Markup {
     let t = &r.trial;
     let status = t.status.name();
     html! {
         tr id={ "trial-" (t.id) } data-trial=(t.id) data-status=(status) {
             td { a href={ "/trials/" (t.id) } { (t.id) } }
-            td.label { (t.label.as_deref().unwrap_or(&t.config_id)) }
+            td.label data-config=(t.config_id) title={ "config " (t.config_id) } { (labels.of(&t.config_id)) }
             td.num { (t.seed) }
             td { (layout::status(status)) }
             td.num { (t.attempts) }
@@ -89,6 +90,7 @@ pub(crate) async fn page(
     let p = TableParams::parse(&raw, &columns)?;
     let cursor = c.change_cursor().await?;
     let page = c.trial_page(&name, p.query(&columns)?).await?;
+    let labels = c.config_labels(&name).await?;
     let overview = c.study_overview(&name).await?;
     let by_status = overview.as_ref().map(|o| o.by_status.clone()).unwrap_or_default();
     let params: Vec<String> = columns.params.iter().map(|p| p.name.clone()).collect();
@@ -145,7 +147,7 @@ pub(crate) async fn page(
                     }
                     @for m in &columns.metrics { (sort_header(m, &format!("metric:{m}"), &name, &p)) }
                 } }
-                tbody { @for r in &page.rows { (trial_row(r, &params, &columns.metrics)) } }
+                tbody { @for r in &page.rows { (trial_row(r, &labels, &params, &columns.metrics)) } }
             }
         }
         div #summary data-src={ "/studies/" (encode(&name)) "/summary" } { p.small { "Loading the summary…" } }

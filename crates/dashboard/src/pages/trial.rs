@@ -125,12 +125,13 @@ pub(crate) async fn page(
     let cursor = c.change_cursor().await?;
     let (detail, curves) = load(c, id).await?;
     let t = &detail.row.trial;
+    let labels = c.config_labels(&t.study).await?;
     let params: BTreeMap<&String, String> = t.params.iter().map(|(k, v)| (k, param_text(v))).collect();
     let body = html! {
         h1 { "Trial " (id) }
         p {
             "study " a href={ "/studies/" (encode(&t.study)) } { (t.study) }
-            " · " span.label #trial-label { (t.label.as_deref().unwrap_or(&t.config_id)) }
+            " · " span.label #trial-label data-config=(t.config_id) title={ "config " (t.config_id) } { (labels.of(&t.config_id)) }
             " · pipeline " (t.pipeline) " · seed " (t.seed)
         }
         @if viewer.can_act && t.status.name() == "running" {

@@ -63,7 +63,7 @@ fn parallel_plot(model: &StudyModel, columns: &StudyColumns, metric: &str, maxim
                     None => ParallelCell::Missing,
                 })
                 .collect();
-            Some(ParallelLine { cells, objective })
+            Some(ParallelLine { label: c.label.clone(), cells, objective })
         })
         .collect();
     if lines.len() > MAX_PARALLEL_LINES {

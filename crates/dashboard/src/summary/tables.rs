@@ -62,7 +62,7 @@ fn summary_table(model: &StudyModel, objective: &str) -> Markup {
                         @for c in &model.configs {
                             tr.config data-pipeline=(c.pipeline) data-config=(c.config_id) {
                                 td { (c.pipeline) }
-                                td.mono { (c.config_id) }
+                                td.label title={ "config " (c.config_id) } { (c.label) }
                                 td.num { (c.n_trials()) }
                                 td.num.completed { (c.count(TrialStatus::Completed)) }
                                 td.num { (c.count(TrialStatus::Failed)) }

@@ -16,6 +16,8 @@ pub enum Cell {
 
 #[derive(Clone, Debug)]
 pub struct Line {
+    /// The configuration's label, the line's tooltip.
+    pub label: String,
     pub cells: Vec<Cell>,
     pub objective: f64,
 }
@@ -109,7 +111,9 @@ pub fn parallel(
         pts.push((xs[n_axes - 1], objective_scale.px(line.objective)));
         let t = if hi > lo { (line.objective - lo) / (hi - lo) } else { 1.0 };
         let t = if maximize { t } else { 1.0 - t };
-        svg.styled_polyline(&pts, Stroke { color: &colour(t), width: 1.2, dashed: false }, 0.7, "config-line");
+        let stroke = Stroke { color: &colour(t), width: 1.2, dashed: false };
+        let title = format!("{}: {objective} {}", line.label, num(line.objective));
+        svg.polyline_with_title(&pts, stroke, 0.7, "config-line", Some(&title));
     }
     for (i, (name, log)) in params.iter().enumerate() {
         let x = xs[i];
@@ -147,15 +151,20 @@ mod tests {
     #[test]
     fn one_line_per_configuration_and_log_axes_are_named() {
         let lines = vec![
-            Line { cells: vec![Cell::Num(1e-4), Cell::Text("a".into())], objective: 0.6 },
-            Line { cells: vec![Cell::Num(1e-2), Cell::Text("<b>".into())], objective: 0.8 },
-            Line { cells: vec![Cell::Missing, Cell::Missing], objective: f64::NAN },
+            Line { label: "lr=1e-4 <a>".into(), cells: vec![Cell::Num(1e-4), Cell::Text("a".into())], objective: 0.6 },
+            Line {
+                label: "lr=0.01 <b>".into(),
+                cells: vec![Cell::Num(1e-2), Cell::Text("<b>".into())],
+                objective: 0.8,
+            },
+            Line { label: "none".into(), cells: vec![Cell::Missing, Cell::Missing], objective: f64::NAN },
         ];
         let params = vec![("lr".to_string(), true), ("opt".to_string(), false)];
         let doc = parallel("p", &params, "accuracy", true, &lines).unwrap();
         crate::svg::assert_well_formed(&doc);
         assert_eq!(doc.matches("config-line").count(), 2);
         assert!(doc.contains("lr (log)") && doc.contains("&lt;b&gt;"));
+        assert!(doc.contains("<title>lr=0.01 &lt;b&gt;: accuracy 0.8</title>"), "each line's tooltip: {doc}");
         assert!(parallel("p", &[], "accuracy", true, &lines).is_none());
         assert_eq!(colour(0.0), "#1f4e9e");
     }

@@ -120,13 +120,29 @@ impl Svg {
     /// A polyline with a CSS class (for a page's styles and tests) and an opacity; drawn for
     /// any non-empty `points`.
     pub(crate) fn styled_polyline(&mut self, points: &[(f64, f64)], s: Stroke, opacity: f64, class: &str) {
+        self.polyline_with_title(points, s, opacity, class, None);
+    }
+
+    /// [`Svg::styled_polyline`] with a tooltip (an SVG `<title>`, escaped) when `title` is given.
+    pub(crate) fn polyline_with_title(
+        &mut self,
+        points: &[(f64, f64)],
+        s: Stroke,
+        opacity: f64,
+        class: &str,
+        title: Option<&str>,
+    ) {
         if points.is_empty() {
             return;
         }
         let pts: Vec<String> = points.iter().map(|(x, y)| format!("{},{}", coord(*x), coord(*y))).collect();
         let opacity = if opacity < 1.0 { format!(" stroke-opacity=\"{}\"", coord(opacity)) } else { String::new() };
+        let end = match title {
+            Some(t) => format!("><title>{}</title></polyline>", escape(t)),
+            None => "/>".to_string(),
+        };
         self.body.push_str(&format!(
-            "<polyline{} points=\"{}\" fill=\"none\" {} stroke-linejoin=\"round\"{opacity}/>\n",
+            "<polyline{} points=\"{}\" fill=\"none\" {} stroke-linejoin=\"round\"{opacity}{end}\n",
             class_attr(class),
             pts.join(" "),
             Self::stroke_attrs(s)
