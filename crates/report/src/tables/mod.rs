@@ -77,9 +77,16 @@ impl Yardstick {
                 "Rows (val / test)",
                 "Param count",
             ],
-            Yardstick::Validation => {
-                &["Model", "Val accuracy (%)", "95% CI (%)", "Val F1 (weighted)", "95% CI", "Seeds", "Val rows", "Param count"]
-            }
+            Yardstick::Validation => &[
+                "Model",
+                "Val accuracy (%)",
+                "95% CI (%)",
+                "Val F1 (weighted)",
+                "95% CI",
+                "Seeds",
+                "Val rows",
+                "Param count",
+            ],
         }
     }
 }
@@ -123,11 +130,8 @@ pub(crate) fn model(study: &StudyModel) -> Model {
     let opts = ReportOptions { include_pruned: study.include_pruned, ..Default::default() };
     let groups = &study.configs;
     let comparisons = &study.paired;
-    let yardstick = if groups.iter().any(|g| g.summary("test_accuracy").n > 0) {
-        Yardstick::Test
-    } else {
-        Yardstick::Validation
-    };
+    let yardstick =
+        if groups.iter().any(|g| g.summary("test_accuracy").n > 0) { Yardstick::Test } else { Yardstick::Validation };
     let (acc_metric, f1_metric) = match yardstick {
         Yardstick::Test => ("test_accuracy", "test_f1_weighted"),
         Yardstick::Validation => ("accuracy", "f1_weighted"),
@@ -405,7 +409,10 @@ mod tests {
         assert_eq!(row[5], Cell::MeanStd("71.00".into(), Some("1.00".into())));
         assert_eq!(row[7], Cell::Num("3".into()), "seeds");
         assert_eq!(row[8], Cell::Rows(Box::new(Cell::Num("21".into())), Box::new(Cell::Num("655".into()))));
-        assert_eq!(m.results[1].cells[8], Cell::Rows(Box::new(Cell::Num("104".into())), Box::new(Cell::Num("655".into()))));
+        assert_eq!(
+            m.results[1].cells[8],
+            Cell::Rows(Box::new(Cell::Num("104".into())), Box::new(Cell::Num("655".into())))
+        );
         assert!(m.pooled);
     }
 }
