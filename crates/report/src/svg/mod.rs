@@ -202,6 +202,19 @@ impl Svg {
         ));
     }
 
+    /// [`Svg::rect`] filled, without outline, with a CSS class.
+    pub(crate) fn classed_rect(&mut self, (x, y): (f64, f64), (w, h): (f64, f64), fill: &str, class: &str) {
+        self.body.push_str(&format!(
+            "<rect{} x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\n",
+            class_attr(class),
+            coord(x),
+            coord(y),
+            coord(w.max(0.0)),
+            coord(h.max(0.0)),
+            escape(fill)
+        ));
+    }
+
     /// Text at (x, y) (the baseline), optionally rotated by `rotate` degrees about that point.
     pub(crate) fn text(&mut self, (x, y): (f64, f64), text: &str, anchor: Anchor, size: f64, rotate: Option<f64>) {
         let transform = rotate
