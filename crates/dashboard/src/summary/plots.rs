@@ -58,7 +58,11 @@ fn parallel_plot(model: &StudyModel, columns: &StudyColumns, metric: &str, maxim
             let cells = params
                 .iter()
                 .map(|(name, _)| {
-                    let value = if name == PIPELINE_AXIS { Some(c.pipeline.clone()) } else { c.params.get(name).map(|v| v.to_string()) };
+                    let value = if name == PIPELINE_AXIS {
+                        Some(c.pipeline.clone())
+                    } else {
+                        c.params.get(name).map(|v| v.to_string())
+                    };
                     match value {
                         // A value that reads as a number is placed on a numeric axis, whatever its type.
                         Some(v) => v.parse::<f64>().map(ParallelCell::Num).unwrap_or_else(|_| ParallelCell::Text(v)),
@@ -220,7 +224,13 @@ mod tests {
             for lf in [0.2, 0.4] {
                 for seed in 0..2 {
                     let acc = base + lf / 4.0 + 0.01 * seed as f64;
-                    trials.push(trial(trials.len() as i64 + 1, pipeline, &[("label_fraction", ParamValue::Float(lf))], seed, acc));
+                    trials.push(trial(
+                        trials.len() as i64 + 1,
+                        pipeline,
+                        &[("label_fraction", ParamValue::Float(lf))],
+                        seed,
+                        acc,
+                    ));
                 }
             }
         }
@@ -257,7 +267,9 @@ mod tests {
         assert_eq!(importance_plot(&model), None);
         // A command pipeline varying lr and opt: a plot with both.
         let mut trials = Vec::new();
-        for (i, (lr, opt)) in [(0.1, "sgd"), (0.01, "sgd"), (0.1, "adam"), (0.01, "adam"), (0.001, "adam")].into_iter().enumerate() {
+        for (i, (lr, opt)) in
+            [(0.1, "sgd"), (0.01, "sgd"), (0.1, "adam"), (0.01, "adam"), (0.001, "adam")].into_iter().enumerate()
+        {
             let params = [("lr", ParamValue::Float(lr)), ("opt", ParamValue::Str(opt.into()))];
             trials.push(trial(i as i64 + 1, "command", &params, 0, 0.5 + lr + if opt == "adam" { 0.1 } else { 0.0 }));
         }
@@ -289,8 +301,13 @@ mod tests {
             assert!(doc.contains(&format!(">{}</text>", c.display_name())), "{}: {doc}", c.display_name());
         }
         // The best configuration (dec at 0.4) gets the first colour; both its trials wear it.
-        let best = model.configs.iter().position(|c| c.pipeline == "dec" && c.params["label_fraction"] == ParamValue::Float(0.4)).unwrap();
-        let best_trials: Vec<i64> = trials.iter().filter(|t| config_of[&t.id].1 == model.configs[best].config_id).map(|t| t.id).collect();
+        let best = model
+            .configs
+            .iter()
+            .position(|c| c.pipeline == "dec" && c.params["label_fraction"] == ParamValue::Float(0.4))
+            .unwrap();
+        let best_trials: Vec<i64> =
+            trials.iter().filter(|t| config_of[&t.id].1 == model.configs[best].config_id).map(|t| t.id).collect();
         assert_eq!(best_trials.len(), 2);
         let series_colours: Vec<&str> = doc
             .lines()
@@ -300,7 +317,11 @@ mod tests {
         assert_eq!(series_colours.len(), 8);
         let distinct: BTreeSet<&str> = series_colours.iter().copied().collect();
         assert_eq!(distinct.len(), 4, "one colour per configuration: {series_colours:?}");
-        assert_eq!(series_colours.iter().filter(|c| **c == PALETTE[0]).count(), 2, "the best configuration's two trials");
+        assert_eq!(
+            series_colours.iter().filter(|c| **c == PALETTE[0]).count(),
+            2,
+            "the best configuration's two trials"
+        );
     }
 
     #[test]

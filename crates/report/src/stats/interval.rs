@@ -123,7 +123,7 @@ pub fn method_for(metric: &str, values: &[f64]) -> IntervalMethod {
 /// the mean); with a positive spread the mean is then strictly inside (0, 1).
 /// [`IntervalMethod::WilsonPooled`] needs row counts: see [`wilson95`].
 pub fn interval95(method: IntervalMethod, n: usize, mean: f64, std: f64) -> Option<Interval> {
-    if n < MIN_INTERVAL_N || !(std > 0.0) {
+    if n < MIN_INTERVAL_N || std.is_nan() || std <= 0.0 {
         return None;
     }
     let t = student_t_quantile(0.975, (n - 1) as f64);

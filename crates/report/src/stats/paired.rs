@@ -245,15 +245,16 @@ mod tests {
 
     #[test]
     fn wilcoxon_ties_are_equal_up_to_rounding_like_the_t_test() {
-        // 2/29 computed two ways, as the demo's accuracies give it: equal in exact arithmetic.
-        let (a, b) = (0.068965517241379226, 0.068965517241379448);
+        // 2/29 computed two ways, as the demo's accuracies give it (0.068965517241379226 and
+        // 0.068965517241379448 to 18 digits): equal in exact arithmetic.
+        let (a, b) = (0.06896551724137923, 0.06896551724137945);
         assert_ne!(a, b, "the two spellings differ in the last bit");
         // The demo's label fraction 0.1: dec − baseline = −2/29, +1/29, −2/29. Ranks 1, 2.5, 2.5
         // (the two 2/29 tie): W+ = 1, E = 3, Var = (1 + 6.25 + 6.25)/4 = 3.375,
         // z = (2 − 0.5)/√3.375 = 0.8164966, p = 2Φ(−0.8164966) = 0.4142162 (scipy's
         // wilcoxon(..., method="approx", correction=True) agrees). With `==` the two were ranked
         // 2 and 3, no tie, and the exact p was 0.5.
-        let w = wilcoxon_signed_rank(&[-a, 0.034482758620689613, -b]);
+        let w = wilcoxon_signed_rank(&[-a, 0.03448275862068961, -b]);
         assert_eq!((w.n, w.w_plus, w.method), (3, 1.0, WilcoxonMethod::Normal));
         assert!((w.p_value - 0.4142161782425251).abs() < 1e-9, "{}", w.p_value);
         // A difference that is zero up to rounding is a zero, as in the t-test.
