@@ -353,9 +353,12 @@ macro_rules! params {
 }
 
 params! {
-    /// Fraction of the training rows whose labels are kept. Registered with the stages that use
-    /// labels, not with `data`: the train/validation partition does not depend on it, so an AE
-    /// checkpoint is shared across label fractions.
+    /// Fraction of the training and validation rows whose labels are kept. Validation rows come
+    /// from the labeled part: accuracy, F1, checkpoint selection, pruning and TPE use only the
+    /// labeled validation rows (`n` in trials.csv), so fewer at lower fractions; the test split
+    /// (`test_n`) is always scored in full. Registered with the stages that use labels, not with
+    /// `data`: the train/validation partition does not depend on it, so an AE checkpoint is
+    /// shared across label fractions.
     label_fraction: f64 = 0.4, Domain::Float { min: 0.0, max: 1.0, min_open: true }, &[Stage::Dec, Stage::Finetune];
     /// What a sentiment score of exactly 0 becomes: drop the row, or count it negative/positive.
     zero_label: ZeroLabel = ZeroLabel::Drop, Domain::Choice(&["drop", "negative", "positive"]), &[Stage::Data];

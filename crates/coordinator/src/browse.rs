@@ -92,8 +92,9 @@ pub struct StudyOverview {
     pub info: StudyInfo,
     /// Trials by status name, every status present in the store (so `cancelled` too).
     pub by_status: BTreeMap<String, u64>,
-    /// The best objective value among completed trials.
-    pub best: Option<f64>,
+    /// The best configuration's mean objective over its completed seeds: the number the
+    /// report's tables and parallel coordinates call "best", not one lucky seed's.
+    pub best_config_mean: Option<f64>,
     /// When its first trial was leased and when its latest one ended (Unix ms).
     pub first_started_ms: Option<i64>,
     pub last_finished_ms: Option<i64>,
@@ -360,10 +361,13 @@ fn overview(conn: &Connection, id: i64, name: &str) -> Result<StudyOverview> {
     }
     let key = json_key(&info.objective_metric, "metric").ok();
     let aggregate = if info.maximize { "MAX" } else { "MIN" };
-    let best: Option<f64> = match key {
+    // A configuration is (pipeline, config_id), as in the report's grouping; AVG skips trials
+    // that lack the metric, as the report leaves out missing values.
+    let best_config_mean: Option<f64> = match key {
         Some(key) => conn
             .prepare_cached(&format!(
-                "SELECT {aggregate}(json_extract(metrics, ?2)) FROM trials WHERE study_id = ?1 AND status = ?3"
+                "SELECT {aggregate}(mean) FROM (SELECT AVG(json_extract(metrics, ?2)) AS mean FROM trials \
+                 WHERE study_id = ?1 AND status = ?3 GROUP BY pipeline, config_id)"
             ))?
             .query_row(params![id, key, TrialStatus::Completed], |r| r.get::<_, Option<f64>>(0))?,
         None => None,
@@ -371,7 +375,7 @@ fn overview(conn: &Connection, id: i64, name: &str) -> Result<StudyOverview> {
     let (first_started_ms, last_finished_ms) = conn
         .prepare_cached("SELECT MIN(started_ms), MAX(finished_ms) FROM trials WHERE study_id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(StudyOverview { info, by_status, best, first_started_ms, last_finished_ms })
+    Ok(StudyOverview { info, by_status, best_config_mean, first_started_ms, last_finished_ms })
 }
 
 /// A trial with its leases.
@@ -469,6 +473,24 @@ mod tests {
     }
 
     #[test]
+    fn the_best_is_a_configurations_mean_over_seeds_not_one_seed() {
+        let mut f = Fixture::new();
+        let mut study = command_study("b", 4, 2);
+        // Two configurations of two seeds each: trials 1 and 2 are cfg-0, 3 and 4 are cfg-2.
+        study.trials[1].config_id = "cfg-0".into();
+        study.trials[3].config_id = "cfg-2".into();
+        f.ctx.insert_study(&study).unwrap();
+        // cfg-0 scores 0.9 and 0.5 (mean 0.7), cfg-2 0.8 and 0.8 (mean 0.8); the best single
+        // trial (0.9) is not the best configuration.
+        for acc in [0.9, 0.5, 0.8, 0.8] {
+            let lease = f.ctx.lease("w").unwrap().0.unwrap();
+            f.ctx.complete(&lease.lease_id, &BTreeMap::from([("accuracy".into(), acc)])).unwrap();
+        }
+        let o = &overviews(&f.ctx.conn, None, &OverviewCache::default()).unwrap()[0].1;
+        assert!((o.best_config_mean.unwrap() - 0.8).abs() < 1e-12, "{:?}", o.best_config_mean);
+    }
+
+    #[test]
     fn overviews_count_every_status_and_find_the_best() {
         let mut f = Fixture::new();
         f.ctx.insert_study(&command_study("a", 3, 2)).unwrap();
@@ -480,7 +502,7 @@ mod tests {
         let all = overviews(&f.ctx.conn, None, &cache).unwrap();
         let o = &all[0].1;
         assert_eq!(o.by_status, BTreeMap::from([("completed".into(), 2), ("pending".into(), 1)]));
-        assert_eq!(o.best, Some(0.9));
+        assert_eq!(o.best_config_mean, Some(0.9), "one seed per configuration: its value");
         assert!(o.first_started_ms.is_some() && o.last_finished_ms.is_some());
         assert!(overviews(&f.ctx.conn, Some(&[99]), &cache).unwrap().is_empty());
         assert_eq!(overviews(&f.ctx.conn, None, &cache).unwrap()[0].1, *o, "unchanged: served from the cache");
@@ -488,7 +510,7 @@ mod tests {
         let lease = f.ctx.lease("w").unwrap().0.unwrap();
         f.ctx.complete(&lease.lease_id, &BTreeMap::from([("accuracy".into(), 0.95)])).unwrap();
         let again = &overviews(&f.ctx.conn, None, &cache).unwrap()[0].1;
-        assert_eq!((again.best, again.by_status.get("completed")), (Some(0.95), Some(&3)));
+        assert_eq!((again.best_config_mean, again.by_status.get("completed")), (Some(0.95), Some(&3)));
 
         let detail = trial_detail(&f.ctx.conn, 1).unwrap();
         assert_eq!(detail.leases.len(), 1);

@@ -3,7 +3,7 @@
 //!
 //! | path | what |
 //! | --- | --- |
-//! | `/` | every study: state, trials by status, progress and ETA, best objective, creation time |
+//! | `/` | every study: state, trials by status, progress and ETA, best configuration's mean objective over seeds, creation time |
 //! | `/studies/{name}` | the trial table (sorted, filtered and paginated in SQL), then the seed-grouped summary, paired comparisons and plots (`/studies/{name}/summary`, loaded after the page) |
 //! | `/trials/{id}` | parameters, lease history, per-stage curves, metrics, error |
 //! | `/workers` | every worker process seen, quiet ones marked |

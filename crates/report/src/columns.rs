@@ -34,6 +34,17 @@ fn metric_rank(name: &str) -> (u8, usize) {
     }
 }
 
+/// The metric that holds how many rows `metric` was scored on: `test_n` for a test-split metric
+/// (a worker reports the test split's metrics with its row count under `test`, flattened with a
+/// `test_` prefix), `n` (the validation rows) for every other one.
+pub(crate) fn rows_metric(metric: &str) -> &'static str {
+    if metric.starts_with("test_") {
+        "test_n"
+    } else {
+        "n"
+    }
+}
+
 /// Every metric name that appears in `trials`, in report order.
 pub(crate) fn metric_names(trials: &[TrialRow]) -> Vec<String> {
     let names: BTreeSet<&str> = trials.iter().flat_map(|t| t.metrics.keys().map(String::as_str)).collect();

@@ -13,6 +13,7 @@ use decsweep_api::labels::{self, Configuration};
 use decsweep_api::ParamValue;
 use tracing::warn;
 
+use crate::columns::rows_metric;
 use crate::stats::Summary;
 use crate::{ReportOptions, TrialRow, TrialStatus};
 
@@ -49,9 +50,11 @@ impl<'a> Group<'a> {
     }
 
     /// Statistics of `metric` over the aggregated trials, with the interval method that suits
-    /// it (logit-t for accuracy and F1).
+    /// it (logit-t for accuracy and F1; with no spread, Wilson over the rows each trial was
+    /// scored on, its `n` or `test_n`).
     pub(crate) fn summary(&self, metric: &str) -> Summary {
-        Summary::of_metric(metric, self.values(metric).into_iter().map(|(_, x)| x))
+        let rows = rows_metric(metric);
+        Summary::of_scored(metric, self.values(metric).into_iter().map(|(t, x)| (x, t.metrics.get(rows).copied())))
     }
 
     /// A parameter's value, falling back to the registry default for a registered parameter the

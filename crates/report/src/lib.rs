@@ -8,7 +8,7 @@
 //! | `trials.csv` | one row per trial: id, pipeline, config_id, label, every parameter, seed, status, attempts, resumes, resumed_from (`stage:epoch`), worker, error, every metric |
 //! | `summary.csv` | one row per configuration (pipeline, config_id, label): trial counts by status, the aggregated seeds and trial ids, and n, mean, std, 95% CI (and its method) of every metric |
 //! | `paired.csv` | the seed pairs behind the dec-vs-baseline comparison, with each comparison's mean difference, interval, d_z, raw and Holm-adjusted p-values |
-//! | `table.md`, `table.tex` | the paper's Table 1 layout (model, accuracy % mean ± std and 95% CI, weighted F1 and its CI, n, parameter count) and the paired comparison |
+//! | `table.md`, `table.tex` | the paper's Table 1 layout (model, accuracy % mean ± std and 95% CI, weighted F1 and its CI, seeds, rows, parameter count; test accuracy and F1 with validation beside them when the dataset has a test split) and the paired comparison |
 //! | `accuracy_vs_label_fraction.svg` | only when the label fraction varies |
 //! | `search.svg` | only for an adaptive search ([`ReportOptions::adaptive`], a TPE study): the objective of each configuration in order of its first trial id, pruned ones hollow, and the best so far as a step line. A grid or random study proposes its configurations in an order that means nothing, so it has no best-so-far |
 //! | `importance.csv` | for any search (a pipeline with several configurations differing in a parameter, grid and random included): per pipeline and varying parameter, the share of the objective's variance across completed configurations explained by that parameter alone (η²), see the module docs of `importance` |
@@ -30,7 +30,10 @@
 //! - **Statistics.** Sample standard deviation (n − 1). 95% intervals of a mean: for metrics in
 //!   [0, 1] (accuracy, F1) the logit-t interval, which stays inside the bounds; for the others
 //!   (loss, times) mean ± t_{0.975, n−1} · std/√n; none from fewer than 3 seeds
-//!   ([`stats::MIN_INTERVAL_N`]). Paired comparisons by a two-sided paired t-test with a
+//!   ([`stats::MIN_INTERVAL_N`]). Never a zero-width interval: when every seed scores the same,
+//!   accuracy and F1 get Wilson's interval of the seeds' pooled rows (`n` or `test_n`) and other
+//!   metrics none. Ties and "no spread" are judged up to rounding (a relative tolerance of
+//!   10⁻⁹), the same rule in the t-test, the Wilcoxon test and the summaries. Paired comparisons by a two-sided paired t-test with a
 //!   Wilcoxon signed-rank test beside it, the mean difference with its t interval and Cohen's
 //!   d_z, and both tests' p-values Holm-adjusted over every comparison of the study. See
 //!   [`stats`] for how they are computed.
@@ -250,7 +253,7 @@ mod tests {
         let md = fs::read_to_string(dir.join("table.md")).unwrap();
         assert!(md.starts_with("# Study label-fraction & co\n"), "{md}");
         assert!(
-            md.contains("| Model | Accuracy (%) | 95% CI (%) | F1 (weighted) | 95% CI | n | Param count |"),
+            md.contains("| Model | Val accuracy (%) | 95% CI (%) | Val F1 (weighted) | 95% CI | Seeds | Val rows | Param count |"),
             "{md}"
         );
         // Accuracies 0.704 0.693 0.711 0.698: mean 70.15%, sd 0.78, logit-t [68.90, 71.37]

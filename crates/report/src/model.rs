@@ -61,9 +61,20 @@ pub struct ConfigSummary {
     /// Smallest and largest `param_count` over the aggregated seeds (one architecture should
     /// give one number).
     pub param_count: Option<(f64, f64)>,
+    /// Smallest and largest number of validation rows (`n`) the aggregated seeds were scored
+    /// on: drawn from the labeled part, so it grows with the label fraction.
+    pub val_rows: Option<(f64, f64)>,
+    /// Smallest and largest number of test rows (`test_n`): the dataset's fixed test split, the
+    /// same for every trial; `None` without a test split.
+    pub test_rows: Option<(f64, f64)>,
 }
 
 impl ConfigSummary {
+    /// The name a reader sees for this configuration in legends, tables and pages.
+    pub fn display_name(&self) -> &str {
+        &self.label
+    }
+
     /// Trials of the configuration.
     pub fn n_trials(&self) -> usize {
         self.counts.values().sum()
@@ -172,12 +183,6 @@ const TABLE_METRICS: [&str; 2] = ["accuracy", "f1_weighted"];
 fn config(g: &Group, metrics: &[String]) -> ConfigSummary {
     let summaries =
         metrics.iter().map(String::as_str).chain(TABLE_METRICS).map(|m| (m.to_string(), g.summary(m))).collect();
-    let counts: Vec<f64> = g.values("param_count").into_iter().map(|(_, x)| x).collect();
-    let param_count = (!counts.is_empty()).then(|| {
-        let lo = counts.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = counts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (lo, hi)
-    });
     ConfigSummary {
         pipeline: g.pipeline.to_string(),
         config_id: g.config_id.to_string(),
@@ -187,8 +192,18 @@ fn config(g: &Group, metrics: &[String]) -> ConfigSummary {
         seeds: g.aggregated.iter().map(|t| t.seed).collect(),
         trial_ids: g.aggregated.iter().map(|t| t.id).collect(),
         metrics: summaries,
-        param_count,
+        param_count: range(g, "param_count"),
+        val_rows: range(g, "n"),
+        test_rows: range(g, "test_n"),
     }
+}
+
+/// Smallest and largest finite value of `metric` over the aggregated seeds; `None` without one.
+fn range(g: &Group, metric: &str) -> Option<(f64, f64)> {
+    g.values(metric).into_iter().map(|(_, x)| x).fold(None, |acc, x| match acc {
+        None => Some((x, x)),
+        Some((lo, hi)) => Some((f64::min(lo, x), f64::max(hi, x))),
+    })
 }
 
 fn paired(c: Comparisons) -> Paired {

@@ -1,13 +1,18 @@
 //! The SVG plots of a report.
 //!
 //! - `accuracy_vs_label_fraction.svg`, written only when `label_fraction` takes two or more
-//!   values across configurations: x = label fraction, y = mean accuracy (%) with its 95%
+//!   values across configurations. When the dataset has a test split, two panels: mean test
+//!   accuracy (%) and mean test weighted F1, each with its 95% interval as error bars and the
+//!   validation mean dashed beside it in the same colour (validation rows come from the labeled
+//!   part, so their number changes with the label fraction; the test rows do not). Without a
+//!   test split, one panel: x = label fraction, y = mean accuracy (%) with its 95%
 //!   interval as an error bar: the logit-t interval, which stays inside 0–100%, and no bar for a
 //!   configuration with fewer than 3 seeds (see [`crate::stats::interval95`]); the panel title
 //!   names the method. The y axis follows the means and bars and never runs past 0 or 100%. One
 //!   line per pipeline — more precisely per pipeline and setting of the *other* varying
 //!   parameters, so a line never joins configurations that differ in anything but the label
-//!   fraction. Configurations with no aggregated accuracy are left out.
+//!   fraction. Configurations with no aggregated accuracy are left out. Bars of different lines
+//!   at the same label fraction are dodged a few pixels apart so none hides another.
 //! - `curves_<trial_id>.svg`, one per configuration, for its representative trial: the first
 //!   aggregated trial in (seed, id) order that has recorded curve points, i.e. normally the
 //!   lowest seed. Train and validation loss per epoch, one panel per stage in pipeline order
@@ -37,13 +42,68 @@ pub(crate) fn curves_file(trial_id: i64) -> String {
     format!("curves_{trial_id}.svg")
 }
 
+/// One panel of the label-fraction plot: a headline metric with its intervals as bars, and
+/// optionally a second metric drawn dashed beside it (validation beside test).
+struct Measure {
+    headline: &'static str,
+    beside: Option<&'static str>,
+    /// What the panel title calls the headline metric: "accuracy", "test accuracy".
+    what: &'static str,
+    y_label: &'static str,
+    /// 100 for a percentage.
+    scale: f64,
+}
+
 /// The accuracy-vs-label-fraction plot, or `None` when the label fraction does not vary.
+///
+/// With a test split (some trial reports `test_accuracy`) it has two panels, test accuracy and
+/// test weighted F1, each with its validation counterpart dashed beside it: validation rows
+/// come from the labeled part and so differ between label fractions, the test rows do not.
 pub(crate) fn label_fraction_plot(study: &str, groups: &[Group]) -> Option<String> {
     if !varying_params(groups).contains(LABEL_FRACTION) {
         return None;
     }
-    // One series per pipeline + the other varying parameters it reads, named like the
-    // configurations' labels without the label fraction.
+    let has_test = groups.iter().any(|g| g.summary("test_accuracy").n > 0);
+    let (title, measures) = if has_test {
+        (
+            format!("{study}: test accuracy and F1 vs label fraction (validation dashed)"),
+            vec![
+                Measure {
+                    headline: "test_accuracy",
+                    beside: Some("accuracy"),
+                    what: "test accuracy",
+                    y_label: "accuracy (%)",
+                    scale: 100.0,
+                },
+                Measure {
+                    headline: "test_f1_weighted",
+                    beside: Some("f1_weighted"),
+                    what: "test F1",
+                    y_label: "weighted F1",
+                    scale: 1.0,
+                },
+            ],
+        )
+    } else {
+        (
+            format!("{study}: accuracy vs label fraction"),
+            vec![Measure {
+                headline: "accuracy",
+                beside: None,
+                what: "accuracy",
+                y_label: "accuracy (%)",
+                scale: 100.0,
+            }],
+        )
+    };
+    let names = line_names(groups);
+    let panels: Vec<Panel> = measures.iter().map(|m| label_fraction_panel(groups, &names, m)).collect();
+    Some(svg::render(&title, &panels))
+}
+
+/// One line name per group: the configuration's label without the label fraction, so a line
+/// joins the configurations that differ in nothing else (and is named like them).
+fn line_names(groups: &[Group]) -> Vec<String> {
     let without_fraction: Vec<(BTreeMap<String, ParamValue>, BTreeSet<String>)> = groups
         .iter()
         .map(|g| {
@@ -61,44 +121,72 @@ pub(crate) fn label_fraction_plot(study: &str, groups: &[Group]) -> Option<Strin
             Configuration::new(g.pipeline, g.config_id, params).with_spec_label(g.spec_label).with_disputed(disputed)
         })
         .collect();
-    let names = labels::describe_all(&reduced);
-    let mut lines: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+    labels::describe_all(&reduced)
+}
+
+fn label_fraction_panel(groups: &[Group], names: &[String], m: &Measure) -> Panel {
+    // One line per name (see `line_names`): (headline, beside) points.
+    let mut lines: BTreeMap<String, (Vec<Point>, Vec<Point>)> = BTreeMap::new();
     let mut methods = Vec::new();
     let mut all_fractions = true;
     for (g, name) in groups.iter().zip(names) {
         let Some(x) = g.param(LABEL_FRACTION).and_then(|v| v.as_f64()) else { continue };
-        let acc = g.summary("accuracy");
-        let Some(mean) = acc.mean else { continue };
-        methods.extend(acc.ci95.map(|c| c.method));
-        all_fractions &= g.values("accuracy").iter().all(|(_, a)| (0.0..=1.0).contains(a));
-        let err = acc.ci95.map(|c| (100.0 * c.low, 100.0 * c.high));
-        lines.entry(name).or_default().push(Point { x, y: 100.0 * mean, err });
+        let headline = g.summary(m.headline);
+        let beside = m.beside.map(|b| g.summary(b));
+        if headline.mean.is_none() && beside.is_none_or(|b| b.mean.is_none()) {
+            continue;
+        }
+        let line = lines.entry(name.clone()).or_default();
+        if let Some(mean) = headline.mean {
+            methods.extend(headline.ci95.map(|c| c.method));
+            all_fractions &= g.values(m.headline).iter().all(|(_, a)| (0.0..=1.0).contains(a));
+            let err = headline.ci95.map(|c| (m.scale * c.low, m.scale * c.high));
+            line.0.push(Point { x, y: m.scale * mean, err });
+        }
+        if let (Some(b), Some(mean)) = (m.beside, beside.and_then(|s| s.mean)) {
+            all_fractions &= g.values(b).iter().all(|(_, a)| (0.0..=1.0).contains(a));
+            line.1.push(Point { x, y: m.scale * mean, err: None });
+        }
     }
-    let series = lines
-        .into_iter()
-        .enumerate()
-        .map(|(i, (name, mut points))| {
-            points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            Series { name, color: PALETTE[i % PALETTE.len()], dashed: i >= PALETTE.len(), style: Style::Line, points }
-        })
-        .collect();
+    let mut series = Vec::new();
+    for (i, (name, (mut head, mut beside))) in lines.into_iter().enumerate() {
+        head.sort_by(|a, b| a.x.total_cmp(&b.x));
+        beside.sort_by(|a, b| a.x.total_cmp(&b.x));
+        let color = PALETTE[i % PALETTE.len()];
+        let (head_name, beside_name) = match m.beside {
+            Some(_) => (format!("{name}, test"), format!("{name}, validation")),
+            None => (name, String::new()),
+        };
+        if !head.is_empty() {
+            series.push(Series {
+                name: head_name,
+                color,
+                dashed: i >= PALETTE.len(),
+                style: Style::Line,
+                points: head,
+            });
+        }
+        if !beside.is_empty() {
+            series.push(Series { name: beside_name, color, dashed: true, style: Style::Line, points: beside });
+        }
+    }
+    let what = m.what;
     let title = if methods.is_empty() {
-        format!("mean accuracy; no interval (fewer than {MIN_INTERVAL_N} seeds)")
+        format!("mean {what}; no interval (fewer than {MIN_INTERVAL_N} seeds)")
     } else if methods.iter().all(|m| *m == IntervalMethod::LogitT) {
-        format!("mean accuracy; bars: 95% logit-t interval (n ≥ {MIN_INTERVAL_N})")
+        format!("mean {what}; bars: 95% logit-t interval (n ≥ {MIN_INTERVAL_N})")
     } else {
-        format!("mean accuracy; bars: 95% interval (n ≥ {MIN_INTERVAL_N}; method in summary.csv)")
+        format!("mean {what}; bars: 95% interval (n ≥ {MIN_INTERVAL_N}; method in summary.csv)")
     };
-    let panel = Panel {
+    Panel {
         title,
         x_label: "label fraction".into(),
-        y_label: "accuracy (%)".into(),
+        y_label: m.y_label.into(),
         series,
         // Accuracies reported as fractions cannot leave 0–100%; a `command` pipeline that
         // reports something else keeps an unbounded axis rather than a clipped one.
-        y_limits: all_fractions.then_some((0.0, 100.0)),
-    };
-    Some(svg::render(&format!("{study}: accuracy vs label fraction"), &[panel]))
+        y_limits: all_fractions.then_some((0.0, m.scale)),
+    }
 }
 
 /// The curve plots: (file name, document) for each configuration's representative trial.
@@ -203,6 +291,43 @@ mod tests {
         let doc = label_fraction_plot("s", &group(&trials, &ReportOptions::default())).unwrap();
         assert!(doc.contains(">lr_ft=5e-4</text>") && doc.contains(">lr_ft=1e-3</text>"), "{doc}");
         assert!(!doc.contains("#a") && !doc.contains("lf="), "one line per learning rate: {doc}");
+    }
+
+    #[test]
+    fn with_a_test_split_the_plot_shows_test_with_validation_dashed_beside_it() {
+        let mut trials = Vec::new();
+        for (pipeline, lf, base) in
+            [("baseline", 0.2, 0.70), ("baseline", 1.0, 0.80), ("dec", 0.2, 0.74), ("dec", 1.0, 0.82)]
+        {
+            for seed in 0..3u64 {
+                let mut row = t(trials.len() as i64 + 1, pipeline, "", seed, lf, base + 0.01 * seed as f64);
+                row.config_id = format!("{pipeline}{lf}");
+                row.metrics.insert("test_accuracy".into(), base - 0.05 + 0.02 * seed as f64);
+                row.metrics.insert("test_f1_weighted".into(), base - 0.06 + 0.02 * seed as f64);
+                trials.push(row);
+            }
+        }
+        let doc = label_fraction_plot("s", &group(&trials, &ReportOptions::default())).unwrap();
+        assert_well_formed(&doc);
+        for legend in ["baseline, test", "baseline, validation", "dec, test", "dec, validation"] {
+            assert_eq!(doc.matches(&format!(">{legend}</text>")).count(), 2, "{legend}: one entry per panel");
+        }
+        assert!(doc.contains(">mean test accuracy; bars: 95% logit-t interval (n ≥ 3)</text>"), "{doc}");
+        assert!(doc.contains(">mean test F1; bars: 95% logit-t interval (n ≥ 3)</text>"), "{doc}");
+        // Bars on the test lines only: 2 pipelines × 2 fractions × 2 panels.
+        assert_eq!(doc.matches("class=\"error-bar\"").count(), 8);
+        // Without test metrics: the one validation panel of before.
+        let val_only: Vec<TrialRow> = trials
+            .into_iter()
+            .map(|mut r| {
+                r.metrics.retain(|k, _| !k.starts_with("test_"));
+                r
+            })
+            .collect();
+        let doc = label_fraction_plot("s", &group(&val_only, &ReportOptions::default())).unwrap();
+        assert!(
+            doc.contains(">mean accuracy; bars: 95% logit-t interval (n ≥ 3)</text>") && !doc.contains("validation")
+        );
     }
 
     #[test]

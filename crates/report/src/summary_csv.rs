@@ -14,7 +14,15 @@
 //! - `logit_t`: expit(logit(x̄) ± t_{0.975, n−1} · s / (√n · x̄ (1 − x̄))) (metrics in [0, 1]:
 //!   accuracy and F1; the interval stays inside [0, 1]; see [`crate::stats::interval95`]).
 //!
+//! - `wilson_pooled`: when every seed scored the same (no spread up to rounding), a t or
+//!   logit-t interval would be the single point [x̄, x̄]; accuracy and F1 then get Wilson's score
+//!   interval of the seeds' rows pooled, p̂ = Σ xᵢ·Nᵢ / Σ Nᵢ over N = Σ Nᵢ rows, where Nᵢ is
+//!   the trial's `n` (validation rows) or, for a `test_` metric, `test_n` (see
+//!   [`crate::stats::wilson95`]).
+//!
 //! With n < 3 the interval cells (and the method) are empty: two seeds give no usable interval.
+//! They are empty too when the values have no spread and the metric is not a proportion with
+//! known rows (a constant loss or parameter count): no zero-width interval is ever written.
 //! With n = 1 the std is empty too; with n = 0 the mean is too.
 
 use crate::columns::Headers;
@@ -189,6 +197,12 @@ mod tests {
                 close(cell("std"), sd, 1e-12, m);
                 if n < 3 {
                     assert!(no_interval(), "{key:?} {m}: no interval from two seeds");
+                    continue;
+                }
+                if sd == 0.0 {
+                    // Every seed the same (param_count): no zero-width interval, and no rows to
+                    // pool in this study (its trials record no `n`).
+                    assert!(no_interval(), "{key:?} {m}: no interval without spread");
                     continue;
                 }
                 let se = sd / (n as f64).sqrt();

@@ -1,4 +1,5 @@
-//! `/`: every study with its state, counts by status, progress, ETA and best objective.
+//! `/`: every study with its state, counts by status, progress, ETA and the best configuration's
+//! mean objective over its seeds.
 
 use axum::extract::{Extension, State};
 use axum::response::Html;
@@ -63,7 +64,7 @@ pub(crate) fn row(o: &StudyOverview, now_ms: i64) -> Markup {
                 span.small { (done) "/" (planned) }
             }
             td { (eta.unwrap_or_else(|| "–".into())) }
-            td.num { (o.best.map(num).unwrap_or_else(|| "–".into())) span.small { " " (o.info.objective_metric) } }
+            td.num { (o.best_config_mean.map(num).unwrap_or_else(|| "–".into())) span.small { " " (o.info.objective_metric) } }
             td.small { (o.info.created_at) }
         }
     }
@@ -83,7 +84,7 @@ pub(crate) async fn page(State(app): State<App>, Extension(viewer): Extension<Vi
                 thead { tr {
                     th { "study" } th { "state" }
                     @for s in STATUSES { th { (s) } }
-                    th { "progress" } th { "ETA" } th { "best" } th { "created" }
+                    th { "progress" } th { "ETA" } th title="the best configuration's mean objective over its completed seeds" { "best config (mean)" } th { "created" }
                 } }
                 tbody { @for o in &studies { (row(o, now)) } }
             }

@@ -101,7 +101,9 @@ pub(crate) async fn page(
         p.small {
             "objective: " (info.objective_metric) (if info.maximize { " (maximise)" } else { " (minimise)" })
             " · sampler: " (columns.sampler) " · created " (info.created_at)
-            @if let Some(best) = overview.as_ref().and_then(|o| o.best) { " · best " strong #best { (num(best)) } }
+            @if let Some(best) = overview.as_ref().and_then(|o| o.best_config_mean) {
+                " · best configuration (mean over seeds) " strong #best { (num(best)) }
+            }
         }
         div #counts { (counts(&by_status)) }
         @if viewer.can_act {

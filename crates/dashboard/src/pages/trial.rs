@@ -53,6 +53,7 @@ fn curve_charts(curves: &[TrialCurvePoint]) -> Markup {
         points: pts,
         end: Marker::None,
         faint: false,
+        legend: true,
     };
     html! {
         @if stages.is_empty() { p.small #no-curves { "No epoch reported yet." } }

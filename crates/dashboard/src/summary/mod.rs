@@ -80,6 +80,8 @@ pub(crate) async fn fragment(c: &Coordinator, cache: &Cache, study: &str) -> Res
     let columns = c.study_columns(study).await?;
     let trials: Vec<TrialRow> = c.trials(study, None).await?.into_iter().map(TrialRow::from).collect();
     let epochs = c.epoch_values(study, MAX_CURVE_TRIALS).await?;
+    let config_of: HashMap<i64, (String, String)> =
+        trials.iter().map(|t| (t.id, (t.pipeline.clone(), t.config_id.clone()))).collect();
     let name = study.to_string();
     let options = ReportOptions::default().with_objective(info.objective_metric.clone(), info.maximize);
     let version = version_of(&key);
@@ -90,7 +92,7 @@ pub(crate) async fn fragment(c: &Coordinator, cache: &Cache, study: &str) -> Res
         Ok(Fragment {
             version: version.clone(),
             tables: tables::render(&model, metric, &version).into_string(),
-            plots: plots::render(&model, &files, &columns, metric, maximize, &epochs).into_string(),
+            plots: plots::render(&model, &files, &columns, (metric, maximize), &epochs, &config_of).into_string(),
         })
     })
     .await

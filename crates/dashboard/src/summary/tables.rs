@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use decsweep_report::stats::IntervalMethod;
+use decsweep_report::stats::{IntervalMethod, NoInterval};
 use decsweep_report::{StudyModel, TrialStatus};
 use maud::{html, Markup};
 
@@ -23,12 +23,27 @@ fn metrics_objective_first<'m>(model: &'m StudyModel, objective: &str) -> Vec<&'
 /// How the intervals of `metric` were computed across the configurations, for its header.
 fn interval_name(model: &StudyModel, metric: &str) -> &'static str {
     let methods: BTreeSet<&'static str> =
-        model.configs.iter().filter_map(|c| c.summary(metric).ci95.map(|i| i.method.caption())).collect();
-    match methods.len() {
-        0 => "95% CI",
-        1 if methods.contains(IntervalMethod::LogitT.caption()) => "95% CI (logit-t)",
-        1 => "95% CI (t)",
-        _ => "95% CI (logit-t or t)",
+        model.configs.iter().filter_map(|c| c.summary(metric).ci95.map(|i| i.method.name())).collect();
+    let only = |m: IntervalMethod| methods.len() == 1 && methods.contains(m.name());
+    if methods.is_empty() {
+        "95% CI"
+    } else if only(IntervalMethod::LogitT) {
+        "95% CI (logit-t)"
+    } else if only(IntervalMethod::T) {
+        "95% CI (t)"
+    } else if only(IntervalMethod::WilsonPooled) {
+        "95% CI (Wilson, pooled rows)"
+    } else {
+        "95% CI (method per cell)"
+    }
+}
+
+/// Why a summary has no interval, for the cell's tooltip.
+fn no_interval_reason(why: Option<NoInterval>) -> &'static str {
+    match why {
+        Some(NoInterval::FewValues(_)) => "fewer than 3 seeds",
+        Some(NoInterval::NoSpread) => "every seed scored the same and there are no rows to pool",
+        None => "no value",
     }
 }
 
@@ -50,7 +65,10 @@ fn summary_table(model: &StudyModel, objective: &str) -> Markup {
         @if model.configs.is_empty() { p { "No trials yet." } } @else {
             p.note {
                 (aggregated) "; mean ± sample std and the 95% interval of the mean over seeds, as in summary.csv: "
-                "logit-t for metrics in [0, 1] (accuracy, F1), Student's t for the others, none from fewer than 3 seeds."
+                "logit-t for metrics in [0, 1] (accuracy, F1), Student's t for the others, none from fewer than 3 seeds. "
+                "When every seed scores the same, accuracy and F1 get Wilson's interval of the seeds' pooled rows "
+                "(marked W) and other metrics none: a zero-width interval would claim certainty. "
+                "Validation selects checkpoints and drives pruning and TPE; test_ metrics are on the fixed test split."
             }
             div.scroll {
                 table.summary {
@@ -81,9 +99,10 @@ fn summary_table(model: &StudyModel, objective: &str) -> Markup {
                                         Some(ci) => {
                                             td.num.ci data-metric=(m) data-method=(ci.method.name()) title=(ci.method.caption()) {
                                                 "[" (num(ci.low)) ", " (num(ci.high)) "]"
+                                                @if ci.method == IntervalMethod::WilsonPooled { " W" }
                                             }
                                         }
-                                        None => { td.num.ci data-metric=(m) { "–" } }
+                                        None => { td.num.ci data-metric=(m) title=(no_interval_reason(s.no_interval())) { "–" } }
                                     }
                                 }
                             }

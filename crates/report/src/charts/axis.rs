@@ -35,6 +35,22 @@ impl Scale {
         Scale { lo, hi, from, to, log }
     }
 
+    /// [`Scale::fit`] with the range widened by `fraction` of its span at each end, so that no
+    /// value lands exactly on the ends of the axis (where a frame or tick would hide it).
+    pub(crate) fn fit_padded(
+        values: impl IntoIterator<Item = f64>,
+        log: bool,
+        from: f64,
+        to: f64,
+        fraction: f64,
+    ) -> Scale {
+        let mut s = Scale::fit(values, log, from, to);
+        let pad = (s.hi - s.lo) * fraction;
+        s.lo -= pad;
+        s.hi += pad;
+        s
+    }
+
     /// The pixel of a value (values outside a log axis's domain land at its low end).
     pub(crate) fn px(&self, v: f64) -> f64 {
         let v = if self.log {
@@ -90,5 +106,15 @@ mod tests {
         assert!((l.px(1e-3) - 33.333).abs() < 0.01, "log spacing");
         let one = Scale::fit([2.0], false, 0.0, 10.0);
         assert!(one.px(2.0) > 0.0 && one.px(2.0) < 10.0);
+    }
+
+    #[test]
+    fn a_padded_scale_keeps_values_off_the_ends() {
+        let s = Scale::fit_padded([0.6, 0.8], false, 270.0, 40.0, 0.05);
+        for v in [0.6, 0.8] {
+            assert!(s.px(v) < 270.0 - 5.0 && s.px(v) > 40.0 + 5.0, "{v} → {}", s.px(v));
+        }
+        let l = Scale::fit_padded([1e-4, 1e-2], true, 100.0, 0.0, 0.05);
+        assert!(l.px(1e-4) < 100.0 && l.px(1e-2) > 0.0);
     }
 }

@@ -18,9 +18,15 @@ pub struct LineSeries {
     pub dashed: bool,
     pub points: Vec<(f64, f64)>,
     pub end: Marker,
-    /// Thin and translucent (one of many), and left out of the legend.
+    /// Thin and translucent: one of many.
     pub faint: bool,
+    /// Named in the legend. Series that share a name, colour and dash (the trials of one
+    /// configuration) share one entry.
+    pub legend: bool,
 }
+
+/// Most legend entries shown; the rest are counted in a last line.
+const MAX_LEGEND: usize = 8;
 
 const W: f64 = 520.0;
 const H: f64 = 300.0;
@@ -44,8 +50,15 @@ pub fn line_chart(
     if all.is_empty() {
         return None;
     }
-    let legend: Vec<&LineSeries> = series.iter().filter(|s| !s.faint).collect();
-    let legend_h = if legend.is_empty() { 0.0 } else { 16.0 * legend.len().min(8) as f64 + 6.0 };
+    let mut legend: Vec<&LineSeries> = Vec::new();
+    for s in series.iter().filter(|s| s.legend) {
+        if !legend.iter().any(|l| l.name == s.name && l.color == s.color && l.dashed == s.dashed) {
+            legend.push(s);
+        }
+    }
+    let more = legend.len().saturating_sub(MAX_LEGEND);
+    let rows = legend.len().min(MAX_LEGEND) + usize::from(more > 0);
+    let legend_h = if rows == 0 { 0.0 } else { 16.0 * rows as f64 + 6.0 };
     let height = H + legend_h;
     let x = Scale::fit(all.iter().map(|p| p.0), x_log, LEFT, W - RIGHT);
     let y = Scale::fit(all.iter().map(|p| p.1), false, H - BOTTOM, TOP);
@@ -63,10 +76,19 @@ pub fn line_chart(
             svg.cross(last, 4.0, "#D55E00", "pruned-mark");
         }
     }
-    for (i, s) in legend.iter().take(8).enumerate() {
+    for (i, s) in legend.iter().take(MAX_LEGEND).enumerate() {
         let ly = H + 10.0 + 16.0 * i as f64;
-        svg.line((LEFT, ly), (LEFT + 22.0, ly), Stroke { color: s.color, width: 2.0, dashed: false });
+        svg.classed_line(
+            (LEFT, ly),
+            (LEFT + 22.0, ly),
+            Stroke { color: s.color, width: 2.0, dashed: s.dashed },
+            "legend-sample",
+        );
         svg.text((LEFT + 28.0, ly + 4.0), &s.name, Anchor::Start, 11.0, None);
+    }
+    if more > 0 {
+        let ly = H + 10.0 + 16.0 * MAX_LEGEND as f64;
+        svg.text((LEFT + 28.0, ly + 4.0), &format!("… and {more} more"), Anchor::Start, 11.0, None);
     }
     Some(svg.finish_inline(class))
 }
@@ -97,7 +119,7 @@ mod tests {
     use super::*;
 
     fn series(name: &str, points: Vec<(f64, f64)>, end: Marker) -> LineSeries {
-        LineSeries { name: name.into(), color: "#000", dashed: false, points, end, faint: false }
+        LineSeries { name: name.into(), color: "#000", dashed: false, points, end, faint: false, legend: true }
     }
 
     #[test]
@@ -118,5 +140,39 @@ mod tests {
         assert!(line_chart("c", "t", "x", "y", &[series("a", vec![(f64::NAN, 1.0)], Marker::None)], false).is_none());
         let log = line_chart("c", "t", "lr", "y", &[series("a", vec![(1e-4, 1.0), (1e-2, 2.0)], Marker::None)], true);
         assert!(log.unwrap().contains("lr (log)"));
+    }
+
+    #[test]
+    fn the_legend_has_one_entry_per_name_and_counts_the_rest() {
+        let trial = |name: &str, color: &'static str, y: f64| LineSeries {
+            name: name.into(),
+            color,
+            dashed: false,
+            points: vec![(1.0, y), (2.0, y + 0.1)],
+            end: Marker::None,
+            faint: true,
+            legend: true,
+        };
+        // Two trials of config a, one of b: two entries.
+        let doc = line_chart(
+            "c",
+            "t",
+            "epoch",
+            "acc",
+            &[trial("a", "#111", 0.5), trial("a", "#111", 0.6), trial("b", "#222", 0.4)],
+            false,
+        )
+        .unwrap();
+        assert_eq!(doc.matches("class=\"legend-sample\"").count(), 2);
+        assert!(doc.contains(">a</text>") && doc.contains(">b</text>"));
+        // Ten names: eight entries and a count of the other two.
+        let many: Vec<LineSeries> = (0..10).map(|i| trial(&format!("cfg{i}"), "#333", 0.1 * i as f64)).collect();
+        let doc = line_chart("c", "t", "epoch", "acc", &many, false).unwrap();
+        assert_eq!(doc.matches("class=\"legend-sample\"").count(), MAX_LEGEND);
+        assert!(doc.contains(">… and 2 more</text>"));
+        // Series out of the legend add no entry.
+        let quiet = LineSeries { legend: false, ..trial("q", "#444", 0.2) };
+        let doc = line_chart("c", "t", "epoch", "acc", &[quiet], false).unwrap();
+        assert_eq!(doc.matches("legend-sample").count(), 0);
     }
 }

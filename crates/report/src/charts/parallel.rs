@@ -1,6 +1,8 @@
-//! Parallel coordinates: one vertical axis per swept parameter and one for the objective, one
-//! line per configuration coloured by its objective. Log-scaled parameters get log axes;
-//! text-valued ones an axis of their distinct values.
+//! Parallel coordinates: one vertical axis per parameter (the caller puts the pipeline first)
+//! and one for the objective, one line per configuration coloured by its objective (the mean over
+//! its seeds), with a colour legend. Log-scaled parameters get log axes; text-valued ones an
+//! axis of their distinct values. Numeric axes are padded by [`PAD`] of their span at both ends,
+//! so the worst and best configurations are drawn inside the plot, not on its edges.
 
 use super::axis::Scale;
 use crate::format::readable as num;
@@ -22,6 +24,11 @@ pub struct Line {
     pub objective: f64,
 }
 
+/// Share of an axis's span left free at each end.
+const PAD: f64 = 0.06;
+/// Steps of the colour legend's bar.
+const LEGEND_STEPS: usize = 12;
+
 enum Axis {
     Num(Scale),
     Text(Vec<String>),
@@ -35,7 +42,8 @@ fn colour(t: f64) -> String {
     format!("#{:02x}{:02x}{:02x}", mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-/// `params` are `(name, log)`; `None` when there are no lines or no parameters.
+/// `params` are `(name, log)`; `None` when there are no lines or no parameters. `objective`
+/// names what each line's `objective` is (e.g. "accuracy (mean over seeds)").
 pub fn parallel(
     class: &str,
     params: &[(String, bool)],
@@ -72,12 +80,16 @@ pub fn parallel(
             t.dedup();
             t
         };
-        axes.push(if texts.is_empty() { Axis::Num(Scale::fit(nums, *log, bottom, top)) } else { Axis::Text(texts) });
+        axes.push(if texts.is_empty() {
+            Axis::Num(Scale::fit_padded(nums, *log, bottom, top, PAD))
+        } else {
+            Axis::Text(texts)
+        });
     }
-    let objective_scale = Scale::fit(lines.iter().map(|l| l.objective), false, bottom, top);
+    let objective_scale = Scale::fit_padded(lines.iter().map(|l| l.objective), false, bottom, top, PAD);
     let (lo, hi) =
         lines.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), l| (a.min(l.objective), b.max(l.objective)));
-    let mut svg = Svg::new(width, 310.0);
+    let mut svg = Svg::new(width, 350.0);
     svg.text(
         (width / 2.0, 16.0),
         &format!("Parallel coordinates, coloured by {objective}"),
@@ -140,8 +152,24 @@ pub fn parallel(
     for (v, l) in objective_scale.ticks(4) {
         svg.text((x + 4.0, objective_scale.px(v) + 3.0), &l, Anchor::Start, 9.0, None);
     }
-    svg.text((x, top - 8.0), &format!("best {}", num(if maximize { hi } else { lo })), Anchor::Middle, 9.0, None);
+    let best = if maximize { hi } else { lo };
+    svg.text((x, top - 8.0), &format!("best configuration: {}", num(best)), Anchor::End, 9.0, None);
+    colour_legend(&mut svg, (50.0, 322.0), (lo, hi), maximize);
     Some(svg.finish_inline(class))
+}
+
+/// A bar of the line colours from the worst objective to the best, each end labelled.
+fn colour_legend(svg: &mut Svg, (x, y): (f64, f64), (lo, hi): (f64, f64), maximize: bool) {
+    let (worst, best) = if maximize { (lo, hi) } else { (hi, lo) };
+    let step = 12.0;
+    svg.text((x, y + 4.0), &format!("worse {}", num(worst)), Anchor::Start, 10.0, None);
+    let bar_x = x + 90.0;
+    for i in 0..LEGEND_STEPS {
+        let t = i as f64 / (LEGEND_STEPS - 1) as f64;
+        svg.classed_rect((bar_x + step * i as f64, y - 6.0), (step, 12.0), &colour(t), "colour-legend");
+    }
+    let end = bar_x + step * LEGEND_STEPS as f64 + 6.0;
+    svg.text((end, y + 4.0), &format!("better {}", num(best)), Anchor::Start, 10.0, None);
 }
 
 #[cfg(test)]
@@ -167,5 +195,42 @@ mod tests {
         assert!(doc.contains("<title>lr=0.01 &lt;b&gt;: accuracy 0.8</title>"), "each line's tooltip: {doc}");
         assert!(parallel("p", &[], "accuracy", true, &lines).is_none());
         assert_eq!(colour(0.0), "#1f4e9e");
+    }
+
+    /// The y coordinates of every configuration line, read back from the document.
+    fn line_ys(doc: &str) -> Vec<f64> {
+        doc.lines()
+            .filter(|l| l.contains("class=\"config-line\""))
+            .flat_map(|l| {
+                let pts = l.split("points=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+                pts.split(' ').map(|p| p.split(',').nth(1).unwrap().parse::<f64>().unwrap()).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_line_lies_on_the_ends_of_an_axis_and_the_colours_are_explained() {
+        // The worst configuration (0.6) used to be drawn along y = 270, the axes' bottom end.
+        let lines = vec![
+            Line { label: "baseline lf=0.1".into(), cells: vec![Cell::Text("baseline".into()), Cell::Num(0.1)], objective: 0.6 },
+            Line { label: "dec lf=0.4".into(), cells: vec![Cell::Text("dec".into()), Cell::Num(0.4)], objective: 0.8 },
+            Line { label: "dec lf=1".into(), cells: vec![Cell::Text("dec".into()), Cell::Num(1.0)], objective: 0.9 },
+        ];
+        let params = vec![("pipeline".to_string(), false), ("label_fraction".to_string(), false)];
+        let doc = parallel("p", &params, "accuracy (mean over seeds)", true, &lines).unwrap();
+        crate::svg::assert_well_formed(&doc);
+        let ys = line_ys(&doc);
+        assert_eq!(ys.len(), 9);
+        for y in ys {
+            assert!(y > 40.0 + 5.0 && y < 270.0 - 5.0, "a line at y = {y}, on or near the frame");
+        }
+        // The pipeline axis has both values; the colour legend names both ends.
+        assert!(doc.contains(">baseline</text>") && doc.contains(">dec</text>") && doc.contains(">pipeline</text>"));
+        assert_eq!(doc.matches("class=\"colour-legend\"").count(), LEGEND_STEPS);
+        assert!(doc.contains(">worse 0.6</text>") && doc.contains(">better 0.9</text>"), "{doc}");
+        assert!(doc.contains(">best configuration: 0.9</text>"));
+        // Minimised: the best is the lowest, the legend runs the other way.
+        let doc = parallel("p", &params, "loss", false, &lines).unwrap();
+        assert!(doc.contains(">worse 0.9</text>") && doc.contains(">better 0.6</text>"), "{doc}");
     }
 }

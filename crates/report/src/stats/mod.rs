@@ -12,10 +12,13 @@ mod dist;
 mod interval;
 mod multiple;
 mod paired;
+mod rounding;
 mod special;
 
-pub use describe::Summary;
+pub use describe::{NoInterval, Summary};
 pub use dist::{normal_cdf, student_t_cdf, student_t_quantile, student_t_two_sided_p};
-pub use interval::{interval95, is_unit_interval_metric, method_for, Interval, IntervalMethod, MIN_INTERVAL_N};
+pub use interval::{
+    interval95, is_unit_interval_metric, method_for, wilson95, Interval, IntervalMethod, MIN_INTERVAL_N,
+};
 pub use multiple::holm;
 pub use paired::{paired_t_test, wilcoxon_signed_rank, PairedT, Wilcoxon, WilcoxonMethod, EXACT_MAX_N};

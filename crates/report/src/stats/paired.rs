@@ -2,6 +2,7 @@
 
 use super::dist::{normal_cdf, student_t_two_sided_p};
 use super::interval::{interval95, IntervalMethod};
+use super::rounding;
 
 /// A two-sided paired t-test of H0: mean difference = 0, with the 95% interval of the mean
 /// difference and the standardised effect size d_z.
@@ -14,7 +15,8 @@ pub struct PairedT {
     /// Sample standard deviation of the differences; `None` when n < 2.
     pub std: Option<f64>,
     /// mean ± t_{0.975, n−1} · std / √n; `None` when n < [`super::MIN_INTERVAL_N`] (two pairs
-    /// give t_{0.975,1} = 12.7 and an interval that says nothing).
+    /// give t_{0.975,1} = 12.7 and an interval that says nothing) or when the differences have
+    /// no spread (the interval would have zero width).
     pub ci95: Option<(f64, f64)>,
     /// Cohen's d_z = mean / std of the differences (= t / √n): the mean difference in units of
     /// its own seed-to-seed spread. `None` when n < 2 or the differences have no spread (all
@@ -43,10 +45,11 @@ pub fn paired_t_test(diffs: &[f64]) -> PairedT {
     // |t| = ∞ and p = 0, but with no spread there is nothing to test the mean against, so the
     // test is left undefined rather than reporting p < 0.001 from two pairs; the Wilcoxon test
     // still answers.
-    let rounding = 1e-9 * d.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-    let t = if sd > rounding {
+    let tol = rounding::tolerance(&d);
+    let spread = sd > tol;
+    let t = if spread {
         Some(m / se)
-    } else if m.abs() <= rounding {
+    } else if m.abs() <= tol {
         Some(0.0)
     } else {
         None
@@ -55,8 +58,10 @@ pub fn paired_t_test(diffs: &[f64]) -> PairedT {
         n,
         mean,
         std: Some(sd),
-        ci95: interval95(IntervalMethod::T, n, m, sd).map(|c| (c.low, c.high)),
-        d_z: (sd > rounding).then(|| m / sd),
+        // With no spread the t interval would have zero width: an interval that claims
+        // certainty from a handful of seeds. None is given, and the tables say why.
+        ci95: spread.then(|| interval95(IntervalMethod::T, n, m, sd)).flatten().map(|c| (c.low, c.high)),
+        d_z: spread.then(|| m / sd),
         t,
         p_value: t.map(|t| student_t_two_sided_p(t, df)),
     }
@@ -87,20 +92,29 @@ pub struct Wilcoxon {
 }
 
 /// Runs the signed-rank test on differences `a_i − b_i`. Non-finite differences are left out.
+///
+/// Zeros and ties among |d| are found with the paired t-test's rule ([`rounding::tolerance`]):
+/// a difference within the tolerance of 0 is a zero, and |d| values within the tolerance of the
+/// smallest of their run share one average rank. Comparing with `==` instead would rank two
+/// equal k/N differences as distinct values whenever their last bits differ, and report an
+/// exact p-value for a sample that has ties.
 pub fn wilcoxon_signed_rank(diffs: &[f64]) -> Wilcoxon {
-    let mut d: Vec<f64> = diffs.iter().copied().filter(|x| x.is_finite() && *x != 0.0).collect();
+    let finite: Vec<f64> = diffs.iter().copied().filter(|x| x.is_finite()).collect();
+    let tol = rounding::tolerance(&finite);
+    let mut d: Vec<f64> = finite.into_iter().filter(|x| x.abs() > tol).collect();
     let n = d.len();
     if n == 0 {
         return Wilcoxon { n, w_plus: 0.0, p_value: 1.0, method: WilcoxonMethod::Exact };
     }
     d.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
-    // Average ranks over runs of equal |d|.
+    // Average ranks over runs of |d| equal up to rounding. A run is measured from its first
+    // (smallest) member, so a chain of near-equal values cannot stretch a tie indefinitely.
     let mut ranks = vec![0.0; n];
     let mut ties = false;
     let mut i = 0;
     while i < n {
         let mut j = i + 1;
-        while j < n && d[j].abs() == d[i].abs() {
+        while j < n && d[j].abs() - d[i].abs() <= tol {
             j += 1;
         }
         ties |= j - i > 1;
@@ -192,7 +206,7 @@ mod tests {
         let one = paired_t_test(&[0.02]);
         assert_eq!((one.n, one.mean, one.p_value, one.d_z), (1, Some(0.02), None, None));
         let same = paired_t_test(&[0.01, 0.01, 0.01]);
-        assert_eq!((same.t, same.p_value, same.ci95), (None, None, Some((0.01, 0.01))), "no spread: undefined");
+        assert_eq!((same.t, same.p_value, same.ci95), (None, None, None), "no spread: undefined, no interval");
         assert_eq!(same.d_z, None, "no spread: d_z undefined");
         // One validation row of 29 gained in both seeds, as the demo's accuracies give it.
         let rounded = paired_t_test(&[0.034_482_758_620_689_724, 0.034_482_758_620_689_61]);
@@ -227,5 +241,29 @@ mod tests {
         let w = wilcoxon_signed_rank(&[1.0, 1.0, 2.0, -2.0]);
         assert_eq!((w.w_plus, w.method), (6.5, WilcoxonMethod::Normal));
         assert!((w.p_value - 0.710347).abs() < 1e-6, "{}", w.p_value);
+    }
+
+    #[test]
+    fn wilcoxon_ties_are_equal_up_to_rounding_like_the_t_test() {
+        // 2/29 computed two ways, as the demo's accuracies give it (0.068965517241379226 and
+        // 0.068965517241379448 to 18 digits): equal in exact arithmetic.
+        let (a, b) = (0.06896551724137923, 0.06896551724137945);
+        assert_ne!(a, b, "the two spellings differ in the last bit");
+        // The demo's label fraction 0.1: dec − baseline = −2/29, +1/29, −2/29. Ranks 1, 2.5, 2.5
+        // (the two 2/29 tie): W+ = 1, E = 3, Var = (1 + 6.25 + 6.25)/4 = 3.375,
+        // z = (2 − 0.5)/√3.375 = 0.8164966, p = 2Φ(−0.8164966) = 0.4142162 (scipy's
+        // wilcoxon(..., method="approx", correction=True) agrees). With `==` the two were ranked
+        // 2 and 3, no tie, and the exact p was 0.5.
+        let w = wilcoxon_signed_rank(&[-a, 0.03448275862068961, -b]);
+        assert_eq!((w.n, w.w_plus, w.method), (3, 1.0, WilcoxonMethod::Normal));
+        assert!((w.p_value - 0.4142161782425251).abs() < 1e-9, "{}", w.p_value);
+        // A difference that is zero up to rounding is a zero, as in the t-test.
+        let w = wilcoxon_signed_rank(&[1e-17, 0.1, 0.2, 0.3]);
+        assert_eq!((w.n, w.method), (3, WilcoxonMethod::Exact));
+        // Genuinely different values close together stay distinct: 1/29 and 1/30 differ by 1e-3.
+        let w = wilcoxon_signed_rank(&[1.0 / 29.0, 1.0 / 30.0, 0.5]);
+        assert_eq!(w.method, WilcoxonMethod::Exact);
+        // The same rule in the t-test: these two differences have no spread.
+        assert_eq!(paired_t_test(&[a, b]).t, None);
     }
 }

@@ -62,6 +62,9 @@ const TITLE_H: f64 = 34.0;
 const PANELS_PER_ROW: usize = 3;
 /// Lines with more points than this are drawn without markers, which would only blur them.
 const MAX_MARKERS: usize = 20;
+/// Horizontal distance between the error bars of two series at the same x, so that bars of
+/// configurations measured at the same label fraction do not hide each other.
+const DODGE: f64 = 6.0;
 /// A rough average glyph width at font size 11, to size the legend.
 const CHAR_W: f64 = 6.4;
 
@@ -138,7 +141,9 @@ fn draw_panel(svg: &mut Svg, panel: &Panel) {
 
     draw_ticks(svg, &tx, &ty, &fx, &fy, grid, axis);
 
-    for s in &panel.series {
+    let offsets = dodge_offsets(panel);
+    for (s, dx) in panel.series.iter().zip(offsets) {
+        let fx = |x: f64| fx(x) + dx;
         let stroke = Stroke { color: s.color, width: 2.0, dashed: s.dashed };
         if s.style.has_line() {
             // Split the line at non-finite points rather than drawing through them.
@@ -158,7 +163,7 @@ fn draw_panel(svg: &mut Svg, panel: &Panel) {
             if let Some((lo, hi)) = p.err.filter(|(lo, hi)| lo.is_finite() && hi.is_finite()) {
                 let bar = Stroke { color: s.color, width: 1.2, dashed: false };
                 let x = fx(p.x);
-                svg.line((x, fy(lo)), (x, fy(hi)), bar);
+                svg.classed_line((x, fy(lo)), (x, fy(hi)), bar, "error-bar");
                 svg.line((x - 4.0, fy(lo)), (x + 4.0, fy(lo)), bar);
                 svg.line((x - 4.0, fy(hi)), (x + 4.0, fy(hi)), bar);
             }
@@ -168,6 +173,29 @@ fn draw_panel(svg: &mut Svg, panel: &Panel) {
         }
     }
     draw_legend(svg, panel);
+}
+
+/// The horizontal pixel shift of each series: when two or more series have error bars, they
+/// are spread [`DODGE`] px apart around the true x (the whole series moves, so each bar stays
+/// on its marker); every other series stays put.
+fn dodge_offsets(panel: &Panel) -> Vec<f64> {
+    let barred: Vec<bool> = panel.series.iter().map(|s| s.points.iter().any(|p| p.err.is_some())).collect();
+    let k = barred.iter().filter(|b| **b).count();
+    if k < 2 {
+        return vec![0.0; panel.series.len()];
+    }
+    let mut rank = 0.0;
+    barred
+        .into_iter()
+        .map(|b| {
+            if !b {
+                return 0.0;
+            }
+            let dx = (rank - (k - 1) as f64 / 2.0) * DODGE;
+            rank += 1.0;
+            dx
+        })
+        .collect()
 }
 
 /// The marker of one point of `s`, if its style has markers.
@@ -291,5 +319,36 @@ mod tests {
         assert_eq!(doc.matches("<g transform").count(), 4);
         let height = TITLE_H + 2.0 * (TOP + PLOT_H + BOTTOM);
         assert!(doc.contains(&format!("height=\"{height}\"")), "two rows");
+    }
+
+    #[test]
+    fn error_bars_at_the_same_x_are_dodged() {
+        let barred = |name: &str, y: f64| Series {
+            name: name.into(),
+            color: "#0072B2",
+            dashed: false,
+            style: Style::Line,
+            points: vec![Point { x: 0.1, y, err: Some((y - 2.0, y + 2.0)) }, Point { x: 0.4, y, err: None }],
+        };
+        let panel = Panel {
+            title: "p".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series: vec![barred("a", 70.0), barred("b", 71.0)],
+            y_limits: None,
+        };
+        // The vertical part of each bar: its x, read back from the document.
+        let bar_xs = |doc: &str| -> Vec<f64> {
+            doc.lines()
+                .filter(|l| l.contains("class=\"error-bar\""))
+                .map(|l| l.split("x1=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap())
+                .collect()
+        };
+        let xs = bar_xs(&render("t", std::slice::from_ref(&panel)));
+        assert_eq!(xs.len(), 2, "{xs:?}");
+        assert!((xs[1] - xs[0] - DODGE).abs() < 0.01, "bars {DODGE} px apart: {xs:?}");
+        // One barred series is not moved, and two are spread around where it is drawn.
+        let alone = bar_xs(&render("t", &[Panel { series: vec![barred("a", 70.0)], ..panel }]));
+        assert!(((xs[0] + xs[1]) / 2.0 - alone[0]).abs() < 0.01, "{xs:?} around {alone:?}");
     }
 }

@@ -110,6 +110,19 @@ impl Svg {
         ));
     }
 
+    /// [`Svg::line`] with a CSS class (for tests that read a plot back).
+    pub(crate) fn classed_line(&mut self, (x1, y1): (f64, f64), (x2, y2): (f64, f64), s: Stroke, class: &str) {
+        self.body.push_str(&format!(
+            "<line{} x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" {}/>\n",
+            class_attr(class),
+            coord(x1),
+            coord(y1),
+            coord(x2),
+            coord(y2),
+            Self::stroke_attrs(s)
+        ));
+    }
+
     /// A polyline of two or more points (one point draws nothing in a report plot).
     pub(crate) fn polyline(&mut self, points: &[(f64, f64)], s: Stroke) {
         if points.len() >= 2 {
@@ -202,6 +215,19 @@ impl Svg {
             coord(h.max(0.0)),
             escape(fill),
             escape(stroke)
+        ));
+    }
+
+    /// [`Svg::rect`] filled, without outline, with a CSS class.
+    pub(crate) fn classed_rect(&mut self, (x, y): (f64, f64), (w, h): (f64, f64), fill: &str, class: &str) {
+        self.body.push_str(&format!(
+            "<rect{} x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\n",
+            class_attr(class),
+            coord(x),
+            coord(y),
+            coord(w.max(0.0)),
+            coord(h.max(0.0)),
+            escape(fill)
         ));
     }
 

@@ -1,7 +1,7 @@
 //! `table.tex`: booktabs tables to `\input` into a paper.
 
-use super::{Cell, Model, LOGIT_WHY, RESULT_HEADERS};
-use crate::stats::MIN_INTERVAL_N;
+use super::{notes, Cell, Model, Yardstick, LOGIT_WHY};
+use crate::stats::{NoInterval, MIN_INTERVAL_N};
 
 pub(crate) const FILE: &str = "table.tex";
 
@@ -42,6 +42,12 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
+/// A note written for Markdown, as LaTeX text: file names lose their backticks (which LaTeX
+/// would print as opening quotes).
+fn prose(text: &str) -> String {
+    escape(&text.replace('`', ""))
+}
+
 /// A number as typeset: a real minus sign rather than a hyphen, a math-mode `<`.
 fn num(n: &str) -> String {
     if let Some(rest) = n.strip_prefix('-') {
@@ -60,8 +66,11 @@ fn cell(c: &Cell) -> String {
         Cell::MeanStd(m, Some(s)) => format!("{} $\\pm$ {}", num(m), num(s)),
         Cell::MeanStd(m, None) => num(m),
         Cell::Interval(lo, hi) => format!("[{}, {}]", num(lo), num(hi)),
-        Cell::NoInterval(n) => format!("none ($n = {n} < {MIN_INTERVAL_N}$)"),
+        Cell::PooledInterval(lo, hi) => format!("[{}, {}]$^W$", num(lo), num(hi)),
+        Cell::NoInterval(NoInterval::FewValues(n)) => format!("none ($n = {n} < {MIN_INTERVAL_N}$)"),
+        Cell::NoInterval(NoInterval::NoSpread) => "none (no spread)".to_string(),
         Cell::Range(lo, hi) => format!("{}--{}", num(lo), num(hi)),
+        Cell::Rows(val, test) => format!("{} / {}", cell(val), cell(test)),
         Cell::Missing => "--".to_string(),
     }
 }
@@ -94,16 +103,22 @@ pub(crate) fn render(m: &Model) -> String {
 
     out.push_str("\\begin{table}[t]\n  \\centering\n");
     let why = if m.interval_method.starts_with("logit") { escape(LOGIT_WHY) } else { String::new() };
+    let what = match m.yardstick {
+        Yardstick::Test => "test accuracy (\\%) and weighted F1, with validation accuracy and F1 beside them",
+        Yardstick::Validation => "validation accuracy (\\%) and weighted F1",
+    };
     out.push_str(&format!(
-        "  \\caption{{Sentiment classification in study \\texttt{{{study}}}: accuracy (\\%) and weighted \
-         F1 on the validation split, mean $\\pm$ sample standard deviation over $n$ seeds \
-         ({aggregated}), 95\\% confidence interval of the mean by the {method}{why}, none for \
-         fewer than {MIN_INTERVAL_N} seeds, and parameter count.}}\n",
+        "  \\caption{{Sentiment classification in study \\texttt{{{study}}}: {what}, mean $\\pm$ \
+         sample standard deviation over the seeds ({aggregated}), 95\\% confidence interval of the \
+         mean by the {method}{why}, none for fewer than {MIN_INTERVAL_N} seeds, the rows each \
+         number was measured on, and parameter count. {yardstick}{pooled}{no_spread}}}\n",
         method = escape(&m.interval_method),
+        yardstick = prose(notes::yardstick(m.yardstick)),
+        pooled = if m.pooled { prose(notes::POOLED) } else { String::new() },
+        no_spread = if m.no_spread { prose(notes::NO_SPREAD) } else { String::new() },
     ));
     out.push_str(&format!("  \\label{{tab:{key}-results}}\n"));
-    let headers: Vec<String> =
-        RESULT_HEADERS.iter().map(|h| if *h == "n" { "$n$".to_string() } else { escape(h) }).collect();
+    let headers: Vec<String> = m.yardstick.headers().iter().map(|h| escape(h)).collect();
     let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     tabular(&mut out, &headers, 1, m.results.iter().map(|r| r.cells.iter().map(cell).collect()));
     if !m.excluded.is_empty() {

@@ -1,7 +1,7 @@
 //! `table.md`: GitHub-flavoured Markdown.
 
-use super::{Cell, Model, RESULT_HEADERS};
-use crate::stats::MIN_INTERVAL_N;
+use super::{Cell, Model};
+use crate::stats::{NoInterval, MIN_INTERVAL_N};
 
 pub(crate) const FILE: &str = "table.md";
 
@@ -60,8 +60,11 @@ fn cell(c: &Cell) -> String {
         Cell::MeanStd(m, Some(s)) => format!("{m} ± {s}"),
         Cell::MeanStd(m, None) => m.clone(),
         Cell::Interval(lo, hi) => format!("[{lo}, {hi}]"),
-        Cell::NoInterval(n) => format!("none (n = {n} < {MIN_INTERVAL_N})"),
+        Cell::PooledInterval(lo, hi) => format!("[{lo}, {hi}] W"),
+        Cell::NoInterval(NoInterval::FewValues(n)) => format!("none (n = {n} < {MIN_INTERVAL_N})"),
+        Cell::NoInterval(NoInterval::NoSpread) => "none (no spread)".to_string(),
         Cell::Range(lo, hi) => format!("{lo}–{hi}"),
+        Cell::Rows(val, test) => format!("{} / {}", cell(val), cell(test)),
         Cell::Missing => "–".to_string(),
     }
 }
@@ -80,20 +83,22 @@ fn table(out: &mut String, headers: &[&str], text_cols: usize, rows: impl Iterat
 pub(crate) fn render(m: &Model) -> String {
     let aggregated = if m.include_pruned { "completed and pruned trials" } else { "completed trials only" };
     let mut out = format!("# Study {}\n\n", escape(&m.study));
+    out.push_str(&format!("{}\n\n", super::notes::yardstick(m.yardstick)));
     out.push_str(&format!(
-        "Accuracy (%) and weighted F1 on the validation split: mean ± sample standard deviation over \
-         the seeds of each configuration ({aggregated}; n = seeds aggregated), and the 95% \
-         confidence interval of the mean: {method}{why}. No interval is given for fewer than \
-         {MIN_INTERVAL_N} seeds: with 2, the t quantile on 1 degree of freedom is 12.7 and the \
-         interval would say nothing. Each number is recomputable from `summary.csv` and the \
-         `trials.csv` rows it lists.\n\n",
+        "Each number is the mean ± sample standard deviation over the seeds of each configuration \
+         ({aggregated}; Seeds = how many), and the 95% confidence interval of the mean: \
+         {method}{why}. No interval is given for fewer than {MIN_INTERVAL_N} seeds: with 2, the \
+         t quantile on 1 degree of freedom is 12.7 and the interval would say nothing.{pooled}{no_spread} \
+         Each number is recomputable from `summary.csv` and the `trials.csv` rows it lists.\n\n",
         method = m.interval_method,
         why = if m.interval_method.starts_with("logit") { super::LOGIT_WHY } else { "" },
+        pooled = if m.pooled { super::notes::POOLED } else { "" },
+        no_spread = if m.no_spread { super::notes::NO_SPREAD } else { "" },
     ));
     if m.results.is_empty() {
         out.push_str("No trials.\n");
     } else {
-        table(&mut out, &RESULT_HEADERS, 1, m.results.iter().map(|r| r.cells.iter().map(cell).collect()));
+        table(&mut out, m.yardstick.headers(), 1, m.results.iter().map(|r| r.cells.iter().map(cell).collect()));
     }
     if !m.excluded.is_empty() {
         out.push_str("\nNot aggregated:\n\n");
@@ -118,7 +123,8 @@ pub(crate) fn render(m: &Model) -> String {
         out.push_str(
             "Δ accuracy = dec − baseline in percentage points, over the seeds both configurations \
              completed; the baseline is the one whose parameters read by both pipelines are equal. \
-             95% CI from Student's t with n − 1 degrees of freedom (none for fewer than 3 pairs). \
+             95% CI from Student's t with n − 1 degrees of freedom (none for fewer than 3 pairs, \
+             or when every pair differs by the same amount). \
              d_z (Cohen) = mean difference / standard deviation of the differences, blank when \
              they have no spread. p-values are two-sided, from the paired t-test and, as a \
              robustness check, the Wilcoxon signed-rank test (exact without ties, normal \
