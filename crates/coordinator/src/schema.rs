@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Migration `i` brings a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -258,6 +258,11 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE leases;
     ALTER TABLE leases_v6 RENAME TO leases;
     "#,
+    // 6 → 7: when a worker process said goodbye (a clean exit); NULL while it runs, cleared when
+    // a process of the same name asks for work again.
+    r#"
+    ALTER TABLE workers ADD COLUMN stopped_ms INTEGER;
+    "#,
 ];
 
 /// What a connection is used for.
@@ -329,8 +334,10 @@ fn apply_migrations(conn: &mut Connection, path: &Path, found: i64, supported: i
         }
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
-        tracing::info!(path = %path.display(), from = version, to = version + 1, "migrated database schema");
+        tracing::debug!(path = %path.display(), from = version, to = version + 1, "applied a schema migration");
     }
+    // One line for the whole run: a new database takes every step, which is one event to its user.
+    tracing::info!(path = %path.display(), from = found, to = supported, "migrated database schema");
     Ok(())
 }
 
@@ -341,6 +348,42 @@ mod tests {
     #[test]
     fn migrations_cover_every_version() {
         assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
+    }
+
+    /// A log sink for one test: every line the subscriber writes, kept in memory.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_new_database_logs_one_migration_line_naming_the_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let sink = Captured::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut conn = connect(&path, Role::Writer).unwrap();
+            migrate(&mut conn, &path).unwrap();
+            migrate(&mut conn, &path).unwrap();
+        });
+        let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("migrated database schema")).collect();
+        assert_eq!(lines.len(), 1, "one line for the run, none when already current: {log}");
+        assert!(lines[0].contains("from=0") && lines[0].contains(&format!("to={SCHEMA_VERSION}")), "{log}");
     }
 
     #[test]
