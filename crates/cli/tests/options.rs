@@ -63,6 +63,9 @@ fn a_coordinator_url_without_a_scheme_is_bad_input_with_the_fix() {
         let o = decsweep(&args, tmp.path());
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: bad input, not an unreachable coordinator: {err}");
-        assert!(err.contains(&format!("`{url}` has no http:// or https:// scheme; did you mean http://{url}?")), "{err}");
+        assert!(
+            err.contains(&format!("`{url}` has no http:// or https:// scheme; did you mean http://{url}?")),
+            "{err}"
+        );
     }
 }

@@ -114,7 +114,11 @@ fn a_completed_trial_reproduces_and_a_changed_dataset_is_named() {
     }
     let bad = reproduce_with(&["--tolerance", "lots"]);
     assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("`lots` is neither"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("`lots` is neither"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     drop(conn);
 
     // Another dataset of the same shape where the study's file was.

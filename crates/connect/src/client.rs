@@ -248,7 +248,10 @@ pub fn check_url(url: &str) -> Result<(), ConnectError> {
             if parsed.path().bytes().all(|b| b.is_ascii_digit()) && !parsed.path().is_empty() {
                 Err(bad(&with_scheme()))
             } else {
-                Err(bad(&format!("has the scheme `{}:`; a coordinator is reached over http:// or https://", parsed.scheme())))
+                Err(bad(&format!(
+                    "has the scheme `{}:`; a coordinator is reached over http:// or https://",
+                    parsed.scheme()
+                )))
             }
         }
         Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => {

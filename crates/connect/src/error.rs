@@ -137,9 +137,7 @@ pub enum PermanentFault {
          something, need the coordinator's full token"
     )]
     Forbidden,
-    #[error(
-        "no decsweep API at this URL (404): give the coordinator's address without a path, e.g. http://HOST:8320"
-    )]
+    #[error("no decsweep API at this URL (404): give the coordinator's address without a path, e.g. http://HOST:8320")]
     NoApi,
     #[error(
         "the coordinator does not understand this client's requests, or this client its answers: \

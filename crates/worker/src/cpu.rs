@@ -100,13 +100,26 @@ processor\t: 1\nvendor_id\t: GenuineIntel\nmodel name\t: something else\nflags\t
         assert_eq!(cpu.model, "Intel(R) Xeon(R) Platinum 8480+");
         assert_eq!(
             cpu.flags,
-            ["amx_bf16", "amx_int8", "amx_tile", "avx", "avx2", "avx512_vnni", "avx512bw", "avx512f", "f16c", "fma", "sse4_2"]
+            [
+                "amx_bf16",
+                "amx_int8",
+                "amx_tile",
+                "avx",
+                "avx2",
+                "avx512_vnni",
+                "avx512bw",
+                "avx512f",
+                "f16c",
+                "fma",
+                "sse4_2"
+            ]
         );
     }
 
     #[test]
     fn an_arm_machine_names_its_implementer_and_features() {
-        let cpu = parse_cpuinfo("processor\t: 0\nFeatures\t: fp asimd evtstrm sve sve2 atomics\nCPU implementer\t: 0x41\n");
+        let cpu =
+            parse_cpuinfo("processor\t: 0\nFeatures\t: fp asimd evtstrm sve sve2 atomics\nCPU implementer\t: 0x41\n");
         assert_eq!((cpu.vendor.as_str(), cpu.model.as_str()), ("0x41", ""));
         assert_eq!(cpu.flags, ["asimd", "sve", "sve2"]);
     }

@@ -51,7 +51,10 @@ pub fn parse(text: &str) -> LibtorchBuild {
         version: String::new(),
         mkl: find(&|i| i.contains("Math Kernel Library")),
         onednn: find(&|i| i.contains("MKL-DNN v") || i.contains("oneDNN v")),
-        cpu_capability: items.iter().find_map(|i| i.strip_prefix("CPU capability usage:")).map(|c| c.trim().to_string()),
+        cpu_capability: items
+            .iter()
+            .find_map(|i| i.strip_prefix("CPU capability usage:"))
+            .map(|c| c.trim().to_string()),
         openmp: find(&|i| i.starts_with("OpenMP")),
         cuda_runtime: items.iter().find_map(|i| i.strip_prefix("CUDA Runtime")).map(|c| c.trim().to_string()),
         cudnn: items.iter().find_map(|i| i.strip_prefix("CuDNN")).map(|c| c.trim().to_string()),
@@ -131,7 +134,10 @@ mod tests {
     fn the_kernel_choosing_facts_are_read_from_the_config_text() {
         let b = parse(WHEEL);
         assert!(b.mkl.as_deref().unwrap().starts_with("Intel(R) oneAPI Math Kernel Library Version 2024.2"));
-        assert_eq!(b.onednn.as_deref(), Some("Intel(R) MKL-DNN v3.10.2 (Git Hash f1d471933dc852f956fd05389f9313c7148783d5)"));
+        assert_eq!(
+            b.onednn.as_deref(),
+            Some("Intel(R) MKL-DNN v3.10.2 (Git Hash f1d471933dc852f956fd05389f9313c7148783d5)")
+        );
         assert_eq!(b.cpu_capability.as_deref(), Some("AVX512"));
         assert_eq!(b.openmp.as_deref(), Some("OpenMP 201511 (a.k.a. OpenMP 4.5)"));
         assert_eq!((b.cuda_runtime.as_deref(), b.cudnn.as_deref()), (Some("13.0"), Some("91.9")));

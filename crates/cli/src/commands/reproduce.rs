@@ -74,7 +74,9 @@ impl Tolerance {
         match number.parse::<f64>() {
             Ok(x) if x.is_finite() && x >= 0.0 && relative => Ok(Tolerance::Relative(x / 100.0)),
             Ok(x) if x.is_finite() && x >= 0.0 => Ok(Tolerance::Absolute(x)),
-            _ => Err(format!("`{text}` is neither an absolute difference ≥ 0 (e.g. 0.002) nor a percentage (e.g. 0.5%)")),
+            _ => {
+                Err(format!("`{text}` is neither an absolute difference ≥ 0 (e.g. 0.002) nor a percentage (e.g. 0.5%)"))
+            }
         }
     }
 
@@ -310,7 +312,8 @@ mod tests {
 
     #[test]
     fn a_different_cpu_is_named_with_the_flags_only_one_side_has() {
-        let xeon = manifest("GenuineIntel", "Intel(R) Xeon(R) Platinum 8480+", &["avx2", "avx512f", "amx_tile"], "AVX512");
+        let xeon =
+            manifest("GenuineIntel", "Intel(R) Xeon(R) Platinum 8480+", &["avx2", "avx512f", "amx_tile"], "AVX512");
         let epyc = manifest("AuthenticAMD", "AMD EPYC 7763 64-Core Processor", &["avx2", "fma"], "AVX2");
         let text = cpu_difference(&xeon, &epyc).unwrap();
         assert!(

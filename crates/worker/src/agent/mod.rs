@@ -212,7 +212,9 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
 fn say_goodbye(client: &Client, name: &str) {
     match client.goodbye(name) {
         Ok(_) => tracing::debug!(worker = %name, "said goodbye to the coordinator"),
-        Err(e) => tracing::warn!(worker = %name, error = %e.detail(), "could not tell the coordinator this worker stopped"),
+        Err(e) => {
+            tracing::warn!(worker = %name, error = %e.detail(), "could not tell the coordinator this worker stopped")
+        }
     }
 }
 
