@@ -347,6 +347,16 @@ pub struct ReturnTrial {
     pub reason: String,
 }
 
+/// `POST /v1/workers/goodbye`: a worker process ending cleanly (a stop signal, or
+/// `--exit-when-idle` finding no work) says so, and the dashboard lists it as stopped rather
+/// than as quiet. A process that vanishes without it stays listed as idle, then quiet. The
+/// answer is [`Recorded`]: `false` when no worker of that name was ever seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerGoodbye {
+    /// The process's name, as in its lease requests' [`AgentInfo::name`].
+    pub name: String,
+}
+
 /// `POST /v1/leases/{lease_id}/prune`: the worker stopped the trial after a `prune` answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PruneTrial {

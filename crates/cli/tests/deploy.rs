@@ -201,3 +201,67 @@ fn the_compose_checker_catches_dangling_references_and_schema_errors() {
         assert!(out.contains(expected), "`{to}` is reported as `{expected}`: {out}");
     }
 }
+
+/// Every YAML document of `file` (relative to the repository), as JSON, read by the validators'
+/// Python (PyYAML comes with them).
+fn yaml_documents(file: &str) -> Vec<serde_json::Value> {
+    let script = "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))";
+    let out = Command::new(python()).arg("-c").arg(script).arg(repo().join(file)).output().unwrap();
+    assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A worker exits 2 when waiting cannot help (a refused token, a bad URL, an incompatible
+/// coordinator: crates/connect's error.rs); every way deploy/ runs workers must leave such a
+/// worker stopped and visibly failed instead of restarting it forever, while other failures are
+/// still restarted.
+#[test]
+fn every_deploy_file_stops_restarting_a_worker_that_exits_2() {
+    // systemd: restart on failure, except status 2.
+    let unit = fs::read_to_string(repo().join("deploy/systemd/decsweep-worker@.service")).unwrap();
+    let settings: Vec<&str> = unit.lines().map(str::trim).filter(|l| !l.starts_with('#')).collect();
+    assert!(settings.contains(&"Restart=on-failure"), "{unit}");
+    assert!(settings.contains(&"RestartPreventExitStatus=2"), "{unit}");
+
+    // Kubernetes: the workers' Job fails at once on exit 2 (podFailurePolicy, which needs
+    // restartPolicy Never) and retries other failures.
+    let job = yaml_documents("deploy/kubernetes/workers-job.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "Job")
+        .expect("workers-job.yaml holds a Job");
+    let spec = &job["spec"];
+    assert_eq!(spec["template"]["spec"]["restartPolicy"], "Never", "podFailurePolicy needs it");
+    let containers = spec["template"]["spec"]["containers"].as_array().unwrap();
+    let rules = spec["podFailurePolicy"]["rules"].as_array().expect("a podFailurePolicy");
+    let fails_on_2 = rules.iter().any(|r| {
+        let codes = &r["onExitCodes"];
+        r["action"] == "FailJob"
+            && codes["operator"] == "In"
+            && codes["values"].as_array().is_some_and(|v| v.contains(&serde_json::json!(2)))
+            && containers.iter().any(|c| c["name"] == codes["containerName"])
+    });
+    assert!(fails_on_2, "a FailJob rule for exit 2 of the worker container: {rules:?}");
+    assert!(spec["backoffLimit"].as_u64().is_some_and(|n| n > 0), "other failures are retried");
+
+    // Compose cannot exempt a status, so every service that runs a worker restarts a bounded
+    // number of times: `on-failure:N`, never `always` or `unless-stopped`.
+    for file in ["deploy/compose/docker-compose.yml", "deploy/compose/docker-compose.gpu.yml"] {
+        let compose = &yaml_documents(file)[0];
+        for (name, service) in compose["services"].as_object().unwrap() {
+            let runs_worker = name.contains("worker") || service.to_string().contains("decsweep-worker");
+            let Some(restart) = service["restart"].as_str() else { continue };
+            if runs_worker {
+                let bounded = restart.strip_prefix("on-failure:").and_then(|n| n.parse::<u32>().ok());
+                assert!(bounded.is_some_and(|n| n > 0), "{file}: service {name} has `restart: {restart}`");
+            }
+        }
+    }
+
+    let base = &yaml_documents("deploy/compose/docker-compose.yml")[0];
+    assert!(base["services"]["worker"]["restart"].is_string(), "the worker service says how it restarts");
+
+    // SLURM: the array task ends with the worker's own status (no requeue that would hide it).
+    let sbatch = fs::read_to_string(repo().join("deploy/slurm/worker-array.sbatch")).unwrap();
+    assert!(sbatch.trim_end().ends_with("exit \"$status\""), "the task exits with the worker's status");
+    assert!(!sbatch.contains("#SBATCH --requeue"), "a failed worker is not requeued");
+}

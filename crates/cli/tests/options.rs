@@ -51,3 +51,21 @@ fn the_old_results_spelling_is_still_the_output_folder() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be used multiple times"));
 }
+
+#[test]
+fn a_coordinator_url_without_a_scheme_is_bad_input_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (args, url) in [
+        (vec!["status", "--coordinator", "127.0.0.1:8320"], "127.0.0.1:8320"),
+        (vec!["status", "--coordinator", "localhost:8320"], "localhost:8320"),
+        (vec!["cancel", "s", "--coordinator", "10.0.0.5:8320"], "10.0.0.5:8320"),
+    ] {
+        let o = decsweep(&args, tmp.path());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: bad input, not an unreachable coordinator: {err}");
+        assert!(
+            err.contains(&format!("`{url}` has no http:// or https:// scheme; did you mean http://{url}?")),
+            "{err}"
+        );
+    }
+}

@@ -60,6 +60,7 @@ impl Client {
 
     /// [`Client::connect`] with other timeouts.
     pub fn connect_with(url: &str, access: &ClientArgs, timeouts: Timeouts) -> Result<Client, ConnectError> {
+        check_url(url)?;
         let token = access.token_for(url)?;
         let builder = reqwest::blocking::Client::builder().timeout(None);
         let builder = match timeouts.connect {
@@ -232,6 +233,34 @@ impl Client {
     }
 }
 
+/// Refuses a coordinator URL no request can be made to, before any is tried: one without
+/// `http://` or `https://` (`127.0.0.1:8320` would otherwise fail every call with "relative URL
+/// without a base", `localhost:8320` would read as a scheme) or without a host. The message
+/// names the URL and, where a scheme is all it lacks, the URL to give instead.
+pub fn check_url(url: &str) -> Result<(), ConnectError> {
+    let bad = |problem: &str| ConnectError::BadUrl { reason: format!("the coordinator URL `{url}` {problem}") };
+    let with_scheme = || format!("has no http:// or https:// scheme; did you mean http://{url}?");
+    match reqwest::Url::parse(url) {
+        Err(url::ParseError::RelativeUrlWithoutBase) => Err(bad(&with_scheme())),
+        Err(e) => Err(bad(&format!("is not a URL ({e}); expected e.g. http://HOST:8320"))),
+        Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => {
+            // `localhost:8320` parses as scheme `localhost` with path `8320`.
+            if parsed.path().bytes().all(|b| b.is_ascii_digit()) && !parsed.path().is_empty() {
+                Err(bad(&with_scheme()))
+            } else {
+                Err(bad(&format!(
+                    "has the scheme `{}:`; a coordinator is reached over http:// or https://",
+                    parsed.scheme()
+                )))
+            }
+        }
+        Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => {
+            Err(bad("names no host; expected e.g. http://HOST:8320"))
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -314,6 +343,25 @@ pub(crate) mod tests {
         let client = Client::new(&format!("http://127.0.0.1:{port}"), None).unwrap().with_patience(Duration::ZERO);
         let e = client.post_retrying("leases/l1/complete", &serde_json::json!({})).unwrap_err();
         assert!(matches!(e, ApiCallError::Transport(_)) && e.is_retryable(), "{e}");
+    }
+
+    #[test]
+    fn urls_without_a_scheme_or_host_are_refused_with_the_fix() {
+        for (url, expected) in [
+            ("127.0.0.1:8320", "did you mean http://127.0.0.1:8320?"),
+            ("localhost:8320", "did you mean http://localhost:8320?"),
+            ("coordinator", "did you mean http://coordinator?"),
+            ("ftp://host:8320", "the scheme `ftp:`"),
+            ("http://", "is not a URL"),
+        ] {
+            let err = Client::new(url, None).unwrap_err();
+            assert!(matches!(err, ConnectError::BadUrl { .. }), "{url}: {err}");
+            let text = err.to_string();
+            assert!(text.contains(&format!("`{url}`")) && text.contains(expected), "{url}: {text}");
+        }
+        for url in ["http://127.0.0.1:8320", "https://sweeps.example.org/", "http://[::1]:8320"] {
+            assert!(Client::new(url, None).is_ok(), "{url}");
+        }
     }
 
     #[test]

@@ -1,5 +1,23 @@
 //! How a `/v1` call fails: the coordinator's answer (its status and its own message), or no
-//! usable answer at all. Whether to try again is decided here, once ([`ApiCallError::is_retryable`]).
+//! usable answer at all. Whether to try again is decided here, once: an outcome call is retried
+//! while [`ApiCallError::is_retryable`]; a long-running client (the worker agent) gives up for
+//! good on a [`PermanentFault`] ([`ApiCallError::permanent_fault`]) and keeps its backoff on
+//! everything else.
+//!
+//! | failure | class | why |
+//! |---|---|---|
+//! | connection refused or reset, DNS, timeout | transient | the coordinator may be restarting or cut off |
+//! | 5xx, 503 "storage full" included | transient | the coordinator is up but cannot serve now; an operator frees disk |
+//! | a 2xx body cut off in transit | transient | the connection broke |
+//! | 401 | permanent | the token is missing or wrong; it will not become right by itself |
+//! | 403 | permanent | the token may not make this call (a read-only token on a worker) |
+//! | 404 on a route that names nothing (`/v1/lease`) | permanent | the URL's path is wrong, or nothing there speaks `/v1` |
+//! | 400, 405, 406, 415, 422, or a 2xx body that is not what the call returns | permanent | the coordinator and this client speak incompatible API versions |
+//! | URL without `http://` or `https://`, or one that cannot be built | permanent | bad input ([`crate::ConnectError::BadUrl`] catches it before any call) |
+//! | refused TLS certificate | permanent | it will not change by itself; pass `--ca-cert` |
+//!
+//! Other 4xx answers (409 on a lease that was replaced, 429, 408) are about one request, not
+//! the client: neither permanent nor retried by [`crate::Client::post_retrying`].
 
 use decsweep_api::wire::ApiError;
 
@@ -53,6 +71,12 @@ impl ApiCallError {
         }
     }
 
+    /// This error and every cause under it, joined by `: ` (a transport error's own words stop
+    /// at "error sending request"; the cause says "connection refused" or "timed out"), for logs.
+    pub fn detail(&self) -> String {
+        crate::chain(self)
+    }
+
     pub fn is_conflict(&self) -> bool {
         matches!(self, ApiCallError::Conflict(_))
     }
@@ -68,16 +92,62 @@ impl ApiCallError {
         crate::certificate_problem(self)
     }
 
-    /// Whether the same call may succeed later: no answer (but a refused certificate, which
-    /// does not change by itself), a garbled one, or a 5xx. Never a 4xx.
+    /// Whether the same call may succeed later: no answer (but a refused certificate or a URL
+    /// that cannot be requested, which do not change by themselves), a garbled one, or a 5xx.
+    /// Never a 4xx.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ApiCallError::Transport(_) => self.certificate_problem().is_none(),
+            ApiCallError::Transport(e) => !e.is_builder() && self.certificate_problem().is_none(),
             ApiCallError::Decode(_) => true,
             ApiCallError::Status { status, .. } => *status >= 500,
             ApiCallError::Conflict(_) => false,
         }
     }
+
+    /// For a call to a route that names no study, trial or lease (`/v1/lease`, `/v1/studies`),
+    /// why no later try can succeed until someone changes the client's settings or the
+    /// coordinator; `None` when waiting may help (the table in this module's doc). On a route
+    /// that names something, a 404 means that thing is gone, so callers of such routes read
+    /// [`ApiCallError::status`] instead.
+    pub fn permanent_fault(&self) -> Option<PermanentFault> {
+        match self {
+            ApiCallError::Transport(e) if e.is_builder() => Some(PermanentFault::BadUrl),
+            ApiCallError::Transport(_) => self.certificate_problem().map(|_| PermanentFault::Certificate),
+            // A body that arrived whole but does not parse is another version's answer; one
+            // that broke off is the connection's doing.
+            ApiCallError::Decode(e) if e.is_decode() => Some(PermanentFault::IncompatibleApi),
+            ApiCallError::Decode(_) => None,
+            ApiCallError::Status { status: 401, .. } => Some(PermanentFault::Unauthorized),
+            ApiCallError::Status { status: 403, .. } => Some(PermanentFault::Forbidden),
+            ApiCallError::Status { status: 404, .. } => Some(PermanentFault::NoApi),
+            ApiCallError::Status { status: 400 | 405 | 406 | 415 | 422, .. } => Some(PermanentFault::IncompatibleApi),
+            ApiCallError::Status { .. } | ApiCallError::Conflict(_) => None,
+        }
+    }
+}
+
+/// Why a client cannot go on calling a coordinator, whatever it waits: the classes marked
+/// permanent in this module's table. Its words say what to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PermanentFault {
+    #[error("the coordinator refused the token (401): check --token / --token-file against the coordinator's")]
+    Unauthorized,
+    #[error(
+        "the token may not make this call (403): a read token only reads; workers, and commands that change \
+         something, need the coordinator's full token"
+    )]
+    Forbidden,
+    #[error("no decsweep API at this URL (404): give the coordinator's address without a path, e.g. http://HOST:8320")]
+    NoApi,
+    #[error(
+        "the coordinator does not understand this client's requests, or this client its answers: \
+         incompatible decsweep versions (run the same release on both sides)"
+    )]
+    IncompatibleApi,
+    #[error("the URL cannot be requested: it needs http:// or https:// and a host, e.g. http://HOST:8320")]
+    BadUrl,
+    #[error("the coordinator's TLS certificate was refused: pass its CA with --ca-cert FILE")]
+    Certificate,
 }
 
 #[cfg(test)]
@@ -97,5 +167,21 @@ mod tests {
         let conflict = ApiCallError::from_answer(409, r#"{"error": "lease replaced"}"#);
         assert!(conflict.is_conflict() && !conflict.is_retryable());
         assert_eq!(conflict.to_string(), "the coordinator answered 409: lease replaced");
+    }
+
+    #[test]
+    fn permanent_faults_are_told_apart_from_waits_that_may_help() {
+        let fault = |status| ApiCallError::from_answer(status, r#"{"error": "x"}"#).permanent_fault();
+        assert_eq!(fault(401), Some(PermanentFault::Unauthorized));
+        assert_eq!(fault(403), Some(PermanentFault::Forbidden));
+        assert_eq!(fault(404), Some(PermanentFault::NoApi));
+        for status in [400, 405, 415, 422] {
+            assert_eq!(fault(status), Some(PermanentFault::IncompatibleApi), "{status}");
+        }
+        for status in [408, 409, 429, 500, 502, 503, 504] {
+            assert_eq!(fault(status), None, "{status} may pass");
+        }
+        let storage_full = ApiCallError::from_answer(503, r#"{"error": "storage full"}"#);
+        assert!(storage_full.permanent_fault().is_none() && storage_full.is_retryable());
     }
 }

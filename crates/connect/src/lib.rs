@@ -13,8 +13,11 @@
 //!   clients given no token read for a loopback URL.
 //! - [`Client`]: the one typed, blocking client of the coordinator's `/v1` API (the worker
 //!   agent's, the `decsweep` command's and the tests'), with a verb per call ([`verbs`]), an
-//!   error that keeps the status and the server's message ([`ApiCallError`]), and one retry
-//!   policy ([`retry`]: jittered doubling waits on transport errors and 5xx, never on a 4xx).
+//!   error that keeps the status and the server's message ([`ApiCallError`]), one retry
+//!   policy ([`retry`]: jittered doubling waits on transport errors and 5xx, never on a 4xx),
+//!   and one classification of what waiting cannot cure ([`PermanentFault`]: a refused token,
+//!   a wrong URL, an incompatible coordinator), which ends a worker with exit status 2.
+//!   A URL without `http://` or `https://` is refused before any call ([`check_url`]).
 //! - [`plain_http::clear_text_warning`]: what to say when a token would cross the network in
 //!   clear text.
 //! - [`work_dir`]: the worker's folder on a machine (datasets, stage checkpoints, trial
@@ -34,8 +37,8 @@ pub mod runtime;
 pub mod verbs;
 pub mod work_dir;
 
-pub use client::{Client, Timeouts, TRANSFER_TIMEOUT};
-pub use error::ApiCallError;
+pub use client::{check_url, Client, Timeouts, TRANSFER_TIMEOUT};
+pub use error::{ApiCallError, PermanentFault};
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -74,6 +77,8 @@ pub enum ConnectError {
     },
     #[error("the CA certificate file {} {reason}", path.display())]
     CaInvalid { path: PathBuf, reason: String },
+    #[error("{reason}")]
+    BadUrl { reason: String },
     #[error("building the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use decsweep_api::wire::{
     AddSeeds, CancelOutcome, CheckpointUpload, CompleteTrial, CreateStudy, DatasetStored, EpochProgress, ExportedTrial,
-    FailByUser, FailTrial, FailedByUser, HeartbeatReply, ProgressReply, PruneTrial, Resumed, Retried, RetryTrials,
-    ReturnTrial, SeedsAdded, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
+    FailByUser, FailTrial, FailedByUser, HeartbeatReply, ProgressReply, PruneTrial, Recorded, Resumed, Retried,
+    RetryTrials, ReturnTrial, SeedsAdded, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus, WorkerGoodbye,
 };
 use reqwest::blocking::Response;
 
@@ -46,6 +46,14 @@ impl Client {
     /// `POST /v1/leases/{id}/return`: the trial goes back to the queue unfinished; retried.
     pub fn give_back(&self, lease_id: &str, body: &ReturnTrial) -> Result<(), ApiCallError> {
         self.post_retrying(&format!("leases/{lease_id}/return"), body)
+    }
+
+    /// `POST /v1/workers/goodbye`: the worker process `name` exits cleanly (the dashboard lists
+    /// it as stopped). One try: a worker on its way out does not wait out an outage for it.
+    /// `false`: the coordinator never saw that name.
+    pub fn goodbye(&self, name: &str) -> Result<bool, ApiCallError> {
+        let answer: Recorded = self.post("workers/goodbye", &WorkerGoodbye { name: name.to_string() })?;
+        Ok(answer.recorded)
     }
 
     /// `PUT /v1/leases/{id}/checkpoint`: the trial's saved state, `bytes` hashing to

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Migration `i` brings a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -258,6 +258,11 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE leases;
     ALTER TABLE leases_v6 RENAME TO leases;
     "#,
+    // 6 → 7: when a worker process said goodbye (a clean exit); NULL while it runs, cleared when
+    // a process of the same name asks for work again.
+    r#"
+    ALTER TABLE workers ADD COLUMN stopped_ms INTEGER;
+    "#,
 ];
 
 /// The schema version of the database at `path`, read without changing it (a reader decides
@@ -339,8 +344,10 @@ fn apply_migrations(conn: &mut Connection, path: &Path, found: i64, supported: i
         }
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
-        tracing::info!(path = %path.display(), from = version, to = version + 1, "migrated database schema");
+        tracing::debug!(path = %path.display(), from = version, to = version + 1, "applied a schema migration");
     }
+    // One line for the whole run: a new database takes every step, which is one event to its user.
+    tracing::info!(path = %path.display(), from = found, to = supported, "migrated database schema");
     Ok(())
 }
 
@@ -562,6 +569,9 @@ mod tests {
         let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(v, SCHEMA_VERSION);
         let after = dump(&conn);
+        // Migration 7 adds `workers.stopped_ms`: NULL (no goodbye) for every process seen before.
+        let before: Vec<String> =
+            before.into_iter().map(|r| if r.starts_with("workers: ") { format!("{r} | Null") } else { r }).collect();
         assert_eq!(after, before, "every row, index and trigger kept");
         let fk: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
         assert!(fk, "foreign keys enforced again after the migration");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use decsweep_api::wire::{
     CheckpointInfo, CheckpointUpload, CompleteTrial, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest,
-    ProgressAction, ProgressReply, PruneTrial, Recorded, ReturnTrial,
+    ProgressAction, ProgressReply, PruneTrial, Recorded, ReturnTrial, WorkerGoodbye,
 };
 use futures_util::Stream;
 
@@ -52,6 +52,14 @@ impl Coordinator {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
+    }
+
+    /// Records that a worker process exited cleanly ([`WorkerGoodbye`]): the dashboard lists it
+    /// as stopped. `recorded: false`: no worker of that name was seen.
+    pub async fn goodbye(&self, body: WorkerGoodbye) -> Result<Recorded> {
+        let recorded =
+            self.inner.store.write(move |ctx| workers::said_goodbye(&ctx.conn, &body.name, ctx.clock.now_ms())).await?;
+        Ok(Recorded { recorded })
     }
 
     /// Extends a lease by the TTL. The answer's action is `stop` once the user cancelled or

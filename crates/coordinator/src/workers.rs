@@ -4,7 +4,8 @@
 //! ([`AgentInfo`]): name, host, slots, device. Each request records the process and when it
 //! was last heard from; heartbeats and progress reports of a slot's lease count as hearing
 //! from its process. A slot that sends no [`AgentInfo`] (an older worker) is listed as a
-//! process of its own.
+//! process of its own. A process that exits cleanly says goodbye ([`said_goodbye`]) and is
+//! listed as stopped until a process of its name asks for work again.
 
 use decsweep_api::wire::AgentInfo;
 use rusqlite::{params, Connection};
@@ -21,6 +22,8 @@ pub struct WorkerInfo {
     pub device: String,
     pub first_seen_ms: i64,
     pub last_seen_ms: i64,
+    /// When it said goodbye (a clean exit); `None` while it runs or if it vanished without one.
+    pub stopped_ms: Option<i64>,
     /// The trials its slots are running now, ascending.
     pub running: Vec<i64>,
 }
@@ -31,7 +34,7 @@ pub(crate) fn seen(conn: &Connection, slot: &str, agent: Option<&AgentInfo>, now
     let agent = agent.unwrap_or(&fallback);
     conn.prepare_cached(
         "INSERT INTO workers (name, host, slots, device, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-         ON CONFLICT(name) DO UPDATE SET host = ?2, slots = ?3, device = ?4, last_seen_ms = ?5",
+         ON CONFLICT(name) DO UPDATE SET host = ?2, slots = ?3, device = ?4, last_seen_ms = ?5, stopped_ms = NULL",
     )?
     .execute(params![agent.name, agent.host, agent.slots, agent.device, now])?;
     conn.prepare_cached(
@@ -51,6 +54,15 @@ pub(crate) fn seen_lease(conn: &Connection, lease_id: &str, now: i64) -> Result<
     Ok(())
 }
 
+/// Records that process `name` exited cleanly at `now`; `false` when no process of that name
+/// was ever seen (nothing is recorded for it).
+pub(crate) fn said_goodbye(conn: &Connection, name: &str, now: i64) -> Result<bool> {
+    let changed = conn
+        .prepare_cached("UPDATE workers SET stopped_ms = ?2, last_seen_ms = ?2 WHERE name = ?1")?
+        .execute(params![name, now])?;
+    Ok(changed > 0)
+}
+
 /// Every worker process, most recently heard from first.
 pub(crate) fn list(conn: &Connection) -> Result<Vec<WorkerInfo>> {
     let mut running = std::collections::HashMap::<String, Vec<i64>>::new();
@@ -65,7 +77,8 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<WorkerInfo>> {
         }
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT name, host, slots, device, first_seen_ms, last_seen_ms FROM workers ORDER BY last_seen_ms DESC, name",
+        "SELECT name, host, slots, device, first_seen_ms, last_seen_ms, stopped_ms FROM workers
+          ORDER BY last_seen_ms DESC, name",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(WorkerInfo {
@@ -75,6 +88,7 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<WorkerInfo>> {
             device: r.get(3)?,
             first_seen_ms: r.get(4)?,
             last_seen_ms: r.get(5)?,
+            stopped_ms: r.get(6)?,
             running: Vec::new(),
         })
     })?;
@@ -109,5 +123,19 @@ mod tests {
         );
         assert_eq!(all[0].running, vec![lease.trial_id]);
         assert_eq!((all[1].name.as_str(), all[1].host.as_str(), all[1].running.len()), ("old", "", 0));
+        assert!(all.iter().all(|w| w.stopped_ms.is_none()), "nobody said goodbye");
+    }
+
+    #[test]
+    fn a_goodbye_marks_the_process_stopped_until_it_asks_for_work_again() {
+        let f = Fixture::new();
+        let agent = AgentInfo { name: "cpu1-9".into(), host: "cpu1".into(), slots: 1, device: "cpu".into() };
+        seen(&f.ctx.conn, "cpu1-9", Some(&agent), 1_000).unwrap();
+        assert!(!said_goodbye(&f.ctx.conn, "never-seen", 2_000).unwrap(), "an unknown name records nothing");
+        assert!(said_goodbye(&f.ctx.conn, "cpu1-9", 3_000).unwrap());
+        let all = list(&f.ctx.conn).unwrap();
+        assert_eq!((all.len(), all[0].stopped_ms, all[0].last_seen_ms), (1, Some(3_000), 3_000));
+        seen(&f.ctx.conn, "cpu1-9", Some(&agent), 4_000).unwrap();
+        assert_eq!(list(&f.ctx.conn).unwrap()[0].stopped_ms, None, "started again under the same name");
     }
 }

@@ -286,3 +286,27 @@ async fn configurations_are_named_by_their_labels_with_the_hash_only_in_tooltips
     assert!(row.contains(&format!(">{label}</td>")), "{live}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_worker_that_said_goodbye_is_listed_stopped_and_one_that_vanished_is_not() {
+    let s = Server::open().await;
+    s.create(&command_spec("w", 4), None).await;
+    let done = s.lease("clean-1/0", "clean-1", None).await;
+    s.complete(&done, json!({ "accuracy": 0.5 }), None).await;
+    let _held = s.lease("killed-2/0", "killed-2", None).await;
+    let r = s.post("/v1/workers/goodbye", None, json!({ "name": "clean-1" })).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["recorded"], true);
+    let unknown = s.post("/v1/workers/goodbye", None, json!({ "name": "nobody" })).await;
+    assert_eq!(unknown.json::<Value>().await.unwrap()["recorded"], false, "an unknown name records nothing");
+
+    let (status, body) = get(&s, "/workers").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = |name: &str| {
+        let start = body.find(&format!("data-worker=\"{name}\"")).unwrap_or_else(|| panic!("{name} listed: {body}"));
+        body[start..].split("</tr>").next().unwrap().to_string()
+    };
+    assert!(row("clean-1").contains("stopped"), "{}", row("clean-1"));
+    assert!(!row("killed-2").contains("stopped"), "no goodbye, no `stopped`: {}", row("killed-2"));
+    s.stop().await;
+}

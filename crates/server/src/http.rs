@@ -13,7 +13,7 @@ use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 use decsweep_api::wire::{
     AddSeeds, CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailByUser, FailTrial,
-    FailedByUser, LeaseRequest, PruneTrial, Retried, RetryTrials, ReturnTrial, TrialStatus,
+    FailedByUser, LeaseRequest, PruneTrial, Retried, RetryTrials, ReturnTrial, TrialStatus, WorkerGoodbye,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -145,6 +145,7 @@ pub(crate) fn router(server: Server) -> (Router, Vec<(&'static str, &'static str
         .add("POST", "/v1/studies/{name}/seeds", capped(post(add_seeds), small))
         .add("POST", "/v1/trials/{id}/fail", capped(post(fail_trial), small))
         .add("POST", "/v1/lease", capped(post(lease), small))
+        .add("POST", "/v1/workers/goodbye", capped(post(goodbye), small))
         .add("POST", "/v1/leases/{lease_id}/heartbeat", capped(post(heartbeat), small))
         .add("POST", "/v1/leases/{lease_id}/progress", capped(post(progress), body_limit::PROGRESS))
         .add("POST", "/v1/leases/{lease_id}/complete", capped(post(complete), result))
@@ -358,6 +359,10 @@ async fn lease(State(c): State<Coordinator>, ApiJson(req): ApiJson<LeaseRequest>
         Some(lease) => Json(lease).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })
+}
+
+async fn goodbye(State(c): State<Coordinator>, ApiJson(body): ApiJson<WorkerGoodbye>) -> Answer<Response> {
+    Ok(Json(c.goodbye(body).await?).into_response())
 }
 
 async fn heartbeat(State(c): State<Coordinator>, ApiPath(lease_id): ApiPath<String>) -> Answer<Response> {

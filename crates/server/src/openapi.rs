@@ -189,6 +189,12 @@ pub fn document() -> Value {
             .answer("204", json!({ "description": "No trial became available within `wait_ms`." }))
             .answer("400", error("Malformed request."))
             .writes().build() },
+        "/v1/workers/goodbye": { "post": Op::new("A worker process exiting cleanly (stop signal, or `--exit-when-idle` finding no work) says so; the dashboard lists it as stopped until a process of that name leases again. One that vanishes without it is listed as idle, then quiet.")
+            .body("WorkerGoodbye")
+            .answer("200", reply("`recorded: false` when no worker process of that name was ever seen.", Some(schema_ref("Recorded"))))
+            .answer("400", error("Malformed body."))
+            .answer("422", error("Body does not match the schema."))
+            .writes().build() },
         "/v1/leases/{lease_id}/heartbeat": { "post": lease_call("Extend a lease by its TTL. An expired lease whose trial nobody re-leased is revived. A trial the user cancelled or failed answers `action: stop`.", None,
             reply("Extended (or, with `stop`, ended by the user).", Some(schema_ref("HeartbeatReply")))) },
         "/v1/leases/{lease_id}/progress": { "post": lease_call("Report one epoch of one stage; extends the lease like a heartbeat.", Some("EpochProgress"),
@@ -337,6 +343,8 @@ pub fn document() -> Value {
             "reason": { "type": "string" }, "retryable": { "type": "boolean" } } },
         "PruneTrial": { "type": "object", "required": ["stage", "epoch", "metrics"], "properties": {
             "stage": schema_ref("Stage"), "epoch": { "type": "integer" }, "metrics": metrics } },
+        "WorkerGoodbye": { "type": "object", "required": ["name"], "properties": {
+            "name": { "type": "string", "description": "The process's name, as in its lease requests' `agent.name`." } } },
         "ReturnTrial": { "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } },
         "Recorded": { "type": "object", "properties": { "recorded": { "type": "boolean" } } }
     });

@@ -32,12 +32,23 @@ pub fn describe(device: Device) -> String {
     }
 }
 
+/// `decsweep-worker info`: one JSON line (`decsweep run` reads `cuda_available` and
+/// `cuda_devices` from it to place workers on GPUs).
 pub fn print_info() {
     let info = serde_json::json!({
+        "libtorch": crate::libtorch_build::LibtorchBuild::here(),
+        "cpu": crate::cpu::Cpu::here(),
+        "threads": tch::get_num_threads(),
+        "interop_threads": tch::get_num_interop_threads(),
+        "mkl": tch::utils::has_mkl(),
+        "mkldnn": tch::utils::has_mkldnn(),
+        "openmp": tch::utils::has_openmp(),
         "cuda_available": tch::Cuda::is_available(),
         "cudnn_available": tch::Cuda::cudnn_is_available(),
         "cuda_devices": tch::Cuda::device_count(),
-        "threads": tch::get_num_threads(),
+        // 0 when libtorch was built without CUDA.
+        "cudart_version": if tch::utils::has_cudart() { tch::utils::version_cudart() } else { 0 },
+        "cudnn_version": if tch::Cuda::cudnn_is_available() { tch::utils::version_cudnn() } else { 0 },
     });
     println!("{info}");
 }

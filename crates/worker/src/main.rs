@@ -2,16 +2,19 @@
 //! coordinator (`decsweep-worker --coordinator URL`) or one at a time (`decsweep-worker train`).
 //!
 //! Exit status: 0 success, 1 failure (e.g. divergence), 2 bad input (unknown parameter,
-//! invalid dataset, empty labeled set, ...), 75 (`EX_TEMPFAIL`) `train` interrupted by SIGTERM
-//! with its state saved to `--checkpoint` (run the same command again to resume).
+//! invalid dataset, empty labeled set, ...; as an agent also a coordinator it cannot work with:
+//! see `agent`), 75 (`EX_TEMPFAIL`) `train` interrupted by SIGTERM with its state saved to
+//! `--checkpoint` (run the same command again to resume).
 
 mod agent;
 mod allow;
 mod bench;
 mod cache;
 mod checkpoint;
+mod cpu;
 mod device;
 mod dirpack;
+mod libtorch_build;
 mod manifest;
 mod program_env;
 mod protocol;
@@ -31,6 +34,14 @@ use decsweep_api::Pipeline;
 runs them (one child process per trial), heartbeats, streams per-epoch progress and reports the \
 outcome. SIGTERM or Ctrl-C stops the running trials within an epoch and returns them to the queue \
 (the attempt is not counted against the study's retries), then exits 0.
+
+Errors that waiting cannot cure end the agent at once with exit status 2 and the reason: a token \
+the coordinator refuses (401) or that may not lease (403), a --coordinator URL without http:// or \
+https:// or with a wrong path (404), and a coordinator of an incompatible version (it refuses the \
+request's form, or answers in a form this worker cannot read). Errors that may pass keep a bounded \
+backoff (0.2 s doubling to 10 s) and never end the agent: connection refused, timeouts, 5xx and 503 \
+\"storage full\". Supervisors should restart on other failures but not on 2 (systemd \
+RestartPreventExitStatus=2, compose restart: on-failure with a bounded count, see deploy/).
 
 A trial's program (and the worker's own `train` child) inherits the worker's environment except \
 every DECSWEEP_* variable (the token, token file, read token, ...: those four are never passed on) \
@@ -62,7 +73,10 @@ enum Command {
     /// Run one trial on this machine and write metrics.json, curves.csv and the chosen
     /// classifier checkpoint into --out.
     Train(TrainArgs),
-    /// Print the libtorch build, thread count and whether CUDA is usable.
+    /// Print, as one JSON line: the libtorch build (version, MKL, oneDNN, the CPU kernels ATen
+    /// picked here, OpenMP, the CUDA runtime and cuDNN it was built with), this machine's CPU
+    /// (vendor, model, the instruction-set flags that choose kernels), the thread counts, and
+    /// whether CUDA is usable and how many GPUs libtorch sees.
     Info,
     /// List every parameter `--set` and sweep specs accept: default, valid range, the stages
     /// that read it, and what it does.
@@ -209,7 +223,9 @@ fn print_params() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, never into a log file or a collector.
+    let ansi = matches!(format, LogFormat::Text) && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

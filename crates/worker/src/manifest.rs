@@ -1,6 +1,14 @@
 //! What a trial's result was computed with, stored beside its metrics (`metrics.json`
 //! `"manifest"`, and by the coordinator with the completed trial) so `decsweep reproduce` can
 //! rerun it and say what differs.
+//!
+//! On CPU a rerun is bit-identical only for the same build, libtorch, thread count *and CPU
+//! instruction set*: MKL, oneDNN and ATen choose kernels by the CPU's vector and matrix
+//! extensions (measured: the demo rerun on another machine of the same kind moved 5 of 18
+//! validation accuracies and every loss in the fifth digit). So the manifest records the CPU
+//! ([`crate::cpu::Cpu`]: vendor, model, kernel-choosing flags) and libtorch's own report of its
+//! build ([`crate::libtorch_build::LibtorchBuild`]: MKL and oneDNN versions, the CPU capability
+//! ATen dispatched to) beside the thread count.
 
 use decsweep_api::{Params, Pipeline};
 use serde_json::{json, Value};
@@ -30,10 +38,12 @@ pub fn manifest(pipeline: Pipeline, params: &Params, seed: u64, dataset_sha256: 
         "seed": seed,
         "device": crate::device::describe(device),
         "threads": tch::get_num_threads(),
+        "cpu": crate::cpu::Cpu::here(),
+        "libtorch_build": crate::libtorch_build::LibtorchBuild::here(),
         "cuda": cuda,
         "determinism": {
             "reseeding": "torch's generator is seeded from (seed, stage, epoch) at the start of every epoch",
-            "cpu": "bit-identical for the same build, libtorch and thread count",
+            "cpu": "bit-identical for the same build, libtorch, thread count and CPU instruction set (cpu.flags, libtorch_build.cpu_capability)",
             "cuda_tolerance": CUDA_TOLERANCE,
         },
     })

@@ -3,11 +3,12 @@
 
 use clap::Args;
 pub use decsweep_connect::Client;
-use decsweep_connect::{ApiCallError, Timeouts};
+use decsweep_connect::{ApiCallError, PermanentFault, Timeouts};
 
 #[derive(Debug, Args)]
 pub struct Connection {
-    /// The coordinator's URL.
+    /// The coordinator's URL, scheme included: http://HOST:PORT, or https://... behind TLS
+    /// (one without a scheme is refused, exit 2, with the URL to give instead).
     #[arg(long, env = "DECSWEEP_COORDINATOR", value_name = "URL", default_value = "http://127.0.0.1:8320")]
     coordinator: String,
     /// --token / --token-file and --ca-cert (crates/connect).
@@ -42,14 +43,19 @@ impl<T> Explain<T> for Result<T, ApiCallError> {
             if let Some(problem) = e.certificate_problem() {
                 return anyhow::anyhow!("{what}: {problem}");
             }
+            // What waiting cannot cure, in the words the worker uses too (crates/connect). A 404
+            // here names a missing study or trial, not a wrong URL, so it keeps the server's words.
+            let fault = e.permanent_fault().filter(|f| *f != PermanentFault::NoApi);
             match e {
                 ApiCallError::Transport(source) => anyhow::Error::new(source)
                     .context(format!("{what}: cannot reach the coordinator at {}", client.base())),
                 ApiCallError::Decode(source) => {
-                    anyhow::Error::new(source).context(format!("{what}: unreadable answer"))
+                    let why = fault.map_or_else(|| "unreadable answer".to_string(), |f| f.to_string());
+                    anyhow::Error::new(source).context(format!("{what}: {why}"))
                 }
                 e if e.is_client_error() => {
-                    crate::exit::BadInput(format!("{what}: {}", e.message().unwrap_or_default())).into()
+                    let hint = fault.map(|f| format!("\n  {f}")).unwrap_or_default();
+                    crate::exit::BadInput(format!("{what}: {}{hint}", e.message().unwrap_or_default())).into()
                 }
                 e => {
                     let status = e.status().and_then(|s| reqwest::StatusCode::from_u16(s).ok());

@@ -52,8 +52,11 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Rerun a completed trial here from its manifest (pipeline, parameters, seed, dataset,
     /// threads, device) and compare every metric with the stored one: exit 0 when they match
-    /// (exactly on CPU), 1 when they do not or the dataset changed, listing what differs in the
-    /// environment (build, libtorch, device, threads).
+    /// (exactly on CPU, or within --tolerance), 1 when they do not or the dataset changed,
+    /// listing what differs in the environment (build, libtorch, device, threads, CPU). A CPU
+    /// rerun is bit-identical only for the same build, libtorch, thread count and CPU
+    /// instruction set (MKL, oneDNN and ATen pick kernels by AVX2/AVX-512/AMX); on another CPU
+    /// the message names both, and --tolerance checks across machines.
     Reproduce(reproduce::ReproduceArgs),
     /// Create and check dataset files (synthetic CMU-MOSI, validation, summaries).
     #[command(subcommand)]

@@ -1,4 +1,4 @@
-//! `/workers`: every worker process the coordinator has seen; quiet ones are marked.
+//! `/workers`: every worker process the coordinator has seen; stopped and quiet ones are marked.
 
 use axum::extract::{Extension, State};
 use axum::response::Html;
@@ -19,15 +19,18 @@ pub(crate) fn rows(workers: &[WorkerInfo], now_ms: i64, ttl_ms: i64) -> Markup {
     html! {
         @for w in workers {
             @let silent = now_ms - w.last_seen_ms;
-            @let quiet = silent > ttl_ms * QUIET_TTLS;
-            tr.worker.quiet[quiet] data-worker=(w.name) {
+            // A goodbye (a clean exit) says more than silence does.
+            @let stopped = w.stopped_ms.is_some();
+            @let quiet = !stopped && silent > ttl_ms * QUIET_TTLS;
+            tr.worker.quiet[quiet].stopped[stopped] data-worker=(w.name) {
                 td.mono { (w.name) }
                 td { (w.host) }
                 td.num { (w.slots) }
                 td { (w.device) }
                 td { (time_ms(w.last_seen_ms)) span.small { " (" (duration_ms(silent)) " ago)" } }
                 td {
-                    @if quiet { span.status.s-failed.quiet-mark { "quiet" } }
+                    @if stopped { span.status.stopped-mark { "stopped" } }
+                    @else if quiet { span.status.s-failed.quiet-mark { "quiet" } }
                     @else if w.running.is_empty() { "idle" }
                     @else { @for id in &w.running { a href={ "/trials/" (id) } { (id) } " " } }
                 }
@@ -42,7 +45,8 @@ pub(crate) async fn page(State(app): State<App>, Extension(viewer): Extension<Vi
     let ttl_ms = i64::try_from(c.lease_ttl().as_millis()).unwrap_or(i64::MAX);
     let body = html! {
         h1 { "Workers" }
-        p.small { "A worker is marked quiet when nothing was heard from it for longer than the lease TTL." }
+        p.small { "A worker is stopped when it said goodbye on a clean exit, and marked quiet when nothing was heard \
+                   from it for longer than the lease TTL (it was killed, lost its network, or is hung)." }
         table #workers.summary data-live="/live/workers" {
             thead { tr { th { "name" } th { "host" } th { "slots" } th { "device" } th { "last heard" } th { "running trials" } } }
             tbody #workers-body { (rows(&workers, c.now_ms(), ttl_ms)) }

@@ -2,6 +2,11 @@
 //! heartbeat while it runs, and report its outcome once, retrying through outages; back off
 //! while the coordinator is unreachable; on the worker's stop, return what it holds.
 //!
+//! A lease request that fails for a reason waiting cannot cure (a wrong token, a wrong URL, a
+//! coordinator of an incompatible version: [`decsweep_connect::PermanentFault`]) ends the slot
+//! with [`Refused`], and the worker exits 2 saying why; an orchestrator must not see it as a
+//! healthy worker. Everything else (no answer, a 5xx, a full disk) keeps the bounded backoff.
+//!
 //! It knows leases and outcomes; how a trial runs is its runner's (super::runner).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +14,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use anyhow::bail;
 use decsweep_api::wire::{
     AgentInfo, CompleteTrial, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction, PruneTrial, ReturnTrial,
     TrialJob,
@@ -21,7 +25,7 @@ use super::program_trials::ProgramTrials;
 use super::runner::{Outcome, Reporter, Runner, Trial};
 use super::transfer::Transfer;
 use decsweep_connect::retry::Backoff;
-use decsweep_connect::{ApiCallError, Client};
+use decsweep_connect::{ApiCallError, Client, PermanentFault};
 
 /// How long one lease request waits at the coordinator before answering "none". Short enough
 /// that a stopping agent, which waits for its polls to come back, exits promptly; an idle slot
@@ -44,8 +48,21 @@ pub(crate) struct Slot {
     pub programs: ProgramTrials,
 }
 
+/// A slot's end when the coordinator cannot be worked with: what failed and why it will not
+/// pass by itself.
+#[derive(Debug, thiserror::Error)]
+#[error("lease request to {url} failed for good: {fault} (the coordinator said: {detail})")]
+pub(crate) struct Refused {
+    pub url: String,
+    pub fault: PermanentFault,
+    /// The call's own error (the server's words, or the transport's).
+    pub detail: String,
+}
+
 impl Slot {
-    pub(crate) fn run(self) -> anyhow::Result<()> {
+    /// Leases and runs trials until the worker stops, the coordinator runs dry under
+    /// `--exit-when-idle`, or a lease request fails for good ([`Refused`]).
+    pub(crate) fn run(self) -> Result<(), Refused> {
         let mut backoff = Backoff::new();
         while !self.stop.load(Ordering::Relaxed) {
             let request =
@@ -62,13 +79,16 @@ impl Slot {
                 Ok(None) if self.exit_when_idle => break,
                 Ok(None) => {}
                 Err(e) => {
-                    // A refused certificate will not change by retrying.
-                    if let Some(problem) = e.certificate_problem() {
-                        bail!("{problem}");
+                    if let Some(fault) = e.permanent_fault() {
+                        let detail = e.certificate_problem().unwrap_or_else(|| e.detail());
+                        return Err(Refused { url: self.client.base().to_string(), fault, detail });
                     }
-                    // The coordinator may be restarting: keep trying, more slowly.
-                    tracing::warn!(worker = %self.name, error = %format!("{e:#}"), "lease request failed; retrying");
-                    sleep_unless_stopped(backoff.next_wait(), &self.stop);
+                    // The coordinator may be restarting, cut off or out of disk: keep trying,
+                    // more slowly.
+                    let wait = backoff.next_wait();
+                    tracing::warn!(worker = %self.name, error = %e.detail(), retry_in_ms = wait.as_millis() as u64,
+                        "lease request failed; retrying (transient: no answer, a 5xx or a full disk)");
+                    sleep_unless_stopped(wait, &self.stop);
                 }
             }
         }

@@ -12,6 +12,13 @@
 //! end-of-file at its next epoch and stops; the coordinator re-leases the trial when the lease
 //! expires.
 //!
+//! Exit status as an agent: 0 after a stop signal or `--exit-when-idle`; 2 when the coordinator
+//! cannot be worked with whatever the agent waits (a wrong token, a URL without a scheme or with
+//! a wrong path, an incompatible coordinator: [`decsweep_connect::PermanentFault`]), so a
+//! supervisor that restarts on failure does not restart it into the same error. While the
+//! coordinator is only unreachable, restarting, or out of disk (503), the agent keeps waiting
+//! with a bounded backoff and does not exit.
+//!
 //! On SIGTERM or SIGINT the agent stops its running trials within an epoch and *returns* them
 //! (`/return`: pending again, the attempt not counted), then exits 0. A model trial first saves
 //! its state (`suspend`), which is uploaded as a checkpoint, and a program's checkpoint directory
@@ -51,8 +58,8 @@ use transfer::Transfer;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AgentArgs {
-    /// Coordinator to pull trials from, e.g. `http://10.0.0.5:8320`. Without a subcommand the
-    /// worker runs as an agent and this is required.
+    /// Coordinator to pull trials from, scheme included, e.g. `http://10.0.0.5:8320`. Without a
+    /// subcommand the worker runs as an agent and this is required.
     #[arg(long, env = "DECSWEEP_COORDINATOR")]
     coordinator: Option<String>,
     /// --token / --token-file and --ca-cert for an https:// coordinator (crates/connect).
@@ -100,6 +107,8 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let Some(url) = args.coordinator.clone() else {
         return Err(Failure::BadInput(anyhow::anyhow!("--coordinator URL is required to run as an agent")));
     };
+    // A URL no request can be made to is bad input before anything else is set up.
+    let client = Client::connect(&url, &args.access).map_err(|e| Failure::BadInput(e.into()))?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing signal handlers")?;
@@ -120,7 +129,6 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args.threads.unwrap_or((cores / args.slots.max(1)).max(1));
     let base_name = args.name.clone().unwrap_or_else(default_name);
-    let client = Client::connect(&url, &args.access).map_err(|e| Failure::BadInput(e.into()))?;
     let slots = args.slots.max(1);
     let mut devices: Vec<String> = (0..slots).map(|slot| slot_device(&args.device, slot)).collect();
     devices.dedup();
@@ -169,21 +177,45 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
                 },
                 name,
             };
-            thread::spawn(move || slot_ctx.run())
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || {
+                let ended = slot_ctx.run();
+                if ended.is_err() {
+                    // The other slots would meet the same refusal: they stop too, returning
+                    // what they run.
+                    stop.store(true, Ordering::Relaxed);
+                }
+                ended
+            })
         })
         .collect();
-    let mut first_error = None;
+    let mut refused = None;
     for h in handles {
         if let Err(e) = h.join().expect("slot thread does not panic") {
-            first_error.get_or_insert(e);
+            refused.get_or_insert(e);
         }
     }
-    if stop.load(Ordering::Relaxed) {
-        tracing::info!("stopped");
+    match refused {
+        // Not a failure of this machine's: the settings (or the coordinator) must change first.
+        Some(e) => Err(Failure::BadInput(e.into())),
+        None => {
+            if stop.load(Ordering::Relaxed) {
+                tracing::info!("stopped");
+            }
+            say_goodbye(&client, &agent.name);
+            Ok(())
+        }
     }
-    match first_error {
-        Some(e) => Err(Failure::Failed(e)),
-        None => Ok(()),
+}
+
+/// Tells the coordinator this process ends cleanly, so its dashboard lists it as stopped rather
+/// than quiet. Best effort: an exit is not held up by a coordinator that cannot hear it.
+fn say_goodbye(client: &Client, name: &str) {
+    match client.goodbye(name) {
+        Ok(_) => tracing::debug!(worker = %name, "said goodbye to the coordinator"),
+        Err(e) => {
+            tracing::warn!(worker = %name, error = %e.detail(), "could not tell the coordinator this worker stopped")
+        }
     }
 }
 
