@@ -16,7 +16,7 @@
 //! - **Suspend and resume.** A member suspended mid-DEC resumes, in a pack of other mates, to
 //!   the result of the run that never stopped; its state also resumes in the solo trainer.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use decsweep_api::{Params, Pipeline, Stage};
 use decsweep_data::{prepare, synthesize, PrepConfig, SynthConfig};
@@ -31,6 +31,13 @@ use tch::Device;
 const MATES_BOUND: f64 = 1e-6;
 /// Relative bound on a loss of a packed member against its solo run (dropout 0).
 const SOLO_BOUND: f64 = 1e-4;
+
+/// Training seeds torch's one global generator (the solo trainer per epoch, the pack per member
+/// and step): tests that train take turns, as trials in one process do.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn dataset() -> &'static decsweep_data::Dataset {
     static DATA: OnceLock<decsweep_data::Dataset> = OnceLock::new();
@@ -143,6 +150,7 @@ fn compare(a: &PipelineOutcome, a_curves: &[EpochRecord], b: &PipelineOutcome, b
 
 #[test]
 fn a_members_result_does_not_depend_on_its_pack_mates() {
+    let _turn = one_at_a_time();
     let a = trial(params(0.1, 0.5, 1.0), 11);
     let mates = [trial(params(0.1, 0.3, 2.0), 12), trial(params(0.2, 0.8, 0.5), 13), trial(params(0.0, 1.0, 1.0), 14)];
     let mut alone_obs = recorders(1);
@@ -165,6 +173,7 @@ fn a_members_result_does_not_depend_on_its_pack_mates() {
 
 #[test]
 fn with_dropout_zero_a_packed_member_equals_its_solo_run() {
+    let _turn = one_at_a_time();
     for pipeline in [Pipeline::Baseline, Pipeline::Dec] {
         let a = trial(params(0.0, 0.6, 1.0), 21);
         let mate = trial(params(0.0, 0.4, 3.0), 22);
@@ -187,6 +196,7 @@ fn with_dropout_zero_a_packed_member_equals_its_solo_run() {
 
 #[test]
 fn a_member_with_fewer_batches_gets_its_result_alone() {
+    let _turn = one_at_a_time();
     // 0.2 of the training rows labeled: fewer fine-tuning batches than the fully labeled mate.
     let few = trial(params(0.1, 0.2, 1.0), 31);
     let many = trial(params(0.1, 1.0, 1.0), 32);
@@ -200,6 +210,7 @@ fn a_member_with_fewer_batches_gets_its_result_alone() {
 
 #[test]
 fn a_stopped_member_leaves_and_the_others_are_unchanged() {
+    let _turn = one_at_a_time();
     let trials = [trial(params(0.1, 0.5, 1.0), 41), trial(params(0.1, 0.5, 1.0), 42), trial(params(0.1, 0.7, 1.0), 43)];
     let all: Vec<&Trial> = trials.iter().collect();
     let mut obs = recorders(3);
@@ -217,6 +228,7 @@ fn a_stopped_member_leaves_and_the_others_are_unchanged() {
 
 #[test]
 fn a_suspended_member_resumes_in_another_pack_or_alone() {
+    let _turn = one_at_a_time();
     let a = trial(params(0.1, 0.5, 1.0), 51);
     let b = trial(params(0.1, 0.9, 2.0), 52);
     let c = trial(params(0.1, 0.3, 0.5), 53);
@@ -254,6 +266,7 @@ fn a_suspended_member_resumes_in_another_pack_or_alone() {
 
 #[test]
 fn members_of_different_shapes_are_refused() {
+    let _turn = one_at_a_time();
     let a = trial(params(0.1, 0.5, 1.0), 61);
     let mut other = params(0.1, 0.5, 1.0);
     other.d_model = 16;
