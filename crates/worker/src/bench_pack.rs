@@ -11,8 +11,9 @@
 //! of theirs. Memory is each process's peak resident set (`wait4`'s `ru_maxrss`): the packed
 //! process's divided by K, and the mean of the `train` processes'.
 //!
-//! Threads: the packed process uses libtorch's default intra-op threads; each of the K `train`
-//! processes gets `max(1, cores / K)`, so neither side oversubscribes the machine.
+//! Threads: the packed process uses `--threads` (default: libtorch's, the machine's cores); each
+//! of the K `train` processes gets `max(1, cores / K)`, so neither side oversubscribes the
+//! machine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -68,6 +69,9 @@ pub struct BenchPackArgs {
     /// `cpu`, `cuda` or `cuda:K` (both sides).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Intra-op threads of the packed process (default: libtorch's choice, the machine's cores).
+    #[arg(long)]
+    threads: Option<i32>,
     /// Skip the K separate processes (e.g. K = 32 on a GPU, where 32 processes would not fit).
     #[arg(long)]
     packed_only: bool,
@@ -100,6 +104,11 @@ pub fn run(args: BenchPackArgs) -> Result<(), Failure> {
         return Err(Failure::BadInput(anyhow!("--epochs {}: expected at least 1", args.epochs)));
     }
     let device = device::parse(&args.device).map_err(Failure::BadInput)?;
+    match args.threads {
+        Some(n) if n < 1 => return Err(Failure::BadInput(anyhow!("--threads {n}: expected at least 1"))),
+        Some(n) => tch::set_num_threads(n),
+        None => {}
+    }
     let params = preset_params(&args)?;
     let dataset = synthesize(&SynthConfig { n: args.rows, seed: 0, ..Default::default() });
     if let Some(k) = args.packed_child {
@@ -115,7 +124,7 @@ pub fn run(args: BenchPackArgs) -> Result<(), Failure> {
     let exe = std::env::current_exe().context("locating decsweep-worker")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "bench-pack: {:?} model, {} pipeline, {} epoch(s) per stage, device {}, {} cores, libtorch {} threads",
+        "bench-pack: {:?} model, {} pipeline, {} epoch(s) per stage, device {}, {} cores, packed process {} threads",
         args.model,
         args.pipeline,
         args.epochs,
@@ -192,9 +201,11 @@ fn measure_packed(exe: &Path, args: &BenchPackArgs, k: usize, steps: u64) -> any
     cmd.args(["bench-pack", "--packed-child", &k.to_string(), "--model"])
         .arg(format!("{:?}", args.model).to_lowercase())
         .args(["--epochs", &args.epochs.to_string(), "--pipeline", args.pipeline.name()])
-        .args(["--rows", &args.rows.to_string(), "--device", &args.device])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped());
+        .args(["--rows", &args.rows.to_string(), "--device", &args.device]);
+    if let Some(n) = args.threads {
+        cmd.args(["--threads", &n.to_string()]);
+    }
+    cmd.env("RUST_LOG", "warn").stdout(Stdio::piped());
     let child = cmd.spawn().context("starting the packed child")?;
     let (output, rss_kib) = wait_with_rss(child)?;
     let run: PackedRun = serde_json::from_slice(&output)

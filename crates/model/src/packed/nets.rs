@@ -19,11 +19,12 @@ use crate::ModelConfig;
 /// The per-member dropout of one training step: each member's block of uniform numbers
 /// ([`rng::uniforms`]), cut site by site in the order the forward pass reaches them, and its rate.
 pub(super) struct Dropout {
-    uniforms: Tensor,
+    /// `[K, per_member]`: 0 where member `k` drops the element, `1 / (1 − p[k])` where it keeps
+    /// it (kept where its uniform number is at least `p[k]`); built once per step so each site
+    /// costs one product.
+    keep_scaled: Tensor,
     /// Elements of the block already used by this step's forward pass.
     cursor: Cell<i64>,
-    p: Tensor,
-    scale: Tensor,
 }
 
 impl Dropout {
@@ -33,26 +34,20 @@ impl Dropout {
         if rates.iter().all(|&p| p == 0.0) {
             return None;
         }
-        let f32s = |v: Vec<f32>| Tensor::from_slice(&v).to_device(device);
-        Some(Dropout {
-            uniforms: rng::uniforms(keys, per_member, device),
-            cursor: Cell::new(0),
-            p: f32s(rates.iter().map(|&p| p as f32).collect()),
-            scale: f32s(rates.iter().map(|&p| (1.0 / (1.0 - p)) as f32).collect()),
-        })
+        let column = |v: Vec<f32>| Tensor::from_slice(&v).to_device(device).unsqueeze(1);
+        let p = column(rates.iter().map(|&p| p as f32).collect());
+        let scale = column(rates.iter().map(|&p| (1.0 / (1.0 - p)) as f32).collect());
+        let keep = rng::uniforms(keys, per_member, device).ge_tensor(&p);
+        Some(Dropout { keep_scaled: keep.to_kind(Kind::Float) * scale, cursor: Cell::new(0) })
     }
 
-    /// Inverted dropout of `x [K, …]`: member `k` keeps an element where its next uniform
-    /// number is at least `p[k]`, and scales it by `1 / (1 − p[k])`.
+    /// Inverted dropout of `x [K, …]` with the next elements of each member's block.
     fn apply(&self, x: &Tensor) -> Tensor {
         let size = x.size();
         let n = size[1..].iter().product::<i64>();
         let at = self.cursor.get();
         self.cursor.set(at + n);
-        let u = self.uniforms.narrow(1, at, n).view(size.as_slice());
-        let lead: Vec<i64> = std::iter::once(size[0]).chain(std::iter::repeat_n(1, size.len() - 1)).collect();
-        let keep = u.ge_tensor(&self.p.view(lead.as_slice()));
-        x * keep.to_kind(x.kind()) * self.scale.view(lead.as_slice())
+        x * self.keep_scaled.narrow(1, at, n).view(size.as_slice())
     }
 }
 
