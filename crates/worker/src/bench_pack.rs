@@ -11,9 +11,9 @@
 //! of theirs. Memory is each process's peak resident set (`wait4`'s `ru_maxrss`): the packed
 //! process's divided by K, and the mean of the `train` processes'.
 //!
-//! Threads: the packed process uses `--threads` (default: libtorch's, the machine's cores); each
-//! of the K `train` processes gets `max(1, cores / K)`, so neither side oversubscribes the
-//! machine.
+//! Threads: the packed process uses `--threads` T (default: the machine's cores); each of the K
+//! `train` processes gets `max(1, T / K)`, so both sides have the same thread budget and
+//! neither oversubscribes the machine by itself.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -265,7 +265,9 @@ fn measure_processes(
     cores: usize,
     steps: u64,
 ) -> anyhow::Result<Side> {
-    let threads = (cores / k).max(1);
+    // The same thread budget as the packed process, shared among the K processes.
+    let budget = args.threads.map_or(cores, |n| n as usize);
+    let threads = (budget / k).max(1);
     let mut children = Vec::with_capacity(k);
     for seed in 0..k {
         let out = work.join(format!("k{k}-seed{seed}"));
