@@ -87,7 +87,8 @@ impl PackedAdam {
                 *s += a as i64;
             }
             if any_decay {
-                grad = grad + slot.param.detach() * lead(&decay);
+                // Out of place: the engine's gradient may be an expanded view.
+                grad = grad.g_add(&(slot.param.detach() * lead(&decay)));
             }
             // Variables that have stepped equally share their corrections (usually all do).
             let (sqrt_bc2, neg_step_size) = corrections
