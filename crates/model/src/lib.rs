@@ -41,6 +41,7 @@ pub mod losses;
 pub mod metrics;
 pub mod observe;
 pub mod optim;
+pub mod packed;
 pub mod pseudo;
 mod readout;
 pub mod records;
@@ -55,6 +56,7 @@ pub use batch::Batch;
 pub use checkpoint::Checkpoint;
 pub use metrics::BinaryMetrics;
 pub use optim::Adam;
+pub use packed::{PackError, PackMember, PackTrainer};
 pub use resume::{ResumeError, TrialState};
 pub use train::{
     Control, DecMetrics, EpochRecord, NoCache, Observer, PipelineOutcome, Session, StageCache, StageReport, TrainError,

@@ -9,6 +9,7 @@
 mod agent;
 mod allow;
 mod bench;
+mod bench_pack;
 mod cache;
 mod checkpoint;
 mod cpu;
@@ -84,6 +85,9 @@ enum Command {
     /// Time our fine-tune and AE training steps against the PyTorch reference
     /// (tests/parity/reference.py) on the same batch and weights, and print the ratios.
     BenchTrain(bench::BenchArgs),
+    /// Trial-steps per second of K trials trained as one packed model against the same trials
+    /// as K `train` processes at once, for each K of --ks, and the memory per trial.
+    BenchPack(bench_pack::BenchPackArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -172,6 +176,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::BenchTrain(args)) => bench::run(args),
+        Some(Command::BenchPack(args)) => bench_pack::run(args),
         Some(Command::Params) => {
             print_params();
             Ok(())
