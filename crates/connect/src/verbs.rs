@@ -7,7 +7,8 @@ use std::time::Duration;
 use decsweep_api::wire::{
     AddSeeds, CancelOutcome, CheckpointUpload, CompleteTrial, CreateStudy, DatasetStored, EpochProgress, ExportedTrial,
     FailByUser, FailTrial, FailedByUser, HeartbeatReply, ProgressReply, PruneTrial, Recorded, Resumed, Retried,
-    RetryTrials, ReturnTrial, SeedsAdded, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus, WorkerGoodbye,
+    RetryTrials, ReturnTrial, SeedsAdded, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo, TrialStatus,
+    WorkerGoodbye,
 };
 use reqwest::blocking::Response;
 

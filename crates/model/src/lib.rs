@@ -34,6 +34,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod classifier;
 pub mod cluster;
+mod dec_codes;
 pub mod encoder;
 pub mod evaluate;
 pub mod init;

@@ -212,7 +212,11 @@ mod tests {
     fn no_line_lies_on_the_ends_of_an_axis_and_the_colours_are_explained() {
         // The worst configuration (0.6) used to be drawn along y = 270, the axes' bottom end.
         let lines = vec![
-            Line { label: "baseline lf=0.1".into(), cells: vec![Cell::Text("baseline".into()), Cell::Num(0.1)], objective: 0.6 },
+            Line {
+                label: "baseline lf=0.1".into(),
+                cells: vec![Cell::Text("baseline".into()), Cell::Num(0.1)],
+                objective: 0.6,
+            },
             Line { label: "dec lf=0.4".into(), cells: vec![Cell::Text("dec".into()), Cell::Num(0.4)], objective: 0.8 },
             Line { label: "dec lf=1".into(), cells: vec![Cell::Text("dec".into()), Cell::Num(1.0)], objective: 0.9 },
         ];
