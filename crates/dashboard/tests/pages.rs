@@ -238,6 +238,8 @@ async fn the_resume_button_brings_a_cancelled_study_back_under_the_session_rules
     assert_eq!((info.counts.cancelled, info.counts.pending, info.counts.completed), (0, 2, 1));
     let list = list(full).await;
     assert!(list.contains("status s-waiting") && !list.contains("status s-cancelled"), "{list}");
+    s.stop().await;
+}
 
 /// baseline and dec at two label fractions: four configurations, each named by its label.
 const LABELLED_SPEC: &str = r#"
