@@ -207,6 +207,7 @@ mod tests {
             params,
             seed,
             config_id,
+            spec_label: None,
             status: TrialStatus::Completed,
             attempts: 1,
             resumes: 0,
