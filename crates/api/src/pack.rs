@@ -13,6 +13,10 @@ use std::fmt;
 use crate::params::{PackRole, Params, Pipeline, SPECS};
 use crate::wire::TrialJob;
 
+/// The most trials one pack may hold: what a worker's `--pack` and a spec's `[resources] pack`
+/// accept, and what the coordinator grants at most (a bound on one lease answer's size).
+pub const MAX_PACK: u32 = 64;
+
 /// What the trials of one pack share. Values are kept as their canonical text (the registry's
 /// `Display`), so keys compare exactly and print readably.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

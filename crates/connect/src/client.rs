@@ -320,7 +320,7 @@ pub(crate) mod tests {
     fn a_lease_is_none_on_204() {
         let (url, seen) = fake(vec![(204, "")]);
         let client = Client::new(&url, None).unwrap();
-        let request = LeaseRequest { worker: "w".into(), wait_ms: 10, agent: None };
+        let request = LeaseRequest { worker: "w".into(), wait_ms: 10, agent: None, pack: None };
         assert_eq!(client.lease(&request).unwrap(), None);
         assert_eq!(seen.recv().unwrap().0, "POST /v1/lease");
     }

@@ -280,6 +280,7 @@ mod tests {
             ttl_ms: 60_000,
             resume: None,
             checkpoint_every_s: 300.0,
+            pack_id: None,
         };
         let (seen_tx, seen) = mpsc::channel();
         let (go, go_rx) = mpsc::channel();
@@ -353,6 +354,7 @@ mod tests {
             ttl_ms: 300,
             resume: None,
             checkpoint_every_s: 300.0,
+            pack_id: None,
         };
         let (seen_tx, seen) = mpsc::channel();
         let (go, go_rx) = mpsc::channel();
