@@ -96,6 +96,7 @@ mod limits;
 mod metrics;
 mod ops;
 mod options;
+mod packs;
 mod pruner;
 mod queries;
 mod read;
