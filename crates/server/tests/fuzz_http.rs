@@ -200,7 +200,11 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
     let info = c.create_study(CreateStudy::new(command_spec("fuzz"), "fuzz.toml")).await.unwrap();
     let mut lease_ids = Vec::new();
     for w in 0..4 {
-        let lease = c.lease(&LeaseRequest { worker: format!("w{w}"), wait_ms: 0, agent: None, pack: None }).await.unwrap().unwrap();
+        let lease = c
+            .lease(&LeaseRequest { worker: format!("w{w}"), wait_ms: 0, agent: None, pack: None })
+            .await
+            .unwrap()
+            .unwrap();
         lease_ids.push(lease.lease_id);
     }
     // A stored checkpoint, so downloading one can succeed from the first case on.
