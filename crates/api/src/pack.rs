@@ -135,6 +135,7 @@ mod tests {
             [
                 "label_fraction",
                 "dropout",
+                "dof",
                 "alpha_ae",
                 "gamma_ae",
                 "cluster_weight",

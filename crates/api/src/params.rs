@@ -377,7 +377,7 @@ params! {
     /// Number of DEC clusters K.
     n_clusters: i64 = 2, Domain::Int { min: 2, max: 1024 }, &[Stage::Dec];
     /// Degrees of freedom of the Student-t kernel of Q.
-    dof: f64 = 1.0, POSITIVE, &[Stage::Dec];
+    dof: f64 = 1.0, POSITIVE, &[Stage::Dec], per_member;
     /// Epochs between recomputations of the target distribution P.
     p_update: i64 = 1, COUNT, &[Stage::Dec];
     /// Weight of the reconstruction term during AE pretraining.
