@@ -22,10 +22,14 @@ pub fn evaluate_classifier(model: &Classifier, data: &Batch) -> Evaluation {
     tch::no_grad(|| {
         let logits: Vec<Tensor> =
             data.batch_indices(EVAL_BATCH, false).iter().map(|idx| model.forward(&data.select(idx), false)).collect();
-        let logits = Tensor::cat(&logits, 0);
-        let loss = losses::bce_with_logits(&logits, &data.y).double_value(&[]);
-        let predicted = Vec::<u8>::try_from(logits.gt(0.0).to_kind(Kind::Uint8).to_device(Device::Cpu)).expect("u8");
-        let truth = Vec::<u8>::try_from(data.y.to_kind(Kind::Uint8).to_device(Device::Cpu)).expect("u8");
-        Evaluation { loss, metrics: BinaryMetrics::compute(&predicted, &truth) }
+        evaluation_of_logits(&Tensor::cat(&logits, 0), &data.y)
     })
+}
+
+/// Loss and metrics of the logits `[N]` of a split whose labels are `y [N]`.
+pub(crate) fn evaluation_of_logits(logits: &Tensor, y: &Tensor) -> Evaluation {
+    let loss = losses::bce_with_logits(logits, y).double_value(&[]);
+    let predicted = Vec::<u8>::try_from(logits.gt(0.0).to_kind(Kind::Uint8).to_device(Device::Cpu)).expect("u8");
+    let truth = Vec::<u8>::try_from(y.to_kind(Kind::Uint8).to_device(Device::Cpu)).expect("u8");
+    Evaluation { loss, metrics: BinaryMetrics::compute(&predicted, &truth) }
 }

@@ -41,6 +41,7 @@ pub mod losses;
 pub mod metrics;
 pub mod observe;
 pub mod optim;
+pub mod packed;
 pub mod records;
 pub mod reference;
 pub mod resume;
@@ -53,6 +54,7 @@ pub use batch::Batch;
 pub use checkpoint::Checkpoint;
 pub use metrics::BinaryMetrics;
 pub use optim::Adam;
+pub use packed::{PackError, PackMember, PackTrainer};
 pub use resume::{ResumeError, TrialState};
 pub use train::{
     Control, EpochRecord, NoCache, Observer, PipelineOutcome, Session, StageCache, StageReport, TrainError, TrainSet,

@@ -286,11 +286,7 @@ impl<'a> Trainer<'a> {
                 ae_checkpoint.load_into(&vs, &["encoders.", "fusion.", "decoders."])?;
                 // Centroids from k-means on the pretrained latent space; each cluster stands for
                 // the class most of its labeled members carry.
-                let z_all = self.latent_codes(&ae, &self.data.train);
-                let (init, assign) = kmeans(&z_all, p.n_clusters, KMEANS_RESTARTS, KMEANS_MAX_ITER);
-                let labels = Vec::<f32>::try_from(self.data.train.y.to_device(Device::Cpu)).expect("float labels");
-                let labeled = Vec::<bool>::try_from(self.data.train.labeled.to_device(Device::Cpu)).expect("bool mask");
-                let map: Vec<f32> = clusters_to_classes(&assign, &labels, &labeled, p.n_clusters as usize).concat();
+                let (init, map) = self.initial_clusters(&ae);
                 let centroids = dec_root.var_copy("centroids", &init);
                 let mut cluster_to_class = dec_root.zeros_no_train("cluster_to_class", &[p.n_clusters, 2]);
                 tch::no_grad(|| cluster_to_class.copy_(&Tensor::from_slice(&map).view([p.n_clusters, 2])));
@@ -515,6 +511,18 @@ impl<'a> Trainer<'a> {
         })
     }
 
+    /// DEC's starting point from the pretrained autoencoder `ae`: k-means centroids `[K, L]` of
+    /// the training rows' latent codes, and the cluster → class map (`[K, 2]` one-hot, row-major)
+    /// from their labeled members. Draws from torch's generator (the stage's seed).
+    pub(crate) fn initial_clusters(&self, ae: &Autoencoder) -> (Tensor, Vec<f32>) {
+        let p = self.params;
+        let z_all = self.latent_codes(ae, &self.data.train);
+        let (init, assign) = kmeans(&z_all, p.n_clusters, KMEANS_RESTARTS, KMEANS_MAX_ITER);
+        let labels = Vec::<f32>::try_from(self.data.train.y.to_device(Device::Cpu)).expect("float labels");
+        let labeled = Vec::<bool>::try_from(self.data.train.labeled.to_device(Device::Cpu)).expect("bool mask");
+        (init, clusters_to_classes(&assign, &labels, &labeled, p.n_clusters as usize).concat())
+    }
+
     fn latent_codes(&self, ae: &Autoencoder, data: &Batch) -> Tensor {
         tch::no_grad(|| {
             let parts: Vec<Tensor> =
@@ -539,13 +547,7 @@ impl<'a> Trainer<'a> {
         record: EpochRecord,
         snapshot: impl FnOnce() -> StageSnapshot,
     ) -> Result<(), TrainError> {
-        for (what, value) in [("training loss", record.train_loss), ("validation loss", record.val_loss)] {
-            // An empty validation set yields NaN by construction; only a real loss can diverge.
-            let no_validation = what == "validation loss" && value.is_nan() && self.data.val.is_empty();
-            if !value.is_finite() && !no_validation {
-                return Err(TrainError::Diverged { stage: record.stage, epoch: record.epoch, what, value });
-            }
-        }
+        check_divergence(&record, self.data.val.is_empty())?;
         let control = session.observer.epoch(&record);
         let (stage, epoch) = (record.stage, record.epoch);
         session.curves.push(record);
@@ -573,6 +575,19 @@ impl<'a> Trainer<'a> {
             }
         }
     }
+}
+
+/// A [`TrainError::Diverged`] when the epoch's training or validation loss is not finite (a NaN
+/// validation loss of an empty validation set is not a divergence).
+pub(crate) fn check_divergence(record: &EpochRecord, no_validation_rows: bool) -> Result<(), TrainError> {
+    for (what, value) in [("training loss", record.train_loss), ("validation loss", record.val_loss)] {
+        // An empty validation set yields NaN by construction; only a real loss can diverge.
+        let no_validation = what == "validation loss" && value.is_nan() && no_validation_rows;
+        if !value.is_finite() && !no_validation {
+            return Err(TrainError::Diverged { stage: record.stage, epoch: record.epoch, what, value });
+        }
+    }
+    Ok(())
 }
 
 /// Puts a resumed state's weights and optimiser state into a freshly built stage; returns the
