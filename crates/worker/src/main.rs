@@ -13,6 +13,7 @@ mod checkpoint;
 mod device;
 mod dirpack;
 mod manifest;
+mod pack_trial;
 mod program_env;
 mod protocol;
 mod trial;
@@ -62,6 +63,11 @@ enum Command {
     /// Run one trial on this machine and write metrics.json, curves.csv and the chosen
     /// classifier checkpoint into --out.
     Train(TrainArgs),
+    /// Train several trials of one pack key (same shapes and schedule) as one stacked model in
+    /// this process, each member writing what `train` would write for it alone into its own
+    /// directory. The agent runs it for a `--pack` lease answer; `decsweep reproduce` reruns a
+    /// packed trial through it as a pack of one.
+    TrainPack(pack_trial::TrainPackArgs),
     /// Print the libtorch build, thread count and whether CUDA is usable.
     Info,
     /// List every parameter `--set` and sweep specs accept: default, valid range, the stages
@@ -153,6 +159,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Some(Command::Train(args)) => trial::train(args),
+        Some(Command::TrainPack(args)) => pack_trial::train_pack(args),
         Some(Command::Info) => {
             device::print_info();
             Ok(())

@@ -29,6 +29,7 @@
 mod lease_loop;
 mod lease_state;
 mod model_trials;
+mod pack_trials;
 mod program_trials;
 mod runner;
 mod transfer;
@@ -64,6 +65,13 @@ pub struct AgentArgs {
     /// `cpu`, `cuda`, `cuda:K` or `auto` (slot i takes GPU i mod #GPUs when CUDA is usable).
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Train up to K trials at once as one stacked model, one child process per pack: trials of
+    /// one study that share every shape and schedule parameter (they may differ in the seed,
+    /// learning rates, loss weights, dropout, label fraction). Each keeps its own lease,
+    /// progress and outcome. Without it, the study's `[resources] pack` decides (else 1). A pack
+    /// that runs out of device memory is given back and the slot asks for half as many.
+    #[arg(long, value_name = "K", value_parser = parse_pack)]
+    pack: Option<u32>,
     /// CPU threads per trial (default: the machine's cores divided among the slots).
     #[arg(long)]
     threads: Option<usize>,
@@ -166,6 +174,7 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
                     program_env: Arc::clone(&program_env),
                     allowed: allowed.clone(),
                 },
+                pack: std::cell::Cell::new(args.pack),
                 name,
             };
             thread::spawn(move || slot_ctx.run())
@@ -183,6 +192,16 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     match first_error {
         Some(e) => Err(Failure::Failed(e)),
         None => Ok(()),
+    }
+}
+
+/// `--pack K`: a whole number of trials from 1 to [`MAX_PACK`](decsweep_api::pack::MAX_PACK).
+pub fn parse_pack(text: &str) -> Result<u32, String> {
+    let max = decsweep_api::pack::MAX_PACK;
+    match text.trim().parse::<u32>() {
+        Ok(k) if (1..=max).contains(&k) => Ok(k),
+        Ok(k) => Err(format!("expected a number of trials from 1 to {max} trained together, got {k}")),
+        Err(_) => Err(format!("expected a whole number of trials from 1 to {max}, got `{text}`")),
     }
 }
 
