@@ -17,6 +17,16 @@ use crate::wire::TrialJob;
 /// accept, and what the coordinator grants at most (a bound on one lease answer's size).
 pub const MAX_PACK: u32 = 64;
 
+/// Reads a `--pack K` flag: a whole number of trials from 1 to [`MAX_PACK`]. The message is
+/// what the flag parser prints after the flag's name.
+pub fn parse_pack(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(k) if (1..=MAX_PACK).contains(&k) => Ok(k),
+        Ok(k) => Err(format!("expected a number of trials from 1 to {MAX_PACK} trained together, got {k}")),
+        Err(_) => Err(format!("expected a whole number of trials from 1 to {MAX_PACK}, got `{text}`")),
+    }
+}
+
 /// What the trials of one pack share. Values are kept as their canonical text (the registry's
 /// `Display`), so keys compare exactly and print readably.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -149,6 +159,16 @@ mod tests {
             ],
             "the scalars the packed engine keeps per member"
         );
+    }
+
+    #[test]
+    fn pack_flags_take_whole_numbers_within_bounds() {
+        assert_eq!(parse_pack("4"), Ok(4));
+        assert_eq!(parse_pack("64"), Ok(64));
+        assert!(parse_pack("0").unwrap_err().contains("from 1 to 64"));
+        assert!(parse_pack("65").unwrap_err().contains("got 65"));
+        assert!(parse_pack("four").unwrap_err().contains("got `four`"));
+        assert!(parse_pack("-1").is_err() && parse_pack("2.5").is_err());
     }
 
     #[test]

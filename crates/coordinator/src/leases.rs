@@ -217,7 +217,9 @@ impl WriteCtx {
         Ok(out)
     }
 
-    /// Grants the oldest pending trial of any study to `worker`, after expiring overdue leases.
+    /// Grants the oldest pending trial of any study to `worker`, after expiring overdue leases
+    /// (the tests' shorthand for a worker that does not pack).
+    #[cfg(test)]
     pub(crate) fn lease(&mut self, worker: &str) -> Result<(Option<Lease>, Expired)> {
         let (leases, expired) = self.lease_pack(worker, None)?;
         Ok((leases.into_iter().next(), expired))

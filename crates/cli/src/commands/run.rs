@@ -63,6 +63,11 @@ pub struct RunArgs {
     /// Seconds a lease lives without a heartbeat before its trial is handed out again.
     #[arg(long, default_value_t = 20)]
     lease_ttl: u64,
+    /// Each worker trains up to K trials of the same shapes at once as one stacked model (one
+    /// process per pack; each trial keeps its own lease and result). Default: the spec's
+    /// `[resources] pack`, else 1.
+    #[arg(long, value_name = "K", value_parser = decsweep_api::pack::parse_pack)]
+    pack: Option<u32>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -124,7 +129,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
         let threads = args.threads.unwrap_or((cores / workers.max(1)).max(1));
         let token_file = token.0.path.clone();
-        let mut pool = WorkerPool { bin: worker_bin, url, token_file, threads, children: Vec::new() };
+        let mut pool = WorkerPool { bin: worker_bin, url, token_file, threads, pack: args.pack, children: Vec::new() };
         let outcome = if info.counts.finished() < info.counts.total() {
             for device in &devices {
                 pool.spawn(device)?;
@@ -273,6 +278,8 @@ struct WorkerPool {
     /// The coordinator's token, handed over as a file path.
     token_file: PathBuf,
     threads: usize,
+    /// `--pack` for every worker; `None`: the study's `[resources] pack` decides.
+    pack: Option<u32>,
     children: Vec<(Child, String)>,
 }
 
@@ -281,6 +288,9 @@ impl WorkerPool {
         let mut cmd = Command::new(&self.bin);
         cmd.args(["--coordinator", &self.url, "--threads", &self.threads.to_string(), "--device", device]);
         cmd.arg("--token-file").arg(&self.token_file);
+        if let Some(k) = self.pack {
+            cmd.args(["--pack", &k.to_string()]);
+        }
         // The progress bar is the view here; workers speak up only for warnings, unless
         // the user asked for more.
         if std::env::var_os("RUST_LOG").is_none() {

@@ -70,7 +70,7 @@ pub struct AgentArgs {
     /// learning rates, loss weights, dropout, label fraction). Each keeps its own lease,
     /// progress and outcome. Without it, the study's `[resources] pack` decides (else 1). A pack
     /// that runs out of device memory is given back and the slot asks for half as many.
-    #[arg(long, value_name = "K", value_parser = parse_pack)]
+    #[arg(long, value_name = "K", value_parser = decsweep_api::pack::parse_pack)]
     pack: Option<u32>,
     /// CPU threads per trial (default: the machine's cores divided among the slots).
     #[arg(long)]
@@ -192,16 +192,6 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
     match first_error {
         Some(e) => Err(Failure::Failed(e)),
         None => Ok(()),
-    }
-}
-
-/// `--pack K`: a whole number of trials from 1 to [`MAX_PACK`](decsweep_api::pack::MAX_PACK).
-pub fn parse_pack(text: &str) -> Result<u32, String> {
-    let max = decsweep_api::pack::MAX_PACK;
-    match text.trim().parse::<u32>() {
-        Ok(k) if (1..=max).contains(&k) => Ok(k),
-        Ok(k) => Err(format!("expected a number of trials from 1 to {max} trained together, got {k}")),
-        Err(_) => Err(format!("expected a whole number of trials from 1 to {max}, got `{text}`")),
     }
 }
 
