@@ -141,6 +141,10 @@ pub struct TrialInfo {
     /// Where the last resume started: `stage:epoch` (e.g. `finetune:12`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<String>,
+    /// The trials trained together in the trial's latest lease (packed training), this one
+    /// included, in id order; empty when it trained alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pack: Vec<i64>,
     /// A completed trial's manifest (see `CompleteTrial::manifest`), when its worker sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<serde_json::Value>,

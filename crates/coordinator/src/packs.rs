@@ -148,6 +148,10 @@ mod tests {
         let first = stored[0].1.clone().unwrap();
         assert_eq!(stored.iter().filter(|(_, p)| p.as_deref() == Some(first.as_str())).count(), 3);
         assert_eq!(stored[5], (6, None));
+        // What trials.csv's `pack` column and the dashboard read.
+        assert_eq!(crate::read::trial(&f.ctx.conn, 3).unwrap().pack, [1, 3, 4]);
+        assert_eq!(crate::read::trial(&f.ctx.conn, 5).unwrap().pack, [2, 5]);
+        assert!(crate::read::trial(&f.ctx.conn, 6).unwrap().pack.is_empty(), "trained alone");
     }
 
     #[test]

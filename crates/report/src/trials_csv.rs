@@ -1,7 +1,7 @@
 //! `trials.csv`: one row per trial, every parameter and metric as a column.
 //!
 //! Columns: `id, pipeline, config_id`, every parameter (sorted by name), `seed, status, attempts,
-//! resumes, resumed_from, worker, error`, every metric (see [`crate::columns`] for the order). A parameter or metric a
+//! resumes, resumed_from, pack, worker, error`, every metric (see [`crate::columns`] for the order). A parameter or metric a
 //! trial does not have is an empty cell. Rows are in trial-id order.
 
 use crate::columns::{metric_names, param_names, Headers};
@@ -11,7 +11,7 @@ use crate::{ReportError, TrialRow};
 pub(crate) const FILE: &str = "trials.csv";
 
 const LEAD: [&str; 3] = ["id", "pipeline", "config_id"];
-const MIDDLE: [&str; 7] = ["seed", "status", "attempts", "resumes", "resumed_from", "worker", "error"];
+const MIDDLE: [&str; 8] = ["seed", "status", "attempts", "resumes", "resumed_from", "pack", "worker", "error"];
 
 pub(crate) fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
     let params = param_names(trials);
@@ -44,6 +44,7 @@ pub(crate) fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
             t.attempts.to_string(),
             t.resumes.to_string(),
             t.resumed_from.clone().unwrap_or_default(),
+            pack_cell(&t.pack),
             t.worker.clone().unwrap_or_default(),
             t.error.clone().unwrap_or_default(),
         ]);
@@ -53,6 +54,11 @@ pub(crate) fn render(trials: &[TrialRow]) -> Result<String, ReportError> {
     let bytes = w.into_inner().map_err(|e| ReportError::csv(FILE, e.into_error()))?;
     // Every cell was a Rust `String`, so the bytes are UTF-8.
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The trials trained together, as `3+5+8` (empty when the trial trained alone).
+fn pack_cell(pack: &[i64]) -> String {
+    pack.iter().map(i64::to_string).collect::<Vec<_>>().join("+")
 }
 
 #[cfg(test)]
@@ -90,6 +96,7 @@ mod tests {
         b.metrics.insert("cache_reuses".into(), 2.0);
         a.resumes = 2;
         a.resumed_from = Some("finetune:12".into());
+        a.pack = vec![5, 7, 9];
         let text = render(&[a.clone(), b]).unwrap();
         let (headers, rows) = read(&text);
         assert_eq!(
@@ -106,6 +113,7 @@ mod tests {
                 "attempts",
                 "resumes",
                 "resumed_from",
+                "pack",
                 "worker",
                 "error",
                 "accuracy",
@@ -118,18 +126,22 @@ mod tests {
         );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][..3], ["2", "baseline", "c"], "rows in id order");
-        assert_eq!(rows[0][9..13], ["0", "", "", ""], "no resumes; absent resume point, worker and error are empty");
-        assert_eq!(rows[0][18], "2");
+        assert_eq!(
+            rows[0][9..14],
+            ["0", "", "", "", ""],
+            "no resumes; absent resume point, pack, worker and error are empty"
+        );
+        assert_eq!(rows[0][19], "2");
         let r = &rows[1];
         assert_eq!(r[2], a.config_id);
         assert_eq!(r[3], "500");
         assert_eq!(r[4].parse::<f64>().unwrap(), 0.4);
         assert_eq!(r[5], "drop, then \"see\"");
-        assert_eq!(r[6..12], ["3", "completed", "1", "2", "finetune:12", "w1"]);
-        assert_eq!(r[12], a.error.clone().unwrap());
-        assert_eq!(r[13].parse::<f64>().unwrap(), 0.1 + 0.2, "shortest round-trip form");
-        assert!(r[15].parse::<f64>().unwrap().is_nan());
-        assert_eq!(r[18], "", "a metric the trial lacks");
+        assert_eq!(r[6..13], ["3", "completed", "1", "2", "finetune:12", "5+7+9", "w1"]);
+        assert_eq!(r[13], a.error.clone().unwrap());
+        assert_eq!(r[14].parse::<f64>().unwrap(), 0.1 + 0.2, "shortest round-trip form");
+        assert!(r[16].parse::<f64>().unwrap().is_nan());
+        assert_eq!(r[19], "", "a metric the trial lacks");
     }
 
     #[test]
@@ -151,7 +163,19 @@ mod tests {
         let (headers, rows) = read(&render(&[]).unwrap());
         assert_eq!(
             headers,
-            ["id", "pipeline", "config_id", "seed", "status", "attempts", "resumes", "resumed_from", "worker", "error"]
+            [
+                "id",
+                "pipeline",
+                "config_id",
+                "seed",
+                "status",
+                "attempts",
+                "resumes",
+                "resumed_from",
+                "pack",
+                "worker",
+                "error"
+            ]
         );
         assert!(rows.is_empty());
     }
