@@ -22,7 +22,7 @@ CARGO ?= cargo
 
 FUZZ_CASES ?= 50
 
-.PHONY: build venv test browser-deps fuzz demo bench-train bench-coordinator bench-coordinator-netem bench-search bench-prune bench-preempt bench-dashboard clean-venv
+.PHONY: build venv test browser-deps fuzz demo bench-train bench-pack bench-coordinator bench-coordinator-netem bench-search bench-prune bench-preempt bench-dashboard clean-venv
 
 venv: $(VENV_STAMP)
 
@@ -61,6 +61,13 @@ demo: build
 
 bench-train: build
 	./target/release/decsweep-worker bench-train --python $(VPY)
+
+# Packed training (crates/model/src/packed) against as many `train` processes: the tiny model,
+# then the demo's, on CPU. On a GPU: decsweep-worker bench-pack --device cuda --model paper --ks 1,8,32 --packed-only.
+bench-pack: $(VENV_STAMP)
+	$(CARGO) build --release -p decsweep-worker --bin decsweep-worker
+	./target/release/decsweep-worker bench-pack --model tiny --ks 1,2,4,8,16
+	./target/release/decsweep-worker bench-pack --model demo --ks 1,2,4,8,16 --epochs 1
 
 bench-coordinator: build
 	./target/release/decsweep-bench-coordinator --python $(VPY)

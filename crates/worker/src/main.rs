@@ -8,6 +8,7 @@
 mod agent;
 mod allow;
 mod bench;
+mod bench_pack;
 mod cache;
 mod checkpoint;
 mod device;
@@ -76,6 +77,9 @@ enum Command {
     /// Time our fine-tune and AE training steps against the PyTorch reference
     /// (tests/parity/reference.py) on the same batch and weights, and print the ratios.
     BenchTrain(bench::BenchArgs),
+    /// Trial-steps per second of K trials trained as one packed model against the same trials
+    /// as K `train` processes at once, for each K of --ks, and the memory per trial.
+    BenchPack(bench_pack::BenchPackArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -165,6 +169,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::BenchTrain(args)) => bench::run(args),
+        Some(Command::BenchPack(args)) => bench_pack::run(args),
         Some(Command::Params) => {
             print_params();
             Ok(())

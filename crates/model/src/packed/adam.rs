@@ -8,6 +8,8 @@
 //! optimiser computes them. A variable the loss does not reach takes no step for any member, as
 //! in the solo optimiser.
 
+use std::collections::HashMap;
+
 use tch::{Device, Kind, Tensor};
 
 use super::layers::Stack;
@@ -74,7 +76,9 @@ impl PackedAdam {
             .to_kind(Kind::Bool)
             .to_device(device);
         let any_decay = self.weight_decay.iter().any(|&w| w != 0.0);
-        let decay = Tensor::from_slice(&self.weight_decay.iter().map(|&w| w as f32).collect::<Vec<_>>()).to_device(device);
+        let decay =
+            Tensor::from_slice(&self.weight_decay.iter().map(|&w| w as f32).collect::<Vec<_>>()).to_device(device);
+        let mut corrections: HashMap<Vec<i64>, (Tensor, Tensor)> = HashMap::new();
         for slot in &mut self.slots {
             let Some(mut grad) = slot.grad.take() else { continue };
             let dims = slot.param.dim();
@@ -85,15 +89,11 @@ impl PackedAdam {
             if any_decay {
                 grad = grad + slot.param.detach() * lead(&decay);
             }
-            // The corrections of a member that did not step are unused (its update is masked).
-            let (mut sqrt_bc2, mut neg_step_size) = (Vec::with_capacity(k), Vec::with_capacity(k));
-            for (i, &steps) in slot.steps.iter().enumerate() {
-                let steps = steps.max(1) as f64;
-                sqrt_bc2.push((1.0 - BETA2.powf(steps)).sqrt() as f32);
-                neg_step_size.push((-self.lr[i] / (1.0 - BETA1.powf(steps))) as f32);
-            }
-            let sqrt_bc2 = lead(&Tensor::from_slice(&sqrt_bc2).to_device(device));
-            let neg_step_size = lead(&Tensor::from_slice(&neg_step_size).to_device(device));
+            // Variables that have stepped equally share their corrections (usually all do).
+            let (sqrt_bc2, neg_step_size) = corrections
+                .entry(slot.steps.clone())
+                .or_insert_with(|| bias_corrections(&slot.steps, &self.lr, device));
+            let (sqrt_bc2, neg_step_size) = (lead(sqrt_bc2), lead(neg_step_size));
             let m = slot.exp_avg.lerp(&grad, 1.0 - BETA1);
             let v = slot.exp_avg_sq.lerp(&grad.square(), 1.0 - BETA2);
             let denom = (v.sqrt() / sqrt_bc2 + EPS) / neg_step_size;
@@ -151,7 +151,13 @@ impl PackedAdam {
                 }
                 (Some(m), Some(v), Some(step)) => (m, v, step),
                 (m, v, _) => {
-                    let part = if m.is_none() { EXP_AVG } else if v.is_none() { EXP_AVG_SQ } else { STEP };
+                    let part = if m.is_none() {
+                        EXP_AVG
+                    } else if v.is_none() {
+                        EXP_AVG_SQ
+                    } else {
+                        STEP
+                    };
                     return Err(OptimStateError::Incomplete { name: slot.name.clone(), part });
                 }
             };
@@ -188,6 +194,19 @@ impl PackedAdam {
         self.lr = keep.iter().map(|&i| self.lr[i]).collect();
         self.weight_decay = keep.iter().map(|&i| self.weight_decay[i]).collect();
     }
+}
+
+/// Per member, `√(1 − β₂ᵗ)` and `−lr / (1 − β₁ᵗ)` for its step count `t`, computed in f64 as
+/// the solo optimiser computes them. A member that has not stepped gets those of step 1 (unused:
+/// its update is masked).
+fn bias_corrections(steps: &[i64], lr: &[f64], device: Device) -> (Tensor, Tensor) {
+    let (mut sqrt_bc2, mut neg_step_size) = (Vec::with_capacity(steps.len()), Vec::with_capacity(steps.len()));
+    for (&t, &lr) in steps.iter().zip(lr) {
+        let t = t.max(1) as f64;
+        sqrt_bc2.push((1.0 - BETA2.powf(t)).sqrt() as f32);
+        neg_step_size.push((-lr / (1.0 - BETA1.powf(t))) as f32);
+    }
+    (Tensor::from_slice(&sqrt_bc2).to_device(device), Tensor::from_slice(&neg_step_size).to_device(device))
 }
 
 /// `[K, 1, …, 1]` with `dims` dimensions.
@@ -245,7 +264,12 @@ mod tests {
                 }
             }
         }
-        let steps: Vec<i64> = adam.member_state(1).iter().filter(|(n, _)| n.ends_with(".step")).map(|(_, t)| t.int64_value(&[0])).collect();
+        let steps: Vec<i64> = adam
+            .member_state(1)
+            .iter()
+            .filter(|(n, _)| n.ends_with(".step"))
+            .map(|(_, t)| t.int64_value(&[0]))
+            .collect();
         assert_eq!(steps, vec![2]);
         let diff = (w.detach().get(0) - solo_w.detach()).abs().max().double_value(&[]);
         assert!(diff < 1e-6, "member 0 and the solo Adam differ by {diff}");
@@ -259,7 +283,8 @@ mod tests {
         let s = stack(&[pattern(4, 0.5), pattern(4, 1.5), pattern(4, 2.5)]);
         let mut adam = PackedAdam::new(&s, vec![1e-2; 3], vec![0.0; 3]);
         let w = s.get("w").shallow_clone();
-        let loss = (0..3).map(|k| loss_of(&w.get(k), k)).fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
+        let loss =
+            (0..3).map(|k| loss_of(&w.get(k), k)).fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
         adam.backward_step(&loss, &[true, true, true]);
         let state = adam.member_state(2);
         let s2 = stack(&[pattern(4, 0.0)]);

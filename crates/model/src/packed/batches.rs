@@ -47,7 +47,8 @@ impl PackedRows {
             labeled: Tensor::zeros([1], (Kind::Bool, device)),
         };
         let with_padding: Vec<&Batch> = parts.iter().copied().chain(std::iter::once(&padding_row)).collect();
-        let cat = |f: &dyn Fn(&Batch) -> &Tensor| Tensor::cat(&with_padding.iter().map(|b| f(b)).collect::<Vec<_>>(), 0);
+        let cat =
+            |f: &dyn Fn(&Batch) -> &Tensor| Tensor::cat(&with_padding.iter().map(|b| f(b)).collect::<Vec<_>>(), 0);
         let all = Batch {
             x: std::array::from_fn(|m| cat(&|b: &Batch| &b.x[m])),
             lengths: std::array::from_fn(|m| cat(&|b: &Batch| &b.lengths[m])),

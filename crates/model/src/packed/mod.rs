@@ -150,7 +150,9 @@ mod tests {
     #[test]
     fn out_of_memory_messages_are_recognised() {
         assert!(is_out_of_memory_message("CUDA out of memory. Tried to allocate 2.00 GiB"));
-        assert!(is_out_of_memory_message("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1"));
+        assert!(is_out_of_memory_message(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1"
+        ));
         assert!(!is_out_of_memory_message("shape mismatch"));
     }
 }

@@ -84,7 +84,8 @@ pub(super) fn train_stage<'t, 'a>(
     let weights: Vec<Checkpoint> = members.iter().map(|(_, s)| s.weights.shallow_clone()).collect();
     let mut stack = Stack::new(&weights, trainable, device);
     drop(weights);
-    let params = |f: fn(&decsweep_api::Params) -> f64| -> Vec<f64> { members.iter().map(|(t, _)| f(t.member.params)).collect() };
+    let params =
+        |f: fn(&decsweep_api::Params) -> f64| -> Vec<f64> { members.iter().map(|(t, _)| f(t.member.params)).collect() };
     let (lr, decay) = match stage {
         Stage::Ae => (params(|p| p.lr_ae), vec![0.0; members.len()]),
         Stage::Dec => (params(|p| p.lr_dec), vec![0.0; members.len()]),
@@ -178,7 +179,9 @@ impl Round<'_> {
             let refresh: Vec<usize> = slots
                 .iter()
                 .zip(&epochs_now)
-                .filter(|&(&s, &e)| (e - 1) % seats[s].trial.member.params.p_update as usize == 0 || seats[s].target.is_none())
+                .filter(|&(&s, &e)| {
+                    (e - 1) % seats[s].trial.member.params.p_update as usize == 0 || seats[s].target.is_none()
+                })
                 .map(|(&s, _)| s)
                 .collect();
             if !refresh.is_empty() {
@@ -209,8 +212,7 @@ impl Round<'_> {
         let steps = batches.iter().map(Vec::len).max().unwrap_or(0);
         let mut sums = Tensor::zeros([k], (Kind::Double, self.device));
         for step in 0..steps {
-            let picks: Vec<&[i64]> =
-                batches.iter().map(|b| b.get(step).map_or(&[][..], Vec::as_slice)).collect();
+            let picks: Vec<&[i64]> = batches.iter().map(|b| b.get(step).map_or(&[][..], Vec::as_slice)).collect();
             let active: Vec<bool> = picks.iter().map(|p| !p.is_empty()).collect();
             let batch = train.gather(slots, &picks, self.batch_size);
             let keys: Vec<i64> = slots
@@ -257,7 +259,14 @@ struct StageRows<'r> {
 impl Round<'_> {
     /// The members' losses `[K]` on a stacked batch; `targets` (DEC) are P over `batch`'s row
     /// space.
-    fn losses(&self, nets: &Nets, seats: &[Seat], slots: &[usize], batch: &Stacked, targets: Option<&Tensor>) -> Tensor {
+    fn losses(
+        &self,
+        nets: &Nets,
+        seats: &[Seat],
+        slots: &[usize],
+        batch: &Stacked,
+        targets: Option<&Tensor>,
+    ) -> Tensor {
         let k = slots.len() as i64;
         let params: Vec<&decsweep_api::Params> = slots.iter().map(|&s| seats[s].trial.member.params).collect();
         let weights = |f: fn(&decsweep_api::Params) -> f64| -> Vec<f64> { params.iter().map(|p| f(p)).collect() };
@@ -307,7 +316,11 @@ impl Round<'_> {
                 .enumerate()
                 .map(|(p, z)| {
                     let dof = seats[slots[p]].trial.member.params.dof;
-                    crate::losses::target_distribution(&crate::losses::soft_assignment(z, &centroids.get(p as i64), dof))
+                    crate::losses::target_distribution(&crate::losses::soft_assignment(
+                        z,
+                        &centroids.get(p as i64),
+                        dof,
+                    ))
                 })
                 .collect()
         })
@@ -315,7 +328,13 @@ impl Round<'_> {
 
     /// Each member's validation loss (NaN without validation rows) and, for the classifier and
     /// DEC, its validation accuracy; in evaluation mode, as the solo trainer computes them.
-    fn validate(&self, seats: &[Seat], slots: &[usize], stack: &Stack, data: &StageRows) -> (Vec<f64>, Vec<Option<f64>>) {
+    fn validate(
+        &self,
+        seats: &[Seat],
+        slots: &[usize],
+        stack: &Stack,
+        data: &StageRows,
+    ) -> (Vec<f64>, Vec<Option<f64>>) {
         tch::no_grad(|| {
             let nets = Nets { stack, config: self.config, dropout: None };
             match self.stage {
@@ -340,7 +359,9 @@ impl Round<'_> {
                     let mut sums = vec![0.0; slots.len()];
                     for chunk in data.val.chunks(slots, EVAL_BATCH) {
                         let l = Vec::<f64>::try_from(
-                            self.losses(&nets, seats, slots, &chunk, targets.as_ref()).to_kind(Kind::Double).to_device(Device::Cpu),
+                            self.losses(&nets, seats, slots, &chunk, targets.as_ref())
+                                .to_kind(Kind::Double)
+                                .to_device(Device::Cpu),
                         )
                         .expect("f64 losses");
                         for (p, l) in l.into_iter().enumerate() {
@@ -366,7 +387,13 @@ impl Round<'_> {
     }
 
     /// DEC: the accuracy of each member's clusters' classes on its labeled validation rows.
-    fn cluster_accuracy(&self, seats: &[Seat], slots: &[usize], stack: &Stack, labeled: &PackedRows) -> Vec<Option<f64>> {
+    fn cluster_accuracy(
+        &self,
+        seats: &[Seat],
+        slots: &[usize],
+        stack: &Stack,
+        labeled: &PackedRows,
+    ) -> Vec<Option<f64>> {
         let z = self.latent_codes(slots, stack, labeled);
         let (centroids, map) = (stack.get("dec.centroids"), stack.get("dec.cluster_to_class"));
         z.iter()
@@ -374,7 +401,8 @@ impl Round<'_> {
             .map(|(p, z)| {
                 let s = slots[p];
                 (labeled.counts[s] > 0).then(|| {
-                    let q = crate::losses::soft_assignment(z, &centroids.get(p as i64), seats[s].trial.member.params.dof);
+                    let q =
+                        crate::losses::soft_assignment(z, &centroids.get(p as i64), seats[s].trial.member.params.dof);
                     let predicted = crate::losses::class_probabilities(&q, &map.get(p as i64)).argmax(1, false);
                     predicted
                         .to_kind(Kind::Float)
@@ -430,7 +458,8 @@ fn report(stage: Stage, seat: &mut Seat, record: EpochRecord, stack: &Stack, ada
     }
     if stage == Stage::Finetune {
         let (accuracy, loss) = (record.val_accuracy.unwrap_or(f64::NAN), record.val_loss);
-        let better = seat.best.as_ref().is_none_or(|b| accuracy > b.accuracy || (accuracy == b.accuracy && loss < b.loss));
+        let better =
+            seat.best.as_ref().is_none_or(|b| accuracy > b.accuracy || (accuracy == b.accuracy && loss < b.loss));
         if better {
             seat.best = Some(BestSoFar { accuracy, loss, epoch: record.epoch, weights: stack.member(p as i64) });
         }

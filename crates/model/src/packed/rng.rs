@@ -54,11 +54,9 @@ mod tests {
         let packed = uniforms(&[b, a, b], 50, Device::Cpu);
         assert!(alone.get(0).equal(&packed.get(1)));
         assert!(!packed.get(0).equal(&packed.get(1)), "another key, other numbers");
-        for other in [
-            step_key(7, Stage::Finetune, 3, 12),
-            step_key(7, Stage::Dec, 3, 11),
-            step_key(7, Stage::Finetune, 4, 11),
-        ] {
+        for other in
+            [step_key(7, Stage::Finetune, 3, 12), step_key(7, Stage::Dec, 3, 11), step_key(7, Stage::Finetune, 4, 11)]
+        {
             assert_ne!(other, a);
             assert!(other >= 0);
         }

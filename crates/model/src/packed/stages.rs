@@ -136,7 +136,10 @@ fn start(stage: Stage, t: &mut Trial, device: Device) -> Result<(Start, Vec<Stri
     trainable.sort();
     let epochs = stage_epochs(stage, p);
     let Some(state) = resume else {
-        return Ok((Start { weights: Checkpoint::of(&vs), done: 0, optimizer: None, best: None, target: None }, trainable));
+        return Ok((
+            Start { weights: Checkpoint::of(&vs), done: 0, optimizer: None, best: None, target: None },
+            trainable,
+        ));
     };
     if state.epoch > epochs {
         return Err(TrainError::Resume(format!(
@@ -206,7 +209,12 @@ fn finish(stage: Stage, t: &mut Trial, finished: Finished, wall_s: f64, device: 
                 stages: t.stages.clone(),
                 classifier: best.weights,
             };
-            tracing::info!(member = t.index, seed = t.member.seed, accuracy = outcome.val.metrics.accuracy, "pack member done");
+            tracing::info!(
+                member = t.index,
+                seed = t.member.seed,
+                accuracy = outcome.val.metrics.accuracy,
+                "pack member done"
+            );
             t.result = Some(Ok(outcome));
         }
     }
