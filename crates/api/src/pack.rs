@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 use crate::params::{PackRole, Params, Pipeline, SPECS};
 use crate::wire::TrialJob;
@@ -86,6 +89,34 @@ impl fmt::Display for PackKey {
         }
         Ok(())
     }
+}
+
+/// The members of a pack as `decsweep-worker train-pack --pack-file` reads them (written by the
+/// worker's agent, and by `decsweep reproduce` for a pack of one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackFile {
+    /// The coordinator's pack id, recorded in each member's manifest.
+    #[serde(default)]
+    pub pack_id: Option<String>,
+    pub members: Vec<PackFileMember>,
+}
+
+/// One trial of a pack file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackFileMember {
+    /// The coordinator's trial id (0 outside a coordinator), recorded in the manifests.
+    #[serde(default)]
+    pub trial_id: i64,
+    pub seed: u64,
+    pub params: Params,
+    /// The member's output directory (created).
+    pub out: PathBuf,
+    /// The member's trial checkpoint file: resumed from when valid, saved to as `train
+    /// --checkpoint` does.
+    #[serde(default)]
+    pub checkpoint: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -111,6 +111,23 @@ fn a_packed_run_trains_each_key_together_and_each_trial_as_it_would_alone() {
         assert_eq!(cells[&t.id.to_string()], expected.join("+"), "trials.csv names the pack of trial {}", t.id);
     }
 
+    // `decsweep reproduce` reruns a packed trial alone, as a pack of one through the same engine,
+    // and gets its numbers exactly.
+    let last = packed.iter().filter(|t| t.pipeline == "dec").last().unwrap();
+    let o = Command::new(decsweep())
+        .args(["reproduce", "packed", &last.id.to_string(), "--db"])
+        .arg(packed_out.join("decsweep.db"))
+        .env("DECSWEEP_WORKER", worker_bin())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("trained in a pack: as a pack of one"), "{stderr}");
+    assert!(
+        stdout.contains("reproduced: every metric matches exactly (CPU)") && !stdout.contains("DIFFERS"),
+        "{stdout}"
+    );
+
     // The same study, one trial per process: the same numbers (dropout 0, so the packed
     // engine's per-member masks play no part).
     let alone_out = tmp.path().join("alone");
@@ -138,10 +155,8 @@ fn a_bad_pack_is_refused_naming_the_flag() {
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "decsweep run --pack {bad}: {stderr}");
         assert!(stderr.contains("--pack"), "names the flag: {stderr}");
-        let o = Command::new(worker_bin())
-            .args(["--coordinator", "http://127.0.0.1:9", "--pack", bad])
-            .output()
-            .unwrap();
+        let o =
+            Command::new(worker_bin()).args(["--coordinator", "http://127.0.0.1:9", "--pack", bad]).output().unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "decsweep-worker --pack {bad}: {stderr}");
         assert!(stderr.contains("--pack"), "names the flag: {stderr}");

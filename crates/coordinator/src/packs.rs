@@ -155,6 +155,20 @@ mod tests {
     }
 
     #[test]
+    fn the_workers_list_shows_which_running_trials_train_together() {
+        let mut f = Fixture::new();
+        f.ctx.insert_study(&model_study("s", &[(16, 1e-4), (16, 2e-4), (32, 1e-4)], None)).unwrap();
+        let agent =
+            decsweep_api::wire::AgentInfo { name: "gpu".into(), host: "h".into(), slots: 2, device: "cuda:0".into() };
+        crate::workers::seen(&f.ctx.conn, "gpu/0", Some(&agent), 1).unwrap();
+        crate::workers::seen(&f.ctx.conn, "gpu/1", Some(&agent), 1).unwrap();
+        f.ctx.lease_pack("gpu/0", Some(PackAsk { max: Some(4) })).unwrap();
+        f.ctx.lease_pack("gpu/1", Some(PackAsk { max: Some(4) })).unwrap();
+        let workers = crate::workers::list(&f.ctx.conn).unwrap();
+        assert_eq!((workers[0].running.clone(), workers[0].packs.clone()), (vec![1, 2, 3], vec![vec![1, 2]]));
+    }
+
+    #[test]
     fn members_end_on_their_own_leases() {
         let mut f = Fixture::new();
         f.ctx.insert_study(&model_study("s", &[(16, 1e-4), (16, 2e-4)], None)).unwrap();

@@ -15,42 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
+use decsweep_api::pack::PackFile;
 use decsweep_api::{Params, Pipeline, Stage};
 use decsweep_data::{PrepConfig, Prepared};
 use decsweep_model::{NoCache, PackMember, PackTrainer, StageCache, TrainError, TrainSet, TrialState};
-use serde::{Deserialize, Serialize};
 
 use crate::cache::DirCache;
 use crate::protocol::FailureKind;
 use crate::trial::{log_split, record_failure, CurvesWriter, TrialObserver, TrialRun};
 use crate::{checkpoint, device, Failure};
-
-/// The members of a pack, as the agent hands them to `train-pack --pack-file`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PackFile {
-    /// The coordinator's pack id, recorded in each member's manifest.
-    #[serde(default)]
-    pub pack_id: Option<String>,
-    pub members: Vec<PackFileMember>,
-}
-
-/// One trial of a pack file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PackFileMember {
-    /// The coordinator's trial id (0 outside a coordinator), recorded in the manifests.
-    #[serde(default)]
-    pub trial_id: i64,
-    pub seed: u64,
-    pub params: Params,
-    /// The member's output directory (created).
-    pub out: PathBuf,
-    /// The member's trial checkpoint file: resumed from when valid, saved to as `train
-    /// --checkpoint` does.
-    #[serde(default)]
-    pub checkpoint: Option<PathBuf>,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct TrainPackArgs {
@@ -85,19 +58,14 @@ pub struct TrainPackArgs {
     checkpoint_every: f64,
 }
 
-impl PackFile {
-    pub fn read(path: &Path) -> anyhow::Result<PackFile> {
-        let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let pack: PackFile = serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
-        if pack.members.is_empty() {
-            return Err(anyhow!("{}: a pack needs at least one member", path.display()));
-        }
-        Ok(pack)
+/// Reads and checks a pack file.
+pub fn read_pack_file(path: &Path) -> anyhow::Result<PackFile> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let pack: PackFile = serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    if pack.members.is_empty() {
+        return Err(anyhow!("{}: a pack needs at least one member", path.display()));
     }
-
-    fn trial_ids(&self) -> Vec<i64> {
-        self.members.iter().map(|m| m.trial_id).collect()
-    }
+    Ok(pack)
 }
 
 /// Runs the pack; see the module's doc for what it leaves behind.
@@ -122,7 +90,7 @@ struct Prepped {
 }
 
 fn run(args: TrainPackArgs) -> Result<(), Failure> {
-    let pack = PackFile::read(&args.pack_file).map_err(Failure::BadInput)?;
+    let pack = read_pack_file(&args.pack_file).map_err(Failure::BadInput)?;
     for (i, m) in pack.members.iter().enumerate() {
         m.params.validate().map_err(|e| Failure::BadInput(anyhow!("member {i} (trial {}): {e}", m.trial_id)))?;
     }
@@ -203,7 +171,7 @@ fn run(args: TrainPackArgs) -> Result<(), Failure> {
         PackTrainer { pipeline: args.pipeline, device }.run(members).map_err(|e| Failure::Failed(e.into()))?
     };
 
-    let trials = pack.trial_ids();
+    let trials: Vec<i64> = pack.members.iter().map(|m| m.trial_id).collect();
     let mut suspended = 0;
     for (i, ((result, p), m)) in results.into_iter().zip(prepped).zip(&pack.members).enumerate() {
         let run = TrialRun {
@@ -242,6 +210,7 @@ fn run(args: TrainPackArgs) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use decsweep_api::pack::PackFileMember;
 
     #[test]
     fn a_pack_file_names_its_members_and_refuses_unknown_fields() {
@@ -258,10 +227,10 @@ mod tests {
             }],
         };
         fs::write(&path, serde_json::to_string(&pack).unwrap()).unwrap();
-        assert_eq!(PackFile::read(&path).unwrap(), pack);
+        assert_eq!(read_pack_file(&path).unwrap(), pack);
         fs::write(&path, r#"{"members": []}"#).unwrap();
-        assert!(PackFile::read(&path).unwrap_err().to_string().contains("at least one member"));
+        assert!(read_pack_file(&path).unwrap_err().to_string().contains("at least one member"));
         fs::write(&path, r#"{"members": [], "size": 2}"#).unwrap();
-        assert!(format!("{:#}", PackFile::read(&path).unwrap_err()).contains("unknown field `size`"));
+        assert!(format!("{:#}", read_pack_file(&path).unwrap_err()).contains("unknown field `size`"));
     }
 }

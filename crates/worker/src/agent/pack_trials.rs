@@ -22,8 +22,8 @@ use decsweep_api::wire::{Lease, TrialJob};
 use super::model_trials::{read_model_outcome, reply_to_epoch, ModelTrials};
 use super::runner::{tail_of, Outcome, Reporter};
 use super::transfer::Transfer;
-use crate::pack_trial::{PackFile, PackFileMember};
 use crate::protocol::{ChildEvent, FailureKind, Reply};
+use decsweep_api::pack::{PackFile, PackFileMember};
 
 /// The leases of one pack, as the pack runner sees them: the `i`th report is the `i`th lease's.
 pub(crate) struct PackRun<'a> {
