@@ -87,6 +87,7 @@ mod control;
 mod curves;
 mod dataset;
 mod error;
+mod grant;
 mod handle;
 mod health;
 mod intake;

@@ -15,7 +15,7 @@ use rusqlite::params;
 
 use crate::checkpoints;
 use crate::error::Result;
-use crate::leases::Pending;
+use crate::grant::Pending;
 use crate::writer::{u32_col, StudyMeta, WriteCtx};
 
 /// Pending trials read past the head while looking for its pack-mates: bounds the work of one
