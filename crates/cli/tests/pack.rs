@@ -113,7 +113,7 @@ fn a_packed_run_trains_each_key_together_and_each_trial_as_it_would_alone() {
 
     // `decsweep reproduce` reruns a packed trial alone, as a pack of one through the same engine,
     // and gets its numbers exactly.
-    let last = packed.iter().filter(|t| t.pipeline == "dec").last().unwrap();
+    let last = packed.iter().rfind(|t| t.pipeline == "dec").unwrap();
     let o = Command::new(decsweep())
         .args(["reproduce", "packed", &last.id.to_string(), "--db"])
         .arg(packed_out.join("decsweep.db"))
