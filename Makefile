@@ -22,7 +22,7 @@ CARGO ?= cargo
 
 FUZZ_CASES ?= 50
 
-.PHONY: build install venv test browser-deps fuzz demo bench-train bench-pack bench-coordinator bench-coordinator-netem bench-search bench-prune bench-preempt bench-dashboard clean-venv
+.PHONY: build install venv test browser-deps fuzz demo gpu-check bench-train bench-pack bench-coordinator bench-coordinator-netem bench-search bench-prune bench-preempt bench-dashboard clean-venv
 
 venv: $(VENV_STAMP)
 
@@ -76,6 +76,12 @@ fuzz:
 
 demo: build
 	./target/release/decsweep run sweeps/demo.toml --workers 2
+
+# On a GPU machine where nothing can be fetched: every GPU figure into one file
+# (target/gpu-check/gpu-check.txt). DECSWEEP_TORCH names the torch/ directory of PyTorch 2.11;
+# prebuilt binaries in target/release are used when present (tools/gpu-check.sh says more).
+gpu-check:
+	DECSWEEP_TORCH=$${DECSWEEP_TORCH:-$(LIBTORCH)} tools/gpu-check.sh
 
 bench-train: build
 	./target/release/decsweep-worker bench-train --python $(VPY)

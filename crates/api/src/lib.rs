@@ -5,12 +5,14 @@
 
 pub mod labels;
 pub mod lifecycle;
+pub mod pack;
 pub mod params;
 pub mod synth;
 pub mod wire;
 
 pub use lifecycle::{LeaseOutcome, TrialStatus};
+pub use pack::PackKey;
 pub use params::{
-    Domain, ParamError, ParamSpec, ParamValue, Params, Pipeline, SplitMode, Stage, TimePool, ZeroLabel, SPECS,
+    Domain, PackRole, ParamError, ParamSpec, ParamValue, Params, Pipeline, SplitMode, Stage, TimePool, ZeroLabel, SPECS,
 };
 pub use synth::{ClusteredKnobs, SynthKind, CLUSTERED_KNOBS};

@@ -240,7 +240,23 @@ pub struct ParamSpec {
     /// fine-tune stage's DEC pseudo-labels exist only after a DEC stage). `None`: every pipeline
     /// that runs one of `stages`.
     pub only_in: Option<Pipeline>,
+    /// Whether trials may differ in it and still be trained together (see [`crate::pack`]).
+    pub pack: PackRole,
     pub doc: &'static str,
+}
+
+/// A parameter's part in packed training, where one process trains several trials as one
+/// stacked model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PackRole {
+    /// Trials of one pack may differ in it: a scalar each member keeps to itself (a learning
+    /// rate, a loss weight, the dropout rate) or which rows it labels.
+    PerMember,
+    /// Trials of one pack agree on it: it shapes the stacked tensors or the schedule every member
+    /// steps through together (widths, lengths, batch size, epochs, the data layout). Every
+    /// parameter not marked `per_member` in the registry is a key parameter, so a parameter added
+    /// later is never packed wrongly before the packed engine learns to vary it.
+    Key,
 }
 
 impl ParamSpec {
@@ -300,9 +316,10 @@ const NON_NEGATIVE: Domain = Domain::Float { min: 0.0, max: f64::INFINITY, min_o
 const COUNT: Domain = Domain::Int { min: 1, max: i64::MAX };
 
 /// Declares the `Params` struct, its paper defaults and the registry in one place so the three
-/// can never drift apart.
+/// can never drift apart. A line ending in `, per_member` marks a [`PackRole::PerMember`]
+/// parameter; every other parameter belongs to the pack key.
 macro_rules! params {
-    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, $domain:expr, $stages:expr $(, only $only:ident)?; )*) => {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, $domain:expr, $stages:expr $(, $flag:ident $($arg:ident)?)?; )*) => {
         /// Every parameter of a trial. `Default` gives the paper's settings.
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[serde(default, deny_unknown_fields)]
@@ -322,7 +339,8 @@ macro_rules! params {
                 name: stringify!($name),
                 domain: $domain,
                 stages: $stages,
-                only_in: params!(@only $($only)?),
+                only_in: params!(@only $($flag $($arg)?)?),
+                pack: params!(@pack $($flag $($arg)?)?),
                 doc: concat!($($doc),*),
             }, )*
         ];
@@ -348,8 +366,14 @@ macro_rules! params {
             }
         }
     };
+    // The optional flag after a parameter's stages: `per_member` (its pack role) or `only P`
+    // (the one pipeline that reads it).
     (@only) => { None };
-    (@only $only:ident) => { Some(Pipeline::$only) };
+    (@only per_member) => { None };
+    (@only only $only:ident) => { Some(Pipeline::$only) };
+    (@pack) => { PackRole::Key };
+    (@pack per_member) => { PackRole::PerMember };
+    (@pack only $only:ident) => { PackRole::Key };
 }
 
 params! {
@@ -359,7 +383,7 @@ params! {
     /// (`test_n`) is always scored in full. Registered with the stages that use labels, not with
     /// `data`: the train/validation partition does not depend on it, so an AE checkpoint is
     /// shared across label fractions.
-    label_fraction: f64 = 0.4, Domain::Float { min: 0.0, max: 1.0, min_open: true }, &[Stage::Dec, Stage::Finetune];
+    label_fraction: f64 = 0.4, Domain::Float { min: 0.0, max: 1.0, min_open: true }, &[Stage::Dec, Stage::Finetune], per_member;
     /// What a sentiment score of exactly 0 becomes: drop the row, or count it negative/positive.
     zero_label: ZeroLabel = ZeroLabel::Drop, Domain::Choice(&["drop", "negative", "positive"]), &[Stage::Data];
     /// `random`: seeded stratified split (file test rows stay held out); `dataset`: the file's split.
@@ -382,35 +406,35 @@ params! {
     /// Hidden width of each encoder layer's feed-forward block.
     ff_dim: i64 = 256, COUNT, ARCH;
     /// Dropout in encoders and classifier head.
-    dropout: f64 = 0.1, Domain::Float { min: 0.0, max: 0.95, min_open: false }, ARCH;
+    dropout: f64 = 0.1, Domain::Float { min: 0.0, max: 0.95, min_open: false }, ARCH, per_member;
     /// Width of the autoencoder's fused latent z.
     latent_dim: i64 = 64, COUNT, &[Stage::Ae, Stage::Dec];
     /// Number of DEC clusters K.
     n_clusters: i64 = 2, Domain::Int { min: 2, max: 1024 }, &[Stage::Dec];
     /// Degrees of freedom of the Student-t kernel of Q.
-    dof: f64 = 1.0, POSITIVE, &[Stage::Dec];
+    dof: f64 = 1.0, POSITIVE, &[Stage::Dec], per_member;
     /// Epochs between recomputations of the target distribution P.
     p_update: i64 = 1, COUNT, &[Stage::Dec];
     /// Weight of the reconstruction term during AE pretraining.
-    alpha_ae: f64 = 1.0, NON_NEGATIVE, &[Stage::Ae];
+    alpha_ae: f64 = 1.0, NON_NEGATIVE, &[Stage::Ae], per_member;
     /// Weight of the disentanglement term during AE pretraining.
-    gamma_ae: f64 = 0.001, NON_NEGATIVE, &[Stage::Ae];
+    gamma_ae: f64 = 0.001, NON_NEGATIVE, &[Stage::Ae], per_member;
     /// Weight of the clustering term KL(P‖Q) in the DEC loss (1 in equation 8; 0 ablates it).
-    cluster_weight: f64 = 1.0, NON_NEGATIVE, &[Stage::Dec];
+    cluster_weight: f64 = 1.0, NON_NEGATIVE, &[Stage::Dec], per_member;
     /// Weight α of the reconstruction term in the DEC loss (equation 8).
-    alpha: f64 = 0.1, NON_NEGATIVE, &[Stage::Dec];
+    alpha: f64 = 0.1, NON_NEGATIVE, &[Stage::Dec], per_member;
     /// Weight β of the supervised term in the DEC loss (equation 8).
-    beta: f64 = 0.5, NON_NEGATIVE, &[Stage::Dec];
+    beta: f64 = 0.5, NON_NEGATIVE, &[Stage::Dec], per_member;
     /// Weight γ of the disentanglement term in the DEC loss (equation 8).
-    gamma: f64 = 0.0, NON_NEGATIVE, &[Stage::Dec];
+    gamma: f64 = 0.0, NON_NEGATIVE, &[Stage::Dec], per_member;
     /// Adam learning rate of AE pretraining.
-    lr_ae: f64 = 5e-4, POSITIVE, &[Stage::Ae];
+    lr_ae: f64 = 5e-4, POSITIVE, &[Stage::Ae], per_member;
     /// Adam learning rate of the DEC stage.
-    lr_dec: f64 = 1e-4, POSITIVE, &[Stage::Dec];
+    lr_dec: f64 = 1e-4, POSITIVE, &[Stage::Dec], per_member;
     /// Adam learning rate of the classifier (baseline and fine-tune).
-    lr_ft: f64 = 4e-5, POSITIVE, &[Stage::Finetune];
+    lr_ft: f64 = 4e-5, POSITIVE, &[Stage::Finetune], per_member;
     /// Adam (L2) weight decay of the classifier.
-    weight_decay: f64 = 1e-2, NON_NEGATIVE, &[Stage::Finetune];
+    weight_decay: f64 = 1e-2, NON_NEGATIVE, &[Stage::Finetune], per_member;
     /// Mini-batch size of every stage.
     batch_size: i64 = 128, COUNT, &[Stage::Ae, Stage::Dec, Stage::Finetune];
     /// Epochs of AE pretraining.

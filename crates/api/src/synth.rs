@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::params::{Domain, ParamError, ParamSpec, ParamValue};
+use crate::params::{Domain, PackRole, ParamError, ParamSpec, ParamValue};
 
 /// Which synthetic generator, with its settings.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -83,21 +83,21 @@ pub const CLUSTERED_KNOBS: &[ParamSpec] = &[
     ParamSpec {
         name: "separation",
         domain: Domain::Float { min: 0.0, max: 100.0, min_open: true },
-        stages: &[], only_in: None,
+        stages: &[], only_in: None, pack: PackRole::Key,
         doc: "half the angle between neighbouring sub-clusters on the curve, in sub-cluster standard deviations (higher: cleaner clusters)",
     },
     ParamSpec {
         name: "subclusters",
         domain: Domain::Int { min: 1, max: 32 },
-        stages: &[], only_in: None,
+        stages: &[], only_in: None, pack: PackRole::Key,
         doc: "sub-clusters per class, alternating with the other class's along the curve",
     },
-    ParamSpec { name: "noise_text", domain: NOISE, stages: &[], only_in: None, doc: "per-step noise of text, in signal standard deviations" },
-    ParamSpec { name: "noise_audio", domain: NOISE, stages: &[], only_in: None, doc: "per-step noise of audio, in signal standard deviations" },
-    ParamSpec { name: "noise_vision", domain: NOISE, stages: &[], only_in: None, doc: "per-step noise of vision, in signal standard deviations" },
-    ParamSpec { name: "share_text", domain: SHARE, stages: &[], only_in: None, doc: "share of text steps that carry the cluster signal" },
-    ParamSpec { name: "share_audio", domain: SHARE, stages: &[], only_in: None, doc: "share of audio steps that carry the cluster signal" },
-    ParamSpec { name: "share_vision", domain: SHARE, stages: &[], only_in: None, doc: "share of vision steps that carry the cluster signal" },
+    ParamSpec { name: "noise_text", domain: NOISE, stages: &[], only_in: None, pack: PackRole::Key, doc: "per-step noise of text, in signal standard deviations" },
+    ParamSpec { name: "noise_audio", domain: NOISE, stages: &[], only_in: None, pack: PackRole::Key, doc: "per-step noise of audio, in signal standard deviations" },
+    ParamSpec { name: "noise_vision", domain: NOISE, stages: &[], only_in: None, pack: PackRole::Key, doc: "per-step noise of vision, in signal standard deviations" },
+    ParamSpec { name: "share_text", domain: SHARE, stages: &[], only_in: None, pack: PackRole::Key, doc: "share of text steps that carry the cluster signal" },
+    ParamSpec { name: "share_audio", domain: SHARE, stages: &[], only_in: None, pack: PackRole::Key, doc: "share of audio steps that carry the cluster signal" },
+    ParamSpec { name: "share_vision", domain: SHARE, stages: &[], only_in: None, pack: PackRole::Key, doc: "share of vision steps that carry the cluster signal" },
 ];
 
 /// The registry entry of a clustered-generator knob.

@@ -141,6 +141,10 @@ pub struct TrialInfo {
     /// Where the last resume started: `stage:epoch` (e.g. `finetune:12`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<String>,
+    /// The trials trained together in the trial's latest lease (packed training), this one
+    /// included, in id order; empty when it trained alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pack: Vec<i64>,
     /// A completed trial's manifest (see `CompleteTrial::manifest`), when its worker sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<serde_json::Value>,
@@ -158,6 +162,28 @@ pub struct LeaseRequest {
     /// `worker` name), for the dashboard's list of workers. Optional: older workers send none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentInfo>,
+    /// Present: the worker trains packs, and the answer is a [`LeasePack`] of up to
+    /// [`PackAsk::max`] trials of one pack key. Absent (older workers): the answer is one
+    /// [`Lease`], as before packs existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<PackAsk>,
+}
+
+/// How many trials a packing worker takes in one lease answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackAsk {
+    /// The worker's `--pack`: at most this many (capped at [`MAX_PACK`](crate::pack::MAX_PACK)).
+    /// `None`: as many as the first trial's study allows (`[resources] pack`, else 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+}
+
+/// `200` answer to a lease request that carried [`LeaseRequest::pack`]: one or more leases whose
+/// trials share a pack key ([`crate::PackKey`]). Each lease lives on its own: its heartbeats,
+/// progress and outcome name only its trial.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeasePack {
+    pub leases: Vec<Lease>,
 }
 
 /// Who a worker process is: sent with every lease request so the coordinator can list workers.
@@ -231,6 +257,10 @@ pub struct Lease {
     /// (`PUT /v1/leases/{lease_id}/checkpoint`): the spec's `[resources] checkpoint_every`.
     #[serde(default = "default_checkpoint_every_s")]
     pub checkpoint_every_s: f64,
+    /// Names the pack when this trial is trained together with others (every lease of one
+    /// [`LeasePack`] of two or more carries the same id); absent when it trains alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack_id: Option<String>,
 }
 
 fn default_checkpoint_every_s() -> f64 {
@@ -503,10 +533,30 @@ mod tests {
             ttl_ms: 30_000,
             resume: Some(CheckpointInfo { sha256: "cd".into(), bytes: 7, stage: Stage::Dec, epoch: 2 }),
             checkpoint_every_s: 60.0,
+            pack_id: None,
         };
         let text = serde_json::to_string(&lease).unwrap();
         assert!(text.contains(r#""kind":"model""#) && text.contains(r#""pipeline":"dec""#), "{text}");
+        assert!(!text.contains("pack_id"), "a lone trial's lease reads as before packs: {text}");
         assert_eq!(serde_json::from_str::<Lease>(&text).unwrap(), lease);
+        let packed = Lease { pack_id: Some("p-1".into()), ..lease };
+        let answer = LeasePack { leases: vec![packed.clone(), packed] };
+        let text = serde_json::to_string(&answer).unwrap();
+        assert_eq!(serde_json::from_str::<LeasePack>(&text).unwrap(), answer);
+    }
+
+    /// Older workers send no `pack` and older coordinators ignore it: both read each other.
+    #[test]
+    fn lease_requests_with_and_without_pack() {
+        let old: LeaseRequest = serde_json::from_str(r#"{"worker":"w","wait_ms":5}"#).unwrap();
+        assert_eq!(old.pack, None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("pack"));
+        let ask = LeaseRequest { pack: Some(PackAsk { max: Some(8) }), ..old.clone() };
+        let text = serde_json::to_string(&ask).unwrap();
+        assert!(text.contains(r#""pack":{"max":8}"#), "{text}");
+        assert_eq!(serde_json::from_str::<LeaseRequest>(&text).unwrap(), ask);
+        let study_default: LeaseRequest = serde_json::from_str(r#"{"worker":"w","pack":{}}"#).unwrap();
+        assert_eq!(study_default.pack, Some(PackAsk { max: None }));
     }
 
     #[test]

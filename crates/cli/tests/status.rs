@@ -30,7 +30,7 @@ fn status_trials_prints_a_header_labels_swept_parameters_and_named_metrics() {
     std::fs::write(&spec, SPEC).unwrap();
     submit(&server.url, &spec);
     let api = client(&server.url);
-    let request = LeaseRequest { worker: "w/0".into(), wait_ms: 0, agent: None };
+    let request = LeaseRequest { worker: "w/0".into(), wait_ms: 0, agent: None, pack: None };
     let lease = api.lease(&request).unwrap().expect("a pending trial");
     let metrics = BTreeMap::from([("accuracy".to_string(), 0.75)]);
     api.complete(&lease.lease_id, &CompleteTrial { metrics, manifest: None }).unwrap();

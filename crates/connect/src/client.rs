@@ -8,11 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use decsweep_api::wire::{Lease, LeaseRequest};
+use decsweep_api::wire::{Lease, LeasePack, LeaseRequest};
 use reqwest::blocking::{RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::retry::{Backoff, REPORT_PATIENCE};
 use crate::{ApiCallError, ClientArgs, ConnectError};
@@ -165,6 +165,28 @@ impl Client {
             return Ok(None);
         }
         Self::json(response).map(Some)
+    }
+
+    /// `POST /v1/lease` from a packing worker (`request.pack` set): the trials to train
+    /// together, each on its own lease; empty when none came within `request.wait_ms`. An older
+    /// coordinator ignores `pack` and answers one [`Lease`], read here as a pack of one.
+    pub fn lease_pack(&self, request: &LeaseRequest) -> Result<Vec<Lease>, ApiCallError> {
+        /// The two answers a lease request can get, told apart by their fields.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Answer {
+            Pack(LeasePack),
+            One(Box<Lease>),
+        }
+        let timeout = self.timeouts.request + Duration::from_millis(request.wait_ms);
+        let response = Self::send(self.request(Method::POST, "lease").json(request).timeout(timeout))?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(Vec::new());
+        }
+        Ok(match Self::json(response)? {
+            Answer::Pack(pack) => pack.leases,
+            Answer::One(lease) => vec![*lease],
+        })
     }
 
     /// `PUT path` with `body` (a checkpoint), given [`TRANSFER_TIMEOUT`].
@@ -368,8 +390,29 @@ pub(crate) mod tests {
     fn a_lease_is_none_on_204() {
         let (url, seen) = fake(vec![(204, "")]);
         let client = Client::new(&url, None).unwrap();
-        let request = LeaseRequest { worker: "w".into(), wait_ms: 10, agent: None };
+        let request = LeaseRequest { worker: "w".into(), wait_ms: 10, agent: None, pack: None };
         assert_eq!(client.lease(&request).unwrap(), None);
         assert_eq!(seen.recv().unwrap().0, "POST /v1/lease");
+    }
+
+    /// A pack answer and an older coordinator's single lease both read as the trials to train.
+    #[test]
+    fn a_pack_answer_or_a_single_lease_reads_as_a_pack() {
+        const LEASE: &str = r#"{"lease_id":"l1","trial_id":1,"study":"s","job":{"kind":"command","argv":["x"],"env":{},"workdir":null},"seed":0,"attempt":1,"dataset":null,"ttl_ms":1000}"#;
+        const PACK: &str = r#"{"leases":[
+            {"lease_id":"l1","trial_id":1,"study":"s","job":{"kind":"model","pipeline":"dec","params":{}},"seed":0,"attempt":1,"dataset":null,"ttl_ms":1000,"pack_id":"p"},
+            {"lease_id":"l2","trial_id":2,"study":"s","job":{"kind":"model","pipeline":"dec","params":{}},"seed":1,"attempt":1,"dataset":null,"ttl_ms":1000,"pack_id":"p"}]}"#;
+        let (url, _seen) = fake(vec![(200, PACK), (200, LEASE), (204, "")]);
+        let client = Client::new(&url, None).unwrap();
+        let request = LeaseRequest {
+            worker: "w".into(),
+            wait_ms: 10,
+            agent: None,
+            pack: Some(decsweep_api::wire::PackAsk { max: Some(2) }),
+        };
+        let ids = |leases: Vec<Lease>| leases.into_iter().map(|l| l.lease_id).collect::<Vec<_>>();
+        assert_eq!(ids(client.lease_pack(&request).unwrap()), ["l1", "l2"]);
+        assert_eq!(ids(client.lease_pack(&request).unwrap()), ["l1"], "an older coordinator's answer");
+        assert!(client.lease_pack(&request).unwrap().is_empty());
     }
 }

@@ -143,9 +143,10 @@ fn study_id(conn: &Connection, name: &str) -> Result<i64> {
         .ok_or_else(|| Error::StudyNotFound(name.to_string()))
 }
 
-/// `read::trial_from_row`'s columns (0–14), then the times.
-const ROW_COLUMNS: &str = "t.id, s.name, t.pipeline, t.params, t.seed, t.config_id, t.label, t.status, t.attempts, \
-                           t.worker, t.error, t.metrics, t.resumes, t.resumed_from, t.manifest, t.started_ms, t.finished_ms";
+/// `read::trial_from_row`'s columns (0–15), then the times.
+fn row_columns() -> String {
+    format!("{}, t.started_ms, t.finished_ms", read::TRIAL_COLUMNS)
+}
 
 /// The latest epoch of a trial's attempt.
 fn latest_epoch(conn: &Connection, trial_id: i64, attempt: u32) -> Result<Option<StageProgress>> {
@@ -167,7 +168,7 @@ fn row_view(conn: &Connection, r: &rusqlite::Row<'_>) -> Result<TrialRowView> {
     let trial = read::trial_from_row(r)?;
     let progress =
         if trial.status == TrialStatus::Running { latest_epoch(conn, trial.id, trial.attempts)? } else { None };
-    Ok(TrialRowView { progress, started_ms: r.get(15)?, finished_ms: r.get(16)?, trial })
+    Ok(TrialRowView { progress, started_ms: r.get(16)?, finished_ms: r.get(17)?, trial })
 }
 
 /// One page of a study's trials.
@@ -205,9 +206,10 @@ pub(crate) fn trial_page(
         ),
     };
     let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM trials t JOIN studies s ON s.id = t.study_id
+        "SELECT {} FROM trials t JOIN studies s ON s.id = t.study_id
           WHERE t.study_id = ?1 AND (?2 IS NULL OR t.status = ?2)
-          ORDER BY {order} LIMIT ?3 OFFSET ?4"
+          ORDER BY {order} LIMIT ?3 OFFSET ?4",
+        row_columns()
     );
     let limit = i64::try_from(q.limit.min(10_000)).unwrap_or(10_000);
     let offset = i64::try_from(q.offset).map_err(|_| Error::BadRequest("offset is too large".into()))?;
@@ -230,7 +232,8 @@ pub(crate) fn trial_rows(conn: &Connection, ids: &[i64]) -> Result<Vec<TrialRowV
     }
     let marks = vec!["?"; ids.len()].join(",");
     let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM trials t JOIN studies s ON s.id = t.study_id WHERE t.id IN ({marks}) ORDER BY t.id"
+        "SELECT {} FROM trials t JOIN studies s ON s.id = t.study_id WHERE t.id IN ({marks}) ORDER BY t.id",
+        row_columns()
     );
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(params_from_iter(ids))?;

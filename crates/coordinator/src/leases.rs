@@ -1,13 +1,12 @@
-//! A worker's calls on its lease: the queue granting leases, signs of life (heartbeat, progress,
+//! A worker's calls on its lease (the queue granting them is `src/grant.rs`): signs of life (heartbeat, progress,
 //! checkpoint), the calls that end a lease (complete, fail, prune, return), and expiry. What each
 //! call may do is decided by [`crate::lifecycle`] (where the lease semantics are told); this
 //! module reads the lease, asks, and writes the answer.
 
 use std::collections::BTreeMap;
 
-use decsweep_api::wire::{CheckpointInfo, EpochProgress, Lease, ProgressAction, PruneTrial, TrialJob};
+use decsweep_api::wire::{CheckpointInfo, EpochProgress, ProgressAction, PruneTrial};
 use decsweep_api::{LeaseOutcome, TrialStatus};
-use decsweep_search::DEFAULT_CHECKPOINT_EVERY_S;
 use rand::Rng;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -127,7 +126,7 @@ fn stopped_state_refused(trial_id: i64) -> Error {
 // its `TrialStatus` and checks the plan.
 
 /// The oldest pending trial: the head of the queue.
-const NEXT_PENDING: &str = "SELECT id, study_id, attempts, job, seed FROM trials
+pub(crate) const NEXT_PENDING: &str = "SELECT id, study_id, attempts, job, seed FROM trials
                              WHERE status = 'pending' ORDER BY id LIMIT 1";
 
 /// Running trials whose deadline (`?1`) has passed, with what expiry needs to decide.
@@ -145,8 +144,8 @@ struct Overdue {
     worker: Option<String>,
 }
 
-/// A fresh lease id: 128 random bits in hex.
-fn new_lease_id() -> String {
+/// A fresh lease (or pack) id: 128 random bits in hex.
+pub(crate) fn new_lease_id() -> String {
     format!("{:032x}", rand::thread_rng().gen::<u128>())
 }
 
@@ -206,76 +205,6 @@ impl WriteCtx {
             self.top_up_all()?;
         }
         Ok(out)
-    }
-
-    /// Grants the oldest pending trial of any study to `worker`, after expiring overdue leases.
-    pub(crate) fn lease(&mut self, worker: &str) -> Result<(Option<Lease>, Expired)> {
-        let expired = self.expire()?;
-        self.top_up_all()?;
-        let now = self.now();
-        loop {
-            let next: Option<(i64, i64, u32, String, i64)> = self
-                .conn
-                .prepare_cached(NEXT_PENDING)?
-                .query_row([], |r| Ok((r.get(0)?, r.get(1)?, u32_col(r.get(2)?), r.get(3)?, r.get(4)?)))
-                .optional()?;
-            let Some((trial_id, study_id, attempts, job_json, seed)) = next else {
-                return Ok((None, expired));
-            };
-            let job: TrialJob = match serde_json::from_str(&job_json) {
-                Ok(job) => job,
-                Err(e) => {
-                    // A row nobody can run must not block the queue.
-                    tracing::error!(trial_id, error = %e, "trial job does not decode; failing the trial");
-                    let to = moved_to(TrialStatus::Pending, TrialEvent::Unrunnable);
-                    self.conn.execute(
-                        "UPDATE trials SET status = ?4, error = ?2, finished_ms = ?3, updated_ms = ?3
-                          WHERE id = ?1",
-                        params![trial_id, format!("stored job does not decode: {e}"), now, to],
-                    )?;
-                    continue;
-                }
-            };
-            let meta = self.study_meta(study_id)?;
-            let attempt = attempts.saturating_add(1);
-            let lease_id = new_lease_id();
-            let expires = now.saturating_add(self.ttl_ms);
-            let to = moved_to(TrialStatus::Pending, TrialEvent::Grant);
-            self.conn
-                .prepare_cached(
-                    "UPDATE trials SET status = ?7, attempts = ?2, lease_id = ?3, worker = ?4,
-                            lease_expires_ms = ?5, started_ms = COALESCE(started_ms, ?6), updated_ms = ?6
-                      WHERE id = ?1",
-                )?
-                .execute(params![trial_id, attempt, lease_id, worker, expires, now, to])?;
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO leases (lease_id, trial_id, attempt, worker, granted_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![lease_id, trial_id, attempt, worker, now])?;
-            let resume = match checkpoints::of_trial(&self.conn, trial_id)? {
-                Some((checkpoint, saved_by)) => {
-                    checkpoints::resume(&self.conn, trial_id, attempt, &checkpoint, saved_by)?;
-                    Some(checkpoint)
-                }
-                None => None,
-            };
-            let checkpoint_every_s =
-                meta.spec.as_ref().map_or(DEFAULT_CHECKPOINT_EVERY_S, |spec| spec.resources().checkpoint_every_s());
-            let lease = Lease {
-                lease_id,
-                trial_id,
-                study: meta.name.clone(),
-                job,
-                seed: seed as u64,
-                attempt,
-                dataset: Some(meta.dataset.clone()),
-                ttl_ms: self.ttl_ms as u64,
-                resume,
-                checkpoint_every_s,
-            };
-            return Ok((Some(lease), expired));
-        }
     }
 
     /// The lease a complete / fail / prune / return call ends, with where its trial goes:
@@ -547,7 +476,7 @@ impl WriteCtx {
 }
 
 /// Where `event` takes a trial in `from`, for the events that always move it.
-fn moved_to(from: TrialStatus, event: TrialEvent) -> TrialStatus {
+pub(crate) fn moved_to(from: TrialStatus, event: TrialEvent) -> TrialStatus {
     match lifecycle::trial_event(from, event) {
         Move::To { trial, .. } => trial,
         other => unreachable!("{event:?} of a {from} trial is {other}"),
@@ -574,6 +503,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use decsweep_api::wire::TrialJob;
     use decsweep_api::Stage;
 
     use super::*;

@@ -10,7 +10,7 @@
 //! let coordinator = Coordinator::open("sweeps.db", CoordinatorOptions::default())?;
 //! let spec = std::fs::read_to_string("sweeps/demo.toml").unwrap();
 //! coordinator.create_study(CreateStudy::new(spec, "sweeps/demo.toml")).await?;
-//! let lease = coordinator.lease(&LeaseRequest { worker: "w".into(), wait_ms: 0, agent: None }).await?;
+//! let lease = coordinator.lease(&LeaseRequest { worker: "w".into(), wait_ms: 0, agent: None, pack: None }).await?;
 //! let (trials, curves) = coordinator.report_input("demo").await?;
 //! # Ok(()) }
 //! ```
@@ -94,6 +94,7 @@ mod control;
 mod curves;
 mod dataset;
 mod error;
+mod grant;
 mod handle;
 mod health;
 mod intake;
@@ -104,6 +105,7 @@ mod lock;
 mod metrics;
 mod ops;
 mod options;
+mod packs;
 mod pruner;
 mod queries;
 mod read;

@@ -113,9 +113,11 @@ pub(crate) fn studies(conn: &Connection) -> Result<Vec<StudyInfo>> {
     Ok(out)
 }
 
-const TRIAL_COLUMNS: &str =
+pub(crate) const TRIAL_COLUMNS: &str =
     "t.id, s.name, t.pipeline, t.params, t.seed, t.config_id, t.label, t.status, t.attempts, t.worker, t.error, t.metrics,
-     t.resumes, t.resumed_from, t.manifest";
+     t.resumes, t.resumed_from, t.manifest,
+     (SELECT group_concat(mate.trial_id) FROM leases own JOIN leases mate ON mate.pack_id = own.pack_id
+       WHERE own.lease_id = t.lease_id)";
 
 pub(crate) fn trial_from_row(r: &Row<'_>) -> Result<TrialInfo> {
     let id: i64 = r.get(0)?;
@@ -143,7 +145,21 @@ pub(crate) fn trial_from_row(r: &Row<'_>) -> Result<TrialInfo> {
         resumes: u32::try_from(r.get::<_, i64>(12)?).unwrap_or(u32::MAX),
         resumed_from: r.get(13)?,
         manifest: r.get::<_, Option<String>>(14)?.and_then(|m| serde_json::from_str(&m).ok()),
+        pack: pack_mates(id, r.get(15)?)?,
     })
+}
+
+/// The `group_concat` of the trial ids sharing a trial's latest pack, as sorted ids.
+fn pack_mates(id: i64, mates: Option<String>) -> Result<Vec<i64>> {
+    let mut ids = mates
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<i64>().map_err(|_| Error::Corrupt(format!("pack of trial {id} names `{s}`"))))
+        .collect::<Result<Vec<i64>>>()?;
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// A study's trials in id order, optionally only those in `status`.

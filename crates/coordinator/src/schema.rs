@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Migration `i` brings a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -263,6 +263,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE workers ADD COLUMN stopped_ms INTEGER;
     "#,
+    // 7 → 8: packed training. The leases granted in one answer to a packing worker share a
+    // `pack_id` (crates/coordinator/src/packs.rs); a lone trial's lease has none.
+    r#"
+    ALTER TABLE leases ADD COLUMN pack_id TEXT;
+    CREATE INDEX leases_pack ON leases(pack_id) WHERE pack_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version of the database at `path`, read without changing it (a reader decides
@@ -480,6 +486,56 @@ mod tests {
         assert_eq!((base, cancelled), (0, None));
     }
 
+    /// What [`migrate`] does, stopping at `version`: a test of one step sees that step alone.
+    fn migrate_until(conn: &mut Connection, path: &Path, version: i64) {
+        let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        apply_migrations(conn, path, found, version).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    }
+
+    #[test]
+    fn a_version_7_database_keeps_its_leases_and_gains_pack_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut conn = connect(&path, Role::Writer).unwrap();
+        migrate_until(&mut conn, &path, 7);
+        conn.execute_batch(
+            "INSERT INTO datasets VALUES ('h', 'f', 1, 's', 't');
+             INSERT INTO studies (name, spec, spec_path, dataset_sha256, retries, objective_metric,
+                                  objective_direction, created_at, created_ms, adaptive, cancelled_ms)
+             VALUES ('a', 'x', 'x.toml', 'h', 2, 'accuracy', 'maximize', 't', 0, 0, NULL);
+             INSERT INTO trials (id, study_id, trial_key, pipeline, job, params, seed, config_id, status, created_ms, updated_ms)
+             VALUES (1, 1, 'k1', 'dec', '{}', '{}', 0, 'c', 'completed', 1, 2);
+             INSERT INTO leases VALUES ('L1', 1, 1, 'w', 2, 3, 'returned'), ('L2', 1, 2, 'w', 4, 5, 'completed');",
+        )
+        .unwrap();
+        let before = dump(&conn);
+
+        migrate(&mut conn, &path).unwrap();
+
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let after = dump(&conn);
+        let leases_before: Vec<&String> = before.iter().filter(|r| r.starts_with("leases:")).collect();
+        let leases_after: Vec<String> = after.iter().filter(|r| r.starts_with("leases:")).cloned().collect();
+        let expected: Vec<String> = leases_before.iter().map(|r| format!("{r} | Null")).collect();
+        assert_eq!(leases_after, expected, "every lease kept, none of them packed");
+        let others = |d: &[String]| -> Vec<String> {
+            d.iter().filter(|r| !r.starts_with("leases:") && !r.starts_with("table leases")).cloned().collect()
+        };
+        let mut kept = others(&after);
+        kept.retain(|r| !r.starts_with("index leases_pack"));
+        assert_eq!(kept, others(&before), "nothing else changed");
+        conn.execute("UPDATE leases SET pack_id = 'p' WHERE lease_id IN ('L1', 'L2')", []).unwrap();
+        let packed: i64 = conn.query_row("SELECT COUNT(*) FROM leases WHERE pack_id = 'p'", [], |r| r.get(0)).unwrap();
+        assert_eq!(packed, 2);
+        assert!(
+            conn.execute("INSERT INTO leases VALUES ('x', 1, 3, 'w', 2, 3, 'finished', NULL)", []).is_err(),
+            "outcomes still checked"
+        );
+    }
+
     /// Every row of every table, each value as SQLite holds it, and every index and trigger.
     fn dump(conn: &Connection) -> Vec<String> {
         let mut out = Vec::new();
@@ -564,14 +620,11 @@ mod tests {
         let before = dump(&conn);
         assert_eq!(before.iter().filter(|r| r.starts_with("leases:")).count(), 6 * 9);
 
-        migrate(&mut conn, &path).unwrap();
+        migrate_until(&mut conn, &path, 6);
 
         let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(v, SCHEMA_VERSION);
+        assert_eq!(v, 6);
         let after = dump(&conn);
-        // Migration 7 adds `workers.stopped_ms`: NULL (no goodbye) for every process seen before.
-        let before: Vec<String> =
-            before.into_iter().map(|r| if r.starts_with("workers: ") { format!("{r} | Null") } else { r }).collect();
         assert_eq!(after, before, "every row, index and trigger kept");
         let fk: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
         assert!(fk, "foreign keys enforced again after the migration");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use decsweep_api::wire::{
     CheckpointInfo, CheckpointUpload, CompleteTrial, EpochProgress, FailTrial, HeartbeatReply, Lease, LeaseRequest,
-    ProgressAction, ProgressReply, PruneTrial, Recorded, ReturnTrial, WorkerGoodbye,
+    PackAsk, ProgressAction, ProgressReply, PruneTrial, Recorded, ReturnTrial, WorkerGoodbye,
 };
 use futures_util::Stream;
 
@@ -18,7 +18,20 @@ use crate::{checkpoints, leases, workers, Coordinator, Error, Result};
 impl Coordinator {
     /// Leases the oldest pending trial to `req.worker`, waiting up to `req.wait_ms` (capped
     /// at [`CoordinatorOptions::max_wait`](crate::CoordinatorOptions::max_wait)) for one. `None`: nothing became available.
+    /// `req.pack` is not looked at: a packing worker calls [`Coordinator::lease_pack`].
     pub async fn lease(&self, req: &LeaseRequest) -> Result<Option<Lease>> {
+        Ok(self.lease_up_to(req, None).await?.into_iter().next())
+    }
+
+    /// Leases the oldest pending trial and, per `ask`, pending trials of its study that can be
+    /// trained together with it (same pack key and resume point; see `src/packs.rs`), each on
+    /// its own lease under one pack id. Waits like [`Coordinator::lease`]; empty: nothing
+    /// became available.
+    pub async fn lease_pack(&self, req: &LeaseRequest, ask: PackAsk) -> Result<Vec<Lease>> {
+        self.lease_up_to(req, Some(ask)).await
+    }
+
+    async fn lease_up_to(&self, req: &LeaseRequest, ask: Option<PackAsk>) -> Result<Vec<Lease>> {
         let wait = Duration::from_millis(req.wait_ms).min(self.inner.max_wait);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -27,25 +40,27 @@ impl Coordinator {
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self.inner.closing.load(Ordering::Acquire) {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             let (worker, agent) = (req.worker.clone(), req.agent.clone());
-            let (lease, expired) = self
+            let (leases, expired) = self
                 .inner
                 .store
                 .write(move |ctx| {
                     workers::seen(&ctx.conn, &worker, agent.as_ref(), ctx.clock.now_ms())?;
-                    ctx.lease(&worker)
+                    ctx.lease_pack(&worker, ask)
                 })
                 .await?;
             self.note_expired(&expired);
-            if let Some(lease) = lease {
-                bump(&self.inner.metrics.leases_granted, 1);
-                tracing::debug!(trial_id = lease.trial_id, worker = %req.worker, attempt = lease.attempt, "leased");
-                return Ok(Some(lease));
+            if !leases.is_empty() {
+                bump(&self.inner.metrics.leases_granted, leases.len() as u64);
+                for lease in &leases {
+                    tracing::debug!(trial_id = lease.trial_id, worker = %req.worker, attempt = lease.attempt, pack_id = ?lease.pack_id, "leased");
+                }
+                return Ok(leases);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             tokio::select! {
                 _ = &mut notified => {}

@@ -26,6 +26,8 @@ pub struct WorkerInfo {
     pub stopped_ms: Option<i64>,
     /// The trials its slots are running now, ascending.
     pub running: Vec<i64>,
+    /// Those of them trained together (`--pack`): one ascending list per pack of two or more.
+    pub packs: Vec<Vec<i64>>,
 }
 
 /// Records that slot `slot` of process `agent` (or of itself, without one) asked for work.
@@ -66,14 +68,20 @@ pub(crate) fn said_goodbye(conn: &Connection, name: &str, now: i64) -> Result<bo
 /// Every worker process, most recently heard from first.
 pub(crate) fn list(conn: &Connection) -> Result<Vec<WorkerInfo>> {
     let mut running = std::collections::HashMap::<String, Vec<i64>>::new();
+    let mut packs = std::collections::HashMap::<String, std::collections::BTreeMap<String, Vec<i64>>>::new();
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT ws.agent, t.id FROM trials t JOIN worker_slots ws ON ws.slot = t.worker
+            "SELECT ws.agent, t.id, l.pack_id FROM trials t JOIN worker_slots ws ON ws.slot = t.worker
+               LEFT JOIN leases l ON l.lease_id = t.lease_id
               WHERE t.status = ?1 ORDER BY t.id",
         )?;
         let mut rows = stmt.query([decsweep_api::TrialStatus::Running])?;
         while let Some(r) = rows.next()? {
-            running.entry(r.get(0)?).or_default().push(r.get(1)?);
+            let (agent, id, pack): (String, i64, Option<String>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if let Some(pack) = pack {
+                packs.entry(agent.clone()).or_default().entry(pack).or_default().push(id);
+            }
+            running.entry(agent).or_default().push(id);
         }
     }
     let mut stmt = conn.prepare_cached(
@@ -90,11 +98,14 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<WorkerInfo>> {
             last_seen_ms: r.get(5)?,
             stopped_ms: r.get(6)?,
             running: Vec::new(),
+            packs: Vec::new(),
         })
     })?;
     let mut out: Vec<WorkerInfo> = rows.collect::<rusqlite::Result<_>>()?;
     for w in &mut out {
         w.running = running.remove(&w.name).unwrap_or_default();
+        w.packs = packs.remove(&w.name).map(|p| p.into_values().collect()).unwrap_or_default();
+        w.packs.sort();
     }
     Ok(out)
 }
@@ -122,6 +133,7 @@ mod tests {
             ("gpu1-77", 2, 5_000, 1_000)
         );
         assert_eq!(all[0].running, vec![lease.trial_id]);
+        assert!(all[0].packs.is_empty(), "a lone trial is in no pack");
         assert_eq!((all[1].name.as_str(), all[1].host.as_str(), all[1].running.len()), ("old", "", 0));
         assert!(all.iter().all(|w| w.stopped_ms.is_none()), "nobody said goodbye");
     }

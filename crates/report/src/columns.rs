@@ -116,6 +116,7 @@ mod tests {
             attempts: 1,
             resumes: 0,
             resumed_from: None,
+            pack: Vec::new(),
             worker: None,
             error: None,
             metrics: metrics.iter().map(|m| (m.to_string(), 0.0)).collect(),

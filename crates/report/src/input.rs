@@ -32,6 +32,10 @@ pub struct TrialRow {
     pub resumes: u32,
     #[serde(default)]
     pub resumed_from: Option<String>,
+    /// The trials trained together with this one in its latest lease, itself included (empty:
+    /// it trained alone).
+    #[serde(default)]
+    pub pack: Vec<i64>,
     pub worker: Option<String>,
     pub error: Option<String>,
     /// accuracy, f1_weighted, f1_macro, loss, test_*, param_count, time_*_s, cache_reuses,
@@ -87,6 +91,7 @@ impl From<decsweep_api::wire::TrialInfo> for TrialRow {
             attempts: t.attempts,
             resumes: t.resumes,
             resumed_from: t.resumed_from,
+            pack: t.pack,
             worker: t.worker,
             error: t.error,
             metrics: t.metrics,
@@ -135,6 +140,7 @@ mod tests {
             attempts: 0,
             resumes: 0,
             resumed_from: None,
+            pack: Vec::new(),
             worker: None,
             error: None,
             metrics: BTreeMap::new(),

@@ -5,7 +5,7 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `trials.csv` | one row per trial: id, pipeline, config_id, label, every parameter, seed, status, attempts, resumes, resumed_from (`stage:epoch`), worker, error, every metric |
+//! | `trials.csv` | one row per trial: id, pipeline, config_id, label, every parameter, seed, status, attempts, resumes, resumed_from (`stage:epoch`), pack (the trials trained together, `3+5+8`), worker, error, every metric |
 //! | `summary.csv` | one row per configuration (pipeline, config_id, label): trial counts by status, the aggregated seeds and trial ids, and n, mean, std, 95% CI (and its method) of every metric |
 //! | `paired.csv` | the seed pairs behind the dec-vs-baseline comparison, with each comparison's mean difference, interval, d_z, raw and Holm-adjusted p-values |
 //! | `table.md`, `table.tex` | the paper's Table 1 layout (model, accuracy % mean ± std and 95% CI, weighted F1 and its CI, seeds, rows, parameter count; test accuracy and F1 with validation beside them when the dataset has a test split) and the paired comparison |

@@ -42,6 +42,7 @@ pub(crate) fn trial(s: TrialSpec) -> TrialRow {
         attempts: 1,
         resumes: 0,
         resumed_from: None,
+        pack: Vec::new(),
         worker: Some("w1".to_string()),
         error: None,
         metrics,

@@ -2,7 +2,7 @@
 //!
 //! Columns: `id, pipeline, config_id, label` (the configuration's readable name, as in
 //! `summary.csv` and the tables), every parameter (sorted by name), `seed, status, attempts,
-//! resumes, resumed_from, worker, error`, every metric (see [`crate::columns`] for the order). A parameter or metric a
+//! resumes, resumed_from, pack, worker, error`, every metric (see [`crate::columns`] for the order). A parameter or metric a
 //! trial does not have is an empty cell. Rows are in trial-id order.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use crate::{ReportError, StudyModel, TrialRow};
 pub(crate) const FILE: &str = "trials.csv";
 
 const LEAD: [&str; 4] = ["id", "pipeline", "config_id", "label"];
-const MIDDLE: [&str; 7] = ["seed", "status", "attempts", "resumes", "resumed_from", "worker", "error"];
+const MIDDLE: [&str; 8] = ["seed", "status", "attempts", "resumes", "resumed_from", "pack", "worker", "error"];
 
 /// `trials`, each labelled as its configuration is in `model` (the model of these trials).
 pub(crate) fn render(trials: &[TrialRow], model: &StudyModel) -> Result<String, ReportError> {
@@ -51,6 +51,7 @@ pub(crate) fn render(trials: &[TrialRow], model: &StudyModel) -> Result<String, 
             t.attempts.to_string(),
             t.resumes.to_string(),
             t.resumed_from.clone().unwrap_or_default(),
+            pack_cell(&t.pack),
             t.worker.clone().unwrap_or_default(),
             t.error.clone().unwrap_or_default(),
         ]);
@@ -60,6 +61,11 @@ pub(crate) fn render(trials: &[TrialRow], model: &StudyModel) -> Result<String, 
     let bytes = w.into_inner().map_err(|e| ReportError::csv(FILE, e.into_error()))?;
     // Every cell was a Rust `String`, so the bytes are UTF-8.
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The trials trained together, as `3+5+8` (empty when the trial trained alone).
+fn pack_cell(pack: &[i64]) -> String {
+    pack.iter().map(i64::to_string).collect::<Vec<_>>().join("+")
 }
 
 #[cfg(test)]
@@ -101,6 +107,7 @@ mod tests {
         b.metrics.insert("cache_reuses".into(), 2.0);
         a.resumes = 2;
         a.resumed_from = Some("finetune:12".into());
+        a.pack = vec![5, 7, 9];
         let text = render(&[a.clone(), b]).unwrap();
         let (headers, rows) = read(&text);
         assert_eq!(
@@ -118,6 +125,7 @@ mod tests {
                 "attempts",
                 "resumes",
                 "resumed_from",
+                "pack",
                 "worker",
                 "error",
                 "accuracy",
@@ -130,8 +138,12 @@ mod tests {
         );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][..4], ["2", "baseline", "c", "baseline zero=drop"], "rows in id order");
-        assert_eq!(rows[0][10..14], ["0", "", "", ""], "no resumes; absent resume point, worker and error are empty");
-        assert_eq!(rows[0][19], "2");
+        assert_eq!(
+            rows[0][10..15],
+            ["0", "", "", "", ""],
+            "no resumes; absent resume point, pack, worker and error are empty"
+        );
+        assert_eq!(rows[0][20], "2");
         let r = &rows[1];
         assert_eq!(r[2], a.config_id);
         // zero_label is the one parameter that varies (b leaves it out: the default, `drop`).
@@ -139,11 +151,11 @@ mod tests {
         assert_eq!(r[4], "500");
         assert_eq!(r[5].parse::<f64>().unwrap(), 0.4);
         assert_eq!(r[6], "drop, then \"see\"");
-        assert_eq!(r[7..13], ["3", "completed", "1", "2", "finetune:12", "w1"]);
-        assert_eq!(r[13], a.error.clone().unwrap());
-        assert_eq!(r[14].parse::<f64>().unwrap(), 0.1 + 0.2, "shortest round-trip form");
-        assert!(r[16].parse::<f64>().unwrap().is_nan());
-        assert_eq!(r[19], "", "a metric the trial lacks");
+        assert_eq!(r[7..14], ["3", "completed", "1", "2", "finetune:12", "5+7+9", "w1"]);
+        assert_eq!(r[14], a.error.clone().unwrap());
+        assert_eq!(r[15].parse::<f64>().unwrap(), 0.1 + 0.2, "shortest round-trip form");
+        assert!(r[17].parse::<f64>().unwrap().is_nan());
+        assert_eq!(r[20], "", "a metric the trial lacks");
     }
 
     #[test]
@@ -193,6 +205,7 @@ mod tests {
                 "attempts",
                 "resumes",
                 "resumed_from",
+                "pack",
                 "worker",
                 "error"
             ]

@@ -44,6 +44,7 @@ fn demo_like(seeds: u64) -> Vec<TrialRow> {
                     attempts: 1,
                     resumes: 0,
                     resumed_from: None,
+                    pack: Vec::new(),
                     worker: None,
                     error: None,
                     metrics: BTreeMap::from([

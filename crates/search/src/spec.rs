@@ -45,6 +45,8 @@
 //! cpus = 1                            # cores per trial; default 1
 //! checkpoint_every = 300              # seconds of training between saved trial states (resume
 //!                                     # after preemption); default 300
+//! pack = 8                            # trials trained together as one stacked model when the
+//!                                     # worker has no --pack (same shapes only); default 1
 //! ```
 //!
 //! The TPE sampler ([`crate::tpe`] documents the algorithm) proposes one point at a time from
@@ -237,6 +239,11 @@ pub struct Resources {
     /// Seconds of training between the trial states a built-in pipeline saves (and its worker
     /// uploads) so that a preempted trial resumes; `None`: [`DEFAULT_CHECKPOINT_EVERY_S`].
     pub checkpoint_every: Option<f64>,
+    /// The most trials of this study one worker process trains together as one stacked model
+    /// when the worker names no `--pack` of its own; `None`: one at a time. Never set on a
+    /// `command` study (the parser refuses it).
+    #[serde(default)]
+    pub pack: Option<u32>,
 }
 
 /// The default of `[resources] checkpoint_every`, in seconds.

@@ -11,9 +11,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
+use decsweep_api::pack::MAX_PACK;
 use decsweep_api::wire::{
     AddSeeds, CheckpointInfo, CheckpointUpload, CompleteTrial, CreateStudy, EpochProgress, FailByUser, FailTrial,
-    FailedByUser, LeaseRequest, PruneTrial, Retried, RetryTrials, ReturnTrial, TrialStatus, WorkerGoodbye,
+    FailedByUser, LeasePack, LeaseRequest, PruneTrial, Retried, RetryTrials, ReturnTrial, TrialStatus, WorkerGoodbye,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -354,6 +355,20 @@ async fn fail_trial(
 async fn lease(State(c): State<Coordinator>, ApiJson(req): ApiJson<LeaseRequest>) -> Answer<Response> {
     if req.worker.trim().is_empty() {
         return Err(HttpError::new(StatusCode::BAD_REQUEST, "`worker` must name the worker"));
+    }
+    if let Some(ask) = req.pack {
+        if let Some(max) = ask.max.filter(|k| !(1..=MAX_PACK).contains(k)) {
+            return Err(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`pack.max` must be between 1 and {MAX_PACK} (trials trained together), got {max}"),
+            ));
+        }
+        let leases = c.lease_pack(&req, ask).await?;
+        return Ok(if leases.is_empty() {
+            StatusCode::NO_CONTENT.into_response()
+        } else {
+            Json(LeasePack { leases }).into_response()
+        });
     }
     Ok(match c.lease(&req).await? {
         Some(lease) => Json(lease).into_response(),

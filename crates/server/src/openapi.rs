@@ -183,11 +183,11 @@ pub fn document() -> Value {
         "/v1/trials/{id}/curves": { "get": Op::new("Every epoch a trial's attempts reported, in the order recorded.").param(trial_id)
             .answer("200", reply("Curve points.", Some(json!({ "type": "array", "items": schema_ref("TrialCurvePoint") }))))
             .answer("404", error("No such trial.")).build() },
-        "/v1/lease": { "post": Op::new("Lease the oldest pending trial of any study; waits up to `wait_ms` (long polling).")
+        "/v1/lease": { "post": Op::new("Lease the oldest pending trial of any study; waits up to `wait_ms` (long polling). With `pack`, also pending trials of its study that share its pack key (pipeline, dataset, every shape and schedule parameter) and resume point, each on its own lease: the answer is a `LeasePack`.")
             .body("LeaseRequest")
-            .answer("200", reply("A trial to run.", Some(schema_ref("Lease"))))
+            .answer("200", reply("A trial to run (`Lease`), or with `pack` in the request the trials to train together (`LeasePack`).", Some(json!({ "oneOf": [schema_ref("Lease"), schema_ref("LeasePack")] }))))
             .answer("204", json!({ "description": "No trial became available within `wait_ms`." }))
-            .answer("400", error("Malformed request."))
+            .answer("400", error("Malformed request, or `pack.max` outside 1..=64."))
             .writes().build() },
         "/v1/workers/goodbye": { "post": Op::new("A worker process exiting cleanly (stop signal, or `--exit-when-idle` finding no work) says so; the dashboard lists it as stopped until a process of that name leases again. One that vanishes without it is listed as idle, then quiet.")
             .body("WorkerGoodbye")
@@ -290,7 +290,12 @@ pub fn document() -> Value {
             "wait_ms": { "type": "integer", "default": 0, "description": "Long-poll up to this long (capped by the server)." },
             "agent": { "type": "object", "required": ["name"], "description": "The worker process asking, listed by the dashboard's /workers.",
                 "properties": { "name": { "type": "string" }, "host": { "type": "string" },
-                    "slots": { "type": "integer" }, "device": { "type": "string" } } } } },
+                    "slots": { "type": "integer" }, "device": { "type": "string" } } },
+            "pack": { "type": "object", "description": "Sent by a worker that trains packs: the answer is a LeasePack. Older workers leave it out and get one Lease.",
+                "properties": { "max": { "type": ["integer", "null"], "minimum": 1, "maximum": 64,
+                    "description": "The worker's --pack: the most trials it trains together. Left out: the study's `[resources] pack`, else 1." } } } } },
+        "LeasePack": { "type": "object", "required": ["leases"], "properties": {
+            "leases": { "type": "array", "minItems": 1, "items": schema_ref("Lease"), "description": "Trials of one study and one pack key, each with its own lease: heartbeat, report and end each one by its own lease_id." } } },
         "TrialJob": { "oneOf": [
             { "type": "object", "required": ["kind", "pipeline", "params"], "properties": {
                 "kind": { "const": "model" }, "pipeline": { "type": "string", "enum": ["baseline", "dec"] },
@@ -308,7 +313,8 @@ pub fn document() -> Value {
             "dataset": { "oneOf": [ schema_ref("DatasetRef"), { "type": "null" } ] },
             "ttl_ms": { "type": "integer", "description": "The lease expires this long after the last heartbeat." },
             "resume": { "oneOf": [ schema_ref("CheckpointInfo"), { "type": "null" } ], "description": "The trial's stored state to resume from (`GET /v1/leases/{lease_id}/checkpoint`), if an earlier lease saved one." },
-            "checkpoint_every_s": { "type": "number", "description": "Seconds of training between the states the worker saves and uploads (`[resources] checkpoint_every`)." } } },
+            "checkpoint_every_s": { "type": "number", "description": "Seconds of training between the states the worker saves and uploads (`[resources] checkpoint_every`)." },
+            "pack_id": { "type": "string", "description": "Present when this trial is trained together with others: every lease of one LeasePack of two or more carries it." } } },
         "CheckpointInfo": { "type": "object", "required": ["sha256", "bytes", "stage", "epoch"], "properties": {
             "sha256": { "type": "string" }, "bytes": { "type": "integer" }, "stage": schema_ref("Stage"),
             "epoch": { "type": "integer", "description": "Epochs of `stage` done when the state was saved." } } },

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use decsweep_api::wire::{
-    ApiError, HeartbeatReply, Lease, ProgressReply, Recorded, StudyExport, StudyInfo, TrialCurvePoint, TrialInfo,
-    TrialJob, TrialStatus,
+    ApiError, HeartbeatReply, Lease, LeasePack, ProgressReply, Recorded, StudyExport, StudyInfo, TrialCurvePoint,
+    TrialInfo, TrialJob, TrialStatus,
 };
 use decsweep_coordinator::{Coordinator, CoordinatorOptions, ManualClock};
 use decsweep_server::{openapi, ServeError, ServeOptions};
@@ -483,6 +483,50 @@ async fn metrics_are_prometheus_text() {
     assert_eq!(samples["decsweep_leases_granted_total"], 2.0);
     assert_eq!(samples["decsweep_completions_total"], 1.0);
     assert_eq!(samples["decsweep_http_requests_total{method=\"POST\",route=\"/v1/lease\",status=\"200\"}"], 2.0);
+    s.stop().await;
+}
+
+/// A packing worker's request gets a `LeasePack` of one key; `pack.max` out of range is refused
+/// naming the rule; a request without `pack` still gets one plain `Lease`.
+#[tokio::test]
+async fn a_packing_worker_gets_the_trials_of_one_key_each_on_its_own_lease() {
+    let s = Server::plain().await;
+    assert_eq!(s.create(MODEL_SPEC).await.status(), StatusCode::CREATED);
+    for bad in [0, 65] {
+        let r = s.post("/v1/lease", json!({ "worker": "w", "pack": { "max": bad } })).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.text().await.unwrap().contains("`pack.max` must be between 1 and 64"));
+    }
+    let one = s.lease("solo", 0).await.expect("a trial");
+    assert_eq!(one.pack_id, None);
+    let mut trained = vec![one.trial_id];
+    // Seeds and label fractions may differ inside a pack; the pipeline may not.
+    for expected in [3, 4] {
+        let r = s.post("/v1/lease", json!({ "worker": "w", "pack": { "max": 8 } })).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let pack: LeasePack = r.json().await.unwrap();
+        assert_eq!(pack.leases.len(), expected, "{:?}", pack.leases.iter().map(|l| l.trial_id).collect::<Vec<_>>());
+        let pipelines: std::collections::BTreeSet<String> = pack
+            .leases
+            .iter()
+            .map(|l| match &l.job {
+                TrialJob::Model { pipeline, .. } => pipeline.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(pipelines.len(), 1, "{pipelines:?}");
+        let pack_id = pack.leases[0].pack_id.clone().expect("trained together");
+        assert!(pack.leases.iter().all(|l| l.pack_id.as_deref() == Some(pack_id.as_str())));
+        for lease in &pack.leases {
+            let hb = s.post(&format!("/v1/leases/{}/heartbeat", lease.lease_id), json!({})).await;
+            assert_eq!(hb.status(), StatusCode::OK, "each member keeps its own lease alive");
+        }
+        trained.extend(pack.leases.iter().map(|l| l.trial_id));
+    }
+    trained.sort();
+    assert_eq!(trained, (1..=8).collect::<Vec<i64>>());
+    let r = s.post("/v1/lease", json!({ "worker": "w", "pack": {} })).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     s.stop().await;
 }
 

@@ -203,7 +203,11 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
     let info = c.create_study(CreateStudy::new(command_spec("fuzz"), "fuzz.toml")).await.unwrap();
     let mut lease_ids = Vec::new();
     for w in 0..4 {
-        let lease = c.lease(&LeaseRequest { worker: format!("w{w}"), wait_ms: 0, agent: None }).await.unwrap().unwrap();
+        let lease = c
+            .lease(&LeaseRequest { worker: format!("w{w}"), wait_ms: 0, agent: None, pack: None })
+            .await
+            .unwrap()
+            .unwrap();
         lease_ids.push(lease.lease_id);
     }
     // A stored checkpoint, so downloading one can succeed from the first case on.
@@ -331,7 +335,7 @@ async fn every_endpoint_answers_random_requests_without_a_server_error() {
         send(&router, request(Method::POST, "/v1/studies", Some(TOKEN), Some("application/json"), body)).await;
     assert!(status.is_success(), "{status}: {answer}");
     let lease = c
-        .lease(&LeaseRequest { worker: "after".into(), wait_ms: 0, agent: None })
+        .lease(&LeaseRequest { worker: "after".into(), wait_ms: 0, agent: None, pack: None })
         .await
         .unwrap()
         .expect("a pending trial");

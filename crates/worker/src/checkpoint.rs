@@ -57,11 +57,27 @@ pub struct Saver {
     supervised: bool,
     /// Stage and epoch of the last state saved by this process.
     saved: Option<(Stage, usize)>,
+    /// The pack member whose state this is (`train-pack`); `None` for a lone trial.
+    member: Option<usize>,
 }
 
 impl Saver {
     pub fn new(path: &Path, identity: String, every: Duration, sigterm: Arc<AtomicBool>, supervised: bool) -> Self {
-        Saver { path: path.to_path_buf(), identity, every, last: Instant::now(), sigterm, supervised, saved: None }
+        Saver {
+            path: path.to_path_buf(),
+            identity,
+            every,
+            last: Instant::now(),
+            sigterm,
+            supervised,
+            saved: None,
+            member: None,
+        }
+    }
+
+    /// The saver of pack member `member`: its saves are announced as that member's.
+    pub fn for_member(self, member: usize) -> Self {
+        Saver { member: Some(member), ..self }
     }
 
     pub fn sigterm(&self) -> bool {
@@ -71,6 +87,11 @@ impl Saver {
     /// Whether the checkpoint interval has passed since the last save (or the start).
     pub fn due(&self) -> bool {
         self.last.elapsed() >= self.every
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn saved_at(&self) -> Option<(Stage, usize)> {
@@ -122,11 +143,12 @@ impl Saver {
                 );
                 if self.supervised {
                     // Not answered, unlike an epoch line.
-                    let line = ChildEvent::Checkpoint(SavedCheckpoint {
-                        path: self.path.clone(),
-                        stage: state.stage,
-                        epoch: state.epoch as u32,
-                    })
+                    let saved =
+                        SavedCheckpoint { path: self.path.clone(), stage: state.stage, epoch: state.epoch as u32 };
+                    let line = match self.member {
+                        Some(member) => ChildEvent::MemberCheckpoint { member, saved },
+                        None => ChildEvent::Checkpoint(saved),
+                    }
                     .to_line();
                     use std::io::Write;
                     let mut stdout = std::io::stdout().lock();

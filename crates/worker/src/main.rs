@@ -17,6 +17,7 @@ mod device;
 mod dirpack;
 mod libtorch_build;
 mod manifest;
+mod pack_trial;
 mod program_env;
 mod protocol;
 mod trial;
@@ -74,6 +75,11 @@ enum Command {
     /// Run one trial on this machine and write metrics.json, curves.csv and the chosen
     /// classifier checkpoint into --out.
     Train(TrainArgs),
+    /// Train several trials of one pack key (same shapes and schedule) as one stacked model in
+    /// this process, each member writing what `train` would write for it alone into its own
+    /// directory. The agent runs it for a `--pack` lease answer; `decsweep reproduce` reruns a
+    /// packed trial through it as a pack of one.
+    TrainPack(pack_trial::TrainPackArgs),
     /// Print, as one JSON line: the libtorch build (version, MKL, oneDNN, the CPU kernels ATen
     /// picked here, OpenMP, the CUDA runtime and cuDNN it was built with), this machine's CPU
     /// (vendor, model, the instruction-set flags that choose kernels), the thread counts, and
@@ -171,6 +177,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Some(Command::Train(args)) => trial::train(args),
+        Some(Command::TrainPack(args)) => pack_trial::train_pack(args),
         Some(Command::Info) => {
             device::print_info();
             Ok(())

@@ -19,7 +19,16 @@ use tch::Device;
 /// figure is a stated bound, not yet measured on a GPU.
 pub const CUDA_TOLERANCE: f64 = 1e-3;
 
-pub fn manifest(pipeline: Pipeline, params: &Params, seed: u64, dataset_sha256: &str, device: Device) -> Value {
+/// `pack`: for a trial trained in a pack, who trained together ([`pack_entry`]); a rerun trains
+/// it as a pack of one through the same engine.
+pub fn manifest(
+    pipeline: Pipeline,
+    params: &Params,
+    seed: u64,
+    dataset_sha256: &str,
+    device: Device,
+    pack: Option<Value>,
+) -> Value {
     let cuda = match device {
         Device::Cuda(_) => json!({
             "cudart": tch::utils::version_cudart(),
@@ -27,7 +36,7 @@ pub fn manifest(pipeline: Pipeline, params: &Params, seed: u64, dataset_sha256: 
         }),
         _ => Value::Null,
     };
-    json!({
+    let mut manifest = json!({
         "decsweep_version": env!("CARGO_PKG_VERSION"),
         "git_revision": env!("DECSWEEP_GIT_REVISION"),
         "trainer_revision": decsweep_model::TRAINER_REVISION,
@@ -46,5 +55,15 @@ pub fn manifest(pipeline: Pipeline, params: &Params, seed: u64, dataset_sha256: 
             "cpu": "bit-identical for the same build, libtorch, thread count and CPU instruction set (cpu.flags, libtorch_build.cpu_capability)",
             "cuda_tolerance": CUDA_TOLERANCE,
         },
-    })
+    });
+    if let Some(pack) = pack {
+        manifest["pack"] = pack;
+    }
+    manifest
+}
+
+/// The manifest's record of a packed trial: the pack's id (the coordinator's, when leased),
+/// the trials trained together (this one included) and this trial's place among them.
+pub fn pack_entry(pack_id: Option<&str>, trials: &[i64], member: usize) -> Value {
+    json!({ "id": pack_id, "trials": trials, "member": member, "engine": "packed" })
 }

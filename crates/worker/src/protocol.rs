@@ -10,6 +10,13 @@
 //!   unsupervised, for whoever runs `train`), whose [`FailureKind`] says whether trying again
 //!   could help.
 //!
+//! - A pack child (`decsweep-worker train-pack --supervised`) trains several trials in one
+//!   process: it says [`ChildEvent::MemberEpoch`] and [`ChildEvent::MemberCheckpoint`] instead,
+//!   naming the member (its index in the pack file), and after each member's epoch waits for one
+//!   [`Reply`], which applies to that member alone. Each member leaves its own `metrics.json` or
+//!   `error.json` in its own output directory; a failure of the whole pack leaves `error.json`
+//!   in the pack's directory, [`FailureKind::OutOfMemory`] when fewer members might fit.
+//!
 //! Both sides are this binary, so the bytes may change freely; the replies stay one bare word a
 //! line (`continue`) so that a person, or a test, can drive a child by hand.
 
@@ -30,6 +37,20 @@ pub enum ChildEvent {
     Checkpoint(SavedCheckpoint),
     /// The trial failed (the content of `error.json`).
     Failed { kind: FailureKind, message: String },
+    /// One epoch of pack member `member`; the child waits for a [`Reply`] for that member.
+    #[serde(rename = "member_epoch")]
+    MemberEpoch {
+        member: usize,
+        #[serde(flatten)]
+        progress: EpochProgress,
+    },
+    /// Pack member `member`'s state was saved to a file, to be uploaded with its lease; no reply.
+    #[serde(rename = "member_checkpoint")]
+    MemberCheckpoint {
+        member: usize,
+        #[serde(flatten)]
+        saved: SavedCheckpoint,
+    },
 }
 
 impl ChildEvent {
@@ -67,6 +88,8 @@ pub enum FailureKind {
     Error,
     /// SIGTERM stopped it with its state saved (exit status 75).
     Interrupted,
+    /// A pack ran out of device memory: its members may fit in smaller packs.
+    OutOfMemory,
 }
 
 impl FailureKind {
@@ -74,7 +97,7 @@ impl FailureKind {
     /// deterministic and would fail the same way. (An interrupted trial exits 75 and is returned
     /// to the queue rather than failed.)
     pub fn retryable(self) -> bool {
-        matches!(self, FailureKind::Error)
+        matches!(self, FailureKind::Error | FailureKind::OutOfMemory)
     }
 }
 
@@ -129,10 +152,40 @@ mod tests {
             }),
             ChildEvent::Checkpoint(SavedCheckpoint { path: "/tmp/t.ckpt".into(), stage: Stage::Ae, epoch: 2 }),
             ChildEvent::Failed { kind: FailureKind::BadInput, message: "no labels".into() },
+            ChildEvent::MemberEpoch {
+                member: 2,
+                progress: EpochProgress {
+                    stage: Stage::Ae,
+                    epoch: 1,
+                    epochs: 4,
+                    train_loss: 0.5,
+                    val_loss: f64::NAN,
+                    val_accuracy: None,
+                },
+            },
+            ChildEvent::MemberCheckpoint {
+                member: 1,
+                saved: SavedCheckpoint { path: "/tmp/m1.ckpt".into(), stage: Stage::Dec, epoch: 3 },
+            },
+            ChildEvent::Failed { kind: FailureKind::OutOfMemory, message: "CUDA out of memory".into() },
         ];
         for event in events {
-            assert_eq!(ChildEvent::from_line(&event.to_line()), Some(event));
+            let back = ChildEvent::from_line(&event.to_line());
+            // NaN is not equal to itself: compare the lines.
+            assert_eq!(back.map(|e| e.to_line()), Some(event.to_line()));
         }
+        let member: serde_json::Value = serde_json::from_str(
+            &ChildEvent::MemberCheckpoint {
+                member: 1,
+                saved: SavedCheckpoint { path: "p".into(), stage: Stage::Dec, epoch: 3 },
+            }
+            .to_line(),
+        )
+        .unwrap();
+        assert_eq!(
+            member,
+            serde_json::json!({"event": "member_checkpoint", "member": 1, "path": "p", "stage": "dec", "epoch": 3})
+        );
         assert_eq!(ChildEvent::from_line("resuming after epoch 2"), None);
     }
 

@@ -25,22 +25,28 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
     let out = args.out.clone();
     let result = run(args);
     if let Err(failure) = &result {
-        let (kind, e) = match failure {
-            Failure::BadInput(e) => (FailureKind::BadInput, e),
-            Failure::Failed(e)
-                if e.downcast_ref::<TrainError>().is_some_and(|t| matches!(t, TrainError::Diverged { .. })) =>
-            {
-                (FailureKind::Diverged, e)
-            }
-            Failure::Failed(e) => (FailureKind::Error, e),
-            Failure::Interrupted(e) => (FailureKind::Interrupted, e),
-        };
-        let body = ChildEvent::Failed { kind, message: format!("{e:#}") }.to_line();
-        if fs::create_dir_all(&out).is_ok() {
-            let _ = write_atomically(&out.join("error.json"), body.as_bytes());
-        }
+        record_failure(&out, failure, FailureKind::Error);
     }
     result
+}
+
+/// Leaves `error.json` ([`ChildEvent::Failed`]) in `out` for the agent; `other` is the kind of a
+/// failure that is neither bad input, divergence nor an interruption.
+pub(crate) fn record_failure(out: &Path, failure: &Failure, other: FailureKind) {
+    let (kind, e) = match failure {
+        Failure::BadInput(e) => (FailureKind::BadInput, e),
+        Failure::Failed(e)
+            if e.downcast_ref::<TrainError>().is_some_and(|t| matches!(t, TrainError::Diverged { .. })) =>
+        {
+            (FailureKind::Diverged, e)
+        }
+        Failure::Failed(e) => (other, e),
+        Failure::Interrupted(e) => (FailureKind::Interrupted, e),
+    };
+    let body = ChildEvent::Failed { kind, message: format!("{e:#}") }.to_line();
+    if fs::create_dir_all(out).is_ok() {
+        let _ = write_atomically(&out.join("error.json"), body.as_bytes());
+    }
 }
 
 fn run(args: TrainArgs) -> Result<(), Failure> {
@@ -102,6 +108,7 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
         last_epoch: None,
         supervised: args.supervised,
         saver,
+        member: None,
     };
     let (result, resumed) = loop {
         let resumed = resume.as_ref().map(|s| (s.stage, s.epoch, s.resumes + 1));
@@ -135,77 +142,111 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
         }
     };
     let reuses = dir_cache.map_or(0, |c| c.reuses);
-    let TrialObserver { curves, last_epoch, saver, .. } = observer;
-    curves.finish()?;
-    let resume_json = json!({
-        "resumes": resumed.map_or(0, |(_, _, n)| n),
-        "resumed_from": resumed.map(|(stage, epoch, _)| json!({ "stage": stage, "epoch": epoch })),
-    });
-    let outcome = match result {
-        Ok(outcome) => outcome,
-        Err(TrainError::Stopped { stage, epoch }) => {
-            let last = last_epoch.expect("a stage stops only after an epoch");
-            let mut metrics = json!({
-                "status": "pruned",
-                "pruned_stage": stage,
-                "pruned_epoch": epoch,
-                "val_loss": last.val_loss,
-                "val_accuracy": last.val_accuracy,
-                "cache_reuses": reuses,
-                "wall_s": started.elapsed().as_secs_f64(),
-            });
-            merge(&mut metrics, &resume_json);
-            write_atomically(&args.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
-            // Pruning is final: nothing will resume the trial.
-            if let Some(saver) = &saver {
-                saver.discard();
-            }
-            eprintln!("stopped in stage {stage} at epoch {epoch} on request");
-            return Ok(());
-        }
-        Err(TrainError::Suspended { stage, epoch }) => {
-            let path = saver_path(&args);
-            return match saver.is_some_and(|s| s.saved_at() == Some((stage, epoch))) {
-                true => Err(Failure::Interrupted(anyhow!(
-                    "SIGTERM: the state after epoch {epoch} of stage {stage} is saved in {path}; run again to resume"
-                ))),
-                false => Err(Failure::Failed(anyhow!(
-                    "SIGTERM: stopped after epoch {epoch} of stage {stage}, but the state could not be saved to {path}"
-                ))),
-            };
-        }
-        Err(e @ TrainError::NoLabeledRows { .. }) => return Err(Failure::BadInput(e.into())),
-        Err(e) => return Err(Failure::Failed(e.into())),
-    };
-
-    outcome.classifier.save(&args.out.join("classifier.safetensors"))?;
-    let mut metrics = metrics_json(
-        &args,
-        &params,
-        &dataset_hash,
-        &prepared,
-        &outcome,
+    let run = TrialRun {
+        pipeline: args.pipeline,
+        seed: args.seed,
+        data: &args.data,
+        out: &args.out,
+        params: &params,
+        dataset_hash: &dataset_hash,
+        prepared: &prepared,
         device,
-        reuses,
-        started.elapsed().as_secs_f64(),
-    );
-    merge(&mut metrics, &resume_json);
-    write_atomically(&args.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
-    // The trial is complete: its state is of no further use.
-    if let Some(saver) = &saver {
-        saver.discard();
+        pack: None,
+    };
+    run.finish(result, observer, reuses, started, resumed)
+}
+
+/// What a finished trial's result is written with: the trial, where it ran, and the pack it was
+/// trained in (`train-pack`).
+pub(crate) struct TrialRun<'a> {
+    pub pipeline: Pipeline,
+    pub seed: u64,
+    pub data: &'a Path,
+    pub out: &'a Path,
+    pub params: &'a Params,
+    pub dataset_hash: &'a str,
+    pub prepared: &'a Prepared,
+    pub device: tch::Device,
+    /// The manifest's `pack` (crate::manifest::pack_entry) when trained in a pack.
+    pub pack: Option<serde_json::Value>,
+}
+
+impl TrialRun<'_> {
+    /// Writes the trial's `metrics.json` (completed, or pruned) and `classifier.safetensors`,
+    /// discarding its state once it is of no further use; a suspended or failed trial is the
+    /// error `train` exits with.
+    pub(crate) fn finish(
+        &self,
+        result: Result<PipelineOutcome, TrainError>,
+        observer: TrialObserver,
+        reuses: usize,
+        started: Instant,
+        resumed: Option<(Stage, usize, u32)>,
+    ) -> Result<(), Failure> {
+        let out = self.out;
+        let TrialObserver { curves, last_epoch, saver, .. } = observer;
+        curves.finish()?;
+        let resume_json = json!({
+            "resumes": resumed.map_or(0, |(_, _, n)| n),
+            "resumed_from": resumed.map(|(stage, epoch, _)| json!({ "stage": stage, "epoch": epoch })),
+        });
+        let saved_to = saver.as_ref().map(|s| s.path().display().to_string()).unwrap_or_default();
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(TrainError::Stopped { stage, epoch }) => {
+                let last = last_epoch.expect("a stage stops only after an epoch");
+                let mut metrics = json!({
+                    "status": "pruned",
+                    "pruned_stage": stage,
+                    "pruned_epoch": epoch,
+                    "val_loss": last.val_loss,
+                    "val_accuracy": last.val_accuracy,
+                    "cache_reuses": reuses,
+                    "wall_s": started.elapsed().as_secs_f64(),
+                });
+                merge(&mut metrics, &resume_json);
+                write_atomically(&out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+                // Pruning is final: nothing will resume the trial.
+                if let Some(saver) = &saver {
+                    saver.discard();
+                }
+                eprintln!("stopped in stage {stage} at epoch {epoch} on request");
+                return Ok(());
+            }
+            Err(TrainError::Suspended { stage, epoch }) => {
+                return match saver.is_some_and(|s| s.saved_at() == Some((stage, epoch))) {
+                    true => Err(Failure::Interrupted(anyhow!(
+                        "SIGTERM: the state after epoch {epoch} of stage {stage} is saved in {saved_to}; run again to resume"
+                    ))),
+                    false => Err(Failure::Failed(anyhow!(
+                        "SIGTERM: stopped after epoch {epoch} of stage {stage}, but the state could not be saved to {saved_to}"
+                    ))),
+                };
+            }
+            Err(e @ TrainError::NoLabeledRows { .. }) => return Err(Failure::BadInput(e.into())),
+            Err(e) => return Err(Failure::Failed(e.into())),
+        };
+
+        outcome.classifier.save(&out.join("classifier.safetensors"))?;
+        let mut metrics = self.metrics_json(&outcome, reuses, started.elapsed().as_secs_f64());
+        merge(&mut metrics, &resume_json);
+        write_atomically(&out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+        // The trial is complete: its state is of no further use.
+        if let Some(saver) = &saver {
+            saver.discard();
+        }
+        eprintln!(
+            "done: accuracy {:.4}  f1_weighted {:.4}  f1_macro {:.4}  loss {:.4}  (best epoch {}, {} parameters) → {}",
+            outcome.val.metrics.accuracy,
+            outcome.val.metrics.f1_weighted,
+            outcome.val.metrics.f1_macro,
+            outcome.val.loss,
+            outcome.best_epoch,
+            outcome.param_count,
+            out.display()
+        );
+        Ok(())
     }
-    eprintln!(
-        "done: accuracy {:.4}  f1_weighted {:.4}  f1_macro {:.4}  loss {:.4}  (best epoch {}, {} parameters) → {}",
-        outcome.val.metrics.accuracy,
-        outcome.val.metrics.f1_weighted,
-        outcome.val.metrics.f1_macro,
-        outcome.val.loss,
-        outcome.best_epoch,
-        outcome.param_count,
-        args.out.display()
-    );
-    Ok(())
 }
 
 /// A parameter reserved to another pipeline ([`decsweep_api::ParamSpec::only_in`]) set away from
@@ -239,11 +280,13 @@ fn merge(metrics: &mut serde_json::Value, extra: &serde_json::Value) {
 
 /// Writes every epoch to curves.csv and stderr, relays it to the supervisor, and asks for the
 /// trial's state at the checkpoint interval or after SIGTERM.
-struct TrialObserver {
-    curves: CurvesWriter,
-    last_epoch: Option<EpochRecord>,
-    supervised: bool,
-    saver: Option<checkpoint::Saver>,
+pub(crate) struct TrialObserver {
+    pub curves: CurvesWriter,
+    pub last_epoch: Option<EpochRecord>,
+    pub supervised: bool,
+    pub saver: Option<checkpoint::Saver>,
+    /// The pack member this trial is (`train-pack`): its epochs are announced as that member's.
+    pub member: Option<usize>,
 }
 
 impl Observer for TrialObserver {
@@ -251,7 +294,7 @@ impl Observer for TrialObserver {
         self.curves.append(r);
         eprintln!("{}", progress_line(r));
         self.last_epoch = Some(r.clone());
-        let reply = if self.supervised { supervisor_says(r) } else { Reply::Continue };
+        let reply = if self.supervised { supervisor_says(r, self.member) } else { Reply::Continue };
         let Some(saver) = &self.saver else {
             return match reply {
                 Reply::Continue => Control::Continue,
@@ -279,7 +322,7 @@ impl Observer for TrialObserver {
     }
 }
 
-fn log_split(p: &Prepared) {
+pub(crate) fn log_split(p: &Prepared) {
     let s = &p.stats;
     tracing::info!(
         train_labeled = s.n_train_labeled,
@@ -309,15 +352,19 @@ fn progress_line(r: &EpochRecord) -> String {
 /// Supervised mode: the epoch as a JSON line on stdout, then the supervisor's reply from stdin
 /// (crate::protocol). A closed stdin means the supervisor is gone, and the trial stops rather
 /// than run unowned.
-fn supervisor_says(r: &EpochRecord) -> Reply {
-    let epoch = ChildEvent::Epoch(decsweep_api::wire::EpochProgress {
+fn supervisor_says(r: &EpochRecord, member: Option<usize>) -> Reply {
+    let progress = decsweep_api::wire::EpochProgress {
         stage: r.stage,
         epoch: r.epoch as u32,
         epochs: r.epochs as u32,
         train_loss: r.train_loss,
         val_loss: r.val_loss,
         val_accuracy: r.val_accuracy,
-    });
+    };
+    let epoch = match member {
+        Some(member) => ChildEvent::MemberEpoch { member, progress },
+        None => ChildEvent::Epoch(progress),
+    };
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{}", epoch.to_line()).and_then(|_| stdout.flush()).is_err() {
         return Reply::Stop;
@@ -335,79 +382,77 @@ fn evaluation_json(e: &Evaluation) -> serde_json::Value {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn metrics_json(
-    args: &TrainArgs,
-    params: &Params,
-    dataset_hash: &str,
-    prepared: &Prepared,
-    outcome: &PipelineOutcome,
-    device: tch::Device,
-    cache_reuses: usize,
-    wall_s: f64,
-) -> serde_json::Value {
-    let mut m = evaluation_json(&outcome.val);
-    let stage_time = |stage: Stage| outcome.stages.iter().find(|s| s.stage == stage).map(|s| s.wall_s);
-    let obj = m.as_object_mut().expect("object");
-    obj.insert("status".into(), "completed".into());
-    obj.insert("test".into(), outcome.test.as_ref().map(evaluation_json).into());
-    obj.insert("param_count".into(), outcome.param_count.into());
-    obj.insert("best_epoch".into(), outcome.best_epoch.into());
-    if let Some(dec) = &outcome.dec {
-        // The DEC head's own predictions (clusters → classes), beside the classifier's.
-        obj.insert("dec_head_accuracy".into(), dec.head_val_accuracy.into());
-        obj.insert("dec_head_test_accuracy".into(), dec.head_test_accuracy.into());
-        if let Some(rows) = dec.pseudo_rows {
-            obj.insert("pseudo_rows".into(), rows.into());
-            obj.insert("pseudo_accuracy".into(), dec.pseudo_accuracy.into());
+impl TrialRun<'_> {
+    fn metrics_json(&self, outcome: &PipelineOutcome, cache_reuses: usize, wall_s: f64) -> serde_json::Value {
+        let (params, dataset_hash, prepared, device) = (self.params, self.dataset_hash, self.prepared, self.device);
+        let mut m = evaluation_json(&outcome.val);
+        let stage_time = |stage: Stage| outcome.stages.iter().find(|s| s.stage == stage).map(|s| s.wall_s);
+        let obj = m.as_object_mut().expect("object");
+        obj.insert("status".into(), "completed".into());
+        obj.insert("test".into(), outcome.test.as_ref().map(evaluation_json).into());
+        obj.insert("param_count".into(), outcome.param_count.into());
+        obj.insert("best_epoch".into(), outcome.best_epoch.into());
+        if let Some(dec) = &outcome.dec {
+            // The DEC head's own predictions (clusters → classes), beside the classifier's.
+            obj.insert("dec_head_accuracy".into(), dec.head_val_accuracy.into());
+            obj.insert("dec_head_test_accuracy".into(), dec.head_test_accuracy.into());
+            if let Some(rows) = dec.pseudo_rows {
+                obj.insert("pseudo_rows".into(), rows.into());
+                obj.insert("pseudo_accuracy".into(), dec.pseudo_accuracy.into());
+            }
         }
+        for stage in [Stage::Ae, Stage::Dec, Stage::Finetune] {
+            obj.insert(format!("time_{}_s", stage.name()), stage_time(stage).into());
+        }
+        obj.insert("wall_s".into(), wall_s.into());
+        obj.insert("cache_reuses".into(), cache_reuses.into());
+        obj.insert("device".into(), device::describe(device).into());
+        obj.insert("pipeline".into(), self.pipeline.name().into());
+        obj.insert("seed".into(), self.seed.into());
+        obj.insert("params".into(), serde_json::to_value(params).expect("params serialise"));
+        obj.insert("dataset".into(), json!({ "path": self.data, "sha256": dataset_hash }));
+        obj.insert(
+            "manifest".into(),
+            crate::manifest::manifest(self.pipeline, params, self.seed, dataset_hash, device, self.pack.clone()),
+        );
+        let s = &prepared.stats;
+        obj.insert(
+            "split".into(),
+            json!({
+                "train_labeled": s.n_train_labeled, "train_unlabeled": s.n_train_unlabeled,
+                "val_labeled": s.n_val_labeled, "val_unlabeled": s.n_val_unlabeled,
+                "test": s.n_test, "dropped_zero": s.dropped_zero,
+            }),
+        );
+        obj.insert(
+            "stages".into(),
+            outcome
+                .stages
+                .iter()
+                .map(
+                    |s| json!({ "stage": s.stage, "epochs_run": s.epochs_run, "wall_s": s.wall_s, "cached": s.cached }),
+                )
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        m
     }
-    for stage in [Stage::Ae, Stage::Dec, Stage::Finetune] {
-        obj.insert(format!("time_{}_s", stage.name()), stage_time(stage).into());
-    }
-    obj.insert("wall_s".into(), wall_s.into());
-    obj.insert("cache_reuses".into(), cache_reuses.into());
-    obj.insert("device".into(), device::describe(device).into());
-    obj.insert("pipeline".into(), args.pipeline.name().into());
-    obj.insert("seed".into(), args.seed.into());
-    obj.insert("params".into(), serde_json::to_value(params).expect("params serialise"));
-    obj.insert("dataset".into(), json!({ "path": args.data, "sha256": dataset_hash }));
-    obj.insert("manifest".into(), crate::manifest::manifest(args.pipeline, params, args.seed, dataset_hash, device));
-    let s = &prepared.stats;
-    obj.insert(
-        "split".into(),
-        json!({
-            "train_labeled": s.n_train_labeled, "train_unlabeled": s.n_train_unlabeled,
-            "val_labeled": s.n_val_labeled, "val_unlabeled": s.n_val_unlabeled,
-            "test": s.n_test, "dropped_zero": s.dropped_zero,
-        }),
-    );
-    obj.insert(
-        "stages".into(),
-        outcome
-            .stages
-            .iter()
-            .map(|s| json!({ "stage": s.stage, "epochs_run": s.epochs_run, "wall_s": s.wall_s, "cached": s.cached }))
-            .collect::<Vec<_>>()
-            .into(),
-    );
-    m
 }
 
 /// `curves.csv`: one row per epoch of every stage, flushed as it goes so a crash keeps the
 /// epochs already run.
-struct CurvesWriter {
+pub(crate) struct CurvesWriter {
     file: fs::File,
 }
 
 impl CurvesWriter {
-    fn create(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn create(path: &Path) -> anyhow::Result<Self> {
         let mut file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         writeln!(file, "stage,epoch,train_loss,val_loss,val_accuracy")?;
         Ok(CurvesWriter { file })
     }
 
-    fn append(&mut self, r: &EpochRecord) {
+    pub(crate) fn append(&mut self, r: &EpochRecord) {
         let acc = r.val_accuracy.map(|a| a.to_string()).unwrap_or_default();
         if let Err(e) = writeln!(self.file, "{},{},{},{},{}", r.stage, r.epoch, r.train_loss, r.val_loss, acc) {
             tracing::warn!(error = %e, "could not append to curves.csv");

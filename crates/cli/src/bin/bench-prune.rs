@@ -240,6 +240,7 @@ mod tests {
             metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             resumes: 0,
             resumed_from: None,
+            pack: Vec::new(),
             manifest: None,
         }
     }

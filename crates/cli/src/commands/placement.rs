@@ -86,7 +86,7 @@ mod tests {
     use super::*;
 
     fn res(cpus: Option<f64>, gpus: Option<f64>) -> Resources {
-        Resources { cpus, gpus, checkpoint_every: None }
+        Resources { cpus, gpus, checkpoint_every: None, pack: None }
     }
 
     const CPU_BOX: Machine = Machine { cores: 8, cuda_devices: 0 };

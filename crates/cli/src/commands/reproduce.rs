@@ -196,19 +196,46 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let out = scratch.path().join("trial");
     let worker = super::run::find_worker(args.worker_bin.as_deref())?;
     let mut cmd = Command::new(&worker);
-    cmd.arg("train")
-        .arg("--data")
-        .arg(&dataset)
-        .args(["--pipeline", &trial.pipeline, "--seed", &trial.seed.to_string()])
-        .args(["--device", &device, "--threads", &threads.to_string()])
-        .arg("--out")
-        .arg(&out);
-    for (name, value) in &trial.params {
-        cmd.arg("--set").arg(format!("{name}={value}"));
+    // A trial trained in a pack reruns through the packed engine, as a pack of one: its numbers
+    // do not depend on its pack-mates (crates/model/src/packed), only on the engine.
+    let packed = manifest.get("pack").is_some_and(|p| !p.is_null());
+    if packed {
+        let mut params = decsweep_api::Params::default();
+        for (name, value) in &trial.params {
+            params.set(name, value).map_err(|e| bad(format!("trial {}: {e}", trial.id)))?;
+        }
+        let pack = decsweep_api::pack::PackFile {
+            pack_id: None,
+            members: vec![decsweep_api::pack::PackFileMember {
+                trial_id: trial.id,
+                seed: trial.seed,
+                params,
+                out: out.clone(),
+                checkpoint: None,
+            }],
+        };
+        let pack_file = scratch.path().join("pack.json");
+        std::fs::write(&pack_file, serde_json::to_vec(&pack)?)
+            .with_context(|| format!("writing {}", pack_file.display()))?;
+        cmd.arg("train-pack").arg("--pack-file").arg(&pack_file).arg("--out").arg(scratch.path().join("pack"));
+    } else {
+        cmd.arg("train").arg("--seed").arg(trial.seed.to_string()).arg("--out").arg(&out);
+        for (name, value) in &trial.params {
+            cmd.arg("--set").arg(format!("{name}={value}"));
+        }
     }
+    cmd.arg("--data").arg(&dataset).args(["--pipeline", &trial.pipeline]).args([
+        "--device",
+        &device,
+        "--threads",
+        &threads.to_string(),
+    ]);
     eprintln!(
-        "rerunning trial {} ({} seed {}) on {device} with {threads} thread(s)…",
-        trial.id, trial.pipeline, trial.seed
+        "rerunning trial {} ({} seed {}{}) on {device} with {threads} thread(s)…",
+        trial.id,
+        trial.pipeline,
+        trial.seed,
+        if packed { ", trained in a pack: as a pack of one" } else { "" }
     );
     let status = cmd.status().with_context(|| format!("starting {}", worker.display()))?;
     if !status.success() {

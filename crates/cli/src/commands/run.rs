@@ -69,6 +69,11 @@ pub struct RunArgs {
     /// clears it. Default: $DECSWEEP_HOME, else ~/.cache/decsweep.
     #[arg(long, value_name = "DIR", env = decsweep_connect::work_dir::ENV)]
     work_dir: Option<PathBuf>,
+    /// Each worker trains up to K trials of the same shapes at once as one stacked model (one
+    /// process per pack; each trial keeps its own lease and result). Default: the spec's
+    /// `[resources] pack`, else 1.
+    #[arg(long, value_name = "K", value_parser = decsweep_api::pack::parse_pack)]
+    pack: Option<u32>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -132,7 +137,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let threads = args.threads.unwrap_or((cores / workers.max(1)).max(1));
         let token_file = token.0.path.clone();
         let work_dir = args.work_dir.clone();
-        let mut pool = WorkerPool { bin: worker_bin, url, token_file, threads, work_dir, children: Vec::new() };
+        let mut pool =
+            WorkerPool { bin: worker_bin, url, token_file, threads, work_dir, pack: args.pack, children: Vec::new() };
         let outcome = if info.counts.finished() < info.counts.total() {
             for device in &devices {
                 pool.spawn(device)?;
@@ -283,6 +289,8 @@ struct WorkerPool {
     threads: usize,
     /// `--work-dir` for every worker; unset, they use their default (the same folder).
     work_dir: Option<PathBuf>,
+    /// `--pack` for every worker; `None`: the study's `[resources] pack` decides.
+    pack: Option<u32>,
     children: Vec<(Child, String)>,
 }
 
@@ -293,6 +301,9 @@ impl WorkerPool {
         cmd.arg("--token-file").arg(&self.token_file);
         if let Some(dir) = &self.work_dir {
             cmd.arg("--work-dir").arg(dir);
+        }
+        if let Some(k) = self.pack {
+            cmd.args(["--pack", &k.to_string()]);
         }
         // The progress bar is the view here; workers speak up only for warnings, unless
         // the user asked for more.

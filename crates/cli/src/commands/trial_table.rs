@@ -113,6 +113,7 @@ mod tests {
             metrics: accuracy.map(|a| BTreeMap::from([("accuracy".to_string(), a)])).unwrap_or_default(),
             resumes: 0,
             resumed_from: None,
+            pack: Vec::new(),
             manifest: None,
         }
     }

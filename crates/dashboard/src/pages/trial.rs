@@ -89,6 +89,13 @@ pub(crate) fn live_part(detail: &TrialDetail, curves: &[TrialCurvePoint]) -> Mar
             "status " span #trial-status data-status=(t.status.name()) { (layout::status(t.status.name())) }
             " · attempt " (t.attempts)
             @if let Some(w) = &t.worker { " · worker " span.mono { (w) } }
+            @if !t.pack.is_empty() {
+                " · " span #trial-pack title="trials trained together as one stacked model in the latest lease" {
+                    "pack " @for (i, id) in t.pack.iter().enumerate() {
+                        @if i > 0 { "+" } @if *id == t.id { (id) } @else { a href={ "/trials/" (id) } { (id) } }
+                    }
+                }
+            }
             @if let Some(p) = &r.progress { " · " span #trial-progress { (p.stage) " epoch " (p.epoch) "/" (p.epochs) } }
         }
         @if let Some(e) = &t.error { h2 { "Error" } pre.error #trial-error { (e) } }

@@ -32,7 +32,19 @@ pub(crate) fn rows(workers: &[WorkerInfo], now_ms: i64, ttl_ms: i64) -> Markup {
                     @if stopped { span.status.stopped-mark { "stopped" } }
                     @else if quiet { span.status.s-failed.quiet-mark { "quiet" } }
                     @else if w.running.is_empty() { "idle" }
-                    @else { @for id in &w.running { a href={ "/trials/" (id) } { (id) } " " } }
+                    @else {
+                        // Trials trained together first, as one pack each, then the lone ones.
+                        @for pack in &w.packs {
+                            span.pack title="trained together as one pack" {
+                                "pack " @for (i, id) in pack.iter().enumerate() {
+                                    @if i > 0 { "+" } a href={ "/trials/" (id) } { (id) }
+                                }
+                            } " "
+                        }
+                        @for id in w.running.iter().filter(|id| !w.packs.iter().any(|p| p.contains(id))) {
+                            a href={ "/trials/" (id) } { (id) } " "
+                        }
+                    }
                 }
             }
         }

@@ -212,6 +212,7 @@ mod tests {
             attempts: 1,
             resumes: 0,
             resumed_from: None,
+            pack: Vec::new(),
             worker: None,
             error: None,
             metrics: BTreeMap::from([("accuracy".to_string(), acc)]),

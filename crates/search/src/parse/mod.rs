@@ -26,7 +26,7 @@ const TOP_KEYS: &[&str] =
     &["study", "command", "fixed", "space", "configs", "sampler", "pruner", "objective", "resources"];
 const COMMAND_KEYS: &[&str] = &["program", "pass", "env", "workdir", "stop_grace"];
 const OBJECTIVE_KEYS: &[&str] = &["metric", "direction"];
-const RESOURCES_KEYS: &[&str] = &["gpus", "cpus", "checkpoint_every"];
+const RESOURCES_KEYS: &[&str] = &["gpus", "cpus", "checkpoint_every", "pack"];
 
 /// A spec is built only here, where it is checked.
 impl SweepSpec {
@@ -211,10 +211,19 @@ fn walk(
         Ok(s) => settings::objective(diag, s.as_ref()),
         Err(()) => None,
     };
-    let resources = match section(diag, &top, "resources", Some(RESOURCES_KEYS)) {
+    let resources_section = section(diag, &top, "resources", Some(RESOURCES_KEYS));
+    let resources = match &resources_section {
         Ok(s) => settings::resources(diag, s.as_ref()),
         Err(()) => None,
     };
+    if let (Rules::Command(_), Ok(Some(s))) = (&rules, &resources_section) {
+        if let Some(e) = s.get("pack") {
+            diag.error(
+                e.key_span.clone(),
+                "`pack` cannot be set on a command study: a command trial runs its own program, which decsweep cannot train together with others; remove it",
+            );
+        }
+    }
 
     let space = Space { dims: space_decl.iter().map(|d| (d.name.clone(), d.dim.clone())).collect() };
     let space_sec = match &space_section {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use decsweep_api::pack::MAX_PACK;
 use toml::de::DeValue;
 
 use crate::command::{CommandSpec, PassMode};
@@ -198,6 +199,19 @@ pub(crate) fn resources(diag: &mut Diagnostics, s: Option<&Section<'_, '_>>) -> 
                 ok = false;
             }
             Some(t) => out.checkpoint_every = Some(t),
+            None => ok = false,
+        }
+    }
+    if let Some(e) = s.get("pack") {
+        match reader::integer(diag, e.value, &s.field("pack")) {
+            Some(k) if (1..=i64::from(MAX_PACK)).contains(&k) => out.pack = Some(k as u32),
+            Some(k) => {
+                diag.error(
+                    e.value.span(),
+                    format!("expected pack in 1..={MAX_PACK} (trials trained together as one model), found {k}"),
+                );
+                ok = false;
+            }
             None => ok = false,
         }
     }

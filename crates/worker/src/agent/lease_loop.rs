@@ -9,18 +9,20 @@
 //!
 //! It knows leases and outcomes; how a trial runs is its runner's (super::runner).
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use decsweep_api::wire::{
-    AgentInfo, CompleteTrial, FailTrial, HeartbeatReply, Lease, LeaseRequest, ProgressAction, PruneTrial, ReturnTrial,
-    TrialJob,
+    AgentInfo, CompleteTrial, FailTrial, HeartbeatReply, Lease, LeaseRequest, PackAsk, ProgressAction, PruneTrial,
+    ReturnTrial, TrialJob,
 };
 
 use super::lease_state::{LeaseEvent, LeaseState, LeaseWatch};
 use super::model_trials::ModelTrials;
+use super::pack_trials::{check_pack, PackOutcome, PackRun};
 use super::program_trials::ProgramTrials;
 use super::runner::{Outcome, Reporter, Runner, Trial};
 use super::transfer::Transfer;
@@ -46,6 +48,9 @@ pub(crate) struct Slot {
     /// The runner of each kind of trial.
     pub models: ModelTrials,
     pub programs: ProgramTrials,
+    /// The most trials leased at once (`--pack`); `None`: as many as the study's `[resources]
+    /// pack` says. Halved, for the rest of the run, when a pack runs out of device memory.
+    pub pack: Cell<Option<u32>>,
 }
 
 /// A slot's end when the coordinator cannot be worked with: what failed and why it will not
@@ -65,16 +70,26 @@ impl Slot {
     pub(crate) fn run(self) -> Result<(), Refused> {
         let mut backoff = Backoff::new();
         while !self.stop.load(Ordering::Relaxed) {
-            let request =
-                LeaseRequest { worker: self.name.clone(), wait_ms: LONG_POLL_MS, agent: Some(self.agent.clone()) };
-            match self.client.lease(&request) {
+            let request = LeaseRequest {
+                worker: self.name.clone(),
+                wait_ms: LONG_POLL_MS,
+                agent: Some(self.agent.clone()),
+                pack: Some(PackAsk { max: self.pack.get() }),
+            };
+            match self.client.lease_pack(&request).map(|leases| (!leases.is_empty()).then_some(leases)) {
                 // The stop signal came while the request was out.
-                Ok(Some(lease)) if self.stop.load(Ordering::Relaxed) => {
-                    self.give_back(&lease, "granted as the worker stopped")
+                Ok(Some(leases)) if self.stop.load(Ordering::Relaxed) => {
+                    for lease in &leases {
+                        self.give_back(lease, "granted as the worker stopped");
+                    }
                 }
-                Ok(Some(lease)) => {
+                Ok(Some(mut leases)) => {
                     backoff.reset();
-                    self.run_lease(lease);
+                    if leases.len() == 1 {
+                        self.run_lease(leases.pop().expect("one lease"));
+                    } else {
+                        self.run_pack(leases);
+                    }
                 }
                 Ok(None) if self.exit_when_idle => break,
                 Ok(None) => {}
@@ -124,6 +139,64 @@ impl Slot {
         let outcome = self.runner_for(&lease.job).run(&trial);
         watch.record(LeaseEvent::Finished);
         let _ = heartbeat.join();
+        self.report(&lease, &watch, outcome);
+    }
+
+    /// Trains the leases of one pack answer together (super::pack_trials), each keeping its
+    /// own heartbeat, progress and outcome. A pack that cannot be trained together is given back
+    /// naming the trials; one that ran out of device memory is given back and the next request
+    /// asks for half as many.
+    fn run_pack(&self, leases: Vec<Lease>) {
+        let trials: Vec<i64> = leases.iter().map(|l| l.trial_id).collect();
+        if let Err(why) = check_pack(&leases) {
+            tracing::error!(worker = %self.name, ?trials, "refusing the lease answer: {why}; giving the leases back");
+            for lease in &leases {
+                self.give_back(lease, &format!("refused: {why}"));
+            }
+            return;
+        }
+        tracing::info!(worker = %self.name, ?trials, pack_id = ?leases[0].pack_id, study = %leases[0].study, "leased a pack");
+        let watches: Vec<Arc<LeaseWatch>> = leases.iter().map(|_| Arc::new(LeaseWatch::new())).collect();
+        let heartbeats: Vec<_> =
+            leases.iter().zip(&watches).map(|(lease, watch)| self.spawn_heartbeat(lease, Arc::clone(watch))).collect();
+        let run = PackRun {
+            leases: &leases,
+            reports: leases
+                .iter()
+                .zip(&watches)
+                .map(|(lease, watch)| Reporter { client: &self.client, lease, watch, transfer: &self.transfer })
+                .collect(),
+            transfer: &self.transfer,
+            stopping: &self.stop,
+        };
+        let outcome = self.models.run_pack(&run);
+        for watch in &watches {
+            watch.record(LeaseEvent::Finished);
+        }
+        for heartbeat in heartbeats {
+            let _ = heartbeat.join();
+        }
+        match outcome {
+            PackOutcome::Members(outcomes) => {
+                for ((lease, watch), outcome) in leases.iter().zip(&watches).zip(outcomes) {
+                    self.report(lease, watch, outcome);
+                }
+            }
+            PackOutcome::OutOfMemory(message) => {
+                let half = u32::try_from(leases.len() / 2).unwrap_or(1).max(1);
+                tracing::warn!(worker = %self.name, ?trials, %message,
+                    "the pack of {} ran out of device memory: giving its leases back and asking for at most {half} trials at once from now on",
+                    leases.len());
+                self.pack.set(Some(half));
+                for lease in &leases {
+                    self.give_back(lease, "the pack ran out of device memory; retried in a smaller pack");
+                }
+            }
+        }
+    }
+
+    /// Reports one lease's outcome, once, unless the lease ended under the trial.
+    fn report(&self, lease: &Lease, watch: &LeaseWatch, outcome: Outcome) {
         match watch.get() {
             LeaseState::Halted => {
                 tracing::info!(trial = lease.trial_id, "stopped: the trial was cancelled or failed by the user");
@@ -145,7 +218,7 @@ impl Slot {
                 self.client.fail(id, &FailTrial { reason, retryable })
             }
             Outcome::Stopped => {
-                self.give_back(&lease, "the worker was shut down during the trial");
+                self.give_back(lease, "the worker was shut down during the trial");
                 return;
             }
         };
@@ -300,6 +373,7 @@ mod tests {
             ttl_ms: 60_000,
             resume: None,
             checkpoint_every_s: 300.0,
+            pack_id: None,
         };
         let (seen_tx, seen) = mpsc::channel();
         let (go, go_rx) = mpsc::channel();
@@ -339,6 +413,7 @@ mod tests {
                 program_env: Arc::default(),
                 allowed: None,
             },
+            pack: Cell::new(None),
         }
     }
 
@@ -373,6 +448,7 @@ mod tests {
             ttl_ms: 300,
             resume: None,
             checkpoint_every_s: 300.0,
+            pack_id: None,
         };
         let (seen_tx, seen) = mpsc::channel();
         let (go, go_rx) = mpsc::channel();

@@ -36,6 +36,7 @@
 mod lease_loop;
 mod lease_state;
 mod model_trials;
+mod pack_trials;
 mod program_trials;
 mod runner;
 mod transfer;
@@ -71,6 +72,13 @@ pub struct AgentArgs {
     /// `cpu`, `cuda`, `cuda:K` or `auto` (slot i takes GPU i mod #GPUs when CUDA is usable).
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Train up to K trials at once as one stacked model, one child process per pack: trials of
+    /// one study that share every shape and schedule parameter (they may differ in the seed,
+    /// learning rates, loss weights, dropout, label fraction). Each keeps its own lease,
+    /// progress and outcome. Without it, the study's `[resources] pack` decides (else 1). A pack
+    /// that runs out of device memory is given back and the slot asks for half as many.
+    #[arg(long, value_name = "K", value_parser = decsweep_api::pack::parse_pack)]
+    pack: Option<u32>,
     /// CPU threads per trial (default: the machine's cores divided among the slots).
     #[arg(long)]
     threads: Option<usize>,
@@ -175,6 +183,7 @@ pub fn run(args: AgentArgs) -> Result<(), Failure> {
                     program_env: Arc::clone(&program_env),
                     allowed: allowed.clone(),
                 },
+                pack: std::cell::Cell::new(args.pack),
                 name,
             };
             let stop = Arc::clone(&stop);

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 
-use decsweep_api::wire::{ProgressAction, TrialJob};
+use decsweep_api::wire::{EpochProgress, ProgressAction, TrialJob};
 use decsweep_api::Stage;
 
-use super::runner::{tail_of, Outcome, Runner, Trial};
+use super::runner::{tail_of, Outcome, Reporter, Runner, Trial};
 use super::transfer::DatasetFailure;
 use crate::program_env::ProgramEnv;
 use crate::protocol::{ChildEvent, FailureKind, Reply};
@@ -121,21 +121,7 @@ impl ModelTrials {
                     continue;
                 }
             };
-            let stopping = trial.worker_stopping();
-            let reply = if trial.report.is_over() || (stopping && !self.resume) {
-                Reply::Stop
-            } else {
-                // Shutting down with resume on (preempted), the epoch is still recorded: the
-                // state the trial saves next includes it, and the next lease goes on after it.
-                match trial.report.epoch(&epoch) {
-                    ProgressAction::Stop => Reply::Stop,
-                    // The trial saves its state (uploaded as it reports it) and exits 75; the
-                    // lease is then returned.
-                    _ if stopping => Reply::Suspend,
-                    ProgressAction::Prune => Reply::Prune,
-                    ProgressAction::Continue => Reply::Continue,
-                }
-            };
+            let reply = reply_to_epoch(&trial.report, &epoch, trial.worker_stopping(), self.resume);
             if reply.send(&mut stdin).is_err() {
                 break;
             }
@@ -147,8 +133,26 @@ impl ModelTrials {
     }
 }
 
+/// What a trial is told after an epoch: the coordinator's answer to it, `Stop` once the lease is
+/// over, `Suspend` when the worker is shutting down and the trial's state can be kept.
+pub(super) fn reply_to_epoch(report: &Reporter<'_>, epoch: &EpochProgress, stopping: bool, resume: bool) -> Reply {
+    if report.is_over() || (stopping && !resume) {
+        return Reply::Stop;
+    }
+    // Shutting down with resume on (preempted), the epoch is still recorded: the state the
+    // trial saves next includes it, and the next lease goes on after it.
+    match report.epoch(epoch) {
+        ProgressAction::Stop => Reply::Stop,
+        // The trial saves its state (uploaded as it reports it) and exits 75; the lease is
+        // then returned.
+        _ if stopping => Reply::Suspend,
+        ProgressAction::Prune => Reply::Prune,
+        ProgressAction::Continue => Reply::Continue,
+    }
+}
+
 /// Reads `metrics.json` of a finished `train --supervised` run.
-fn read_model_outcome(out: &Path) -> Outcome {
+pub(super) fn read_model_outcome(out: &Path) -> Outcome {
     let text = match fs::read_to_string(out.join("metrics.json")) {
         Ok(t) => t,
         Err(e) => return Outcome::Failed { reason: format!("the trial wrote no metrics.json: {e}"), retryable: true },

@@ -9,6 +9,24 @@ fn command_pipeline_needs_a_command_table() {
 }
 
 #[test]
+fn pack_on_a_command_study_is_refused_at_its_line() {
+    let src = HEAD.replace(r#"["baseline", "dec"]"#, r#"["command"]"#)
+        + "[command]\nprogram = [\"t\"]\n[resources]\ncpus = 1\npack = 4\n";
+    only_error(&src, 10, 1, "`pack` cannot be set on a command study");
+}
+
+#[test]
+fn pack_sets_the_study_default_within_its_bounds() {
+    let spec = SweepSpec::from_source(&with("[resources]\npack = 8\n"), PATH, &LoadOptions::default()).unwrap();
+    assert_eq!(spec.resources.pack, Some(8));
+    let spec = SweepSpec::from_source(HEAD, PATH, &LoadOptions::default()).unwrap();
+    assert_eq!(spec.resources.pack, None, "one trial at a time unless the spec says otherwise");
+    only_error(&with("[resources]\npack = 0\n"), 7, 8, "expected pack in 1..=64");
+    only_error(&with("[resources]\npack = 65\n"), 7, 8, "found 65");
+    only_error(&with("[resources]\npack = \"four\"\n"), 7, 8, "expected an integer for `resources.pack`");
+}
+
+#[test]
 fn command_cannot_mix_with_our_pipelines() {
     let src = HEAD.replace(r#"["baseline", "dec"]"#, r#"["dec", "command"]"#) + "[command]\nprogram = [\"x\"]\n";
     only_error(&src, 4, 21, "the command pipeline cannot be combined with baseline or dec");
