@@ -1,7 +1,8 @@
 //! The members of a pack: the check that they share one pack key, and what each carries through
 //! the pipeline (its curves, stage reports, the outputs of its finished stages, its result).
 
-use decsweep_api::{Params, Stage};
+use decsweep_api::pack::PackKey;
+use decsweep_api::{Pipeline, Stage};
 
 use super::{PackError, PackMember};
 use crate::checkpoint::Checkpoint;
@@ -11,28 +12,11 @@ use crate::resume::TrialState;
 use crate::train::{PipelineOutcome, TrainError};
 use crate::ModelConfig;
 
-/// Parameters every member of a pack must share: the shapes of the stacked tensors and the
-/// schedule of the steps. The others (rates, weights, `dof`, `dropout`, the data split and
-/// labeled subset, the seed) may differ.
-pub const SHARED_PARAMS: [&str; 11] = [
-    "d_model",
-    "n_heads",
-    "n_layers",
-    "ff_dim",
-    "latent_dim",
-    "n_clusters",
-    "batch_size",
-    "epochs_ae",
-    "epochs_dec",
-    "epochs_ft",
-    "p_update",
-];
-
-/// Refuses a pack whose members disagree on a shared parameter or on the shape of their data
-/// (sequence length and feature dimensions).
-pub fn check_members(members: &[PackMember<'_>]) -> Result<(), PackError> {
+/// Refuses a pack whose members disagree on the pack key ([`PackKey`], the registry's one
+/// definition of what may train together) or on the shape of their data (sequence length and
+/// feature dimensions), or that asks for what only the solo trainer does.
+pub fn check_members(pipeline: Pipeline, members: &[PackMember<'_>]) -> Result<(), PackError> {
     let Some(first) = members.first() else { return Err(PackError::Empty) };
-    let value = |p: &Params, name: &'static str| p.get(name).expect("a registered parameter");
     // Pseudo-labels change the fine-tuning rows per member; the packed engine does not train them.
     if let Some((i, m)) = members.iter().enumerate().find(|(_, m)| m.params.pseudo_threshold > 0.0) {
         return Err(PackError::Unsupported {
@@ -40,23 +24,19 @@ pub fn check_members(members: &[PackMember<'_>]) -> Result<(), PackError> {
             what: format!("pseudo_threshold = {} (DEC pseudo-labels train solo only)", m.params.pseudo_threshold),
         });
     }
+    // The data is checked by shape below, so the key's dataset part is left empty.
+    let key = PackKey::of(pipeline, "", first.params);
     for (i, m) in members.iter().enumerate().skip(1) {
-        for name in SHARED_PARAMS {
-            let (a, b) = (value(first.params, name), value(m.params, name));
-            if a != b {
-                return Err(mismatch(name, i, a.to_string(), b.to_string()));
-            }
+        if let Some(difference) = key.difference(&PackKey::of(pipeline, "", m.params)) {
+            return Err(PackError::Mismatch { first: 0, other: i, difference });
         }
         let (a, b) = (data_shape(first), data_shape(m));
         if a != b {
-            return Err(mismatch("seq_len and feature dimensions", i, format!("{a:?}"), format!("{b:?}")));
+            let difference = format!("seq_len and feature dimensions: {a:?} ≠ {b:?}");
+            return Err(PackError::Mismatch { first: 0, other: i, difference });
         }
     }
     Ok(())
-}
-
-fn mismatch(param: &'static str, other: usize, first_value: String, other_value: String) -> PackError {
-    PackError::Mismatch { param, first: 0, other, first_value, other_value }
 }
 
 /// `[T, D_m]` of each modality of the member's training rows.

@@ -11,11 +11,12 @@
 //!   data ([`TrainSet`], so its own labeled subset and validation split), its stage cache, an
 //!   optional [`TrialState`] to resume from, and its own [`Observer`]. It returns one
 //!   `Result<PipelineOutcome, TrainError>` per member, in the members' order.
-//! - Members must agree on every shape and schedule (the pack key: `d_model`, `n_heads`,
-//!   `n_layers`, `ff_dim`, `latent_dim`, `n_clusters`, `batch_size`, the epochs, `p_update`,
-//!   `seq_len` and the feature dimensions); otherwise the whole run is refused with
-//!   [`PackError::Mismatch`] naming the parameter and the members. Learning rates, weight decay,
-//!   loss weights, `dof`, `dropout`, `label_fraction`, the seed and the data split may differ.
+//! - Members must agree on the pack key (`decsweep_api::pack::PackKey`: every parameter the
+//!   registry does not mark `per_member` that the pipeline reads, i.e. every shape and schedule)
+//!   and on `seq_len` and the feature dimensions of their data; otherwise the whole run is refused
+//!   with [`PackError::Mismatch`] naming the parameter and the members. Learning rates, weight
+//!   decay, loss weights, `dof`, `dropout`, `label_fraction`, the seed and the data split may
+//!   differ. DEC pseudo-labels (`pseudo_threshold` > 0) are refused: they train solo only.
 //! - Each member's epochs go to its own observer. Its answer applies to it alone: `Stop` ends
 //!   that member with [`TrainError::Stopped`], `Checkpoint` hands it its solo-format
 //!   [`TrialState`], `Suspend` hands the state then ends it with [`TrainError::Suspended`]. A
@@ -67,7 +68,7 @@ use crate::observe::{Observer, StageCache};
 use crate::resume::TrialState;
 use crate::train::{PipelineOutcome, TrainError, TrainSet};
 
-pub use members::{check_members, SHARED_PARAMS};
+pub use members::check_members;
 
 /// One trial of a pack.
 pub struct PackMember<'a> {
@@ -89,8 +90,10 @@ pub enum PackError {
     #[error("no members to train")]
     Empty,
     /// The members disagree on a parameter of the pack key.
-    #[error("members {first} and {other} of the pack disagree on `{param}` ({first_value} vs {other_value}): only trials of one pack key can be packed")]
-    Mismatch { param: &'static str, first: usize, other: usize, first_value: String, other_value: String },
+    #[error(
+        "members {first} and {other} of the pack disagree on {difference}: only trials of one pack key can be packed"
+    )]
+    Mismatch { first: usize, other: usize, difference: String },
     /// The device ran out of memory: retry with fewer members.
     #[error("out of memory training {members} members together: {message}")]
     OutOfMemory { members: usize, message: String },
@@ -117,7 +120,7 @@ pub struct PackTrainer {
 impl PackTrainer {
     /// Trains every member; one result per member, in order. See the module documentation.
     pub fn run(&self, members: Vec<PackMember<'_>>) -> Result<Vec<Result<PipelineOutcome, TrainError>>, PackError> {
-        check_members(&members)?;
+        check_members(self.pipeline, &members)?;
         let k = members.len();
         // libtorch reports errors (CUDA out of memory among them) as panics of the infallible
         // tch calls; one is turned into a PackError here so the runner can shrink the pack.
