@@ -47,9 +47,12 @@ struct Serve {
 }
 
 fn serve(dir: &Path, runtime: &Path, bind: &str, extra: &[&str]) -> Serve {
-    let log = dir.join(format!("serve-{}.log", fs::read_dir(dir).unwrap().count()));
+    // Each serve its own database: a test may run two side by side, and one coordinator holds a
+    // database at a time.
+    let n = fs::read_dir(dir).unwrap().count();
+    let log = dir.join(format!("serve-{n}.log"));
     let child = Command::new(decsweep())
-        .args(["serve", "--db", dir.join("s.db").to_str().unwrap(), "--bind", bind])
+        .args(["serve", "--db", dir.join(format!("s-{n}.db")).to_str().unwrap(), "--bind", bind])
         .args(extra)
         .env("DECSWEEP_RUNTIME_DIR", runtime)
         .env("RUST_LOG", "warn")

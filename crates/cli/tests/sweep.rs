@@ -142,7 +142,7 @@ fn run_sweeps_with_two_workers_writes_reports_that_match_the_store_and_resumes()
     }
 
     let table = std::fs::read_to_string(results.join("table.md")).unwrap();
-    assert!(table.contains("dec (label_fraction=0.5)") && table.contains("baseline (label_fraction=1)"), "{table}");
+    assert!(table.contains("| dec lf=0.5 |") && table.contains("| baseline lf=1 |"), "rows named by labels: {table}");
     assert!(table.contains("paired"), "{table}");
     let tex = std::fs::read_to_string(results.join("table.tex")).unwrap();
     assert!(tex.contains("\\toprule") && tex.contains("\\bottomrule"));

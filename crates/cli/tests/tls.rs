@@ -125,9 +125,10 @@ fn a_coordinator_served_over_tls_is_reached_with_the_private_ca_and_a_token_file
     );
     assert!(o.status.success(), "{}", stderr(&o));
 
-    // A worker without the CA stops at once with the certificate problem, instead of retrying.
+    // A worker without the CA stops at once with the certificate problem, instead of retrying:
+    // exit 2, as for every error no wait can cure.
     let o = run_worker(&server, &tmp.path().join("home-noca"), &["--token-file", token_file]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("certificate") && stderr(&o).contains("--ca-cert"), "{}", stderr(&o));
 
     // With it, the worker runs every trial over https.
