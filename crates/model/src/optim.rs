@@ -22,9 +22,57 @@ pub enum OptimStateError {
     Incomplete { name: String, part: &'static str },
 }
 
-const EXP_AVG: &str = "exp_avg";
-const EXP_AVG_SQ: &str = "exp_avg_sq";
-const STEP: &str = "step";
+pub(crate) const EXP_AVG: &str = "exp_avg";
+pub(crate) const EXP_AVG_SQ: &str = "exp_avg_sq";
+pub(crate) const STEP: &str = "step";
+
+/// A saved Adam state as both optimisers write it (`<variable>.exp_avg`, `.exp_avg_sq`, `.step`
+/// for each variable that has taken a step), read one way by [`Adam::load_state`] and the packed
+/// optimiser.
+pub(crate) struct SavedState<'s> {
+    state: &'s [(String, Tensor)],
+}
+
+impl<'s> SavedState<'s> {
+    /// Refuses a state with an entry that is not a part of a variable `is_variable` accepts.
+    pub(crate) fn new(
+        state: &'s [(String, Tensor)],
+        is_variable: impl Fn(&str) -> bool,
+    ) -> Result<SavedState<'s>, OptimStateError> {
+        for (key, _) in state {
+            let known = [EXP_AVG_SQ, EXP_AVG, STEP]
+                .iter()
+                .any(|part| key.strip_suffix(part).and_then(|k| k.strip_suffix('.')).is_some_and(&is_variable));
+            if !known {
+                return Err(OptimStateError::Unknown { name: key.clone() });
+            }
+        }
+        Ok(SavedState { state })
+    }
+
+    /// Variable `name`'s moments and step count: all three, none (it has not stepped and starts
+    /// fresh), or an error naming the part that is missing.
+    pub(crate) fn parts(&self, name: &str) -> Result<Option<(&'s Tensor, &'s Tensor, &'s Tensor)>, OptimStateError> {
+        let find = |part: &str| {
+            let key = format!("{name}.{part}");
+            self.state.iter().find(|(n, _)| *n == key).map(|(_, t)| t)
+        };
+        match (find(EXP_AVG), find(EXP_AVG_SQ), find(STEP)) {
+            (None, None, None) => Ok(None),
+            (Some(m), Some(v), Some(step)) => Ok(Some((m, v, step))),
+            (m, v, _) => {
+                let part = if m.is_none() {
+                    EXP_AVG
+                } else if v.is_none() {
+                    EXP_AVG_SQ
+                } else {
+                    STEP
+                };
+                Err(OptimStateError::Incomplete { name: name.to_string(), part })
+            }
+        }
+    }
+}
 
 /// One parameter and its Adam state.
 struct Slot {
@@ -116,40 +164,12 @@ impl Adam {
     /// Restores a state written by [`Adam::state`] for the same variables. Every entry must name
     /// a trainable variable and fit its shape; parameters the state does not mention start fresh.
     pub fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<(), OptimStateError> {
-        let find = |key: String| state.iter().find(|(n, _)| *n == key).map(|(_, t)| t);
-        for (key, _) in state {
-            let known = [EXP_AVG_SQ, EXP_AVG, STEP].iter().any(|part| {
-                key.strip_suffix(part)
-                    .and_then(|k| k.strip_suffix('.'))
-                    .is_some_and(|name| self.slots.iter().any(|s| s.name == name))
-            });
-            if !known {
-                return Err(OptimStateError::Unknown { name: key.clone() });
-            }
-        }
+        let saved = SavedState::new(state, |name| self.slots.iter().any(|s| s.name == name))?;
         let device = self.slots.first().map(|s| s.param.device());
         for slot in &mut self.slots {
-            let (m, v, step) = (
-                find(format!("{}.{EXP_AVG}", slot.name)),
-                find(format!("{}.{EXP_AVG_SQ}", slot.name)),
-                find(format!("{}.{STEP}", slot.name)),
-            );
-            let (m, v, step) = match (m, v, step) {
-                (None, None, None) => {
-                    (slot.step, slot.moments) = (0, None);
-                    continue;
-                }
-                (Some(m), Some(v), Some(step)) => (m, v, step),
-                (m, v, _) => {
-                    let part = if m.is_none() {
-                        EXP_AVG
-                    } else if v.is_none() {
-                        EXP_AVG_SQ
-                    } else {
-                        STEP
-                    };
-                    return Err(OptimStateError::Incomplete { name: slot.name.clone(), part });
-                }
+            let Some((m, v, step)) = saved.parts(&slot.name)? else {
+                (slot.step, slot.moments) = (0, None);
+                continue;
             };
             for t in [m, v] {
                 if t.size() != slot.param.size() || t.kind() != slot.param.kind() {

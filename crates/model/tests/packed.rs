@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use decsweep_api::{Params, Pipeline, Stage};
 use decsweep_data::{prepare, synthesize, PrepConfig, SynthConfig};
-use decsweep_model::packed::{PackMember, PackTrainer};
+use decsweep_model::packed::{PackError, PackMember, PackTrainer};
 use decsweep_model::{
     Control, EpochRecord, ModelConfig, NoCache, Observer, PipelineOutcome, Session, TrainError, TrainSet, Trainer,
     TrialState,
@@ -106,8 +106,18 @@ fn pack(
     pipeline: Pipeline,
     trials: &[&Trial],
     recorders: &mut [Recorder],
-    mut resume: Vec<Option<TrialState>>,
+    resume: Vec<Option<TrialState>>,
 ) -> Vec<Result<PipelineOutcome, TrainError>> {
+    try_pack(pipeline, trials, recorders, resume).expect("the pack trains")
+}
+
+/// [`pack`], when the pack as a whole may be refused.
+fn try_pack(
+    pipeline: Pipeline,
+    trials: &[&Trial],
+    recorders: &mut [Recorder],
+    mut resume: Vec<Option<TrialState>>,
+) -> Result<Vec<Result<PipelineOutcome, TrainError>>, PackError> {
     resume.resize_with(trials.len(), || None);
     let mut caches: Vec<NoCache> = trials.iter().map(|_| NoCache).collect();
     let members = trials
@@ -124,7 +134,7 @@ fn pack(
             resume,
         })
         .collect();
-    PackTrainer { pipeline, device: Device::Cpu }.run(members).expect("the pack trains")
+    PackTrainer { pipeline, device: Device::Cpu }.run(members)
 }
 
 fn recorders(n: usize) -> Vec<Recorder> {
@@ -272,15 +282,8 @@ fn members_of_different_shapes_are_refused() {
     let mut other = params(0.1, 0.5, 1.0);
     other.d_model = 16;
     let b = trial(other, 62);
-    let mut caches = [NoCache, NoCache];
     let mut obs = recorders(2);
-    let [ca, cb] = &mut caches;
-    let [oa, ob] = &mut obs[..] else { unreachable!() };
-    let members = vec![
-        PackMember { params: &a.params, seed: a.seed, data: &a.data, cache: ca, observer: oa, resume: None },
-        PackMember { params: &b.params, seed: b.seed, data: &b.data, cache: cb, observer: ob, resume: None },
-    ];
-    let err = PackTrainer { pipeline: Pipeline::Baseline, device: Device::Cpu }.run(members).unwrap_err();
+    let err = try_pack(Pipeline::Baseline, &[&a, &b], &mut obs, vec![]).expect_err("the pack is refused");
     let message = err.to_string();
     assert!(message.contains("d_model") && message.contains("members 0 and 1"), "{message}");
     assert!(!err.is_out_of_memory());
@@ -293,15 +296,8 @@ fn members_with_pseudo_labels_are_refused_as_solo_only() {
     with_pseudo.pseudo_threshold = 0.3;
     let a = trial(params(0.1, 0.5, 1.0), 71);
     let b = trial(with_pseudo, 72);
-    let mut caches = [NoCache, NoCache];
     let mut obs = recorders(2);
-    let [ca, cb] = &mut caches;
-    let [oa, ob] = &mut obs[..] else { unreachable!() };
-    let members = vec![
-        PackMember { params: &a.params, seed: a.seed, data: &a.data, cache: ca, observer: oa, resume: None },
-        PackMember { params: &b.params, seed: b.seed, data: &b.data, cache: cb, observer: ob, resume: None },
-    ];
-    let err = PackTrainer { pipeline: Pipeline::Dec, device: Device::Cpu }.run(members).unwrap_err();
+    let err = try_pack(Pipeline::Dec, &[&a, &b], &mut obs, vec![]).expect_err("the pack is refused");
     let message = err.to_string();
     assert!(message.contains("member 1") && message.contains("pseudo_threshold = 0.3"), "{message}");
     assert!(obs.iter().all(|o| o.epochs.is_empty()), "nothing trained");

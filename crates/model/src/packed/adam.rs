@@ -13,14 +13,11 @@ use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 
 use super::layers::Stack;
-use crate::optim::OptimStateError;
+use crate::optim::{OptimStateError, SavedState, EXP_AVG, EXP_AVG_SQ, STEP};
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
-const EXP_AVG: &str = "exp_avg";
-const EXP_AVG_SQ: &str = "exp_avg_sq";
-const STEP: &str = "step";
 
 struct Slot {
     name: String,
@@ -125,42 +122,14 @@ impl PackedAdam {
     /// Loads member `k`'s state, saved by [`crate::optim::Adam::state`] or
     /// [`PackedAdam::member_state`]; variables it does not name start fresh.
     pub fn load_member_state(&mut self, k: usize, state: &[(String, Tensor)]) -> Result<(), OptimStateError> {
-        let find = |key: String| state.iter().find(|(n, _)| *n == key).map(|(_, t)| t);
-        for (key, _) in state {
-            let known = [EXP_AVG_SQ, EXP_AVG, STEP].iter().any(|part| {
-                key.strip_suffix(part)
-                    .and_then(|n| n.strip_suffix('.'))
-                    .is_some_and(|name| self.slots.iter().any(|s| s.name == name))
-            });
-            if !known {
-                return Err(OptimStateError::Unknown { name: key.clone() });
-            }
-        }
+        let saved = SavedState::new(state, |name| self.slots.iter().any(|s| s.name == name))?;
         let _guard = tch::no_grad_guard();
         for slot in &mut self.slots {
-            let parts = (
-                find(format!("{}.{EXP_AVG}", slot.name)),
-                find(format!("{}.{EXP_AVG_SQ}", slot.name)),
-                find(format!("{}.{STEP}", slot.name)),
-            );
-            let (m, v, step) = match parts {
-                (None, None, None) => {
-                    slot.steps[k] = 0;
-                    let _ = slot.exp_avg.get(k as i64).zero_();
-                    let _ = slot.exp_avg_sq.get(k as i64).zero_();
-                    continue;
-                }
-                (Some(m), Some(v), Some(step)) => (m, v, step),
-                (m, v, _) => {
-                    let part = if m.is_none() {
-                        EXP_AVG
-                    } else if v.is_none() {
-                        EXP_AVG_SQ
-                    } else {
-                        STEP
-                    };
-                    return Err(OptimStateError::Incomplete { name: slot.name.clone(), part });
-                }
+            let Some((m, v, step)) = saved.parts(&slot.name)? else {
+                slot.steps[k] = 0;
+                let _ = slot.exp_avg.get(k as i64).zero_();
+                let _ = slot.exp_avg_sq.get(k as i64).zero_();
+                continue;
             };
             let expected = slot.param.size()[1..].to_vec();
             for t in [m, v] {
