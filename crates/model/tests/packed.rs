@@ -3,8 +3,10 @@
 //! - **Pack-mates don't matter.** The same trial trained alone, in a pack of 2 and in a pack of
 //!   4 (mates with other seeds, label fractions and learning rates), dropout 0.1, `dec`
 //!   pipeline: identical validation and test accuracy and F1, and every epoch's training and
-//!   validation loss equal within `MATES_BOUND` (relative). On this CPU build they come out bit
-//!   for bit identical; the test prints the largest difference seen.
+//!   validation loss equal within `MATES_BOUND` (relative). Not bit for bit in general: a
+//!   member's dropout masks and its arithmetic are its own, but libtorch's batched products
+//!   and reductions round differently for different K (some trials come out bit-identical,
+//!   others differ in the 6th or 7th digit); the test prints the largest difference seen.
 //! - **Packed equals solo.** With dropout 0, a packed member and the solo `Trainer` run of the
 //!   same trial: identical accuracy and F1, losses within `SOLO_BOUND` (relative; the packed
 //!   path writes attention out and uses batched products, which round differently).
@@ -27,8 +29,9 @@ use decsweep_model::{
 };
 use tch::Device;
 
-/// Relative bound on a loss of the same trial in packs of different sizes.
-const MATES_BOUND: f64 = 1e-6;
+/// Relative bound on a loss of the same trial in packs of different sizes (measured: up to
+/// 1.2e-5 over a dozen draws of the dropout keys).
+const MATES_BOUND: f64 = 1e-4;
 /// Relative bound on a loss of a packed member against its solo run (dropout 0).
 const SOLO_BOUND: f64 = 1e-4;
 
@@ -216,7 +219,9 @@ fn a_member_with_fewer_batches_gets_its_result_alone() {
     let alone = pack(Pipeline::Baseline, &[&few], &mut alone_obs, vec![]).remove(0).unwrap();
     let mut obs = recorders(2);
     let packed = pack(Pipeline::Baseline, &[&many, &few], &mut obs, vec![]).remove(1).unwrap();
-    assert!(compare(&packed, &obs[1].epochs, &alone, &alone_obs[0].epochs) <= MATES_BOUND);
+    let diff = compare(&packed, &obs[1].epochs, &alone, &alone_obs[0].epochs);
+    eprintln!("fewer batches: largest relative loss difference {diff:e}");
+    assert!(diff <= MATES_BOUND, "losses differ by {diff:e} (bound {MATES_BOUND:e})");
 }
 
 #[test]

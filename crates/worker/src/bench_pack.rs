@@ -57,6 +57,10 @@ pub struct BenchPackArgs {
     /// Pack sizes to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
     ks: Vec<usize>,
+    /// Parameter assignments on top of the preset, as in a spec (e.g. `--set ff_dim=64`); both
+    /// sides train with them. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Epochs of every stage the pipeline runs.
     #[arg(long, default_value_t = 2)]
     epochs: i64,
@@ -124,8 +128,9 @@ pub fn run(args: BenchPackArgs) -> Result<(), Failure> {
     let exe = std::env::current_exe().context("locating decsweep-worker")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "bench-pack: {:?} model, {} pipeline, {} epoch(s) per stage, device {}, {} cores, packed process {} threads",
+        "bench-pack: {:?} model{}, {} pipeline, {} epoch(s) per stage, device {}, {} cores, packed process {} threads",
         args.model,
+        args.set.iter().map(|a| format!(" {a}")).collect::<String>(),
         args.pipeline,
         args.epochs,
         device::describe(device),
@@ -169,6 +174,9 @@ fn preset_params(args: &BenchPackArgs) -> Result<Params, Failure> {
     for key in ["epochs_ae", "epochs_dec", "epochs_ft"] {
         p.apply_assignment(&format!("{key}={epochs}")).map_err(|e| Failure::BadInput(anyhow!("--epochs: {e}")))?;
     }
+    for a in &args.set {
+        p.apply_assignment(a).map_err(|e| Failure::BadInput(anyhow!("--set {a}: {e}")))?;
+    }
     p.validate().map_err(|e| Failure::BadInput(e.into()))?;
     Ok(p)
 }
@@ -202,6 +210,9 @@ fn measure_packed(exe: &Path, args: &BenchPackArgs, k: usize, steps: u64) -> any
         .arg(format!("{:?}", args.model).to_lowercase())
         .args(["--epochs", &args.epochs.to_string(), "--pipeline", args.pipeline.name()])
         .args(["--rows", &args.rows.to_string(), "--device", &args.device]);
+    for a in &args.set {
+        cmd.args(["--set", a]);
+    }
     if let Some(n) = args.threads {
         cmd.args(["--threads", &n.to_string()]);
     }

@@ -23,6 +23,31 @@ pub(super) struct Stack {
     tensors: Vec<Tensor>,
     trainable: Vec<bool>,
     index: HashMap<String, usize>,
+    /// `[K, P]`: every trainable variable of a member, flattened in name order. The trainable
+    /// entries of `tensors` are leaves that share its storage (`[K, …]` views of a column
+    /// range), so the optimiser updates all of them with a few operations on this one tensor
+    /// instead of a dozen per variable: the per-operator overhead, not the arithmetic, is what a
+    /// small model's optimiser step costs, most of all in kernel launches on a GPU.
+    flat: Tensor,
+}
+
+/// Where a trainable variable lies in [`Stack::flat`]: columns `offset..offset + len`, one
+/// member's variable of shape `shape`.
+#[derive(Clone, Debug)]
+pub(super) struct Span {
+    pub offset: i64,
+    pub len: i64,
+    pub shape: Vec<i64>,
+}
+
+impl Span {
+    /// The `[K, …]` view of this span of a `[K, P]` tensor.
+    pub fn of(&self, flat: &Tensor) -> Tensor {
+        let mut shape = Vec::with_capacity(self.shape.len() + 1);
+        shape.push(flat.size()[0]);
+        shape.extend_from_slice(&self.shape);
+        flat.narrow(1, self.offset, self.len).view(shape.as_slice())
+    }
 }
 
 impl Stack {
@@ -31,33 +56,74 @@ impl Stack {
     pub fn new(members: &[Checkpoint], trainable: &[String], device: Device) -> Stack {
         let first = &members[0];
         let names: Vec<String> = first.tensors.iter().map(|(n, _)| n.clone()).collect();
-        let tensors: Vec<Tensor> = names
+        let stacked: Vec<Tensor> = names
             .iter()
             .map(|name| {
                 let parts: Vec<Tensor> =
                     members.iter().map(|m| m.get(name).expect("members share variables").shallow_clone()).collect();
-                let stacked = Tensor::stack(&parts, 0).to_device(device);
-                stacked.set_requires_grad(trainable.contains(name))
+                Tensor::stack(&parts, 0).to_device(device)
             })
             .collect();
-        let trainable = names.iter().map(|n| trainable.contains(n)).collect();
+        let trainable: Vec<bool> = names.iter().map(|n| trainable.contains(n)).collect();
+        let k = members.len() as i64;
+        let columns: Vec<Tensor> =
+            stacked.iter().zip(&trainable).filter(|(_, &t)| t).map(|(t, _)| t.reshape([k, -1])).collect();
+        let flat = match columns.is_empty() {
+            true => Tensor::zeros([k, 0], (Kind::Float, device)),
+            false => Tensor::cat(&columns, 1),
+        };
         let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
-        Stack { names, tensors, trainable, index }
+        let mut stack = Stack { names, tensors: stacked, trainable, index, flat };
+        stack.share_flat();
+        stack
+    }
+
+    /// Points the trainable entries of `tensors` at their spans of `flat`, as leaves.
+    fn share_flat(&mut self) {
+        let spans = self.spans();
+        for ((t, &trainable), span) in self.tensors.iter_mut().zip(&self.trainable).zip(spans) {
+            if trainable {
+                *t = span.of(&self.flat).detach().set_requires_grad(true);
+            }
+        }
+    }
+
+    /// Every variable's span of [`Stack::flat`], in name order (`len` 0 for a non-trainable
+    /// one).
+    fn spans(&self) -> Vec<Span> {
+        let mut offset = 0;
+        self.tensors
+            .iter()
+            .zip(&self.trainable)
+            .map(|(t, &trainable)| {
+                let shape = t.size()[1..].to_vec();
+                let len = if trainable { shape.iter().product::<i64>() } else { 0 };
+                let span = Span { offset, len, shape };
+                offset += len;
+                span
+            })
+            .collect()
     }
 
     pub fn get(&self, name: &str) -> &Tensor {
         &self.tensors[*self.index.get(name).unwrap_or_else(|| panic!("no stacked variable `{name}`"))]
     }
 
-    /// The trainable variables, in name order, with their names.
-    pub fn trainable(&self) -> Vec<(&str, &Tensor)> {
+    /// The trainable variables, in name order, with their names and spans of [`Stack::flat`].
+    pub fn trainable(&self) -> Vec<(&str, &Tensor, Span)> {
         self.names
             .iter()
             .zip(&self.tensors)
+            .zip(self.spans())
             .zip(&self.trainable)
             .filter(|(_, &t)| t)
-            .map(|((n, t), _)| (n.as_str(), t))
+            .map(|(((n, t), span), _)| (n.as_str(), t, span))
             .collect()
+    }
+
+    /// `[K, P]`: the trainable variables' storage (see the field).
+    pub fn flat(&self) -> &Tensor {
+        &self.flat
     }
 
     /// Member `k`'s variables as a solo checkpoint (detached CPU copies).
@@ -73,9 +139,13 @@ impl Stack {
 
     /// Keeps only the members at `rows` (int64 on the stack's device), in that order.
     pub fn keep(&mut self, rows: &Tensor) {
+        self.flat = self.flat.index_select(0, rows);
         for (t, &trainable) in self.tensors.iter_mut().zip(&self.trainable) {
-            *t = t.detach().index_select(0, rows).set_requires_grad(trainable);
+            if !trainable {
+                *t = t.index_select(0, rows);
+            }
         }
+        self.share_flat();
     }
 
     /// Overwrites a non-trainable variable (BatchNorm statistics) in place.

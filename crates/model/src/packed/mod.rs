@@ -39,14 +39,25 @@
 //! counts are left exactly as they were.
 //!
 //! Dropout masks do not come from torch's generator as the members' draws would interleave
-//! (which would make each member's masks depend on its pack-mates), but from blocks drawn per
-//! member and step from the generator seeded with that member's key, a hash of (seed, stage,
-//! epoch, step) ([`rng`]), cut in the same order every step: a counter-based stream. A member's
-//! results therefore do not depend on its pack-mates or on K, and a packed trial reruns
-//! identically as a pack of one. The masks differ from the solo trainer's (which draws them from
-//! the generator seeded per epoch), so with dropout > 0 a packed trial and its solo run agree in
-//! distribution, not in value; with dropout 0 they agree to float
-//! rounding (the tests in `tests/packed.rs` state the bounds).
+//! (which would make each member's masks depend on its pack-mates), but from a block per member
+//! and step that is a function of that member's key, a hash of (seed, stage, epoch, step), only
+//! ([`rng`]: a counter-based hash on the CPU, the generator reseeded with the key on a GPU), cut
+//! in the same order every step. A member's masks therefore do not depend on its pack-mates or
+//! on K, and a packed trial reruns identically as a pack of one. Its losses match across K to
+//! rounding, not bit for bit in general (libtorch's batched products round differently for
+//! different K; `tests/packed.rs` states the bound). The masks differ from the solo trainer's
+//! (which draws them from the generator seeded per epoch), so with dropout > 0 a packed trial
+//! and its solo run agree in distribution, not in value; with dropout 0 they agree to float
+//! rounding.
+//!
+//! # Where a small model's step goes
+//!
+//! At the tiny sizes that packing is for, a step costs per operator, not per flop, so the engine
+//! keeps the operator count flat in K: every trainable variable of a member lives in one
+//! `[K, P]` tensor ([`layers::Stack`]) that Adam updates in a handful of operations, the scores
+//! of attention are laid out so the softmax runs over a non-last dimension (libtorch's CPU
+//! softmax over a last dimension of length T ≈ 10 is 14× slower), and the dropout block is drawn
+//! in Rust on the CPU.
 //!
 //! Not supported: none of the per-member parameters is refused today; a parameter added to the
 //! solo trainer later must be added here or refused in [`check_members`].
