@@ -22,7 +22,7 @@ CARGO ?= cargo
 
 FUZZ_CASES ?= 50
 
-.PHONY: build install venv test browser-deps fuzz demo gpu-check bench-train bench-pack bench-coordinator bench-coordinator-netem bench-search bench-prune bench-preempt bench-dashboard clean-venv
+.PHONY: build install venv test browser-deps fuzz demo gpu-check gpu-bundle bench-train bench-pack bench-coordinator bench-coordinator-netem bench-search bench-prune bench-preempt bench-dashboard clean-venv
 
 venv: $(VENV_STAMP)
 
@@ -82,6 +82,20 @@ demo: build
 # prebuilt binaries in target/release are used when present (tools/gpu-check.sh says more).
 gpu-check:
 	DECSWEEP_TORCH=$${DECSWEEP_TORCH:-$(LIBTORCH)} tools/gpu-check.sh
+
+# What a GPU machine needs for gpu-check when nothing is built there: stripped release binaries
+# and the prebuilt parity test, in target/gpu-bundle (about 60 MiB). Copy or carry that folder
+# with the checkout, then on the GPU machine:
+#   GPU_CHECK_BIN=target/gpu-bundle DECSWEEP_TORCH=/path/to/site-packages/torch tools/gpu-check.sh
+gpu-bundle: $(VENV_STAMP)
+	$(CARGO) build --release -p decsweep-worker -p decsweep-cli --bins
+	rm -rf target/gpu-bundle && mkdir -p target/gpu-bundle
+	cp target/release/decsweep target/release/decsweep-worker target/gpu-bundle/
+	exe=$$($(CARGO) test --release -p decsweep-model --test parity --no-run --message-format=json \
+	  | $(VPY) -c 'import json, sys; print(next(m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable") and m["target"]["name"] == "parity"))') \
+	  && cp "$$exe" target/gpu-bundle/parity-test
+	strip target/gpu-bundle/*
+	du -sh target/gpu-bundle
 
 bench-train: build
 	./target/release/decsweep-worker bench-train --python $(VPY)

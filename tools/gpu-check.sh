@@ -14,7 +14,9 @@
 #   GPU_CHECK_TINY=1 tiny models and few epochs everywhere (the CPU test).
 #   GPU_CHECK_BIN    directory of prebuilt decsweep and decsweep-worker (default:
 #                    target/release); built with `cargo build --release --offline` when absent.
-#   GPU_CHECK_PARITY run (default) or skip: the PyTorch parity test (cargo, offline).
+#   GPU_CHECK_PARITY run (default) or skip: the PyTorch parity test on GPU_CHECK_DEVICE
+#                    (DECSWEEP_PARITY_DEVICE), from GPU_CHECK_BIN/parity-test when present
+#                    (`make gpu-bundle` puts it there), else through cargo (offline).
 #
 # Steps, each under its own time limit so the whole stays within 8 minutes on an H100:
 #   1. decsweep-worker info
@@ -101,8 +103,15 @@ if step info 60 "$WORKER" info; then sed 's/^/    /' "$WORK/info.log" | tee -a "
 # 2. The PyTorch parity test: our layers against tests/parity/reference.py on the same weights
 #    and batch, within the tolerances the test states (crates/model/tests/parity.rs).
 if [ "$PARITY" = run ]; then
-    if step parity 240 cargo test --release --offline --manifest-path "$ROOT/Cargo.toml" -p decsweep-model --test parity; then
-        grep -E '^test |test result' "$WORK/parity.log" | sed 's/^/    /' | tee -a "$OUT"
+    export DECSWEEP_PARITY_DEVICE="$DEVICE" DECSWEEP_PARITY_REFERENCE="$ROOT/tests/parity/reference.py"
+    if [ -x "$BIN/parity-test" ]; then
+        parity=("$BIN/parity-test" --test-threads 1 --nocapture)
+    else
+        parity=(cargo test --release --offline --manifest-path "$ROOT/Cargo.toml" -p decsweep-model --test parity -- --test-threads 1 --nocapture)
+    fi
+    say "tolerance: |ours - pytorch| <= 1e-4 * max(1, |pytorch|) element-wise, float32 on $DEVICE, no TF32"
+    if step parity 240 "${parity[@]}"; then
+        grep -E '^test |test result|tensors match' "$WORK/parity.log" | sed 's/^/    /' | tee -a "$OUT"
     fi
 else
     say ""

@@ -13,6 +13,11 @@
 //! A name present on one side only, a shape difference or a non-finite value is a mismatch too.
 //!
 //! The test fails (it does not skip) when the python interpreter or torch is missing.
+//!
+//! Device: `DECSWEEP_PARITY_DEVICE` (`cpu`, the default, or `cuda` / `cuda:N`, which
+//! `make gpu-check` sets). Weights and inputs are drawn on the CPU either way, then both sides
+//! compute on that device (`reference.py --device`); the tolerance is the same, since neither
+//! side enables TF32 (libtorch's and PyTorch's default for float32 products).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,17 +32,51 @@ use tch::nn::{Init, VarStore};
 use tch::{Device, Kind, Tensor};
 
 const TOLERANCE: f64 = 1e-4;
+
+/// The device both sides compute on (see the module's doc).
+fn device() -> Device {
+    let device = match std::env::var("DECSWEEP_PARITY_DEVICE").as_deref() {
+        Err(_) | Ok("") | Ok("cpu") => Device::Cpu,
+        Ok("cuda") => Device::Cuda(0),
+        Ok(other) => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => Device::Cuda(n),
+            None => panic!("DECSWEEP_PARITY_DEVICE={other}: expected cpu, cuda or cuda:N"),
+        },
+    };
+    if let Device::Cuda(n) = device {
+        assert!(
+            n < tch::Cuda::device_count().max(0) as usize,
+            "DECSWEEP_PARITY_DEVICE asks for CUDA device {n}; libtorch sees {} CUDA devices",
+            tch::Cuda::device_count()
+        );
+    }
+    device
+}
+
+/// [`device`] as `reference.py --device` spells it.
+fn device_arg() -> String {
+    match device() {
+        Device::Cuda(n) => format!("cuda:{n}"),
+        _ => "cpu".into(),
+    }
+}
 const MODALITIES: [&str; 3] = decsweep_data::MODALITIES;
 
 // ---------------------------------------------------------------------------------------------
 // Python
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
+/// `tests/parity/reference.py`, or `$DECSWEEP_PARITY_REFERENCE` (gpu-check runs this test's
+/// prebuilt binary in another checkout, where the compile-time path does not exist).
 fn reference_script() -> PathBuf {
-    workspace_root().join("tests/parity/reference.py")
+    match std::env::var_os("DECSWEEP_PARITY_REFERENCE") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_root().join("tests/parity/reference.py"),
+    }
 }
 
 /// The interpreter of the project's venv: `$DECSWEEP_PYTHON` (set by the Makefile and by
@@ -67,9 +106,16 @@ fn python() -> PathBuf {
 }
 
 /// A scratch directory of this test under cargo's target/tmp.
+/// A fresh directory under cargo's test scratch space, or under the system's temporary
+/// directory when that is not writable (a prebuilt test binary run in another checkout).
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("parity-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let leaf = format!("parity-{name}-{}", std::process::id());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&leaf);
+    if std::fs::create_dir_all(&dir).is_ok() {
+        return dir;
+    }
+    let dir = std::env::temp_dir().join(leaf);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
 }
 
@@ -81,7 +127,7 @@ fn run_reference(mode: &str, name: &str, inputs: &[(String, Tensor)]) -> Vec<(St
     Tensor::write_safetensors(inputs, &input).expect("writing the reference's input");
     let run = Command::new(&python)
         .arg(reference_script())
-        .args(["--mode", mode])
+        .args(["--mode", mode, "--device", &device_arg()])
         .arg(&input)
         .arg(&output)
         .output()
@@ -242,7 +288,10 @@ fn randomise(vs: &VarStore) {
 
 /// Detached copies of every variable, names prefixed.
 fn snapshot(prefix: &str, vs: &VarStore) -> Vec<(String, Tensor)> {
-    sorted_variables(vs).into_iter().map(|(n, t)| (format!("{prefix}{n}"), t.detach().copy())).collect()
+    sorted_variables(vs)
+        .into_iter()
+        .map(|(n, t)| (format!("{prefix}{n}"), t.detach().to_device(Device::Cpu).copy()))
+        .collect()
 }
 
 /// Gradients of every trainable variable that has one.
@@ -283,14 +332,22 @@ fn build_case(seed: i64) -> Case {
     let batch = tiny_batch();
     let mut inputs = config_tensors(&cfg, STEPS, &LOSS_SCALARS);
     inputs.extend(batch_tensors(&batch));
+    let dev = device();
+    let batch = Batch {
+        x: std::array::from_fn(|m| batch.x[m].to_device(dev)),
+        lengths: std::array::from_fn(|m| batch.lengths[m].to_device(dev)),
+        y: batch.y.to_device(dev),
+        labeled: batch.labeled.to_device(dev),
+    };
     let mut ours = Vec::new();
 
     // Classifier: training mode (batch statistics), BCE, backward; then evaluation mode with the
     // running statistics that forward updated.
-    let clf_vs = VarStore::new(Device::Cpu);
+    let mut clf_vs = VarStore::new(Device::Cpu);
     let clf = Classifier::new(clf_vs.root(), &cfg);
     randomise(&clf_vs);
     inputs.extend(snapshot("classifier/", &clf_vs));
+    clf_vs.set_device(dev);
     ours.push(("classifier/embedding".into(), tch::no_grad(|| clf.encoders.forward(&batch, true))));
     let logits = clf.forward(&batch, true);
     let bce = losses::bce_with_logits(&logits, &batch.y);
@@ -309,12 +366,13 @@ fn build_case(seed: i64) -> Case {
 
     // The DEC network, as the DEC stage builds it: autoencoder + `dec.centroids` +
     // `dec.cluster_to_class` (K = 3 clusters standing for classes 0, 1, 1).
-    let dec_vs = VarStore::new(Device::Cpu);
+    let mut dec_vs = VarStore::new(Device::Cpu);
     let ae = Autoencoder::new(dec_vs.root(), &cfg);
     let dec_root = dec_vs.root() / "dec";
     let mut centroids = dec_root.var("centroids", &[cfg.n_clusters, cfg.latent_dim], Init::Const(0.0));
     let mut cluster_to_class = dec_root.zeros_no_train("cluster_to_class", &[cfg.n_clusters, 2]);
     randomise(&dec_vs);
+    dec_vs.set_device(dev);
     tch::no_grad(|| {
         cluster_to_class.copy_(&Tensor::from_slice(&[1f32, 0., 0., 1., 0., 1.]).view([3, 2]));
         // Centroids near some latent codes, so Q is neither uniform nor one-hot.
@@ -325,7 +383,7 @@ fn build_case(seed: i64) -> Case {
 
     // AE stage loss: α_ae·recon + γ_ae·disentangle (equation 8 without cluster and supervised).
     let z = ae.encode(&batch, true);
-    let zero = Tensor::zeros([], (Kind::Float, Device::Cpu));
+    let zero = Tensor::zeros([], (Kind::Float, dev));
     let ae_terms = LossTerms {
         cluster: zero.shallow_clone(),
         recon: losses::reconstruction(&ae.decode(&z, &batch), &batch),
@@ -371,6 +429,7 @@ fn build_case(seed: i64) -> Case {
     ] {
         ours.push((format!("dec/loss/{n}"), t.detach()));
     }
+    let mut ours: Vec<(String, Tensor)> = ours.into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu))).collect();
     ours.sort_by(|a, b| a.0.cmp(&b.0));
     let n_trainable = (clf_vs.trainable_variables().len(), dec_vs.trainable_variables().len());
     Case { inputs, ours, n_trainable }
