@@ -100,11 +100,12 @@ gpu-bundle: $(VENV_STAMP)
 bench-train: build
 	./target/release/decsweep-worker bench-train --python $(VPY)
 
-# Packed training (crates/model/src/packed) against as many `train` processes: the tiny model,
-# then the demo's, on CPU. On a GPU: decsweep-worker bench-pack --device cuda --model paper --ks 1,8,32 --packed-only.
+# Packed training (crates/model/src/packed) against as many `train` processes: the tiny model
+# (ff_dim at its default 256, then at 4·d_model), then the demo's, on CPU. On a GPU: decsweep-worker bench-pack --device cuda --model paper --ks 1,8,32 --packed-only.
 bench-pack: $(VENV_STAMP)
 	$(CARGO) build --release -p decsweep-worker --bin decsweep-worker
 	./target/release/decsweep-worker bench-pack --model tiny --ks 1,2,4,8,16
+	./target/release/decsweep-worker bench-pack --model tiny --set ff_dim=64 --ks 1,2,4,8,16
 	./target/release/decsweep-worker bench-pack --model demo --ks 1,2,4,8,16 --epochs 1
 
 bench-coordinator: build
