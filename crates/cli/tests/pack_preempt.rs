@@ -91,9 +91,9 @@ fn a_preempted_pack_gives_every_lease_back_and_each_member_resumes_to_the_uninte
     let mut first = packed_worker(&server, &dir.join("home-a"));
     wait_for("the pack to reach DEC epoch 2", Duration::from_secs(240), || {
         let client = common::client(&server.url);
-        trials(&server, "preempted").iter().all(|t| {
-            client.curves(t.id).unwrap().iter().any(|p| p.stage.name() == "dec" && p.epoch >= 2)
-        })
+        trials(&server, "preempted")
+            .iter()
+            .all(|t| client.curves(t.id).unwrap().iter().any(|p| p.stage.name() == "dec" && p.epoch >= 2))
     });
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(first.0.id() as libc::pid_t, libc::SIGTERM) };

@@ -1,7 +1,8 @@
 //! The agent against a scripted coordinator on loopback: a failure waiting cannot cure ends
 //! the worker process at once with exit status 2 and its reason; one that may pass (no answer,
 //! a 5xx, 503 "storage full") keeps the worker retrying until the coordinator is back or the
-//! worker is stopped. The classification itself is crates/connect's (error.rs).
+//! worker is stopped. The classification itself is crates/connect's (error.rs). A pack answer
+//! whose trials cannot train together is refused and given back.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -176,4 +177,54 @@ fn logs_into_a_file_carry_no_colour_codes() {
     let (_, err) = finish(worker(&url, home.path(), &[]), Duration::from_secs(20));
     assert!(err.contains("agent started"), "{err}");
     assert!(!err.contains('\u{1b}'), "no ANSI escape in a piped log: {err:?}");
+}
+
+/// A lease answer whose trials disagree on the pack key (a coordinator bug, or another
+/// version's packing) is refused before anything trains: the log names both trials and the
+/// parameter, and every lease of the answer is given back at once.
+#[test]
+fn a_pack_answer_of_mixed_keys_is_refused_naming_the_trials_and_every_lease_is_given_back() {
+    use decsweep_api::wire::{DatasetRef, Lease, LeasePack, TrialJob};
+    use decsweep_api::{Params, Pipeline};
+
+    let lease = |trial_id: i64, params: Params| Lease {
+        lease_id: format!("l{trial_id}"),
+        trial_id,
+        study: "s".into(),
+        job: TrialJob::Model { pipeline: Pipeline::Dec, params },
+        seed: trial_id as u64,
+        attempt: 1,
+        dataset: Some(DatasetRef { sha256: "ab".repeat(32), bytes: 1, source: None }),
+        ttl_ms: 60_000,
+        resume: None,
+        checkpoint_every_s: 300.0,
+        pack_id: Some("p".into()),
+    };
+    let wider = Params { d_model: 64, n_heads: 4, ..Params::default() };
+    let answer =
+        serde_json::to_string(&LeasePack { leases: vec![lease(1, Params::default()), lease(7, wider)] }).unwrap();
+    let paths = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&paths);
+    let leased = std::sync::atomic::AtomicBool::new(false);
+    let (url, _) = scripted(move |_, path| {
+        seen.lock().unwrap().push(path.to_string());
+        match path {
+            "/v1/lease" if !leased.swap(true, Ordering::SeqCst) => (200, answer.clone()),
+            "/v1/lease" => (204, String::new()),
+            _ => (200, r#"{"recorded": true}"#.into()),
+        }
+    });
+    let home = tempfile::tempdir().unwrap();
+    let (code, err) = finish(worker(&url, home.path(), &["--pack", "4", "--exit-when-idle"]), Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("trials 1 and 7 disagree on the pack key (d_model: 128 ≠ 64): they cannot be trained together"),
+        "{err}"
+    );
+    let paths = paths.lock().unwrap();
+    for returned in ["/v1/leases/l1/return", "/v1/leases/l7/return"] {
+        assert!(paths.iter().any(|p| p == returned), "{returned} was called: {paths:?}");
+    }
+    assert!(!paths.iter().any(|p| p.contains("/complete") || p.contains("/fail")), "nothing was reported: {paths:?}");
+    assert!(!paths.iter().any(|p| p.starts_with("/v1/datasets/")), "no dataset fetched for a refused pack: {paths:?}");
 }
