@@ -20,6 +20,12 @@ use crate::wire::TrialJob;
 /// accept, and what the coordinator grants at most (a bound on one lease answer's size).
 pub const MAX_PACK: u32 = 64;
 
+/// How far a member's numbers may move with the size of its pack, relative to their magnitude:
+/// its dropout masks and its arithmetic are its own, but libtorch's batched products and
+/// reductions round differently for different K (measured up to 1.2e-5 in the packed engine's
+/// tests, which assert this bound). `decsweep reproduce` reruns a packed trial alone within it.
+pub const PACK_SIZE_TOLERANCE: f64 = 1e-4;
+
 /// Reads a `--pack K` flag: a whole number of trials from 1 to [`MAX_PACK`]. The message is
 /// what the flag parser prints after the flag's name.
 pub fn parse_pack(text: &str) -> Result<u32, String> {

@@ -112,7 +112,8 @@ fn a_packed_run_trains_each_key_together_and_each_trial_as_it_would_alone() {
     }
 
     // `decsweep reproduce` reruns a packed trial alone, as a pack of one through the same engine,
-    // and gets its numbers exactly.
+    // and gets its numbers within the pack-size bound (libtorch rounds batched products of
+    // another K differently).
     let last = packed.iter().rfind(|t| t.pipeline == "dec").unwrap();
     let o = Command::new(decsweep())
         .args(["reproduce", "packed", &last.id.to_string(), "--db"])
@@ -124,7 +125,8 @@ fn a_packed_run_trains_each_key_together_and_each_trial_as_it_would_alone() {
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(stderr.contains("trained in a pack: as a pack of one"), "{stderr}");
     assert!(
-        stdout.contains("reproduced: every metric matches exactly (CPU)") && !stdout.contains("DIFFERS"),
+        stdout.contains("reproduced: every metric matches within 0.01% of the stored value")
+            && !stdout.contains("DIFFERS"),
         "{stdout}"
     );
 

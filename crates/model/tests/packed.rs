@@ -30,8 +30,8 @@ use decsweep_model::{
 use tch::Device;
 
 /// Relative bound on a loss of the same trial in packs of different sizes (measured: up to
-/// 1.2e-5 over a dozen draws of the dropout keys).
-const MATES_BOUND: f64 = 1e-4;
+/// 1.2e-5 over a dozen draws of the dropout keys); `decsweep reproduce` relies on it.
+const MATES_BOUND: f64 = decsweep_api::pack::PACK_SIZE_TOLERANCE;
 /// Relative bound on a loss of a packed member against its solo run (dropout 0).
 const SOLO_BOUND: f64 = 1e-4;
 
