@@ -64,6 +64,7 @@
 
 mod adam;
 mod batches;
+mod evaluate;
 mod layers;
 mod loss;
 mod members;

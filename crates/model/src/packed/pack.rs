@@ -22,7 +22,7 @@ use super::nets::{Dropout, Nets};
 use super::rng;
 use crate::batch::Batch;
 use crate::checkpoint::Checkpoint;
-use crate::evaluate::{evaluation_of_logits, EVAL_BATCH};
+use crate::evaluate::{evaluation_of_logits, Evaluation, EVAL_BATCH};
 use crate::observe::Control;
 use crate::pseudo::DecReadout;
 use crate::records::EpochRecord;
@@ -46,8 +46,18 @@ pub(super) struct Start {
 pub(super) enum Finished {
     /// AE, DEC: the final weights.
     Weights(Checkpoint),
-    /// Fine-tuning: the best epoch.
-    Best(BestSoFar),
+    /// Fine-tuning: the best epoch, evaluated ([`super::evaluate::best_epochs`]).
+    Best(Box<Evaluated>),
+}
+
+/// A member's best classifier epoch and how it does on its labeled validation rows and its test
+/// rows (`None` without a test split).
+pub(super) struct Evaluated {
+    pub best: BestSoFar,
+    pub val: Evaluation,
+    pub test: Option<Evaluation>,
+    /// Trainable parameters of one member.
+    pub param_count: i64,
 }
 
 /// One member in the stage: its trial, its rows, its progress.
@@ -104,26 +114,41 @@ pub(super) fn train_stage<'t, 'a>(
     }
     // Positions in the stack → seats; members leave it when they end or finish.
     let mut slots: Vec<usize> = (0..seats.len()).collect();
+    // Fine-tuning: every member's test rows, packed when the first member finishes.
+    let mut test: Option<TestRows> = None;
     loop {
         let mut ending: Vec<usize> = Vec::new();
+        let mut finishing: Vec<usize> = Vec::new();
         for (p, &s) in slots.iter().enumerate() {
             let seat = &mut seats[s];
             if seat.trial.is_done() {
                 ending.push(p);
             } else if seat.done >= epochs {
-                let out = match stage {
-                    Stage::Finetune => match seat.best.take() {
-                        Some(best) => Finished::Best(best),
-                        None => {
-                            seat.trial.fail(TrainError::Resume("a classifier state lacks a valid best epoch".into()));
-                            ending.push(p);
-                            continue;
-                        }
-                    },
-                    _ => Finished::Weights(stack.member(p as i64)),
-                };
-                finish(&mut *seat.trial, out, started.elapsed().as_secs_f64());
+                if stage == Stage::Finetune && seat.best.is_none() {
+                    seat.trial.fail(TrainError::Resume("a classifier state lacks a valid best epoch".into()));
+                } else {
+                    finishing.push(p);
+                }
                 ending.push(p);
+            }
+        }
+        if !finishing.is_empty() {
+            let outs: Vec<Finished> = match stage {
+                // Every member finishing now is evaluated at once, as one pack.
+                Stage::Finetune => {
+                    let members: Vec<usize> = finishing.iter().map(|&p| slots[p]).collect();
+                    let bests: Vec<BestSoFar> =
+                        members.iter().map(|&s| seats[s].best.take().expect("checked above")).collect();
+                    let test = test.get_or_insert_with(|| test_rows(&seats));
+                    super::evaluate::best_epochs(bests, &members, &val, test, trainable, &config)
+                        .into_iter()
+                        .map(|e| Finished::Best(Box::new(e)))
+                        .collect()
+                }
+                _ => finishing.iter().map(|&p| Finished::Weights(stack.member(p as i64))).collect(),
+            };
+            for (&p, out) in finishing.iter().zip(outs) {
+                finish(&mut *seats[slots[p]].trial, out, started.elapsed().as_secs_f64());
             }
         }
         if !ending.is_empty() {
@@ -358,7 +383,7 @@ impl Round<'_> {
                         concatenated(&all, data.val, self.config.n_clusters)
                     });
                     let mut sums = vec![0.0; slots.len()];
-                    for chunk in data.val.chunks(slots, EVAL_BATCH) {
+                    for chunk in data.val.chunks(slots, eval_chunk(slots.len())) {
                         let l = Vec::<f64>::try_from(
                             self.losses(&nets, seats, slots, &chunk, targets.as_ref())
                                 .to_kind(Kind::Double)
@@ -417,11 +442,39 @@ impl Round<'_> {
     }
 }
 
+/// Every member's test rows (an empty set for a member without a test split), and which have one.
+pub(super) struct TestRows {
+    pub rows: PackedRows,
+    pub present: Vec<bool>,
+}
+
+fn test_rows(seats: &[Seat]) -> TestRows {
+    let parts: Vec<Batch> = seats
+        .iter()
+        .map(|seat| {
+            let data = seat.trial.member.data;
+            match data.test.as_ref().filter(|t| !t.is_empty()) {
+                Some(test) => test.select(&Tensor::arange(test.len(), (Kind::Int64, test.y.device()))),
+                None => data.val.select(&Tensor::zeros([0], (Kind::Int64, data.val.y.device()))),
+            }
+        })
+        .collect();
+    let present = seats.iter().map(|s| s.trial.member.data.test.as_ref().is_some_and(|t| !t.is_empty())).collect();
+    TestRows { rows: PackedRows::new(&parts.iter().collect::<Vec<_>>()), present }
+}
+
+/// Rows per member in one evaluation chunk: the solo trainer's [`EVAL_BATCH`] rows shared among
+/// the `k` members (at least 32 each), so a chunk's activations stay the size of a solo one's
+/// rather than K times it (16 tiny members at 512 rows each made the test pass memory-bound).
+fn eval_chunk(k: usize) -> i64 {
+    (EVAL_BATCH / k.max(1) as i64).max(32)
+}
+
 /// `f` over chunks of every member's rows, then each member's rows of the outputs
 /// (`[K, width, …]` → `[N_k, …]` per member).
-fn per_member_rows(slots: &[usize], rows: &PackedRows, f: impl Fn(&Stacked) -> Tensor) -> Vec<Tensor> {
+pub(super) fn per_member_rows(slots: &[usize], rows: &PackedRows, f: impl Fn(&Stacked) -> Tensor) -> Vec<Tensor> {
     let mut parts: Vec<Vec<Tensor>> = (0..slots.len()).map(|_| Vec::new()).collect();
-    for chunk in rows.chunks(slots, EVAL_BATCH) {
+    for chunk in rows.chunks(slots, eval_chunk(slots.len())) {
         let out = f(&chunk);
         for (p, &n) in chunk.counts.iter().enumerate() {
             parts[p].push(out.get(p as i64).narrow(0, 0, n));
@@ -431,7 +484,7 @@ fn per_member_rows(slots: &[usize], rows: &PackedRows, f: impl Fn(&Stacked) -> T
 }
 
 /// Member `s`'s labels in `rows`.
-fn member_labels(rows: &PackedRows, s: usize) -> Tensor {
+pub(super) fn member_labels(rows: &PackedRows, s: usize) -> Tensor {
     rows.labels(s)
 }
 

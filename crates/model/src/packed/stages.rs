@@ -9,12 +9,11 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use super::members::Trial;
-use super::pack::{stage_epochs, train_stage, Finished, Start};
+use super::pack::{stage_epochs, train_stage, Evaluated, Finished, Start};
 use super::PackMember;
 use crate::autoencoder::Autoencoder;
 use crate::checkpoint::Checkpoint;
 use crate::classifier::Classifier;
-use crate::evaluate::evaluate_classifier;
 use crate::records::StageReport;
 use crate::seeding;
 use crate::train::{PipelineOutcome, TrainError, Trainer};
@@ -79,7 +78,7 @@ fn run_stage(stage: Stage, trials: &mut [Trial], device: Device) {
         return;
     }
     tracing::info!(%stage, members = entries.len(), "pack trains a stage");
-    train_stage(stage, entries, &trainable, device, |t, finished, wall_s| finish(stage, t, finished, wall_s, device));
+    train_stage(stage, entries, &trainable, device, |t, finished, wall_s| finish(stage, t, finished, wall_s));
 }
 
 /// A member's solo network for `stage`, built after seeding torch as the solo trainer does, and
@@ -187,8 +186,8 @@ fn solo_trainer<'t>(t: &'t Trial, device: Device) -> Trainer<'t> {
 }
 
 /// What a member keeps of a finished stage: AE and DEC weights go to its cache and on to its
-/// next stage; the classifier's best epoch is evaluated as the solo trainer evaluates it.
-fn finish(stage: Stage, t: &mut Trial, finished: Finished, wall_s: f64, device: Device) {
+/// next stage; the classifier's best epoch, evaluated with its pack-mates, is its outcome.
+fn finish(stage: Stage, t: &mut Trial, finished: Finished, wall_s: f64) {
     let epochs_run = stage_epochs(stage, t.member.params);
     t.stages.push(StageReport { stage, epochs_run, wall_s, cached: false });
     match finished {
@@ -196,18 +195,12 @@ fn finish(stage: Stage, t: &mut Trial, finished: Finished, wall_s: f64, device: 
             t.member.cache.store(stage, &ckpt);
             t.upstream = Some(ckpt);
         }
-        Finished::Best(best) => {
-            let vs = VarStore::new(device);
-            let model = Classifier::new(vs.root(), &t.config);
-            if let Err(e) = best.weights.load_into(&vs, &[""]) {
-                t.fail(e.into());
-                return;
-            }
+        Finished::Best(evaluated) => {
+            let Evaluated { best, val, test, param_count } = *evaluated;
             let data = t.member.data;
-            let param_count = vs.trainable_variables().iter().map(|v| v.numel() as i64).sum();
             let outcome = PipelineOutcome {
-                val: evaluate_classifier(&model, &data.val.labeled_rows()),
-                test: data.test.as_ref().filter(|d| !d.is_empty()).map(|d| evaluate_classifier(&model, d)),
+                val,
+                test,
                 best_epoch: best.epoch,
                 param_count,
                 stages: t.stages.clone(),
