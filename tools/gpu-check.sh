@@ -159,9 +159,9 @@ fi
 
 # 5. bench-pack (c): trials per second for packs of the paper's model.
 if [ "$TINY" = 1 ]; then
-    pack_args=(--model tiny --ks 1,2 --epochs 1 --rows 200 --packed-only)
+    pack_args=(--model tiny --ks 1,2 --epochs 1 --rows 200 --packed-only --rounds 1)
 else
-    pack_args=(--model paper --ks 1,8,32 --packed-only)
+    pack_args=(--model paper --ks 1,8,32 --packed-only --rounds 1)
 fi
 if step bench-pack 240 "$WORKER" bench-pack --device "$DEVICE" --work-dir "$WORK/bench-pack" "${pack_args[@]}"; then
     sed 's/^/    /' "$WORK/bench-pack.log" | tee -a "$OUT"
