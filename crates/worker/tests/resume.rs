@@ -28,7 +28,11 @@ const PATIENCE: Duration = Duration::from_secs(300);
 fn dataset() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("decsweep-resume-tests-{}", std::process::id()));
+        // Under cargo's scratch space for tests, one directory rewritten by every run: the
+        // dataset is large (the default synthetic one is 177 MB) and a per-process directory
+        // in /tmp was never removed.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("decsweep-resume-tests");
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("synth.safetensors");
         let config = SynthConfig { n: 360, seed: 5, max_len: 12, min_len: 3, ..Default::default() };

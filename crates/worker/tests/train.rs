@@ -13,7 +13,11 @@ const SMALL: &[&str] = &["d_model=32", "n_heads=2", "n_layers=1", "ff_dim=64", "
 fn synthetic_dataset() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("decsweep-worker-tests-{}", std::process::id()));
+        // Under cargo's scratch space for tests, one directory rewritten by every run: the
+        // dataset is large (the default synthetic one is 177 MB) and a per-process directory
+        // in /tmp was never removed.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("decsweep-worker-tests");
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("synth-seed0.safetensors");
         decsweep_data::save(&synthesize(&SynthConfig { seed: 0, ..Default::default() }), &path).unwrap();
