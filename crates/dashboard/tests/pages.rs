@@ -236,8 +236,9 @@ async fn the_resume_button_brings_a_cancelled_study_back_under_the_session_rules
     assert_eq!(pressed.json::<Value>().await.unwrap(), json!({ "resumed": 2, "was_cancelled": true }));
     let info = s.coordinator.study("back").await.unwrap();
     assert_eq!((info.counts.cancelled, info.counts.pending, info.counts.completed), (0, 2, 1));
-    let list = list(full).await;
+    let list = list(full.clone()).await;
     assert!(list.contains("status s-waiting") && !list.contains("status s-cancelled"), "{list}");
+    assert!(!page(full).await.contains("resume-study"), "no resume button once nothing is cancelled");
     s.stop().await;
 }
 

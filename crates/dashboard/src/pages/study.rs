@@ -110,8 +110,11 @@ pub(crate) async fn page(
             div.actions {
                 button #cancel-study data-action={ "/v1/studies/" (encode(&name)) "/cancel" } data-body="{}"
                     data-confirm={ "Cancel study " (name) "? Pending trials are cancelled and running ones stopped." } { "Cancel study" }
-                button #resume-study data-action={ "/v1/studies/" (encode(&name)) "/resume" } data-body="{}"
-                    title="Cancelled trials go back in the queue" { "Resume study" }
+                // Only where there is something to resume: cancelled trials.
+                @if by_status.get("cancelled").is_some_and(|&n| n > 0) {
+                    button #resume-study data-action={ "/v1/studies/" (encode(&name)) "/resume" } data-body="{}"
+                        title="Cancelled trials go back in the queue" { "Resume study" }
+                }
                 button #retry-failed data-action={ "/v1/studies/" (encode(&name)) "/retry" } data-body="{\"trial_id\":null}" { "Retry failed trials" }
                 span #action-result {}
             }
