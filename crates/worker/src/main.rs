@@ -98,12 +98,8 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// Dataset in decsweep's safetensors format (see `decsweep data synth` and tools/).
-    #[arg(long)]
-    data: PathBuf,
-    /// `baseline`: classifier from scratch; `dec`: AE → DEC → fine-tune.
-    #[arg(long, value_parser = parse_pipeline)]
-    pipeline: Pipeline,
+    #[command(flatten)]
+    run: RunnerArgs,
     /// Seed of the split, the initialisation and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -114,22 +110,6 @@ pub struct TrainArgs {
     /// Directory for metrics.json, curves.csv and classifier.safetensors (created).
     #[arg(long)]
     out: PathBuf,
-    /// `cpu`, `cuda`, `cuda:K`, or `auto` (CUDA when available).
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// Intra-op CPU threads for libtorch (default: libtorch's choice).
-    #[arg(long)]
-    threads: Option<i32>,
-    /// Directory of stage checkpoints shared between trials: a stage whose inputs (dataset,
-    /// seed, split, every parameter it and its upstream stages read) match a stored checkpoint
-    /// is loaded instead of trained.
-    #[arg(long)]
-    cache: Option<PathBuf>,
-    /// Supervised mode, used by the worker agent: after every epoch print the epoch as one JSON
-    /// line on stdout and read `continue` or `prune` from stdin before going on. `prune` (or
-    /// stdin closing) stops the trial; metrics.json then says `"status": "pruned"`.
-    #[arg(long)]
-    supervised: bool,
     /// Trial checkpoint file: the trial's resumable state (weights, optimiser, curves, ...) is
     /// saved there at epoch boundaries, and a run that finds a valid one for the same trial
     /// (dataset, pipeline, parameters, seed) resumes from it with the same results as a run that
@@ -138,8 +118,39 @@ pub struct TrainArgs {
     /// with status 75.
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
-    /// With --checkpoint: also save at the first epoch boundary after this many seconds of
-    /// training since the last save (never more than once an epoch; 0: every epoch).
+}
+
+/// What `train` and `train-pack` share: the data, the pipeline, where and how they compute, the
+/// stage cache, supervision by the agent, and how often a trial's state is saved.
+#[derive(clap::Args, Debug)]
+pub struct RunnerArgs {
+    /// Dataset in decsweep's safetensors format (see `decsweep data synth` and tools/); a pack's
+    /// members all read it.
+    #[arg(long)]
+    data: PathBuf,
+    /// `baseline`: classifier from scratch; `dec`: AE → DEC → fine-tune.
+    #[arg(long, value_parser = parse_pipeline)]
+    pipeline: Pipeline,
+    /// `cpu`, `cuda`, `cuda:K`, or `auto` (CUDA when available).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Intra-op CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Directory of stage checkpoints shared between trials, solo and packed: a stage whose
+    /// inputs (dataset, seed, split, every parameter it and its upstream stages read) match a
+    /// stored checkpoint is loaded instead of trained.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Supervised mode, used by the worker agent: after every epoch print the epoch as one JSON
+    /// line on stdout (naming the member, in a pack) and read `continue` or `prune` from stdin
+    /// before going on. `prune` (or stdin closing) stops the trial; metrics.json then says
+    /// `"status": "pruned"`.
+    #[arg(long)]
+    supervised: bool,
+    /// Where a trial's state is saved (`train --checkpoint`, a pack member's checkpoint file):
+    /// also save at the first epoch boundary after this many seconds of training since the last
+    /// save (never more than once an epoch; 0: every epoch).
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = parse_seconds)]
     checkpoint_every: f64,
 }

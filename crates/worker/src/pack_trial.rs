@@ -16,46 +16,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use decsweep_api::pack::PackFile;
-use decsweep_api::{Params, Pipeline, Stage};
+use decsweep_api::{Params, Stage};
 use decsweep_data::{PrepConfig, Prepared};
 use decsweep_model::{NoCache, PackMember, PackTrainer, StageCache, TrainError, TrainSet, TrialState};
 
 use crate::cache::DirCache;
 use crate::protocol::FailureKind;
 use crate::trial::{log_split, record_failure, CurvesWriter, TrialObserver, TrialRun};
-use crate::{checkpoint, device, Failure};
+use crate::{checkpoint, device, Failure, RunnerArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainPackArgs {
     /// JSON: `{"pack_id": …, "members": [{"trial_id", "seed", "params", "out", "checkpoint"}]}`.
     #[arg(long, value_name = "FILE")]
     pack_file: PathBuf,
-    /// Dataset in decsweep's safetensors format, shared by every member.
-    #[arg(long)]
-    data: PathBuf,
-    /// `baseline` or `dec`, shared by every member.
-    #[arg(long, value_parser = crate::parse_pipeline)]
-    pipeline: Pipeline,
     /// Where a failure of the whole pack leaves `error.json` (created).
     #[arg(long)]
     out: PathBuf,
-    /// `cpu`, `cuda`, `cuda:K`, or `auto`.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// Intra-op CPU threads for libtorch.
-    #[arg(long)]
-    threads: Option<i32>,
-    /// Directory of stage checkpoints shared with solo trials (as `train --cache`).
-    #[arg(long)]
-    cache: Option<PathBuf>,
-    /// Every member's epoch as a JSON line naming the member on stdout, answered by one reply
-    /// line on stdin for that member (crate::protocol).
-    #[arg(long)]
-    supervised: bool,
-    /// With members' checkpoint files: also save at the first epoch boundary after this many
-    /// seconds since the member's last save (0: every epoch).
-    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = crate::parse_seconds)]
-    checkpoint_every: f64,
+    #[command(flatten)]
+    run: RunnerArgs,
 }
 
 /// Reads and checks a pack file.
@@ -94,28 +73,28 @@ fn run(args: TrainPackArgs) -> Result<(), Failure> {
     for (i, m) in pack.members.iter().enumerate() {
         m.params.validate().map_err(|e| Failure::BadInput(anyhow!("member {i} (trial {}): {e}", m.trial_id)))?;
     }
-    let device = device::parse(&args.device).map_err(Failure::BadInput)?;
-    if let Some(n) = args.threads {
+    let device = device::parse(&args.run.device).map_err(Failure::BadInput)?;
+    if let Some(n) = args.run.threads {
         tch::set_num_threads(n);
     }
     let any_checkpoint = pack.members.iter().any(|m| m.checkpoint.is_some());
     let sigterm = if any_checkpoint { Some(checkpoint::watch_sigterm()?) } else { None };
-    let dataset = decsweep_data::load(&args.data).map_err(|e| Failure::BadInput(e.into()))?;
-    let dataset_hash = decsweep_data::content_hash(&args.data).map_err(|e| Failure::BadInput(e.into()))?;
+    let dataset = decsweep_data::load(&args.run.data).map_err(|e| Failure::BadInput(e.into()))?;
+    let dataset_hash = decsweep_data::content_hash(&args.run.data).map_err(|e| Failure::BadInput(e.into()))?;
     let mut prepped = Vec::with_capacity(pack.members.len());
     for (i, m) in pack.members.iter().enumerate() {
         let prepared = decsweep_data::prepare(&dataset, &PrepConfig::from_params(&m.params, m.seed))
-            .map_err(|e| Failure::BadInput(anyhow!("{} (member {i}): {e}", args.data.display())))?;
+            .map_err(|e| Failure::BadInput(anyhow!("{} (member {i}): {e}", args.run.data.display())))?;
         log_split(&prepared);
         fs::create_dir_all(&m.out).with_context(|| format!("creating {}", m.out.display()))?;
         let saver = match (&m.checkpoint, &sigterm) {
             (Some(path), Some(sigterm)) => Some(
                 checkpoint::Saver::new(
                     path,
-                    checkpoint::trial_identity(&dataset_hash, args.pipeline, &m.params, m.seed),
-                    Duration::from_secs_f64(args.checkpoint_every),
+                    checkpoint::trial_identity(&dataset_hash, args.run.pipeline, &m.params, m.seed),
+                    Duration::from_secs_f64(args.run.checkpoint_every),
                     sigterm.clone(),
-                    args.supervised,
+                    args.run.supervised,
                 )
                 .for_member(i),
             ),
@@ -126,9 +105,9 @@ fn run(args: TrainPackArgs) -> Result<(), Failure> {
         for record in resume.iter().flat_map(|s| &s.curves) {
             curves.append(record);
         }
-        let cache = match &args.cache {
+        let cache = match &args.run.cache {
             Some(dir) => Some(
-                DirCache::new(dir, &dataset_hash, &m.params, args.pipeline, m.seed)
+                DirCache::new(dir, &dataset_hash, &m.params, args.run.pipeline, m.seed)
                     .with_context(|| format!("creating cache directory {}", dir.display()))?,
             ),
             None => None,
@@ -138,7 +117,13 @@ fn run(args: TrainPackArgs) -> Result<(), Failure> {
             data: TrainSet::from_prepared(&prepared, device),
             prepared,
             cache,
-            observer: TrialObserver { curves, last_epoch: None, supervised: args.supervised, saver, member: Some(i) },
+            observer: TrialObserver {
+                curves,
+                last_epoch: None,
+                supervised: args.run.supervised,
+                saver,
+                member: Some(i),
+            },
             resume,
         });
     }
@@ -168,16 +153,16 @@ fn run(args: TrainPackArgs) -> Result<(), Failure> {
                 }
             })
             .collect();
-        PackTrainer { pipeline: args.pipeline, device }.run(members).map_err(|e| Failure::Failed(e.into()))?
+        PackTrainer { pipeline: args.run.pipeline, device }.run(members).map_err(|e| Failure::Failed(e.into()))?
     };
 
     let trials: Vec<i64> = pack.members.iter().map(|m| m.trial_id).collect();
     let mut suspended = 0;
     for (i, ((result, p), m)) in results.into_iter().zip(prepped).zip(&pack.members).enumerate() {
         let run = TrialRun {
-            pipeline: args.pipeline,
+            pipeline: args.run.pipeline,
             seed: m.seed,
-            data: &args.data,
+            data: &args.run.data,
             out: &m.out,
             params: &p.params,
             dataset_hash: &dataset_hash,

@@ -55,9 +55,9 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
         params.apply_assignment(assignment).map_err(|e| Failure::BadInput(anyhow!("--set {assignment}: {e}")))?;
     }
     params.validate().map_err(|e| Failure::BadInput(e.into()))?;
-    refuse_other_pipelines_params(&params, args.pipeline)?;
-    let device = device::parse(&args.device).map_err(Failure::BadInput)?;
-    if let Some(n) = args.threads {
+    refuse_other_pipelines_params(&params, args.run.pipeline)?;
+    let device = device::parse(&args.run.device).map_err(Failure::BadInput)?;
+    if let Some(n) = args.run.threads {
         tch::set_num_threads(n);
     }
     // Before the (possibly long) data preparation, so a SIGTERM during it still saves at the
@@ -67,10 +67,10 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
         None => None,
     };
 
-    let dataset = decsweep_data::load(&args.data).map_err(|e| Failure::BadInput(e.into()))?;
-    let dataset_hash = decsweep_data::content_hash(&args.data).map_err(|e| Failure::BadInput(e.into()))?;
+    let dataset = decsweep_data::load(&args.run.data).map_err(|e| Failure::BadInput(e.into()))?;
+    let dataset_hash = decsweep_data::content_hash(&args.run.data).map_err(|e| Failure::BadInput(e.into()))?;
     let prepared = decsweep_data::prepare(&dataset, &PrepConfig::from_params(&params, args.seed))
-        .map_err(|e| Failure::BadInput(anyhow!("{}: {e}", args.data.display())))?;
+        .map_err(|e| Failure::BadInput(anyhow!("{}: {e}", args.run.data.display())))?;
     drop(dataset);
     log_split(&prepared);
 
@@ -87,18 +87,18 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
     let saver = match (&args.checkpoint, sigterm) {
         (Some(path), Some(sigterm)) => Some(checkpoint::Saver::new(
             path,
-            checkpoint::trial_identity(&dataset_hash, args.pipeline, &params, args.seed),
-            Duration::from_secs_f64(args.checkpoint_every),
+            checkpoint::trial_identity(&dataset_hash, args.run.pipeline, &params, args.seed),
+            Duration::from_secs_f64(args.run.checkpoint_every),
             sigterm,
-            args.supervised,
+            args.run.supervised,
         )),
         _ => None,
     };
     let mut resume = saver.as_ref().and_then(checkpoint::Saver::load);
     let started = Instant::now();
-    let mut dir_cache = match &args.cache {
+    let mut dir_cache = match &args.run.cache {
         Some(dir) => Some(
-            DirCache::new(dir, &dataset_hash, &params, args.pipeline, args.seed)
+            DirCache::new(dir, &dataset_hash, &params, args.run.pipeline, args.seed)
                 .with_context(|| format!("creating cache directory {}", dir.display()))?,
         ),
         None => None,
@@ -106,7 +106,7 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
     let mut observer = TrialObserver {
         curves: CurvesWriter::create(&args.out.join("curves.csv"))?,
         last_epoch: None,
-        supervised: args.supervised,
+        supervised: args.run.supervised,
         saver,
         member: None,
     };
@@ -126,7 +126,7 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
             Some(c) => c,
             None => &mut NoCache,
         };
-        let result = trainer.run(args.pipeline, cache, &mut session);
+        let result = trainer.run(args.run.pipeline, cache, &mut session);
         drop(session);
         match result {
             // The state did not fit (nothing was trained): discard it and start afresh.
@@ -143,9 +143,9 @@ fn run(args: TrainArgs) -> Result<(), Failure> {
     };
     let reuses = dir_cache.map_or(0, |c| c.reuses);
     let run = TrialRun {
-        pipeline: args.pipeline,
+        pipeline: args.run.pipeline,
         seed: args.seed,
-        data: &args.data,
+        data: &args.run.data,
         out: &args.out,
         params: &params,
         dataset_hash: &dataset_hash,
