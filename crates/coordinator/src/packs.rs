@@ -8,6 +8,8 @@
 //! ([`WriteCtx::lease_pack`]); the pack id on those leases only records who trained together.
 //! Nothing here knows how a pack is trained.
 
+use std::collections::HashSet;
+
 use decsweep_api::pack::{PackKey, MAX_PACK};
 use decsweep_api::wire::{PackAsk, TrialJob};
 use decsweep_api::Stage;
@@ -49,9 +51,9 @@ impl WriteCtx {
             return Ok(Vec::new());
         }
         let head_resume = resume_point(self, head.trial_id)?;
-        let candidates: Vec<(i64, u32, String, i64)> = {
+        let candidates: Vec<(i64, u32, i64, String)> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT id, attempts, job, seed FROM trials
+                "SELECT id, attempts, seed, config_id FROM trials
                   WHERE study_id = ?1 AND status = 'pending' AND id > ?2 ORDER BY id LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![study_id, head.trial_id, MATES_SCANNED], |r| {
@@ -59,13 +61,25 @@ impl WriteCtx {
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        // A study's trials of one configuration (`config_id`, a hash of pipeline and parameters)
+        // have the same job but for the seed, so a configuration whose job is not of the head's
+        // key is skipped after its first trial: a queue of many seeds per configuration costs a
+        // few decodes, not thousands. A mate's own job is always read and checked.
+        let mut off_key: HashSet<String> = HashSet::new();
         let mut mates = Vec::new();
-        for (trial_id, attempts, job_json, seed) in candidates {
-            // A job that does not decode is failed when it reaches the head of the queue.
-            let Ok(job) = serde_json::from_str::<TrialJob>(&job_json) else { continue };
-            if PackKey::of_job(&job, &meta.dataset.sha256).as_ref() != Some(&key) {
+        for (trial_id, attempts, seed, config_id) in candidates {
+            if off_key.contains(&config_id) {
                 continue;
             }
+            let job: String = self.conn.query_row("SELECT job FROM trials WHERE id = ?1", [trial_id], |r| r.get(0))?;
+            // A job that does not decode is failed when it reaches the head of the queue.
+            let Some(job) = serde_json::from_str::<TrialJob>(&job)
+                .ok()
+                .filter(|job| PackKey::of_job(job, &meta.dataset.sha256).as_ref() == Some(&key))
+            else {
+                off_key.insert(config_id);
+                continue;
+            };
             if resume_point(self, trial_id)? != head_resume {
                 continue;
             }
