@@ -11,11 +11,17 @@ use maud::{html, Markup};
 use crate::format::num;
 
 /// The model's metrics, the objective first.
+/// The study's metrics, led as `table.md` leads: the objective's test counterpart (`test_`
+/// + objective, measured on the fixed test split) when the study has one, then the objective
+/// (validation, which selected checkpoints and steered the search), then the rest in order.
 fn metrics_objective_first<'m>(model: &'m StudyModel, objective: &str) -> Vec<&'m str> {
     let mut out: Vec<&str> = model.metrics.iter().map(String::as_str).collect();
-    if let Some(i) = out.iter().position(|m| *m == objective) {
-        let m = out.remove(i);
-        out.insert(0, m);
+    let test = format!("test_{objective}");
+    for lead in [objective, test.as_str()] {
+        if let Some(i) = out.iter().position(|m| *m == lead) {
+            let m = out.remove(i);
+            out.insert(0, m);
+        }
     }
     out
 }
@@ -174,10 +180,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_objective_comes_first() {
+    fn the_objective_comes_first_after_its_test_counterpart() {
         let mut model = StudyModel::of("s", &[], &Default::default());
         model.metrics = vec!["a".into(), "loss".into()];
         assert_eq!(metrics_objective_first(&model, "loss"), ["loss", "a"]);
         assert_eq!(interval_name(&model, "a"), "95% CI", "no interval anywhere: no method named");
+        // With a test split, the objective's test counterpart leads, as in table.md.
+        model.metrics =
+            vec!["accuracy".into(), "f1_weighted".into(), "test_accuracy".into(), "test_f1_weighted".into()];
+        assert_eq!(
+            metrics_objective_first(&model, "accuracy"),
+            ["test_accuracy", "accuracy", "f1_weighted", "test_f1_weighted"]
+        );
     }
 }
