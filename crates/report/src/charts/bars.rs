@@ -10,7 +10,7 @@ pub fn bars(class: &str, title: &str, items: &[(String, f64)]) -> Option<String>
     let (w, left, row) = (520.0, 170.0, 22.0);
     let height = 40.0 + row * items.len() as f64;
     let mut svg = Svg::new(w, height);
-    svg.text((w / 2.0, 18.0), title, Anchor::Middle, 13.0, None);
+    svg.title((w / 2.0, 18.0), title, w - 10.0);
     let max = items.iter().map(|(_, v)| *v).filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-12);
     for (i, (label, value)) in items.iter().enumerate() {
         let y = 32.0 + row * i as f64;

@@ -63,7 +63,7 @@ pub fn line_chart(
     let x = Scale::fit(all.iter().map(|p| p.0), x_log, LEFT, W - RIGHT);
     let y = Scale::fit(all.iter().map(|p| p.1), false, H - BOTTOM, TOP);
     let mut svg = Svg::new(W, height);
-    svg.text((W / 2.0, 18.0), title, Anchor::Middle, 13.0, None);
+    svg.title((W / 2.0, 18.0), title, W - 10.0);
     axes(&mut svg, &x, &y, x_label, y_label);
     for s in series {
         let pts: Vec<(f64, f64)> = s.points.iter().filter(finite).map(|&(a, b)| (x.px(a), y.px(b))).collect();

@@ -90,13 +90,7 @@ pub fn parallel(
     let (lo, hi) =
         lines.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), l| (a.min(l.objective), b.max(l.objective)));
     let mut svg = Svg::new(width, 350.0);
-    svg.text(
-        (width / 2.0, 16.0),
-        &format!("Parallel coordinates, coloured by {objective}"),
-        Anchor::Middle,
-        13.0,
-        None,
-    );
+    svg.title((width / 2.0, 16.0), &format!("Parallel coordinates, coloured by {objective}"), width - 10.0);
     // Worst first, so the best lines are drawn on top.
     let mut order: Vec<&&Line> = lines.iter().collect();
     order.sort_by(|a, b| {

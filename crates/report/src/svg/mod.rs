@@ -231,6 +231,15 @@ impl Svg {
         ));
     }
 
+    /// A chart's title centred at (x, y) in 13 px type, smaller when it would be wider than
+    /// `width` (estimating 0.6 em a character, generous for sans-serif): a title wider than its
+    /// picture is cut off at both ends.
+    pub(crate) fn title(&mut self, (x, y): (f64, f64), text: &str, width: f64) {
+        let chars = text.chars().count().max(1) as f64;
+        let size = (width / (0.6 * chars)).clamp(8.0, 13.0);
+        self.text((x, y), text, Anchor::Middle, size, None);
+    }
+
     /// Text at (x, y) (the baseline), optionally rotated by `rotate` degrees about that point.
     pub(crate) fn text(&mut self, (x, y): (f64, f64), text: &str, anchor: Anchor, size: f64, rotate: Option<f64>) {
         let transform = rotate
@@ -326,6 +335,21 @@ pub(crate) fn assert_well_formed(doc: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_title_gets_smaller_type_to_fit_and_a_short_one_keeps_13_px() {
+        let size = |title: &str, width: f64| {
+            let mut svg = Svg::new(width, 50.0);
+            svg.title((width / 2.0, 18.0), title, width - 10.0);
+            let doc = svg.finish();
+            let at = doc.find("font-size=\"").unwrap() + "font-size=\"".len();
+            doc[at..].split('"').next().unwrap().parse::<f64>().unwrap()
+        };
+        assert_eq!(size("Accuracy", 520.0), 13.0);
+        let long = "Validation accuracy per epoch, by configuration (recent trials; pruned dashed ×)";
+        let s = size(long, 520.0);
+        assert!(s < 13.0 && 0.6 * s * long.chars().count() as f64 <= 510.0, "{s}");
+    }
 
     #[test]
     fn text_and_attributes_are_escaped() {
