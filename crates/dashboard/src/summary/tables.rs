@@ -11,9 +11,9 @@ use maud::{html, Markup};
 use crate::format::num;
 
 /// The model's metrics, the objective first.
-/// The study's metrics, led as `table.md` leads: the objective's test counterpart (`test_`
-/// + objective, measured on the fixed test split) when the study has one, then the objective
-/// (validation, which selected checkpoints and steered the search), then the rest in order.
+/// The study's metrics, led as `table.md` leads: the objective's test counterpart (its name
+/// with `test_` before it, measured on the fixed test split) when the study has one, then the
+/// objective (validation, which selected checkpoints and steered the search), then the rest.
 fn metrics_objective_first<'m>(model: &'m StudyModel, objective: &str) -> Vec<&'m str> {
     let mut out: Vec<&str> = model.metrics.iter().map(String::as_str).collect();
     let test = format!("test_{objective}");
