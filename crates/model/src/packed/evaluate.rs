@@ -11,7 +11,7 @@ use tch::Tensor;
 use super::batches::PackedRows;
 use super::layers::Stack;
 use super::nets::Nets;
-use super::pack::{member_labels, per_member_rows, Evaluated, TestRows};
+use super::pack::{per_member_rows, Evaluated, TestRows};
 use crate::evaluate::evaluation_of_logits;
 use crate::resume::BestSoFar;
 use crate::ModelConfig;
@@ -42,8 +42,8 @@ pub(super) fn best_epochs(
             let param_count =
                 trainable.iter().filter_map(|name| best.weights.get(name)).map(|t| t.numel() as i64).sum();
             Evaluated {
-                val: evaluation_of_logits(val_logits, &member_labels(val, s)),
-                test: test.present[s].then(|| evaluation_of_logits(test_logits, &member_labels(&test.rows, s))),
+                val: evaluation_of_logits(val_logits, &val.labels(s)),
+                test: test.present[s].then(|| evaluation_of_logits(test_logits, &test.rows.labels(s))),
                 best,
                 param_count,
             }

@@ -369,7 +369,7 @@ impl Round<'_> {
                     let evals: Vec<_> = logits
                         .iter()
                         .enumerate()
-                        .map(|(p, l)| evaluation_of_logits(l, &member_labels(data.val, slots[p])))
+                        .map(|(p, l)| evaluation_of_logits(l, &data.val.labels(slots[p])))
                         .collect();
                     (evals.iter().map(|e| e.loss).collect(), evals.iter().map(|e| Some(e.metrics.accuracy)).collect())
                 }
@@ -432,7 +432,7 @@ impl Round<'_> {
                     let predicted = crate::losses::class_probabilities(&q, &map.get(p as i64)).argmax(1, false);
                     predicted
                         .to_kind(Kind::Float)
-                        .eq_tensor(&member_labels(labeled, s))
+                        .eq_tensor(&labeled.labels(s))
                         .to_kind(Kind::Double)
                         .mean(Kind::Double)
                         .double_value(&[])
@@ -481,11 +481,6 @@ pub(super) fn per_member_rows(slots: &[usize], rows: &PackedRows, f: impl Fn(&St
         }
     }
     parts.into_iter().map(|p| Tensor::cat(&p, 0)).collect()
-}
-
-/// Member `s`'s labels in `rows`.
-pub(super) fn member_labels(rows: &PackedRows, s: usize) -> Tensor {
-    rows.labels(s)
 }
 
 /// Per-row tensors of every member (a member without one: zeros) concatenated in `rows`' row

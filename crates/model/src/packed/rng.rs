@@ -26,15 +26,12 @@ use decsweep_api::Stage;
 /// The key of a member at one training step: SplitMix64 of (seed, stage, epoch, step), as a
 /// non-negative torch seed.
 pub fn step_key(seed: u64, stage: Stage, epoch: u64, step: u64) -> i64 {
-    let mut z = seed
+    let z = seed
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add((stage as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9))
         .wrapping_add(epoch.wrapping_mul(0x94D0_49BB_1331_11EB))
         .wrapping_add(step.wrapping_mul(0xD6E8_FEB8_6659_FD93));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 1) as i64
+    (mix64(z) >> 1) as i64
 }
 
 /// `[K, per_member]` inverted-dropout factors: row `k` holds 0 where member `k` drops an element
@@ -121,7 +118,11 @@ fn counter_bits(key: u64, j: u64) -> u64 {
 }
 
 fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    mix64(x.wrapping_add(0x9E37_79B9_7F4A_7C15))
+}
+
+/// SplitMix64's output function (Stafford's Mix13): what `step_key` and `splitmix64` share.
+fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
